@@ -1,0 +1,54 @@
+"""Backends turn plans into files for one target. One module per target, one registry line each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from loopc.compiler.plan import Plan
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    """Compile options every backend understands.
+
+    ``python``: interpreter the emitted jobs call (workers need only loopc installed).
+    ``root``: project directory at run time (data and state are relative to it); None means
+    the job's ``$LOOPC_ROOT``, else its working directory.
+    """
+
+    python: str = "python3"
+    root: str | None = None
+
+
+class Backend(Protocol):
+    """A compile target."""
+
+    name: str
+
+    def check(self, plans: list[Plan], options: EmitOptions) -> list[str]:
+        """Problems that stop this target from running these plans (empty: fine)."""
+
+    def render(self, plans: list[Plan], options: EmitOptions) -> dict[str, str]:
+        """Relative path -> file text; byte-identical for the same input."""
+
+
+def backends() -> dict[str, Backend]:
+    """Name -> backend; imported lazily so a missing target never breaks the others."""
+    registry: dict[str, Backend] = {}
+    from loopc.compiler.backends import local
+
+    registry["local"] = local.BACKEND
+    try:
+        from loopc.compiler.backends import airflow
+
+        registry["airflow"] = airflow.BACKEND
+    except ImportError:
+        pass
+    try:
+        from loopc.compiler.backends import slurm
+
+        registry["slurm"] = slurm.BACKEND
+    except ImportError:
+        pass
+    return registry

@@ -1,0 +1,59 @@
+"""Rendering helpers shared by every backend: one Jinja environment per target, safe filters.
+
+Templates never put a spec value between hand-written quotes: every value goes
+through ``pyrepr`` (a Python literal), ``shquote`` (one shell word) or ``ident``
+(a Python/Airflow-safe identifier).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from functools import lru_cache
+from importlib import metadata
+
+import jinja2
+
+
+def loopc_version() -> str:
+    """The installed loopc version (one place, used in generated headers)."""
+    try:
+        return metadata.version("loopc")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def pyrepr(value: object) -> str:
+    """A Python literal for ``value``; strings become repr() literals, safe inside code."""
+    return repr(value)
+
+
+def shquote(value: object) -> str:
+    """One shell word for ``value`` (shlex.quote of its str())."""
+    return shlex.quote(str(value))
+
+
+def ident(value: object) -> str:
+    """A Python identifier derived from ``value``: non [A-Za-z0-9_] become '_', no leading digit."""
+    text = re.sub(r"[^A-Za-z0-9_]", "_", str(value))
+    return text if text and not text[0].isdigit() else f"_{text}"
+
+
+@lru_cache(maxsize=None)
+def environment(target: str) -> jinja2.Environment:
+    """The Jinja environment for one target's templates (loopc.templates/<target>/)."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("loopc.templates", target),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pyrepr=pyrepr, shquote=shquote, ident=ident)
+    return env
+
+
+def render(target: str, template: str, **context: object) -> str:
+    """Render one template of ``target`` with LF endings."""
+    return environment(target).get_template(template).render(**context).replace("\r\n", "\n")

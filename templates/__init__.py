@@ -1,0 +1,1 @@
+"""Jinja templates for the compile targets, one folder per target (package data)."""

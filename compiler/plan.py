@@ -7,8 +7,15 @@ The types here are the contract between the planner and the backends
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import networkx as nx
+
+from loopc.compiler.errors import SpecError, SpecErrors
+from loopc.compiler.fingerprint import step_fingerprint
+from loopc.compiler.models import Resources, Spec, parse_duration, parse_memory_mb
+from loopc.compiler.plan_steps import StepSpec, monitor_steps, training_steps
 
 PlanKind = Literal["train", "monitor"]
 STEP_FORMAT = 1
@@ -87,8 +94,6 @@ class Plan:
 
 def step_document(plan: Plan, step: Step) -> dict[str, Any]:
     """The JSON document ``python -m loopc.runtime run-step`` reads (see runtime/step.py)."""
-    from dataclasses import asdict
-
     return {
         "format": STEP_FORMAT,
         "pipeline": plan.pipeline,
@@ -109,3 +114,99 @@ def step_document(plan: Plan, step: Step) -> dict[str, Any]:
 def step_json(plan: Plan, step: Step) -> str:
     """Deterministic text of a step document: sorted keys, two-space indent, LF, trailing newline."""
     return json.dumps(step_document(plan, step), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------- the planner
+
+STAGES = {
+    "validate": "data", "split": "data", "features": "features", "train": "train", "select": "train",
+    "evaluate": "evaluate", "gate": "evaluate", "register": "deploy", "shadow": "deploy",
+    "promote": "deploy", "monitor": "monitor",
+}
+NOT_CACHEABLE = frozenset({"gate", "register", "shadow", "promote", "monitor"})
+_RESOURCE_UNITS = {"memory": ("memory_mb", parse_memory_mb), "time": ("time_s", parse_duration),
+                   "retry_delay": ("retry_delay_s", parse_duration)}
+
+
+class StepGraph:
+    """The only DiGraph of the compiler: step ids as nodes, an edge from each dep to its step."""
+
+    def __init__(self, source: str = "<spec>"):
+        self._graph = nx.DiGraph()
+        self._source = source
+
+    def add(self, step: StepSpec) -> None:
+        if step.id in self._graph and self._graph.nodes[step.id].get("step") is not None:
+            raise SpecErrors([SpecError(self._source, 0, 0, "LPC704", step.id, f"step id '{step.id}' is planned twice")])
+        self._graph.add_node(step.id, step=step)
+        for dep in step.deps:
+            self._graph.add_edge(dep, step.id)
+
+    def order(self) -> list[StepSpec]:
+        """Steps in lexicographic topological order; SpecErrors naming the cycle if there is one."""
+        missing = sorted(n for n, data in self._graph.nodes(data=True) if data.get("step") is None)
+        if missing:
+            users = sorted(self._graph.successors(missing[0]))
+            raise SpecErrors([SpecError(self._source, 0, 0, "LPC705", users[0],
+                                        f"step '{users[0]}' depends on unknown step '{missing[0]}'")])
+        try:
+            return [self._graph.nodes[n]["step"] for n in nx.lexicographical_topological_sort(self._graph)]
+        except nx.NetworkXUnfeasible:
+            cycle = [u for u, _ in nx.find_cycle(self._graph)]
+            path = " -> ".join([*cycle, cycle[0]])
+            raise SpecErrors([SpecError(self._source, 0, 0, "LPC701", cycle[0], f"Cycle: {path}",
+                                        "remove one of these dependencies")]) from None
+
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted(self._graph.edges())
+
+
+def step_resources(*layers: Resources) -> StepResources:
+    """StepResources from spec Resources; later layers override earlier ones where set."""
+    values = asdict(StepResources())
+    for layer in layers:
+        for name, value in layer.model_dump().items():
+            if value is None:
+                continue
+            key, convert = _RESOURCE_UNITS.get(name, (name, lambda v: v))
+            values[key] = convert(value)
+    return StepResources(**values)
+
+
+def _place(steps: list[StepSpec], spec: Spec, source: str) -> tuple[Step, ...]:
+    """Order the steps, attach stage, resources, cacheability and fingerprints."""
+    graph = StepGraph(source)
+    for step in steps:
+        graph.add(step)
+    defaults, train = step_resources(spec.pipeline.resources), step_resources(spec.pipeline.resources,
+                                                                              spec.model.resources)
+    done: dict[str, Step] = {}
+    for item in graph.order():
+        fingerprint = step_fingerprint(item.kind, item.config, (done[d].fingerprint for d in item.deps), STEP_FORMAT)
+        done[item.id] = Step(
+            id=item.id, kind=item.kind, stage=STAGES[item.kind], config=item.config, deps=item.deps,
+            fingerprint=fingerprint, resources=train if item.kind == "train" else defaults,
+            cacheable=item.kind not in NOT_CACHEABLE, array=item.array, array_index=item.array_index,
+            description=item.description,
+        )
+    return tuple(done.values())
+
+
+def plan_pipeline(
+    spec: Spec, *, spec_hash: str, sweep_points: list[dict[str, Any]] | None = None, source: str = "<spec>"
+) -> list[Plan]:
+    """The training plan, plus ``<name>_monitor`` (triggers the training plan) when the spec has monitors.
+
+    ``sweep_points``: CLI multirun points ({"model.optimizer.lr": 0.01}); each becomes a train trial,
+    crossed with ``model.sweep``. ``source`` names the spec file in errors.
+    """
+    pipeline = spec.pipeline
+    common = {"description": pipeline.description, "owner": pipeline.owner, "tags": tuple(pipeline.tags),
+              "state_dir": pipeline.state_dir, "spec_hash": spec_hash}
+    plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source), spec, source),
+                  schedule=pipeline.schedule, **common)]
+    if spec.monitors:
+        schedule = spec.monitors[min(spec.monitors)].schedule
+        plans.append(Plan(pipeline.name, "monitor", _place(monitor_steps(spec), spec, source),
+                          schedule=schedule, triggers=plans[0].name, **common))
+    return plans

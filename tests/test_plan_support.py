@@ -1,0 +1,56 @@
+"""Shared helpers for the planner and local-backend tests: load the example specs (no tests here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loopc.compiler.fingerprint import canonical_json, sha256_text
+from loopc.compiler.models import Spec
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
+EXAMPLE_NAMES = ("churn", "demand")
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge of mappings, ``top`` wins (OmegaConf merge semantics for plain dicts)."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _group_tree(folder: Path, group: str, option: str) -> dict[str, Any]:
+    text = (folder / group / f"{option}.yaml").read_text()
+    header = re.search(r"^#\s*@package\s+(\S+)", text, re.M)
+    tree: Any = yaml.safe_load(text)
+    for part in reversed((header.group(1) if header else group).split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def compose_tree(pipeline_file: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """The example's composed tree: defaults list (group: option, _self_ last) merged in order."""
+    own = yaml.safe_load(pipeline_file.read_text())
+    defaults = own.pop("defaults", [])
+    tree: dict[str, Any] = {}
+    for entry in defaults:
+        if entry == "_self_":
+            tree = merge(tree, own)
+            continue
+        (group, option), = entry.items()
+        tree = merge(tree, _group_tree(pipeline_file.parent, group, (choices or {}).get(group, option)))
+    return tree if "_self_" in defaults else merge(tree, own)
+
+
+def spec_from_tree(tree: dict[str, Any]) -> tuple[Spec, str]:
+    spec = Spec.model_validate(tree)
+    return spec, sha256_text(canonical_json(spec.model_dump(mode="json")))
+
+
+def example_spec(name: str, **choices: str) -> tuple[Spec, str]:
+    """(Spec, spec_hash) of an example, e.g. example_spec("churn", model="mlp")."""
+    return spec_from_tree(compose_tree(EXAMPLES / name / "pipeline.yaml", choices))

@@ -1,0 +1,338 @@
+"""Train a model with JAX + optax: device-resident data, whole epochs compiled, early stopping, resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import checkpoint as ckpt
+from .checkpoint import load_params, save_params
+from .epoch import EpochPlan, data_mesh, make_epoch, make_evaluate, plan_epoch, put_replicated
+from .nets import DTYPES, TrainError, init_params, output_width
+from .optim import build_optimizer
+from .predict import predict
+
+__all__ = ["TrainError", "TrainResult", "train_model", "predict", "save_params", "load_params"]
+
+EVAL_CHUNK = 16384
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training produced. ``params`` are numpy arrays; ``history`` has one dict per epoch."""
+
+    params: dict
+    history: list[dict]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    rows_per_second: float
+    compile_seconds: float = 0.0
+    devices: int = 1
+
+
+@dataclass
+class _Progress:
+    """Mutable loop state: exactly what a checkpoint holds."""
+
+    params: dict
+    opt_state: object
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_params: dict | None = None
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+
+
+def _labels(task: str, y: np.ndarray, num_classes: int | None, where: str) -> np.ndarray:
+    """Labels as float32 (binary, regression) or int32 class ids (multiclass), checked."""
+    y = np.asarray(y).reshape(-1)
+    if task == "multiclass_classification":
+        ids = y.astype(np.int64)
+        if not np.array_equal(ids, y) or (ids.size and (ids.min() < 0 or ids.max() >= num_classes)):
+            raise TrainError(f"{where} labels must be class ids 0..{num_classes - 1}")
+        return ids.astype(np.int32)
+    y = y.astype(np.float32)
+    if not np.all(np.isfinite(y)):
+        raise TrainError(f"{where} labels contain NaN or infinity; drop or impute those rows")
+    if task == "binary_classification" and not np.all((y == 0) | (y == 1)):
+        raise TrainError(f"{where} labels of a binary_classification model must be 0 or 1")
+    return y
+
+
+def _features(x: np.ndarray, rows: int, where: str) -> np.ndarray:
+    """A finite float32 [rows, n_features] matrix, or a TrainError."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] != rows:
+        raise TrainError(f"{where} features must be a 2-D matrix with one row per label, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise TrainError(f"{where} features contain NaN or infinity; add an impute transform")
+    return x
+
+
+def _row_weights(task: str, y: np.ndarray, num_classes: int | None, class_weight, sample_weight) -> np.ndarray:
+    """Per-row training weights: sample_weight times balanced class weights n / (k * n_class)."""
+    weights = np.ones(len(y), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
+    if weights.shape != (len(y),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise TrainError("sample_weight must be one finite, non-negative weight per training row")
+    if class_weight is None:
+        return weights
+    if class_weight != "balanced" or task == "regression":
+        raise TrainError(f"class_weight '{class_weight}' is not supported for {task}; use 'balanced' or none")
+    return weights * _balanced_weights(task, y, num_classes)[y.astype(np.int64)]
+
+
+def _balanced_weights(task: str, y: np.ndarray, num_classes: int | None) -> np.ndarray:
+    """Weight per class id: n / (k * n_c), 1.0 for classes absent from ``y``."""
+    k = 2 if task == "binary_classification" else int(num_classes)
+    counts = np.bincount(y.astype(np.int64), minlength=k).astype(np.float64)
+    return np.where(counts > 0, len(y) / (k * np.maximum(counts, 1)), 1.0).astype(np.float32)
+
+
+def _target_scaling(task: str, y: np.ndarray) -> tuple[float, float]:
+    """Regression trains on standardized targets: (shift, scale); identity for classification."""
+    if task != "regression" or len(y) == 0:
+        return 0.0, 1.0
+    scale = float(np.std(y))
+    return float(np.mean(y)), scale if scale > 0 else 1.0
+
+
+def _pad_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray, multiple: int):
+    """Pad to a multiple of ``multiple`` rows; padded rows get weight 0."""
+    extra = (-len(y)) % multiple
+    pad = lambda a: np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])  # noqa: E731
+    return pad(x), pad(y), pad(w)
+
+
+def _fingerprint(**parts) -> str:
+    """A digest of everything a checkpoint must match before it may be resumed."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _save(directory: Path, progress: _Progress, fingerprint: str, rng: np.ndarray) -> None:
+    """Write the loop state; the optimizer state is stored as its flat list of leaves."""
+    trees = {"params": progress.params}
+    if progress.best_params is not None:
+        trees["best_params"] = progress.best_params
+    meta = {
+        "fingerprint": fingerprint, "epoch": progress.epoch, "history": progress.history,
+        "best_val": progress.best_val if math.isfinite(progress.best_val) else None,
+        "best_epoch": progress.best_epoch, "bad_epochs": progress.bad_epochs,
+        "finished": progress.finished, "stopped_early": progress.stopped_early,
+    }
+    leaves = {"opt_state": jax.tree_util.tree_leaves(progress.opt_state), "rng": [rng]}
+    ckpt.save_checkpoint(directory, jax.device_get(trees), jax.device_get(leaves), meta)
+
+
+def _resume(directory: Path, fingerprint: str, progress: _Progress) -> _Progress:
+    """Loop state from ``directory``'s checkpoint, or ``progress`` unchanged when there is none."""
+    loaded = ckpt.load_checkpoint(directory)
+    if loaded is None:
+        return progress
+    arrays, meta = loaded
+    if meta.get("fingerprint") != fingerprint:
+        raise TrainError(
+            f"the checkpoint in {directory} was written for different data or settings; "
+            "delete it (or use another checkpoint directory) to train from scratch"
+        )
+    treedef = jax.tree_util.tree_structure(progress.opt_state)
+    best = ckpt.subtree(arrays, "best_params") if any(k.startswith("best_params/") for k in arrays) else None
+    return _Progress(
+        params=ckpt.subtree(arrays, "params"),
+        opt_state=jax.tree_util.tree_unflatten(treedef, ckpt.leaf_list(arrays, "opt_state")),
+        epoch=meta["epoch"], history=meta["history"], best_params=best,
+        best_val=math.inf if meta["best_val"] is None else meta["best_val"], best_epoch=meta["best_epoch"],
+        bad_epochs=meta["bad_epochs"], finished=meta["finished"], stopped_early=meta["stopped_early"],
+    )
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Everything the epoch loop needs that does not change between epochs."""
+
+    epoch_fn: object
+    eval_fn: object | None
+    train_data: tuple
+    valid_data: tuple | None
+    loss_scale: float
+    rows: int
+    compile_seconds: float
+
+
+def _compile(task, architecture, dtype, tx, plan: EpochPlan, mesh, progress, train_data, valid_data):
+    """Compile the epoch and validation functions ahead of time; returns them and the seconds spent."""
+    started = time.perf_counter()
+    key = jax.random.PRNGKey(0)
+    epoch_fn = make_epoch(task, architecture, dtype, tx, plan, mesh)
+    epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, key).compile()
+    eval_fn = None
+    if valid_data is not None:
+        eval_fn = make_evaluate(task, architecture, dtype, min(EVAL_CHUNK, len(valid_data[1])))
+        eval_fn = eval_fn.lower(progress.params, *valid_data).compile()
+    return epoch_fn, eval_fn, time.perf_counter() - started
+
+
+def _device_data(x, y, w, dtype, mesh, chunk: int | None = None) -> tuple:
+    """Rows on the device(s), features already in the compute dtype; optionally padded to ``chunk``."""
+    if chunk is not None:
+        x, y, w = _pad_rows(x, y, w, min(chunk, max(len(y), 1)))
+    return tuple(put_replicated(a, mesh) for a in (x.astype(dtype), y, w))
+
+
+def _host_copy(tree):
+    """Numpy copies that stay valid after the device buffers are donated to the next epoch."""
+    return jax.tree_util.tree_map(lambda a: np.array(a, copy=True), tree)
+
+
+def _improved(progress: _Progress, val_loss: float, min_delta: float) -> bool:
+    """True when ``val_loss`` beats the best so far by more than ``min_delta``."""
+    return val_loss < progress.best_val - min_delta
+
+
+def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None) -> None:
+    """Train one epoch, evaluate, update history and early-stopping state in place."""
+    started = time.perf_counter()
+    key = jax.random.fold_in(loop_key, progress.epoch)
+    params, opt_state, train_loss = setup.epoch_fn(progress.params, progress.opt_state, *setup.train_data, key)
+    val_loss = setup.eval_fn(params, *setup.valid_data) if setup.eval_fn is not None else None
+    train_loss = float(train_loss) * setup.loss_scale
+    val_loss = None if val_loss is None else float(val_loss) * setup.loss_scale
+    seconds = time.perf_counter() - started
+    progress.epoch += 1
+    if not math.isfinite(train_loss) or (val_loss is not None and not math.isfinite(val_loss)):
+        raise TrainError(
+            f"training diverged in epoch {progress.epoch} (loss {train_loss}); "
+            "lower optimizer.lr or set optimizer.clip_norm"
+        )
+    progress.params, progress.opt_state = params, opt_state
+    progress.history.append({"epoch": progress.epoch, "train_loss": train_loss, "val_loss": val_loss,
+                             "seconds": seconds})
+    if early is None or val_loss is None:
+        return
+    if _improved(progress, val_loss, float(early.get("min_delta", 0.0))):
+        progress.best_val, progress.best_epoch, progress.bad_epochs = val_loss, progress.epoch, 0
+        progress.best_params = _host_copy(params)
+    else:
+        progress.bad_epochs += 1
+        progress.stopped_early = progress.bad_epochs >= int(early.get("patience", 3))
+
+
+def _prepare(x_train, y_train, x_valid, y_valid, task, num_classes, training, sample_weight):
+    """Checked host arrays: (x, y, w) for train and valid, and the regression target scaling."""
+    y_tr = _labels(task, y_train, num_classes, "training")
+    y_va = _labels(task, y_valid, num_classes, "validation")
+    x_tr, x_va = _features(x_train, len(y_tr), "training"), _features(x_valid, len(y_va), "validation")
+    if len(y_tr) == 0:
+        raise TrainError("the training split has no rows; check the dataset and its split fractions")
+    if x_va.shape[0] and x_va.shape[1] != x_tr.shape[1]:
+        raise TrainError(f"validation has {x_va.shape[1]} features, training has {x_tr.shape[1]}")
+    class_weight = training.get("class_weight")
+    w_tr = _row_weights(task, y_tr, num_classes, class_weight, sample_weight)
+    w_va = np.ones(len(y_va), np.float32)
+    if class_weight is not None:
+        w_va = _balanced_weights(task, y_tr, num_classes)[y_va.astype(np.int64)]
+    shift, scale = _target_scaling(task, y_tr)
+    if task == "regression":
+        y_tr, y_va = (y_tr - shift) / scale, (y_va - shift) / scale
+    return (x_tr, y_tr, w_tr), (x_va, y_va, w_va), (shift, scale)
+
+
+def _final_params(progress: _Progress, early: dict | None, task: str, scaling) -> dict:
+    """Best params under early stopping, else the last; regression adds its target scaling."""
+    chosen = progress.best_params if early is not None and progress.best_params is not None else progress.params
+    params = _host_copy(chosen)
+    if task == "regression":
+        params["target"] = {"shift": np.float32(scaling[0]), "scale": np.float32(scaling[1])}
+    return params
+
+
+def _best_epoch(progress: _Progress, early: dict | None) -> int:
+    """The epoch whose params are kept (early stopping) or with the lowest val_loss."""
+    if early is not None:
+        return progress.best_epoch
+    scored = [(h["val_loss"], h["epoch"]) for h in progress.history if h["val_loss"] is not None]
+    return min(scored)[1] if scored else progress.epoch
+
+
+def train_model(
+    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, *,
+    task: str, num_classes: int | None, architecture: dict, optimizer: dict, schedule: dict, training: dict,
+    precision: str = "float32", checkpoint_dir: Path | None = None, sample_weight: np.ndarray | None = None,
+    max_epochs_this_call: int | None = None,
+) -> TrainResult:
+    """Train on device-resident data, one compiled ``lax.scan`` per epoch; see docs/performance.md.
+
+    Dicts are ``model_dump(mode="json")`` of the spec's Model sections. With ``checkpoint_dir`` the
+    loop state is saved every ``training.checkpoint_every`` epochs and when the call ends, and a
+    later call resumes from it (ending with the same params as an uninterrupted run);
+    ``max_epochs_this_call`` stops after that many epochs (e.g. a time-limited Slurm job).
+    With early stopping the best params are returned, otherwise the last epoch's.
+    """
+    if precision not in DTYPES:
+        raise TrainError(f"unknown precision '{precision}'; use one of {', '.join(DTYPES)}")
+    train, valid, scaling = _prepare(x_train, y_train, x_valid, y_valid, task, num_classes, training,
+                                     sample_weight)
+    early = training.get("early_stopping")
+    if early is not None and len(valid[1]) == 0:
+        raise TrainError("early stopping needs validation rows, but the validation split is empty")
+    mesh, dtype = data_mesh(), DTYPES[precision]
+    plan = plan_epoch(len(train[1]), int(training.get("batch_size", 256)), 1 if mesh is None else mesh.size)
+    epochs = int(training.get("epochs", 10))
+    tx = build_optimizer(optimizer, schedule, epochs * plan.batches)
+    init_key, loop_key = jax.random.split(jax.random.PRNGKey(int(training.get("seed", 0))))
+    params = init_params(architecture, train[0].shape[1], output_width(task, num_classes), init_key)
+    progress = _Progress(params=params, opt_state=tx.init(params))
+    fingerprint = _fingerprint(
+        task=task, num_classes=num_classes, architecture=architecture, optimizer=optimizer, schedule=schedule,
+        training={k: v for k, v in training.items() if k != "checkpoint_every"}, precision=precision,
+        shapes=[train[0].shape, valid[0].shape], devices=plan.batch,
+    )
+    if checkpoint_dir is not None:
+        progress = _resume(Path(checkpoint_dir), fingerprint, progress)
+    setup = _setup(task, architecture, dtype, tx, plan, mesh, progress, train, valid, scaling)
+    ran = _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint,
+                max_epochs_this_call)
+    seconds = sum(h["seconds"] for h in progress.history[len(progress.history) - ran:]) if ran else 0.0
+    return TrainResult(
+        params=_final_params(progress, early, task, scaling), history=list(progress.history),
+        best_epoch=_best_epoch(progress, early), epochs_run=progress.epoch, stopped_early=progress.stopped_early,
+        rows_per_second=plan.rows * ran / seconds if seconds > 0 else 0.0,
+        compile_seconds=setup.compile_seconds, devices=1 if mesh is None else mesh.size,
+    )
+
+
+def _setup(task, architecture, dtype, tx, plan, mesh, progress, train, valid, scaling) -> _Setup:
+    """Put the data on the device(s) and compile; skipped work costs nothing when already finished."""
+    train_data = _device_data(*train, dtype, mesh)
+    valid_data = _device_data(*valid, dtype, mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
+    if progress.finished:
+        return _Setup(None, None, train_data, valid_data, scaling[1] ** 2, plan.rows, 0.0)
+    epoch_fn, eval_fn, seconds = _compile(task, architecture, dtype, tx, plan, mesh, progress, train_data,
+                                          valid_data)
+    return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, plan.rows, seconds)
+
+
+def _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint, limit) -> int:
+    """Run epochs until done, stopped early or ``limit`` reached; returns epochs run in this call."""
+    every = int(training.get("checkpoint_every", 1))
+    rng = np.asarray(jax.random.key_data(loop_key)) if hasattr(jax.random, "key_data") else np.asarray(loop_key)
+    ran = 0
+    while not progress.finished and (limit is None or ran < limit):
+        _run_epoch(setup, progress, loop_key, early)
+        ran += 1
+        progress.finished = progress.stopped_early or progress.epoch >= epochs
+        last_of_call = progress.finished or (limit is not None and ran >= limit)
+        if checkpoint_dir is not None and (progress.epoch % every == 0 or last_of_call):
+            _save(Path(checkpoint_dir), progress, fingerprint, rng)
+    return ran

@@ -1,0 +1,202 @@
+"""Content-addressed artifact store with atomic publish; a local folder now, any filesystem later.
+
+An artifact is the immutable output of one step execution, addressed by its cache key:
+``<root>/artifacts/<key[:2]>/<key>/``. Writers fill a staging directory beside the final
+one and rename it into place, so a reader sees either nothing or a complete artifact
+(complete = its ``_manifest.json`` is present). The interface is small on purpose: a
+pyarrow-filesystem store can implement the same five methods by staging locally and
+uploading before it writes the manifest last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "_manifest.json"
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,127}$")
+
+
+class StoreError(Exception):
+    """The artifact store cannot be opened, or a key or artifact is invalid.
+
+    The message says what, where and how to fix it; it is shown without a traceback.
+    """
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same directory, are fsynced, then
+    ``os.replace`` moves them over ``path``. On any failure the temporary file is removed.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as JSON (sorted keys, two-space indent, trailing newline) atomically."""
+    text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: not every OS can fsync a dir)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a valid artifact key (2-128 of ``[A-Za-z0-9_-]``), else StoreError."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise StoreError(
+            f"invalid artifact key {key!r}: use 2-128 characters of letters, digits, '_' or '-' "
+            "(cache keys are sha256 hex digests)"
+        )
+    return key
+
+
+class ArtifactStore(ABC):
+    """What the runtime needs from an artifact store; create one with ``open_store(url)``."""
+
+    url: str
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """True when the artifact ``key`` was published completely."""
+
+    @abstractmethod
+    def path(self, key: str) -> Path:
+        """Where the artifact ``key`` lives (whether or not it exists yet)."""
+
+    @abstractmethod
+    def stage(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """Context manager yielding an empty directory to fill; published atomically on success."""
+
+    @abstractmethod
+    def keys(self) -> list[str]:
+        """Keys of every complete artifact, sorted."""
+
+    def manifest(self, key: str) -> dict[str, Any]:
+        """The manifest of a complete artifact: ``{"key": ..., "files": {relative path: size}}``."""
+        if not self.exists(key):
+            raise StoreError(f"artifact {key} does not exist in {self.url}; run the step that produces it")
+        return json.loads((self.path(key) / MANIFEST).read_text(encoding="utf-8"))
+
+
+class LocalArtifactStore(ArtifactStore):
+    """Artifacts under ``<root>/artifacts/`` on a local (or locally mounted) filesystem."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.url = f"file://{self.root.resolve()}"
+
+    def path(self, key: str) -> Path:
+        key = check_key(key)
+        return self.root / "artifacts" / key[:2] / key
+
+    def exists(self, key: str) -> bool:
+        return (self.path(key) / MANIFEST).is_file()
+
+    def keys(self) -> list[str]:
+        base = self.root / "artifacts"
+        if not base.is_dir():
+            return []
+        found = [p.parent.name for p in base.glob(f"*/*/{MANIFEST}") if not p.parent.name.startswith(".")]
+        return sorted(found)
+
+    @contextlib.contextmanager
+    def stage(self, key: str) -> Iterator[Path]:
+        """Yield a fresh staging directory beside the final one; publish it if the block succeeds.
+
+        If the block raises, the staging directory is removed and the error propagates.
+        If another writer published the same key first, this one's output is discarded
+        silently: artifacts are content-addressed, so both hold the same thing.
+        """
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f".staging-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            yield staging
+            _write_manifest(staging, key)
+            _publish(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_manifest(staging: Path, key: str) -> None:
+    """Record every staged file and its size; written last, it marks the artifact complete."""
+    files = {
+        p.relative_to(staging).as_posix(): p.stat().st_size
+        for p in sorted(staging.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    atomic_write_json(staging / MANIFEST, {"files": files, "key": key})
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Rename ``staging`` to ``final``; a complete ``final`` already there wins."""
+    for _ in range(3):
+        try:
+            os.rename(staging, final)
+            _fsync_dir(final.parent)
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise StoreError(f"cannot publish artifact {final}: {error}; check permissions") from error
+        if (final / MANIFEST).is_file():
+            return  # another writer won; the caller's finally removes our staging copy
+        _discard_incomplete(final)
+    raise StoreError(f"cannot publish artifact {final}: it keeps reappearing incomplete; remove it by hand")
+
+
+def _discard_incomplete(final: Path) -> None:
+    """Move an incomplete directory (no manifest: not ours to trust) aside and delete it."""
+    trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(final, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def open_store(url_or_path: str | os.PathLike[str]) -> ArtifactStore:
+    """The artifact store at ``url_or_path``: a local path or ``file://`` URL (the state directory).
+
+    Other schemes (``s3://``, ``gs://``, ``hdfs://``) are reserved for a pyarrow-filesystem store.
+    """
+    text = os.fspath(url_or_path)
+    if text.startswith("file://"):
+        return LocalArtifactStore(text[len("file://") :])
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        scheme = text.split("://", 1)[0]
+        raise StoreError(
+            f"artifact store URL {text!r}: scheme '{scheme}' is not supported yet; "
+            "use a local path or a file:// URL"
+        )
+    return LocalArtifactStore(text)

@@ -1,0 +1,143 @@
+"""Casting a table to its declared column types and finding every row that breaks a column rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MAX_EXAMPLES = 5
+ARROW_TYPES = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+    "category": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+}
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_INTEGER = r"^\s*[+-]?\d+\s*$"
+_BOOLEAN = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False, "yes": True, "no": False}
+_OFFSET = r"(Z|[+-]\d\d:?\d\d)"
+_ISO = r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Rows of one column that break one rule (or a whole-column problem such as a missing column)."""
+
+    dataset: str
+    column: str
+    rule: str
+    count: int
+    examples: list = field(default_factory=list)
+    message: str = ""
+    severity: str = "error"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def jsonable(value):
+    """A JSON-friendly form of one example value."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def examples(array: pa.Array, mask: np.ndarray, distinct: bool = False) -> list:
+    """Up to MAX_EXAMPLES values of ``array`` where ``mask`` holds, in row order."""
+    picked = array.filter(pa.array(mask))
+    if distinct:
+        picked = pc.unique(picked)
+    return [jsonable(v) for v in picked.slice(0, MAX_EXAMPLES).to_pylist()]
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse_text(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
+    """Parse text into ``ctype``: the parsed array (bad values null) and the mask of bad values."""
+    text = pc.utf8_trim_whitespace(array)
+    if ctype in ("int", "float"):
+        ok = pc.match_substring_regex(text, _INTEGER if ctype == "int" else _NUMBER)
+        good = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+        target = pa.float64() if ctype == "float" else pa.int64()
+        parsed = pc.cast(good, target)
+    elif ctype == "bool":
+        lowered = pc.utf8_lower(text)
+        parsed = pc.is_in(lowered, value_set=pa.array(list(_BOOLEAN)))
+        parsed = pc.if_else(parsed, pc.is_in(lowered, value_set=pa.array([k for k, v in _BOOLEAN.items() if v])), None)
+    else:
+        parsed = _parse_times(text, ctype)
+    bad = _valid(array) & ~_valid(parsed)
+    return parsed, bad
+
+
+def _parse_times(text: pa.Array, ctype: str) -> pa.Array:
+    """ISO 8601 text to timestamps (naive ones taken as UTC) or dates; unparsable values null."""
+    iso = pc.match_substring_regex(text, _ISO + _OFFSET + "?$")
+    aware = pc.and_(iso, pc.match_substring_regex(text, _OFFSET + "$"))
+    utc = pa.timestamp("us", tz="UTC")
+    try:
+        with_offset = pc.cast(pc.if_else(aware, text, None), utc)
+        naive = pc.cast(pc.cast(pc.if_else(pc.and_not(iso, aware), text, None), pa.timestamp("us")), utc)
+    except pa.ArrowInvalid:
+        return pa.nulls(len(text), ARROW_TYPES[ctype])
+    stamps = pc.if_else(aware, with_offset, naive)
+    return pc.cast(stamps, pa.date32()) if ctype == "date" else stamps
+
+
+def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
+    """Numbers and booleans to int/float/bool; a float that is not whole is bad for int."""
+    values = pc.cast(array, pa.float64())
+    numbers = values.to_numpy(zero_copy_only=False)
+    valid = _valid(array)
+    if ctype == "int":
+        bad = valid & ~(np.isfinite(numbers) & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**62))
+    elif ctype == "bool":
+        bad = valid & ~np.isin(numbers, (0.0, 1.0))
+    else:
+        return pc.if_else(pc.is_nan(values), None, values), np.zeros(len(array), bool)
+    masked = pc.if_else(pa.array(bad), None, values)
+    return pc.cast(masked, ARROW_TYPES[ctype]), bad
+
+
+def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
+    """``array`` cast to the declared ``ctype`` (NaN floats become null) and a mask of uncastable rows."""
+    target = ARROW_TYPES[ctype]
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    source = array.type
+    none_bad = np.zeros(len(array), bool)
+    if ctype in ("string", "category"):
+        return pc.cast(array, target), none_bad
+    if _is_text(source):
+        return _parse_text(array, ctype)
+    numeric_source = pa.types.is_integer(source) or pa.types.is_floating(source) or pa.types.is_boolean(source)
+    if ctype in ("int", "float", "bool") and (numeric_source or pa.types.is_decimal(source)):
+        return _cast_numeric(array, ctype)
+    temporal = pa.types.is_timestamp(source) or pa.types.is_date(source)
+    if ctype in ("timestamp", "date") and temporal:
+        if ctype == "timestamp" and pa.types.is_timestamp(source) and source.tz is None:
+            return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), none_bad
+        return pc.cast(array, target), none_bad
+    return pa.nulls(len(array), target), _valid(array)

@@ -1,0 +1,99 @@
+"""Deterministic train/valid/test splits: by a stable hash of a key, by time, or random with a seed."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopc.runtime.data import DataError
+
+SPLITS = ("train", "valid", "test")
+
+
+def hash_unit(values: pa.Array, seed: int = 0) -> np.ndarray:
+    """A number in [0, 1) per value from blake2b of its UTF-8 text; hashed once per distinct value.
+
+    The same value gets the same number forever, whatever the other rows or their order.
+    """
+    encoded = pc.dictionary_encode(pc.cast(values, pa.string()))
+    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+    key = str(seed).encode("ascii")
+    digests = b"".join(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=8, key=key).digest()
+        for text in encoded.dictionary.to_pylist()
+    )
+    per_value = (np.frombuffer(digests, dtype=">u8") >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return per_value[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _column(table: pa.Table, name: str, method: str) -> pa.ChunkedArray:
+    if name not in table.column_names:
+        raise DataError(f"split method '{method}' uses column '{name}', which the table lacks "
+                        f"(columns: {', '.join(table.column_names)})")
+    column = table.column(name)
+    if column.null_count:
+        raise DataError(f"split column '{name}' has {column.null_count} null value(s); "
+                        "every row needs a value to be assigned to a split")
+    return column
+
+
+def _assign_by_unit(unit: np.ndarray, split: dict) -> np.ndarray:
+    """0 train, 1 valid, 2 test from a number in [0, 1) per row."""
+    edges = np.array([split["train"], split["train"] + split["valid"]])
+    return np.searchsorted(edges, unit, side="right")
+
+
+def _assign_by_time(table: pa.Table, split: dict) -> np.ndarray:
+    """Rows before the first cut time train, before the second valid, the rest test.
+
+    Cut times are the order statistics at the split fractions, so rows with equal times
+    always land together and the assignment does not depend on row order.
+    """
+    column = _column(table, split["column"], "time")
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+        column = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
+    values = column.to_numpy()
+    ordered = np.sort(values, kind="stable")
+    count = len(values)
+    cuts = [int(round(count * split["train"])), int(round(count * (split["train"] + split["valid"])))]
+    times = [ordered[min(c, count - 1)] for c in cuts]
+    return np.where(values < times[0], 0, np.where(values < times[1], 1, 2)) if count else np.zeros(0, int)
+
+
+def _assign_random(table: pa.Table, split: dict) -> np.ndarray:
+    permutation = np.random.default_rng(split.get("seed", 0)).permutation(table.num_rows)
+    unit = np.empty(table.num_rows)
+    unit[permutation] = (np.arange(table.num_rows) + 0.5) / max(table.num_rows, 1)
+    return _assign_by_unit(unit, split)
+
+
+def assign_splits(table: pa.Table, split: dict) -> np.ndarray:
+    """Split index per row (0 train, 1 valid, 2 test) for a ``Split`` dict."""
+    method = split.get("method", "random")
+    if method == "hash":
+        return _assign_by_unit(hash_unit(_column(table, split["key"], "hash"), split.get("seed", 0)), split)
+    if method == "time":
+        return _assign_by_time(table, split)
+    if method == "random":
+        return _assign_random(table, split)
+    raise DataError(f"unknown split method '{method}'; use hash, time or random")
+
+
+def split_table(table: pa.Table, split: dict) -> dict[str, pa.Table]:
+    """``{"train", "valid", "test"}`` tables, each keeping the input's row order.
+
+    Raises DataError when a split with a positive fraction comes out empty.
+    """
+    assignment = assign_splits(table, split)
+    parts = {name: table.filter(pa.array(assignment == index)) for index, name in enumerate(SPLITS)}
+    empty = [n for n in SPLITS if split.get(n, 0) > 0 and parts[n].num_rows == 0]
+    if table.num_rows and empty:
+        sizes = ", ".join(f"{n}={parts[n].num_rows}" for n in SPLITS)
+        raise DataError(f"split '{split.get('method')}' left {', '.join(empty)} empty ({sizes} of "
+                        f"{table.num_rows} rows); add rows or change the fractions or the split column")
+    return parts

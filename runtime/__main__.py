@@ -1,0 +1,86 @@
+"""``python -m loopc.runtime run-step STEP.json`` / ``run-plan PLAN.json``: what every target calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m loopc.runtime", description="Run compiled loopc steps and plans.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    step = sub.add_parser("run-step", help="run one step document")
+    step.add_argument("step_file", metavar="STEP.json")
+    plan = sub.add_parser("run-plan", help="run a compiled local plan (parallel, cached, resumable)")
+    plan.add_argument("plan_file", metavar="PLAN.json")
+    plan.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    for command in (step, plan):
+        command.add_argument("--run-id", default=None, help="group steps into one run (default: $LOOPC_RUN_ID or new)")
+        command.add_argument("--root", default=None, help="project directory (default: $LOOPC_ROOT or the cwd)")
+    return parser
+
+
+def _root(value: str | None) -> str:
+    return value or os.environ.get("LOOPC_ROOT") or os.getcwd()
+
+
+def run_step_command(args: argparse.Namespace) -> int:
+    """Run one step; the last stdout line is its JSON summary."""
+    from loopc.runtime import runs
+    from loopc.runtime.runner import run_step, summary
+    from loopc.runtime.step import load_step
+
+    doc = load_step(args.step_file)
+    record = run_step(doc, _root(args.root), runs.resolve_run_id(args.run_id), echo=True)
+    if record["status"] == "failed":
+        print(f"error: step {doc.id} failed: {record.get('message', '')}", file=sys.stderr)
+    print(json.dumps(summary(record), sort_keys=True))
+    return EXIT_FAILED if record["status"] == "failed" else EXIT_OK
+
+
+def run_plan_command(args: argparse.Namespace) -> int:
+    """Run a plan with the local executor; prints the summary table and the report path."""
+    from rich.console import Console
+
+    from loopc.runtime.executor import run_plan
+    from loopc.runtime.progress import print_summary
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    result = run_plan(args.plan_file, _root(args.root), args.run_id, jobs=args.jobs)
+    print_summary(result, Console())
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = run_step_command if args.command == "run-step" else run_plan_command
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - users get one line; LOOPC_DEBUG=1 shows the traceback
+        if os.environ.get("LOOPC_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

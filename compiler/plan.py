@@ -7,6 +7,7 @@ The types here are the contract between the planner and the backends
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -128,6 +129,12 @@ _RESOURCE_UNITS = {"memory": ("memory_mb", parse_memory_mb), "time": ("time_s", 
                    "retry_delay": ("retry_delay_s", parse_duration)}
 
 
+def natural_key(step_id: str) -> tuple[tuple[int, str], ...]:
+    """Sort key that puts ``t2`` before ``t10``: digit runs compare as numbers."""
+    return tuple((1, f"{int(part):020d}") if part.isdigit() else (0, part)
+                 for part in re.split(r"(\d+)", step_id) if part)
+
+
 class StepGraph:
     """The only DiGraph of the compiler: step ids as nodes, an edge from each dep to its step."""
 
@@ -150,7 +157,8 @@ class StepGraph:
             raise SpecErrors([SpecError(self._source, 0, 0, "LPC705", users[0],
                                         f"step '{users[0]}' depends on unknown step '{missing[0]}'")])
         try:
-            return [self._graph.nodes[n]["step"] for n in nx.lexicographical_topological_sort(self._graph)]
+            ordered = nx.lexicographical_topological_sort(self._graph, key=natural_key)
+            return [self._graph.nodes[n]["step"] for n in ordered]
         except nx.NetworkXUnfeasible:
             cycle = [u for u, _ in nx.find_cycle(self._graph)]
             path = " -> ".join([*cycle, cycle[0]])

@@ -1,0 +1,135 @@
+"""Front-end entry point: find, compose and validate every pipeline under a path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from loopc.compiler.compose import compose_spec
+from loopc.compiler.defaults import parse_defaults
+from loopc.compiler.errors import SpecError, SpecErrors
+from loopc.compiler.load import RawDocument, read_spec_file
+from loopc.compiler.models import Spec
+from loopc.compiler.validate import validate_spec
+
+_SPEC_MARKER = re.compile(rb"^loopc\s*:", re.MULTILINE)
+_SKIP_DIRS = {".git", ".loopc", "__pycache__", ".venv", "node_modules", "build", "dist"}
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """One validated pipeline (one per point of a command-line sweep)."""
+
+    spec: Spec
+    file: Path  # the pipeline file, absolute
+    root: Path  # its directory, absolute: relative paths in the spec resolve against it
+    spec_hash: str  # sha256 of the canonical JSON of spec.model_dump(mode="json")
+    sweep_point: dict[str, str] = field(default_factory=dict)  # e.g. {"model.optimizer.lr": "1e-3"}
+    display: str = ""  # the file as the user named it (for messages)
+
+
+def spec_hash(spec: Spec) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of the validated spec."""
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_project(path: Path | str, overrides: Iterable[str] = ()) -> list[LoadedSpec]:
+    """Every pipeline under ``path`` (a pipeline file or a directory), composed and validated.
+
+    Raises SpecErrors with every error of every file.
+    """
+    overrides = tuple(overrides)
+    loaded, errors = [], []
+    for file, document in discover(Path(path)):
+        try:
+            loaded.extend(load_spec(file, overrides, document))
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise SpecErrors(errors)
+    _check_unique_names(loaded)
+    return loaded
+
+
+def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument | None = None) -> list[LoadedSpec]:
+    """Compose and validate one pipeline file: one LoadedSpec per sweep point."""
+    results, errors = [], []
+    for composed in compose_spec(file, overrides, display=str(file), primary=document):
+        try:
+            spec = validate_spec(composed)
+        except SpecErrors as exc:
+            errors.extend(e for e in exc.errors if e not in errors)
+            continue
+        absolute = file.resolve()
+        results.append(LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), composed.sweep_point, str(file)))
+    if errors:
+        raise SpecErrors(errors)
+    return results
+
+
+def discover(path: Path) -> list[tuple[Path, RawDocument | None]]:
+    """Pipeline files under ``path``, sorted; a file named directly is always a pipeline."""
+    if path.is_file():
+        return [(path, None)]
+    if not path.exists():
+        raise SpecErrors([SpecError(str(path), 1, 1, "LPC501", "", "no such file or directory",
+                                    "give a pipeline file or a directory of specs")])
+    found, errors = [], []
+    group_dirs: set[Path] = set()
+    for file in _yaml_files(path):
+        if any(parent in group_dirs for parent in file.parents):
+            continue
+        if not _looks_like_spec(file):
+            continue
+        try:
+            document = read_spec_file(file, str(file))
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        group_dirs.update(file.parent / g for g in _groups(document))
+        found.append((file, document))
+    if errors:
+        raise SpecErrors(errors)
+    found.sort(key=lambda item: str(item[0]))
+    if not found:
+        raise SpecErrors([SpecError(str(path), 1, 1, "LPC502", "", "no pipeline specs found (no *.yaml file with "
+                                    "a top-level 'loopc:' key)", "start one with 'loopc init DIR --example churn'")])
+    return found
+
+
+def _yaml_files(root: Path) -> list[Path]:
+    """Every *.yaml below ``root``, shallow files first, then sorted (so a pipeline precedes its groups)."""
+    files = [p for p in root.rglob("*.yaml") if not _SKIP_DIRS.intersection(p.relative_to(root).parts[:-1])]
+    return sorted(files, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+
+
+def _looks_like_spec(file: Path) -> bool:
+    try:
+        return _SPEC_MARKER.search(file.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def _groups(document: RawDocument) -> set[str]:
+    entries, _ = parse_defaults(document, "")
+    return {e.group.split("/")[0] for e in entries if e.group}
+
+
+def _check_unique_names(loaded: list[LoadedSpec]) -> None:
+    """Two different files may not define the same pipeline name (they would share state)."""
+    first: dict[str, LoadedSpec] = {}
+    errors = []
+    for item in loaded:
+        name = item.spec.pipeline.name
+        other = first.setdefault(name, item)
+        if other.file != item.file:
+            errors.append(SpecError(item.display, 1, 1, "LPC504", "pipeline.name",
+                                    f"pipeline name '{name}' is also used by {other.display}",
+                                    "give every pipeline a unique name"))
+    if errors:
+        raise SpecErrors(errors)

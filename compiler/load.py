@@ -1,0 +1,198 @@
+"""Parse YAML text into a plain tree plus a source map (spec path -> file, line, column)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from loopc.compiler.errors import SpecError, SpecErrors
+
+SpecPath = tuple[str | int, ...]
+Position = tuple[str, int, int]  # (file, line, column), 1-based
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
+_MAX_DEPTH = 200
+
+
+class SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """PyYAML's fast safe loader with OmegaConf's scalar rules (``1e-3`` is a float, no timestamps)."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:
+     [-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+    |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+SpecLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in SpecLoader.yaml_implicit_resolvers.items()
+}
+_SCALARS = SafeConstructor()
+
+
+@dataclass
+class RawDocument:
+    """One YAML file as a plain tree, where each node was written, and its ``# @package`` header."""
+
+    file: str
+    tree: dict[str, Any]
+    positions: dict[SpecPath, Position] = field(default_factory=dict)
+    package: str | None = None
+
+
+def read_spec_file(path: Path | str, display: str | None = None) -> RawDocument:
+    """Read and parse one YAML file; unreadable or non-UTF-8 files become SpecErrors."""
+    name = display or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecErrors([SpecError(name, 1, 1, "LPC503", "", f"cannot read file: {exc.strerror or exc}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = "file is not UTF-8 text (binary file?)"
+        raise SpecErrors([SpecError(name, line, 1, "LPC005", "", message, "save the spec as UTF-8 YAML")]) from None
+    return parse_spec(text, name)
+
+
+def parse_spec(text: str, path: str, require_mapping: bool = True) -> RawDocument:
+    """Parse YAML ``text`` from ``path`` into a RawDocument; every problem is a located SpecError."""
+    if "\x00" in text:
+        raise SpecErrors([SpecError(path, 1, 1, "LPC005", "", "file contains NUL bytes (binary file?)")])
+    try:
+        root = yaml.compose(text, Loader=SpecLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise SpecErrors([_syntax_error(exc, path)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecErrors([SpecError(path, 1, 1, "LPC001", "", f"invalid YAML: {exc}")]) from None
+    if root is None or (isinstance(root, ScalarNode) and root.tag.endswith(":null")):
+        hint = "a spec starts with 'loopc: 1' followed by its sections"
+        raise SpecErrors([SpecError(path, 1, 1, "LPC002", "", "file is empty", hint)])
+    if require_mapping and not isinstance(root, MappingNode):
+        line, col = _mark(root)
+        kind = "a list" if isinstance(root, SequenceNode) else "a single value"
+        message = f"the top level must be a mapping of sections, found {kind}"
+        raise SpecErrors([SpecError(path, line, col, "LPC003", "", message, "write 'key: value' lines")])
+    builder = _TreeBuilder(path)
+    tree = builder.build(root, ())
+    if builder.errors:
+        raise SpecErrors(builder.errors)
+    return RawDocument(path, tree, builder.positions, _package_header(text))
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    context = f" ({exc.context})" if exc.context else ""
+    return SpecError(path, line, col, "LPC001", "", f"YAML syntax error: {problem}{context}",
+                     "check indentation, colons and quotes around this position")
+
+
+def _package_header(text: str) -> str | None:
+    """The ``# @package X`` header among the leading comment lines, if any."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return None
+        match = _PACKAGE_HEADER.match(stripped)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _TreeBuilder:
+    """Turns composed YAML nodes into dicts, lists and scalars, recording positions and problems."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.positions: dict[SpecPath, Position] = {}
+        self.errors: list[SpecError] = []
+        self._active: set[int] = set()
+
+    def build(self, node: Node, path: SpecPath) -> Any:
+        if path not in self.positions:
+            self.positions[path] = (self.file, *_mark(node))
+        if id(node) in self._active or len(path) > _MAX_DEPTH:
+            self._error(node, path, "LPC006", "recursive alias: a node contains itself", None)
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            return self._scalar(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: Node, path: SpecPath) -> Any:
+        try:
+            return _SCALARS.construct_object(node)
+        except ConstructorError as exc:
+            self._error(node, path, "LPC006", f"unsupported YAML value: {exc.problem}", "remove the '!' tag")
+            return None
+
+    def _mapping(self, node: MappingNode, path: SpecPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                self._merge(value_node, path, result)
+                continue
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            if key in seen:
+                message = f"duplicate key '{key}' (first written on line {seen[key]})"
+                self._error(key_node, child, "LPC004", message, "remove or rename one of them")
+                continue
+            seen[key] = key_node.start_mark.line + 1
+            self.positions[child] = (self.file, *_mark(key_node))
+            result[key] = self.build(value_node, child)
+        return result
+
+    def _key(self, key_node: Node, path: SpecPath) -> str | None:
+        if not isinstance(key_node, ScalarNode):
+            self._error(key_node, path, "LPC006", "keys must be plain names, not lists or mappings", None)
+            return None
+        key = self._scalar(key_node, path)
+        return key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
+
+    def _merge(self, value_node: Node, path: SpecPath, result: dict[str, Any]) -> None:
+        """YAML merge keys (``<<: *base``): earlier keys of the mapping win over merged ones."""
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        for source in sources:
+            merged = self.build(source, path)
+            if not isinstance(merged, dict):
+                self._error(source, path, "LPC006", "'<<' merges only mappings", None)
+                continue
+            for key, value in merged.items():
+                result.setdefault(key, value)
+
+    def _error(self, node: Node, path: SpecPath, code: str, message: str, hint: str | None) -> None:
+        spec_path = ".".join(str(p) for p in path)
+        self.errors.append(SpecError(self.file, *_mark(node), code, spec_path, message, hint))

@@ -1,0 +1,50 @@
+"""Validate a composed spec: pydantic structure (LPC1xx), then cross-references (LPC2xx) and policy (LPC3xx)."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from loopc.compiler.compose import ComposedSpec
+from loopc.compiler.errors import SpecError, SpecErrors
+from loopc.compiler.locate import dotted, position_of
+from loopc.compiler.models import Spec
+from loopc.compiler.overrides import OVERRIDE_FILE
+from loopc.compiler.policy import check_policy
+from loopc.compiler.references import Issue, check_references
+from loopc.compiler.structure import structure_errors
+
+
+def validate_spec(composed: ComposedSpec) -> Spec:
+    """The validated Spec of ``composed``, or SpecErrors with every problem found, sorted."""
+    fallback = (composed.file, 1, 1)
+    try:
+        spec = Spec.model_validate(composed.tree)
+    except ValidationError as exc:
+        errors = structure_errors(exc.errors(include_url=False), composed.tree, composed.positions, Spec, fallback)
+        raise SpecErrors([_with_override(e, composed) for e in errors]) from None
+    issues = check_references(spec) + check_policy(spec)
+    if issues:
+        raise SpecErrors([_with_override(locate_issue(i, composed), composed) for i in issues])
+    return spec
+
+
+def locate_issue(issue: Issue, composed: ComposedSpec) -> SpecError:
+    """Place an issue at the node its path names (or the nearest written parent)."""
+    file, line, col = position_of(_tree_path(issue.path, composed.tree), composed.positions, (composed.file, 1, 1))
+    return SpecError(file, line, col, issue.code, dotted(issue.path), issue.message, issue.hint)
+
+
+def _tree_path(path: tuple, tree: dict) -> tuple:
+    """Follow the ``transform`` shorthand the way the user wrote the feature."""
+    from loopc.compiler.locate import tree_path
+
+    return tree_path(path, tree)
+
+
+def _with_override(error: SpecError, composed: ComposedSpec) -> SpecError:
+    """Errors in values that came from an override name the override they came from."""
+    if error.file != OVERRIDE_FILE or not 0 < error.line <= len(composed.overrides):
+        return error
+    text = composed.overrides[error.line - 1]
+    hint = f"from override '{text}'" + (f"; {error.hint}" if error.hint else "")
+    return SpecError(error.file, error.line, error.column, error.code, error.spec_path, error.message, hint)

@@ -54,3 +54,22 @@ def spec_from_tree(tree: dict[str, Any]) -> tuple[Spec, str]:
 def example_spec(name: str, **choices: str) -> tuple[Spec, str]:
     """(Spec, spec_hash) of an example, e.g. example_spec("churn", model="mlp")."""
     return spec_from_tree(compose_tree(EXAMPLES / name / "pipeline.yaml", choices))
+
+
+# Golden inputs: (golden folder, example, config group choices).
+GOLDEN_CASES = (("churn", "churn", {}), ("churn_sweep", "churn", {"model": "mlp"}), ("demand", "demand", {}))
+
+
+def example_plans(name: str, **choices: str):
+    """The plans of an example, as ``loopc compile`` builds them."""
+    from loopc.compiler.plan import plan_pipeline
+
+    spec, spec_hash = example_spec(name, **choices)
+    return plan_pipeline(spec, spec_hash=spec_hash)
+
+
+def mask_version(text: str) -> str:
+    """Generated headers carry the loopc version; golden files store it as VERSION."""
+    from loopc.compiler.emit import loopc_version
+
+    return text.replace(f"loopc {loopc_version()} ", "loopc VERSION ", 1)

@@ -13,20 +13,27 @@ from loopc.runtime.data import DataError
 SPLITS = ("train", "valid", "test")
 
 
-def hash_unit(values: pa.Array, seed: int = 0) -> np.ndarray:
-    """A number in [0, 1) per value from blake2b of its UTF-8 text; hashed once per distinct value.
+def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
+    """uint64 per row: blake2b (keyed) of the value's UTF-8 text, computed once per distinct value.
 
-    The same value gets the same number forever, whatever the other rows or their order.
+    Nulls hash like the empty string. The same value gets the same number forever,
+    whatever the other rows or their order, on every machine.
     """
-    encoded = pc.dictionary_encode(pc.cast(values, pa.string()))
+    text = pc.fill_null(pc.cast(values, pa.string()), "")
+    encoded = pc.dictionary_encode(text)
     encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
-    key = str(seed).encode("ascii")
     digests = b"".join(
-        hashlib.blake2b(text.encode("utf-8"), digest_size=8, key=key).digest()
-        for text in encoded.dictionary.to_pylist()
+        hashlib.blake2b(item.encode("utf-8"), digest_size=8, key=key).digest()
+        for item in encoded.dictionary.to_pylist()
     )
-    per_value = (np.frombuffer(digests, dtype=">u8") >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    per_value = np.frombuffer(digests, dtype=">u8").astype(np.uint64)
     return per_value[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def hash_unit(values: pa.Array, seed: int = 0) -> np.ndarray:
+    """A number in [0, 1) per row from :func:`stable_hash64` keyed by ``seed``."""
+    hashed = stable_hash64(values, str(seed).encode("ascii"))
+    return (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _column(table: pa.Table, name: str, method: str) -> pa.ChunkedArray:

@@ -1,0 +1,75 @@
+"""``loopc validate PATH... [KEY=VALUE...] [--format text|json|github]``: report every spec error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from loopc.compiler.api import load_project
+from loopc.compiler.errors import SpecError, SpecErrors, UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="+", metavar="PATH_OR_OVERRIDE",
+                        help="pipeline files or directories; arguments with '=' (or starting with '~') are overrides")
+    parser.add_argument("--format", choices=("text", "json", "github"), default="text",
+                        help="text (default), json (a list of errors) or github (workflow annotations)")
+
+
+def split_targets(targets: list[str]) -> tuple[list[str], list[str]]:
+    """Paths and overrides: an argument containing '=' or starting with '~' is an override."""
+    overrides = [t for t in targets if "=" in t or t.startswith("~")]
+    paths = [t for t in targets if t not in overrides]
+    if not paths:
+        raise UsageError("give at least one pipeline file or directory")
+    return paths, overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    paths, overrides = split_targets(args.targets)
+    errors: list[SpecError] = []
+    count = 0
+    for path in paths:
+        try:
+            count += len(load_project(path, overrides))
+        except SpecErrors as exc:
+            errors.extend(e for e in exc.errors if e not in errors)
+    errors.sort()
+    _report(errors, count, args.format)
+    return 1 if errors else 0
+
+
+def _report(errors: list[SpecError], count: int, fmt: str) -> None:
+    out = sys.stdout
+    if fmt == "json":
+        out.write(json.dumps([_as_dict(e) for e in errors], indent=2) + "\n")
+        return
+    for error in errors:
+        out.write((_annotation(error) if fmt == "github" else error.render()) + "\n")
+    if errors:
+        files = len({e.file for e in errors})
+        out.write(f"{_plural(len(errors), 'error')} in {_plural(files, 'file')}\n")
+    else:
+        out.write(f"{_plural(count, 'spec')} valid\n")
+
+
+def _as_dict(error: SpecError) -> dict:
+    return {"file": error.file, "line": error.line, "column": error.column, "code": error.code,
+            "path": error.spec_path, "message": error.message, "hint": error.hint}
+
+
+def _annotation(error: SpecError) -> str:
+    """A GitHub Actions workflow command; properties and message escaped as the runner expects."""
+    message = f"{error.spec_path or '<root>'}: {error.message}" + (f" ({error.hint})" if error.hint else "")
+    file = _escape(error.file, True)
+    return f"::error file={file},line={error.line},col={error.column},title={error.code}::{_escape(message, False)}"
+
+
+def _escape(text: str, is_property: bool) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if is_property else text
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"

@@ -1,0 +1,112 @@
+"""``loopc run SPEC [OVERRIDES]``: compile for the local target and run the loop here, now."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loopc.compiler.errors import LoopcError, UsageError
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """Where the local plans of one pipeline were written, and where its project lives."""
+
+    pipeline: str
+    root: Path
+    state: Path
+    plans: dict[str, Path]  # plan name -> plan.json
+
+    @property
+    def train_plan(self) -> Path:
+        return self.plans[self.pipeline]
+
+    @property
+    def monitor_plan(self) -> Path | None:
+        return self.plans.get(f"{self.pipeline}_monitor")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="pipeline file, or a directory holding one pipeline")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides; key=a,b sweeps the model")
+    parser.add_argument("--monitor", action="store_true",
+                        help="run the monitor plan instead (a drift breach with action retrain retrains)")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    parser.add_argument("--run-id", default=None, help="resume or name a run (default: a new id)")
+
+
+def _point_value(spec: Any, path: str) -> Any:
+    value: Any = spec.model_dump(mode="json")
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def _plans_of(group: list[Any]) -> list[Any]:
+    """The plans of one pipeline file; several CLI sweep points become trials of one plan."""
+    from loopc.compiler.plan import plan_pipeline
+
+    first = group[0]
+    points = [{p: _point_value(item.spec, p) for p in item.sweep_point} for item in group if item.sweep_point]
+    return plan_pipeline(first.spec, spec_hash=first.spec_hash, sweep_points=points or None,
+                         source=first.display or str(first.file))
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    from loopc.runtime.store import atomic_write_bytes
+
+    data = text.encode("utf-8")
+    if not path.is_file() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
+
+
+def compile_local(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[CompiledPipeline]:
+    """load_project + plan_pipeline + local backend into ``ROOT/<state_dir>/compiled/``."""
+    from loopc.compiler.api import load_project
+    from loopc.compiler.backends import EmitOptions, backends
+
+    loaded = load_project(spec_path, overrides)
+    groups: dict[Path, list[Any]] = {}
+    for item in loaded:
+        groups.setdefault(item.file, []).append(item)
+    compiled = []
+    for group in groups.values():
+        first = group[0]
+        plans = _plans_of(group)
+        state = first.root / first.spec.pipeline.state_dir
+        out = state / "compiled"
+        for relative, text in backends()["local"].render(plans, EmitOptions(root=None)).items():
+            _write_if_changed(out / relative, text)
+        compiled.append(CompiledPipeline(first.spec.pipeline.name, first.root, state,
+                                         {plan.name: out / plan.name / "plan.json" for plan in plans}))
+    return compiled
+
+
+def _one_pipeline(compiled: list[CompiledPipeline], spec: str) -> CompiledPipeline:
+    if len(compiled) != 1:
+        names = ", ".join(c.pipeline for c in compiled)
+        raise UsageError(f"'{spec}' holds {len(compiled)} pipelines ({names}); name one pipeline file to run")
+    return compiled[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from loopc.runtime.executor import run_plan
+    from loopc.runtime.progress import print_summary
+    from loopc.runtime.step import StepError
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    pipeline = _one_pipeline(compile_local(args.spec, args.overrides), args.spec)
+    plan = pipeline.monitor_plan if args.monitor else pipeline.train_plan
+    if plan is None:
+        raise UsageError(f"pipeline '{pipeline.pipeline}' has no monitors; add a 'monitors:' section or drop --monitor")
+    try:
+        result = run_plan(plan, pipeline.root, args.run_id, jobs=args.jobs)
+    except (StepError, ValueError) as exc:
+        raise LoopcError(str(exc)) from None
+    print_summary(result, Console())
+    return 0 if result.ok else 1

@@ -1,0 +1,107 @@
+"""Plans for everything ``load_project`` found: one plan set per pipeline file, CLI sweeps as trials."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+from loopc.compiler.errors import SpecError, SpecErrors
+from loopc.compiler.fingerprint import canonical_json, sha256_text
+from loopc.compiler.models import Spec
+from loopc.compiler.plan import Plan, plan_pipeline
+
+# Model fields every trial of one plan must share: the data and feature steps are planned once.
+_SHARED_MODEL_FIELDS = ("name", "task", "dataset", "label", "features")
+
+
+class Loaded(Protocol):
+    """What the planner needs of ``loopc.compiler.api.LoadedSpec``."""
+
+    spec: Spec
+    spec_hash: str
+    sweep_point: dict[str, Any]
+    display: str
+
+
+def plan_project(loaded: Sequence[Loaded]) -> list[Plan]:
+    """Every plan of every pipeline, in load order; specs of one file's CLI sweep become trials."""
+    plans: list[Plan] = []
+    for group in _by_pipeline(loaded):
+        base = group[0]
+        if len(group) == 1 and not base.sweep_point:
+            plans.extend(plan_pipeline(base.spec, spec_hash=base.spec_hash, source=base.display))
+            continue
+        points = trial_points_of(group)
+        if not any(points[0]):  # every point gives the same model: one training is enough
+            points = []
+        group_hash = sha256_text(canonical_json([item.spec_hash for item in group]))
+        plans.extend(plan_pipeline(base.spec, spec_hash=group_hash, sweep_points=points, source=base.display))
+    return plans
+
+
+def _by_pipeline(loaded: Sequence[Loaded]) -> list[list[Loaded]]:
+    groups: dict[str, list[Loaded]] = {}
+    for item in loaded:
+        groups.setdefault(item.spec.pipeline.name, []).append(item)
+    return list(groups.values())
+
+
+def trial_points_of(group: Sequence[Loaded]) -> list[dict[str, Any]]:
+    """The model paths that differ between the sweep's specs, with each spec's validated value.
+
+    A path missing from some trial (``model=linear,mlp`` changes the architecture's keys) is
+    replaced by its parent, so every point sets values the model accepts.
+    """
+    dumps = [item.spec.model_dump(mode="json") for item in group]
+    _check_only_model_varies(group, dumps)
+    models = [dump["model"] for dump in dumps]
+    paths = sorted({p for model in models[1:] for p in _differing(models[0], model) if p.split(".")[0] != "sweep"})
+    paths = sorted({_present_in_all(path, models) for path in paths})
+    paths = [p for p in paths if not any(p.startswith(f"{other}.") for other in paths)]
+    return [{f"model.{p}": _get(model, p) for p in paths} for model in models]
+
+
+def _check_only_model_varies(group: Sequence[Loaded], dumps: list[dict[str, Any]]) -> None:
+    base = dumps[0]
+    for item, dump in zip(group[1:], dumps[1:]):
+        outside = sorted(k for k in base if k != "model" and base[k] != dump[k])
+        outside += [f"model.{f}" for f in _SHARED_MODEL_FIELDS if base["model"][f] != dump["model"][f]]
+        if outside:
+            raise SpecErrors([SpecError(
+                item.display, 1, 1, "LPC703", outside[0],
+                f"the multirun sweep {item.sweep_point} changes '{outside[0]}'; trials of one plan "
+                "share their data and feature steps, so a sweep may vary only how the model trains",
+                "sweep model.* paths (not its name, dataset, label or features), or compile once per value",
+            )])
+
+
+def _differing(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            path = f"{prefix}{key}"
+            if key not in a or key not in b:
+                out.append(path)
+            else:
+                out.extend(_differing(a[key], b[key], f"{path}."))
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _present_in_all(path: str, models: list[dict[str, Any]]) -> str:
+    while "." in path and not all(_has(model, path) for model in models):
+        path = path.rsplit(".", 1)[0]
+    return path
+
+
+def _has(data: Any, path: str) -> bool:
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _get(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data[part]
+    return data

@@ -165,8 +165,19 @@ class StepGraph:
             raise SpecErrors([SpecError(self._source, 0, 0, "LPC701", cycle[0], f"Cycle: {path}",
                                         "remove one of these dependencies")]) from None
 
-    def edges(self) -> list[tuple[str, str]]:
-        return sorted(self._graph.edges())
+    def edges(self, reduced: bool = False) -> list[tuple[str, str]]:
+        """(dep, step) pairs; ``reduced`` drops edges implied by longer paths (for drawing)."""
+        graph = nx.transitive_reduction(self._graph) if reduced else self._graph
+        return sorted(graph.edges(), key=lambda edge: (natural_key(edge[1]), natural_key(edge[0])))
+
+
+def plan_edges(plan: Plan, reduced: bool = False) -> list[tuple[str, str]]:
+    """The (dep, step) edges of a plan in plan order (by step, then dep); see ``StepGraph.edges``."""
+    graph = StepGraph(plan.name)
+    for step in plan.steps:
+        graph.add(StepSpec(step.id, step.kind, step.config, step.deps))
+    position = {step.id: index for index, step in enumerate(plan.steps)}
+    return sorted(graph.edges(reduced), key=lambda edge: (position[edge[1]], position[edge[0]]))
 
 
 def step_resources(*layers: Resources) -> StepResources:

@@ -54,7 +54,10 @@ def pipeline_info(plan: Plan) -> dict[str, Any]:
 
 
 def retrain_on_breach(plan: Plan) -> bool:
-    """Whether a monitor plan can ask for retraining (some monitor's action is ``retrain``)."""
+    """Whether a monitor plan can ask for retraining (some monitor's action is ``retrain``).
+
+    Every step of a monitor plan feeds its summary to the retrain decision.
+    """
     return plan.triggers is not None and any(
         step.config.get("monitor", {}).get("action", {}).get("on_breach") == "retrain" for step in plan.steps
     )
@@ -134,7 +137,7 @@ def dag_file(plan: Plan, options: EmitOptions) -> str:
     trigger = None
     if plan.kind == "monitor" and retrain_on_breach(plan):
         trigger = {"task_id": f"trigger.{ident(plan.triggers)}", "dag_id": dag_id(plan.triggers),
-                   "monitors": [task_var(s.id) for s in plan.steps if s.kind == "monitor"]}
+                   "monitors": [task_var(s.id) for s in plan.steps]}
     what = "drift monitoring" if plan.kind == "monitor" else "training loop"
     return render(
         "airflow", "dag.py.j2",

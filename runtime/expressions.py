@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -112,7 +113,9 @@ def parse(text: str) -> ast.Expression:
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"expression is longer than {MAX_LENGTH} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         where = f" at column {error.offset}" if error.offset else ""
         raise ExpressionError(f"invalid expression '{text}': {error.msg}{where}", text) from None

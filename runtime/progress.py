@@ -18,12 +18,15 @@ def key_outputs(record: dict[str, Any], limit: int = 4) -> str:
     """A short ``name=value`` digest of a step's most telling outputs (or its message)."""
     outputs = record.get("outputs") or {}
     parts = []
+    metrics = outputs.get("metrics") if isinstance(outputs.get("metrics"), dict) else {}
+    outputs = {**{k: v for k, v in metrics.items() if k in KEY_OUTPUTS}, **outputs}
     for name in KEY_OUTPUTS:
         if name in outputs and not isinstance(outputs[name], (dict, list)):
             value = outputs[name]
             parts.append(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}")
     text = ", ".join(parts[:limit])
-    message = record.get("message") or outputs.get("stop") or ""
+    message = str(record.get("message") or outputs.get("stop") or outputs.get("summary") or "")
+    message = message if len(message) <= 160 else message[:157] + "..."
     return f"{text}; {message}" if text and message else text or str(message)
 
 

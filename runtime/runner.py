@@ -115,7 +115,7 @@ def skip_reason(upstream: dict[str, dict[str, Any]]) -> str | None:
     """Why this step skips: an upstream step skipped, or asked its dependents to stop."""
     for dep, record in upstream.items():
         if record.get("status") == "skipped":
-            return f"'{dep}' was skipped: {record.get('message', '')}".rstrip(": ")
+            return record.get("message") or f"'{dep}' was skipped"
         stop = (record.get("outputs") or {}).get("stop")
         if stop:
             return f"{dep}: {stop}"
@@ -139,7 +139,7 @@ def _step_logger(path: Path, step_id: str, echo: bool) -> tuple[logging.Logger, 
 def _record(doc: StepDoc, run_id: str, status: str, started: float, **extra: Any) -> dict[str, Any]:
     return {
         "step": doc.id, "kind": doc.kind, "plan": doc.plan, "pipeline": doc.pipeline, "run_id": run_id,
-        "status": status, "key": extra.pop("key", None), "artifact": extra.pop("artifact", None),
+        "status": status, "fingerprint": doc.fingerprint, "key": extra.pop("key", None), "artifact": extra.pop("artifact", None),
         "outputs": extra.pop("outputs", {}), "message": extra.pop("message", ""),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 3), **extra,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from loopc.runtime.step import StepDoc
 from loopc.runtime.steps_common import SPLITS, label_vector, label_classes, write_json
 
 TABLE = "table.parquet"
+PROFILE_ROWS, PROFILE_COLUMNS = "profile_rows.parquet", "profile_columns.json"
 
 
 def source_fingerprint(doc: StepDoc, root: Path) -> str:
@@ -80,14 +80,12 @@ def _fit(ctx: StepContext, train: pa.Table):
         raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
 
 
-def _reference_profile(ctx: StepContext, train: pa.Table) -> dict[str, Any] | None:
-    """The training reference the monitors compare live rows with (None until monitor.py exists)."""
-    try:
-        from loopc.runtime.monitor import build_profile
-    except ImportError:
-        return None
-    columns = [c for c in ctx.config["profile_columns"] if c in train.column_names]
-    return build_profile(train, columns, ctx.config["columns"])
+def _save_profile_rows(ctx: StepContext, train: pa.Table) -> None:
+    """The train rows (profiled columns only) the train step profiles with the model's predictions."""
+    columns = {c: ctx.config["columns"][c] for c in ctx.config["profile_columns"]
+               if c in train.column_names and c in ctx.config["columns"]}
+    pq.write_table(train.select(list(columns)), ctx.out_dir / PROFILE_ROWS)
+    write_json(ctx.out_dir / PROFILE_COLUMNS, columns)
 
 
 def run_features(ctx: StepContext) -> dict[str, Any]:
@@ -106,8 +104,6 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
         np.save(ctx.out_dir / f"x_{split}.npy", fitted.apply(table), allow_pickle=False)
         np.save(ctx.out_dir / f"y_{split}.npy", label_vector(table.column(label), task, classes), allow_pickle=False)
         pq.write_table(table.select(slices), ctx.out_dir / f"slices_{split}.parquet")
-    profile = _reference_profile(ctx, tables["train"])
-    if profile is not None:
-        (ctx.out_dir / "profile.json").write_text(json.dumps(profile, sort_keys=True), encoding="utf-8")
+    _save_profile_rows(ctx, tables["train"])
     return {"model": ctx.config["model_name"], "features": fitted.dim, "split_artifact": split_record["artifact"],
             "rows": {s: t.num_rows for s, t in tables.items()}, "classes": classes}

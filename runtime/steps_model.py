@@ -42,6 +42,7 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     except TrainError as exc:
         raise StepFailed(f"training model '{model['name']}': {exc}") from None
     save_params(ctx.out_dir / "params.npz", result.params)
+    _write_profile(ctx.out_dir, features_dir, predict(result.params, model["architecture"], model["task"], x_train))
     write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
     write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
@@ -54,6 +55,15 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
             "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
             "val_loss": _finite_or_none(min(val_losses)) if val_losses else None,
             "valid_metrics": valid_metrics}
+
+
+def _write_profile(out_dir: Path, features_dir: Path, train_pred: np.ndarray) -> None:
+    """The monitoring reference: profiled train columns and the model's train predictions."""
+    from loopc.runtime.profile import build_profile
+
+    rows = pq.read_table(features_dir / "profile_rows.parquet")
+    profile = build_profile(rows, read_json(features_dir / "profile_columns.json"), train_pred)
+    write_json(out_dir / "profile.json", profile)
 
 
 def _trial_value(record: dict[str, Any], metric: str) -> float | None:

@@ -12,7 +12,7 @@ from typing import Iterable
 from loopc.compiler.compose import compose_spec
 from loopc.compiler.defaults import parse_defaults
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.load import RawDocument, read_spec_file
+from loopc.compiler.load import Position, RawDocument, SpecPath, read_spec_file
 from loopc.compiler.models import Spec
 from loopc.compiler.validate import validate_spec
 
@@ -30,6 +30,8 @@ class LoadedSpec:
     spec_hash: str  # sha256 of the canonical JSON of spec.model_dump(mode="json")
     sweep_point: dict[str, str] = field(default_factory=dict)  # e.g. {"model.optimizer.lr": "1e-3"}
     display: str = ""  # the file as the user named it (for messages)
+    positions: dict[SpecPath, Position] = field(default_factory=dict, compare=False, repr=False)
+    """Source map of the composed spec: path tuple -> (file, line, column); locate later errors with it."""
 
 
 def spec_hash(spec: Spec) -> str:
@@ -66,7 +68,8 @@ def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument
             errors.extend(e for e in exc.errors if e not in errors)
             continue
         absolute = file.resolve()
-        results.append(LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), composed.sweep_point, str(file)))
+        results.append(LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), composed.sweep_point,
+                                  str(file), composed.positions))
     if errors:
         raise SpecErrors(errors)
     return results
@@ -128,7 +131,8 @@ def _check_unique_names(loaded: list[LoadedSpec]) -> None:
         name = item.spec.pipeline.name
         other = first.setdefault(name, item)
         if other.file != item.file:
-            errors.append(SpecError(item.display, 1, 1, "LPC504", "pipeline.name",
+            where = item.positions.get(("pipeline", "name"), (item.display, 1, 1))
+            errors.append(SpecError(*where, "LPC504", "pipeline.name",
                                     f"pipeline name '{name}' is also used by {other.display}",
                                     "give every pipeline a unique name"))
     if errors:

@@ -9,7 +9,6 @@ ERROR_CODES: dict[str, str] = {
     "LPC004": "duplicate key in a mapping",
     "LPC005": "file is not UTF-8 text (binary file)",
     "LPC006": "unsupported YAML construct (recursive alias, custom tag, complex key)",
-    "LPC100": "invalid value (other)",
     "LPC101": "unknown key",
     "LPC102": "missing required key",
     "LPC103": "wrong type",

@@ -18,12 +18,26 @@ Position = tuple[str, int, int]  # (file, line, column), 1-based
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
 _MAX_DEPTH = 200
 
 
 class SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """PyYAML's fast safe loader with OmegaConf's scalar rules (``1e-3`` is a float, no timestamps)."""
+
+    _plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        """Cache the tag of plain scalars: the regex scan is the loader's hottest Python code."""
+        if kind is not ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)
+        tag = self._plain_tags.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._plain_tags) < 50_000:
+                self._plain_tags[value] = tag
+        return tag
 
 
 SpecLoader.add_implicit_resolver(
@@ -134,7 +148,9 @@ class _TreeBuilder:
 
     def build(self, node: Node, path: SpecPath) -> Any:
         if path not in self.positions:
-            self.positions[path] = (self.file, *_mark(node))
+            self.positions[path] = (self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
         if id(node) in self._active or len(path) > _MAX_DEPTH:
             self._error(node, path, "LPC006", "recursive alias: a node contains itself", None)
             return None
@@ -142,13 +158,13 @@ class _TreeBuilder:
         try:
             if isinstance(node, MappingNode):
                 return self._mapping(node, path)
-            if isinstance(node, SequenceNode):
-                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-            return self._scalar(node, path)
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         finally:
             self._active.discard(id(node))
 
     def _scalar(self, node: Node, path: SpecPath) -> Any:
+        if node.tag == _STR_TAG:
+            return node.value
         try:
             return _SCALARS.construct_object(node)
         except ConstructorError as exc:

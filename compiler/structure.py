@@ -67,7 +67,8 @@ def _describe(kind: str, error: dict[str, Any], loc: tuple, root: type[BaseModel
         return "LPC106", f"{got} has the wrong format", _pattern_hint(loc, ctx.get("pattern", ""))
     if kind in ("value_error", "assertion_error"):
         return "LPC107", _lower(str(ctx.get("error", error["msg"]))), None
-    return "LPC100", f"{_lower(error['msg'])}, got {got}", None
+    code = "LPC103" if kind.endswith(("_type", "_parsing")) else "LPC104"
+    return code, f"{_lower(error['msg'])}, got {got}", None
 
 
 def _not_allowed(ctx: dict[str, Any], value: Any, got: str) -> tuple[str, str, str | None]:

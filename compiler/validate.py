@@ -6,12 +6,15 @@ from pydantic import ValidationError
 
 from loopc.compiler.compose import ComposedSpec
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.locate import dotted, position_of
+from loopc.compiler.load import SpecPath
+from loopc.compiler.locate import dotted, position_of, tree_path
 from loopc.compiler.models import Spec
 from loopc.compiler.overrides import OVERRIDE_FILE
 from loopc.compiler.policy import check_policy
 from loopc.compiler.references import Issue, check_references
 from loopc.compiler.structure import structure_errors
+
+_RISK_CLASS: SpecPath = ("pipeline", "risk_class")
 
 
 def validate_spec(composed: ComposedSpec) -> Spec:
@@ -22,23 +25,20 @@ def validate_spec(composed: ComposedSpec) -> Spec:
     except ValidationError as exc:
         errors = structure_errors(exc.errors(include_url=False), composed.tree, composed.positions, Spec, fallback)
         raise SpecErrors([_with_override(e, composed) for e in errors]) from None
-    issues = check_references(spec) + check_policy(spec)
-    if issues:
-        raise SpecErrors([_with_override(locate_issue(i, composed), composed) for i in issues])
+    errors = [locate_issue(i, composed) for i in check_references(spec)]
+    errors += [locate_issue(i, composed, _RISK_CLASS) for i in check_policy(spec)]
+    if errors:
+        raise SpecErrors([_with_override(e, composed) for e in errors])
     return spec
 
 
-def locate_issue(issue: Issue, composed: ComposedSpec) -> SpecError:
-    """Place an issue at the node its path names (or the nearest written parent)."""
-    file, line, col = position_of(_tree_path(issue.path, composed.tree), composed.positions, (composed.file, 1, 1))
+def locate_issue(issue: Issue, composed: ComposedSpec, missing_at: SpecPath | None = None) -> SpecError:
+    """Place an issue at the node its path names; a missing node at ``missing_at`` or its nearest parent."""
+    path = tree_path(issue.path, composed.tree)
+    if missing_at is not None and path not in composed.positions:
+        path = missing_at
+    file, line, col = position_of(path, composed.positions, (composed.file, 1, 1))
     return SpecError(file, line, col, issue.code, dotted(issue.path), issue.message, issue.hint)
-
-
-def _tree_path(path: tuple, tree: dict) -> tuple:
-    """Follow the ``transform`` shorthand the way the user wrote the feature."""
-    from loopc.compiler.locate import tree_path
-
-    return tree_path(path, tree)
 
 
 def _with_override(error: SpecError, composed: ComposedSpec) -> SpecError:

@@ -12,14 +12,14 @@ from loopc.compiler.errors import SpecError, SpecErrors, UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="+", metavar="PATH_OR_OVERRIDE",
-                        help="pipeline files or directories; arguments with '=' (or starting with '~') are overrides")
+                        help="pipeline files or directories; arguments with '=' (or starting with '~' or '+') are overrides")
     parser.add_argument("--format", choices=("text", "json", "github"), default="text",
                         help="text (default), json (a list of errors) or github (workflow annotations)")
 
 
 def split_targets(targets: list[str]) -> tuple[list[str], list[str]]:
-    """Paths and overrides: an argument containing '=' or starting with '~' is an override."""
-    overrides = [t for t in targets if "=" in t or t.startswith("~")]
+    """Paths and overrides: an argument containing '=' or starting with '~' or '+' is an override."""
+    overrides = [t for t in targets if "=" in t or t.startswith(("~", "+"))]
     paths = [t for t in targets if t not in overrides]
     if not paths:
         raise UsageError("give at least one pipeline file or directory")

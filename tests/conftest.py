@@ -21,3 +21,16 @@ def airflow_python() -> str:
     if not path or not os.access(path, os.X_OK):
         engine_missing(f"no Airflow interpreter at LOOPC_AIRFLOW_PYTHON={path!r}; run ci/install-airflow.sh")
     return path
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """A real Slurm controller answering sbatch/sinfo (ci/slurm-up.sh starts one)."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("sbatch") and shutil.which("sinfo")):
+        engine_missing("sbatch/sinfo not on PATH; run ci/slurm-up.sh (as root) to start a single-node Slurm")
+    done = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        engine_missing(f"sinfo does not answer ({done.stderr.strip()}); run ci/slurm-up.sh")

@@ -182,7 +182,8 @@ def _run_parallel(scheduler: _Scheduler, jobs: int) -> None:
 
 
 def _retrain_requested(records: dict[str, dict[str, Any]]) -> bool:
-    return any((r.get("outputs") or {}).get("action") == "retrain" for r in records.values())
+    """A monitor step of THIS invocation asked to retrain (a resumed verdict already triggered once)."""
+    return any((r.get("outputs") or {}).get("action") == "retrain" and not r.get("resumed") for r in records.values())
 
 
 def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str | None = None,

@@ -66,14 +66,19 @@ def bars(values: dict[str, float], limit: float | None = None, width: int = 360)
     return {"rows": rows, "width": width, "height": len(rows) * 22 + 4, "limit": limit, "line": line}
 
 
-def _details(state: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+def _details(state: Path, run_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The step's detail file: in its artifact, or (a failed validation) beside the run records."""
     name = DETAIL_FILES.get(record.get("kind", ""))
-    if not name or not record.get("artifact"):
+    if not name:
         return None
-    try:
-        return json.loads((state / record["artifact"] / name).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+    candidates = [state / record["artifact"] / name] if record.get("artifact") else []
+    candidates.append(runs.run_dir(state, run_id) / "reports" / f"{record['step']}.{name}")
+    for path in candidates:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
 
 
 def _drift_charts(details: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -97,7 +102,7 @@ def report_view(result: Any) -> dict[str, Any]:
         record = records.get(step["id"])
         if record is None:
             continue
-        details = _details(state, record)
+        details = _details(state, result.run_id, record)
         sections.append({"id": step["id"], "kind": step["kind"], "record": record, "details": details,
                          "details_json": json.dumps(details, indent=2, sort_keys=True) if details else "",
                          "outputs_json": json.dumps(record.get("outputs") or {}, indent=2, sort_keys=True),

@@ -166,7 +166,7 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
     state = runs.state_path(root, doc.state_dir)
     previous = runs.read_record(state, run_id, doc.id)
     if previous and previous.get("status") in runs.FINISHED:
-        return previous
+        return {**previous, "resumed": True}
     started = time.time()
     logger, handlers = _step_logger(runs.log_path(state, run_id, doc.id), doc.id, echo)
     try:

@@ -1,4 +1,4 @@
-"""Shared helpers for the planner and local-backend tests: load the example specs (no tests here)."""
+"""Shared helpers for the planner and local-backend tests: load the example specs."""
 
 from __future__ import annotations
 
@@ -52,8 +52,18 @@ def spec_from_tree(tree: dict[str, Any]) -> tuple[Spec, str]:
 
 
 def example_spec(name: str, **choices: str) -> tuple[Spec, str]:
-    """(Spec, spec_hash) of an example, e.g. example_spec("churn", model="mlp")."""
-    return spec_from_tree(compose_tree(EXAMPLES / name / "pipeline.yaml", choices))
+    """(Spec, spec_hash) of an example through the real front end, e.g. example_spec("churn", model="mlp")."""
+    from loopc.compiler.api import load_project
+
+    (loaded,) = load_project(EXAMPLES / name / "pipeline.yaml", [f"{g}={o}" for g, o in choices.items()])
+    return loaded.spec, loaded.spec_hash
+
+
+def test_helper_composition_matches_the_front_end():
+    """The tree helper (used where tests edit trees) composes exactly what load_project does."""
+    for name in EXAMPLE_NAMES:
+        for choice in ({}, {"model": "mlp"}, {"model": "linear"} if name == "demand" else {"model": "logistic"}):
+            assert spec_from_tree(compose_tree(EXAMPLES / name / "pipeline.yaml", choice)) == example_spec(name, **choice)
 
 
 # Golden inputs: (golden folder, example, config group choices).

@@ -48,7 +48,7 @@ class PlainProgress:
     def finish(self, step_id: str, record: dict[str, Any]) -> None:
         line = f"  {record.get('status', '?'):<7} {step_id} ({record.get('seconds', 0):.1f}s)"
         detail = key_outputs(record)
-        self.console.print(f"{line} {detail}".rstrip(), markup=False, highlight=False)
+        self.console.print(f"{line} {detail}".rstrip(), markup=False, highlight=False, soft_wrap=True)
 
     def end(self) -> None:
         pass

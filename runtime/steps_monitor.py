@@ -72,7 +72,7 @@ def _decide_action(ctx: StepContext, monitor: dict[str, Any], breach: bool, now:
     if not cooldown_allows(state_file, cooldown, now):
         return "none", f"breach, but the cooldown of {action.get('cooldown')} since the last trigger holds it back"
     record_trigger(state_file, now, details={"run_id": ctx.run_id, "action": action["on_breach"]})
-    return action["on_breach"], f"breach: action {action['on_breach']}"
+    return action["on_breach"], f"action {action['on_breach']}"
 
 
 def run_monitor(ctx: StepContext) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .drift import categorical_drift, numeric_drift
+from .drift import categorical_drift, map_columns, numeric_drift
 from .gates import check_bounds
 from .profile import category_counts, numeric_values, prediction_values
 from .store import atomic_write_json
@@ -82,7 +82,7 @@ def _column_statistics(profile: dict, table: pa.Table, names: list[str], threads
     numeric = [n for n in names if sketches[n]["kind"] == "numeric"]
     categorical = [n for n in names if sketches[n]["kind"] == "categorical"]
     values = [numeric_values(table.column(n)) for n in numeric]
-    counts = [category_counts(table.column(n)) for n in categorical]
+    counts = map_columns(lambda name: category_counts(table.column(name)), categorical, threads)
     results = numeric_drift([sketches[n] for n in numeric], [v for v, _ in values], threads)
     results += categorical_drift([sketches[n] for n in categorical], [c for c, _ in counts])
     nulls = [k for _, k in values] + [k for _, k in counts]

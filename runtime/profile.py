@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .drift import map_columns
+
 PROFILE_FORMAT = 1
 QUANTILES = 1001  # sketch resolution: the KS statistic is exact to within ~1/(QUANTILES-1)
 PSI_BINS = 10
@@ -148,22 +150,28 @@ def build_profile(
     quantiles: int = QUANTILES,
     psi_bins: int = PSI_BINS,
     max_categories: int = MAX_CATEGORIES,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """The reference profile of ``columns`` (name -> column spec dict) of ``table``, and of predictions.
 
     Store it with the model at training time; ``drift_report`` compares live rows with it.
     Multiclass predictions ([rows, k]) are profiled as the predicted class index.
     """
-    profiled = {}
-    for name in sorted(columns):
-        if name not in table.column_names:
-            raise ProfileError(f"column '{name}' is not in the table; columns are: {', '.join(table.column_names)}")
+    missing = [name for name in sorted(columns) if name not in table.column_names]
+    if missing:
+        raise ProfileError(f"columns {', '.join(missing)} are not in the table; columns are: "
+                           f"{', '.join(table.column_names)}")  # fmt: skip
+
+    def sketch(name: str) -> dict[str, Any]:
         column = table.column(name)
         if column_kind(name, columns[name], column.type) == "numeric":
-            profiled[name] = numeric_sketch(*numeric_values(column), quantiles=quantiles, psi_bins=psi_bins)
+            result = numeric_sketch(*numeric_values(column), quantiles=quantiles, psi_bins=psi_bins)
         else:
-            profiled[name] = categorical_sketch(*category_counts(column), max_categories=max_categories)
-        profiled[name]["type"] = columns[name].get("type") or str(column.type)
+            result = categorical_sketch(*category_counts(column), max_categories=max_categories)
+        return {**result, "type": columns[name].get("type") or str(column.type)}
+
+    names = sorted(columns)
+    profiled = dict(zip(names, map_columns(sketch, names, threads)))
     prediction = None
     if predictions is not None:
         values, kind = prediction_values(predictions)

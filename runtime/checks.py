@@ -61,8 +61,8 @@ def _null_violation(dataset: str, column: str, mask: np.ndarray) -> Violation | 
     rows = np.flatnonzero(mask)
     if not len(rows):
         return None
-    where = ", ".join(str(r) for r in rows[:5])
-    message = f"{len(rows)} row(s) are null but the column is not nullable (rows {where}{', ...' if len(rows) > 5 else ''})"
+    where = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    message = f"{len(rows)} row(s) are null but the column is not nullable (rows {where})"
     return Violation(dataset, column, "nullable", len(rows), [f"row {r}" for r in rows[:5].tolist()], message)
 
 
@@ -108,7 +108,8 @@ def _column_violations(dataset: str, name: str, raw: pa.Array, spec: dict) -> tu
         found.append(_violation(dataset, name, "allowed", _allowed_mask(cast, allowed, ctype), cast,
                                 f"hold values not in allowed {allowed}", True))
     if spec.get("unique"):
-        found.append(_violation(dataset, name, "unique", _duplicate_mask(cast), cast, "repeat a value of a unique column", True))
+        found.append(_violation(dataset, name, "unique", _duplicate_mask(cast), cast,
+                                "repeat a value of a unique column", True))
     return cast, [v for v in found if v is not None]
 
 
@@ -157,7 +158,7 @@ def table_columns(table: pa.Table, names) -> dict[str, np.ndarray]:
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
             out[name] = pc.cast(column, pa.float64()).to_numpy().astype(np.float64)
         else:
-            out[name] = np.asarray(column.to_pylist(), dtype=object)
+            out[name] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
     return out
 
 

@@ -82,6 +82,10 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def _bound(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def _fmt(value: float) -> str:
     return format(value, ".6g")
 
@@ -180,7 +184,7 @@ _APPLY = {
     "standardize": lambda s, v: (v - s["mean"]) / s["std"],
     "minmax": lambda s, v: (v - s["min"]) / s["span"],
     "log": lambda s, v: np.log(np.maximum(v + s["offset"], s["floor"])),
-    "clip": lambda s, v: np.clip(v, -np.inf if s["min"] is None else s["min"], np.inf if s["max"] is None else s["max"]),
+    "clip": lambda s, v: np.clip(v, _bound(s["min"], -np.inf), _bound(s["max"], np.inf)),
     "impute": lambda s, v: np.where(np.isnan(v), s["value"], v),
     "bucketize": _apply_bucketize,
     "onehot": _apply_onehot,

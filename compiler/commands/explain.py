@@ -13,6 +13,13 @@ from loopc.compiler.fingerprint import outcome_view
 from loopc.compiler.plan import Plan, Step
 
 _SHOWN_PATHS = 4
+_ALWAYS_RUNS = {
+    "gate": "decisions are never cached: the champion it compares with may have changed",
+    "register": "registers the candidate of this run (the registry returns an existing version if unchanged)",
+    "shadow": "scores against the current champion, which may have changed",
+    "promote": "promotion depends on this run's gate, shadow and approval",
+    "monitor": "reads the latest live rows every time",
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def _verdict(step: Step, history: History, changed: set[str], running: set[str],
         return Verdict(step.id, "run", f"{status} in the last run" + _message(record))
     upstream = [dep for dep in step.deps if dep in running]
     if not step.cacheable:
-        return Verdict(step.id, "run", f"{step.kind} steps always run (their decision depends on the registry)")
+        return Verdict(step.id, "run", _ALWAYS_RUNS.get(step.kind, "not cacheable"))
     if upstream:
         return Verdict(step.id, "run", "upstream will re-run: " + ", ".join(upstream))
     if record is None:
@@ -172,6 +179,7 @@ def print_report(report: list[tuple[Plan, list[Verdict]]]) -> None:
     from rich.text import Text
 
     console = Console()
+    console = console if console.is_terminal else Console(width=200)  # pipes and files: no wrapping
     colors = {"run": "yellow", "cached": "green", "check": "cyan"}
     for plan, verdicts in report:
         runs = sum(v.would == "run" for v in verdicts)

@@ -106,9 +106,10 @@ def print_table(entries: list[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{len(entries)} pipelines", title_justify="left")
+    table = Table(title=f"{len(entries)} pipeline{'s' if len(entries) != 1 else ''}", title_justify="left")
     for column in COLUMNS:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in entries:
         table.add_row(*(Text(cell) for cell in cells(row)))
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=200)).print(table)

@@ -6,8 +6,8 @@ import hashlib
 import json
 from typing import Any, Iterable
 
-# Bump when the runtime's outputs for the same step document change meaning (forces re-runs).
-RUNTIME_FORMAT = 1
+from loopc.runtime.runner import RUNTIME_FORMAT  # one version: bumped when step outputs change meaning
+
 # Keys that never change what a step computes: free text and scheduler requests.
 _IGNORED_KEYS = frozenset({"description", "resources"})
 

@@ -48,7 +48,7 @@ def _archive_bytes(arrays: dict[str, np.ndarray], meta: dict | None) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(arrays):
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            np.lib.format.write_array(member, np.asarray(arrays[name], order="C"), allow_pickle=False)
             archive.writestr(zipfile.ZipInfo(f"{name}.npy", _EPOCH_1980), member.getvalue())
         if meta is not None:
             text = json.dumps(meta, sort_keys=True, separators=(",", ":"))

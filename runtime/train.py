@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,9 +149,10 @@ def _resume(directory: Path, fingerprint: str, progress: _Progress) -> _Progress
         )
     treedef = jax.tree_util.tree_structure(progress.opt_state)
     best = ckpt.subtree(arrays, "best_params") if any(k.startswith("best_params/") for k in arrays) else None
+    leaves = [jnp.asarray(leaf) for leaf in ckpt.leaf_list(arrays, "opt_state")]
     return _Progress(
-        params=ckpt.subtree(arrays, "params"),
-        opt_state=jax.tree_util.tree_unflatten(treedef, ckpt.leaf_list(arrays, "opt_state")),
+        params=jax.tree_util.tree_map(jnp.asarray, ckpt.subtree(arrays, "params")),
+        opt_state=jax.tree_util.tree_unflatten(treedef, leaves),
         epoch=meta["epoch"], history=meta["history"], best_params=best,
         best_val=math.inf if meta["best_val"] is None else meta["best_val"], best_epoch=meta["best_epoch"],
         bad_epochs=meta["bad_epochs"], finished=meta["finished"], stopped_early=meta["stopped_early"],
@@ -170,16 +172,37 @@ class _Setup:
     compile_seconds: float
 
 
-def _compile(task, architecture, dtype, tx, plan: EpochPlan, mesh, progress, train_data, valid_data):
-    """Compile the epoch and validation functions ahead of time; returns them and the seconds spent."""
+_COMPILED: OrderedDict[str, tuple] = OrderedDict()
+_COMPILED_KEEP = 8
+
+
+def _avals(tree) -> list:
+    """Shapes and dtypes of a pytree's leaves, for the compile cache key."""
+    return [(tuple(np.shape(leaf)), str(jnp.asarray(leaf).dtype)) for leaf in jax.tree_util.tree_leaves(tree)]
+
+
+def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progress, train_data, valid_data):
+    """Compile the epoch and validation functions ahead of time; returns them and the seconds spent.
+
+    Executables are kept per (settings, shapes) in this process, so a resumed or repeated run
+    with the same settings (``tx_key`` names the optimizer tx was built from) skips compiling.
+    """
     started = time.perf_counter()
-    key = jax.random.PRNGKey(0)
+    cache_key = json.dumps([task, architecture, str(jnp.dtype(dtype)), tx_key, plan.__dict__,
+                            None if mesh is None else mesh.size, _avals(progress.params),
+                            _avals(train_data), _avals(valid_data)], sort_keys=True, default=str)
+    if cache_key in _COMPILED:
+        _COMPILED.move_to_end(cache_key)
+        return (*_COMPILED[cache_key], time.perf_counter() - started)
     epoch_fn = make_epoch(task, architecture, dtype, tx, plan, mesh)
-    epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, key).compile()
+    epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, jax.random.PRNGKey(0)).compile()
     eval_fn = None
     if valid_data is not None:
         eval_fn = make_evaluate(task, architecture, dtype, min(EVAL_CHUNK, len(valid_data[1])))
         eval_fn = eval_fn.lower(progress.params, *valid_data).compile()
+    _COMPILED[cache_key] = (epoch_fn, eval_fn)
+    while len(_COMPILED) > _COMPILED_KEEP:
+        _COMPILED.popitem(last=False)
     return epoch_fn, eval_fn, time.perf_counter() - started
 
 
@@ -230,6 +253,7 @@ def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None)
 
 def _prepare(x_train, y_train, x_valid, y_valid, task, num_classes, training, sample_weight):
     """Checked host arrays: (x, y, w) for train and valid, and the regression target scaling."""
+    output_width(task, num_classes)
     y_tr = _labels(task, y_train, num_classes, "training")
     y_va = _labels(task, y_valid, num_classes, "validation")
     x_tr, x_va = _features(x_train, len(y_tr), "training"), _features(x_valid, len(y_va), "validation")
@@ -300,7 +324,8 @@ def train_model(
     )
     if checkpoint_dir is not None:
         progress = _resume(Path(checkpoint_dir), fingerprint, progress)
-    setup = _setup(task, architecture, dtype, tx, plan, mesh, progress, train, valid, scaling)
+    tx_key = json.dumps([optimizer, schedule, epochs * plan.batches], sort_keys=True)
+    setup = _setup(task, architecture, dtype, (tx, tx_key), plan, mesh, progress, train, valid, scaling)
     ran = _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint,
                 max_epochs_this_call)
     seconds = sum(h["seconds"] for h in progress.history[len(progress.history) - ran:]) if ran else 0.0
@@ -312,14 +337,14 @@ def train_model(
     )
 
 
-def _setup(task, architecture, dtype, tx, plan, mesh, progress, train, valid, scaling) -> _Setup:
-    """Put the data on the device(s) and compile; skipped work costs nothing when already finished."""
+def _setup(task, architecture, dtype, tx_and_key, plan, mesh, progress, train, valid, scaling) -> _Setup:
+    """Put the data on the device(s) and compile; nothing to do when the checkpoint is finished."""
+    if progress.finished:
+        return _Setup(None, None, (), None, scaling[1] ** 2, plan.rows, 0.0)
     train_data = _device_data(*train, dtype, mesh)
     valid_data = _device_data(*valid, dtype, mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
-    if progress.finished:
-        return _Setup(None, None, train_data, valid_data, scaling[1] ** 2, plan.rows, 0.0)
-    epoch_fn, eval_fn, seconds = _compile(task, architecture, dtype, tx, plan, mesh, progress, train_data,
-                                          valid_data)
+    epoch_fn, eval_fn, seconds = _compile(task, architecture, dtype, *tx_and_key, plan, mesh, progress,
+                                          train_data, valid_data)
     return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, plan.rows, seconds)
 
 

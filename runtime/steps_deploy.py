@@ -38,7 +38,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
     if champion is not None and champion.artifact == artifact:
         message = f"this model is already the champion (version {champion.version}): nothing new to gate"
         return {"passed": True, "status": "champion", "summary": message, "champion_version": champion.version,
-                "stop": message}
+                "stop": f"already the champion (version {champion.version})"}
     champion_eval = None if champion is None else _champion_evaluation(
         ctx, champion, evaluated["outputs"]["eval_rows"], gate)
     try:
@@ -53,7 +53,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
     if decision.status == "rejected":
         ctx.registry.record_event("gate_rejected", name, None, _actor(ctx), decision.summary,
                                   {"run_id": ctx.run_id, "artifact": artifact})
-        outputs["stop"] = f"gate rejected the candidate: {decision.summary}"
+        outputs["stop"] = "the gate rejected the candidate"
     ctx.log.info("gate: %s", decision.summary)
     return outputs
 

@@ -8,9 +8,7 @@ from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.fingerprint import canonical_json, sha256_text
 from loopc.compiler.models import Spec
 from loopc.compiler.plan import Plan, plan_pipeline
-
-# Model fields every trial of one plan must share: the data and feature steps are planned once.
-_SHARED_MODEL_FIELDS = ("name", "task", "dataset", "label", "features")
+from loopc.compiler.plan_sweeps import SHARED_MODEL_FIELDS
 
 
 class Loaded(Protocol):
@@ -64,7 +62,7 @@ def _check_only_model_varies(group: Sequence[Loaded], dumps: list[dict[str, Any]
     base = dumps[0]
     for item, dump in zip(group[1:], dumps[1:]):
         outside = sorted(k for k in base if k != "model" and base[k] != dump[k])
-        outside += [f"model.{f}" for f in _SHARED_MODEL_FIELDS if base["model"][f] != dump["model"][f]]
+        outside += [f"model.{f}" for f in SHARED_MODEL_FIELDS if base["model"][f] != dump["model"][f]]
         if outside:
             raise SpecErrors([SpecError(
                 item.display, 1, 1, "LPC703", outside[0],

@@ -21,29 +21,49 @@ def grid_points(sweep: Sweep | None) -> list[Point]:
     return [dict(zip(names, values)) for values in itertools.product(*(sweep.parameters[n] for n in names))]
 
 
-def cli_model_points(points: list[Point] | None, source: str) -> list[Point]:
+SHARED_MODEL_FIELDS = ("name", "task", "dataset", "label", "features")  # trials share data and feature steps
+
+
+def cli_model_points(points: list[Point] | None, source: str, model: Model | None = None) -> list[Point]:
     """CLI multirun points (spec paths) as model-relative points; empty points are dropped.
 
     One plan shares its data steps across trials, so a CLI sweep may vary only ``model.*``.
+    A point ``{"model": {...}}`` (a sweep over the model config group) becomes one entry per
+    top-level model field; with ``model`` given, fields no point changes are dropped.
     """
-    result = []
-    for point in points or []:
-        outside = sorted(path for path in point if not str(path).startswith("model."))
-        if outside:
+    flat = [_model_relative(point, source) for point in points or []]
+    if model is not None:
+        base = model.model_dump(mode="json")
+        varied = {k for point in flat for k, v in point.items() if "." in k or base.get(k) != v}
+        flat = [{k: v for k, v in point.items() if k in varied} for point in flat]
+        shared = sorted(varied.intersection(SHARED_MODEL_FIELDS))
+        if shared:
             raise SpecErrors([_error(
-                source, "LPC703", outside[0],
-                f"a multirun sweep over '{outside[0]}' varies more than the model; "
-                "trials of one plan share their data and feature steps",
-                "sweep only model.* paths, or compile once per value",
+                source, "LPC703", f"model.{shared[0]}",
+                f"a multirun sweep changes model.{shared[0]}; trials of one plan share their data and "
+                "feature steps", "sweep how the model trains, or compile once per value",
             )])
-        if point:
-            result.append({str(path)[len("model."):]: value for path, value in point.items()})
-    return result
+    return [point for point in flat if point]
+
+
+def _model_relative(point: Point, source: str) -> Point:
+    outside = sorted(path for path in point if path != "model" and not str(path).startswith("model."))
+    if outside or not isinstance(point.get("model", {}), dict):
+        where = outside[0] if outside else "model"
+        raise SpecErrors([_error(
+            source, "LPC703", where,
+            f"a multirun sweep over '{where}' varies more than the model; "
+            "trials of one plan share their data and feature steps",
+            "sweep only model.* paths, or compile once per value",
+        )])
+    flat = {k: v for k, v in point.get("model", {}).items() if k != "sweep"}
+    flat.update({str(path)[len("model."):]: value for path, value in point.items() if path != "model"})
+    return flat
 
 
 def trial_points(model: Model, cli_points: list[Point] | None, source: str) -> list[Point]:
     """All trials: CLI points (outer) x ``model.sweep`` grid (inner); empty list means no sweep."""
-    outer = cli_model_points(cli_points, source) or [{}]
+    outer = cli_model_points(cli_points, source, model) or [{}]
     inner = grid_points(model.sweep) or [{}]
     points = [{**cli, **grid} for cli in outer for grid in inner]
     return [] if points == [{}] else points

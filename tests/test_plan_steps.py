@@ -178,3 +178,21 @@ def test_unknown_dependency_is_reported():
 def _plans(tree):
     spec, spec_hash = spec_from_tree(tree)
     return plan_pipeline(spec, spec_hash=spec_hash)
+
+
+def test_a_point_over_the_whole_model_trains_each_variant():
+    spec, spec_hash = example_spec("churn")
+    mlp, _ = example_spec("churn", model="mlp")
+    points = [{"model": spec.model.model_dump(mode="json")}, {"model": mlp.model.model_dump(mode="json")}]
+    train = plan_pipeline(spec, spec_hash=spec_hash, sweep_points=points)[0]
+    trials = [s for s in train.steps if s.kind == "train"]
+    assert [t.config["model"]["architecture"]["kind"] for t in trials] == ["linear", "mlp"]
+    assert all(t.config["model"]["sweep"] is None for t in trials)
+    assert "features" not in trials[1].config["sweep_point"]
+
+
+def test_a_sweep_that_changes_the_features_is_refused():
+    spec, spec_hash = example_spec("churn")
+    with pytest.raises(SpecErrors, match="LPC703.*model.features"):
+        plan_pipeline(spec, spec_hash=spec_hash,
+                      sweep_points=[{"model.features": ["tenure"]}, {"model.features": ["contract"]}])

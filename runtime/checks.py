@@ -85,10 +85,20 @@ def _allowed_mask(array: pa.Array, allowed: list, ctype: str) -> np.ndarray:
 
 
 def _duplicate_mask(array: pa.Array) -> np.ndarray:
-    counts = pc.value_counts(array)
-    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    inside = pc.fill_null(pc.is_in(array, value_set=repeated), False)
-    return np.asarray(inside.to_numpy(zero_copy_only=False), dtype=bool)
+    """Rows whose (non-null) value also appears in another row; sort-based, fast for unique keys."""
+    count = len(array)
+    if count < 2:
+        return np.zeros(count, bool)
+    order = pc.sort_indices(array).to_numpy()
+    ordered = array.take(order)
+    same = pc.fill_null(pc.equal(ordered.slice(1), ordered.slice(0, count - 1)), False)
+    same = np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+    in_order = np.zeros(count, bool)
+    in_order[1:] |= same
+    in_order[:-1] |= same
+    mask = np.empty(count, bool)
+    mask[order] = in_order
+    return mask
 
 
 def _column_violations(dataset: str, name: str, raw: pa.Array, spec: dict) -> tuple[pa.Array, list]:

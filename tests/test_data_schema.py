@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loopc.runtime.data import enforce_schema
 
@@ -153,3 +155,11 @@ def test_every_type_casts_nulls_through(declared):
     table = pa.table({"x": pa.nulls(3)})
     cast, violations = enforce_schema(table, {"x": {"type": declared}}, "d")
     assert violations == [] and cast.column("x").null_count == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e", "f"])), max_size=30))
+def test_unique_rule_counts_every_row_of_a_repeated_value(values):
+    _, violations = enforce_schema(pa.table({"k": pa.array(values, pa.string())}), {"k": {"type": "string", "unique": True}})
+    expected = sum(1 for v in values if v is not None and values.count(v) > 1)
+    assert sum(v.count for v in violations if v.rule == "unique") == expected

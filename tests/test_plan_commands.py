@@ -223,3 +223,8 @@ def test_inventory_reads_champion_and_last_promotion_from_the_registry(churn, ca
     assert out.splitlines()[0].startswith("| pipeline | model |") and "champion v2 of 2 (promoted" in out
     code, out, _ = cli(capsys, "inventory", churn)
     assert "churn_classifier" in out and "champion v2" in out
+
+
+def test_compiling_for_a_target_the_pipeline_does_not_list_warns(churn, tmp_path, capsys):
+    code, _, err = cli(capsys, "compile", churn, "pipeline.targets=[local]", "--target", "slurm", "-o", tmp_path / "o")
+    assert code == 0 and "does not list 'slurm' in pipeline.targets" in err

@@ -178,3 +178,11 @@ def test_cooldown(tmp_path):
     state.write_text("{not json")
     with pytest.raises(MonitorError, match="delete the file to reset the cooldown"):
         cooldown_allows(state, 60, 0)
+
+
+def test_dictionary_encoded_categories_count_like_plain_strings():
+    rng = np.random.default_rng(9)
+    plain = _table(rng, n=4000)
+    chunks = [plain.column("plan").slice(0, 1500).combine_chunks(), plain.column("plan").slice(1500).combine_chunks()]
+    encoded = plain.set_column(2, "plan", pa.chunked_array([c.dictionary_encode() for c in chunks]))
+    assert build_profile(encoded, COLUMNS, None) == build_profile(plain, COLUMNS, None)

@@ -106,7 +106,7 @@ def _parse_times(text: pa.Array, ctype: str) -> pa.Array:
 
 def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     """Numbers and booleans to int/float/bool; a float that is not whole is bad for int."""
-    values = pc.cast(array, pa.float64())
+    values = pc.cast(array, pa.float64(), safe=False)
     numbers = values.to_numpy(zero_copy_only=False)
     valid = _valid(array)
     if ctype == "int":
@@ -117,6 +117,16 @@ def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
         return pc.if_else(pc.is_nan(values), None, values), np.zeros(len(array), bool)
     masked = pc.if_else(pa.array(bad), None, values)
     return pc.cast(masked, ARROW_TYPES[ctype]), bad
+
+
+def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Any integer type to int64 without a detour through float; uint64 beyond int64 is bad."""
+    bad = np.zeros(len(array), bool)
+    if array.type == pa.uint64():
+        too_big = pc.fill_null(pc.greater(array, pa.scalar(2**63 - 1, pa.uint64())), False)
+        bad = np.asarray(too_big.to_numpy(zero_copy_only=False), dtype=bool)
+        array = pc.if_else(too_big, pa.scalar(None, pa.uint64()), array)
+    return pc.cast(array, pa.int64()), bad
 
 
 def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
@@ -132,6 +142,8 @@ def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
         return pc.cast(array, target), none_bad
     if _is_text(source):
         return _parse_text(array, ctype)
+    if ctype == "int" and pa.types.is_integer(source):
+        return _cast_integer(array)
     numeric_source = pa.types.is_integer(source) or pa.types.is_floating(source) or pa.types.is_boolean(source)
     if ctype in ("int", "float", "bool") and (numeric_source or pa.types.is_decimal(source)):
         return _cast_numeric(array, ctype)

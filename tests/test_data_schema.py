@@ -163,3 +163,10 @@ def test_unique_rule_counts_every_row_of_a_repeated_value(values):
     _, violations = enforce_schema(pa.table({"k": pa.array(values, pa.string())}), {"k": {"type": "string", "unique": True}})
     expected = sum(1 for v in values if v is not None and values.count(v) > 1)
     assert sum(v.count for v in violations if v.rule == "unique") == expected
+
+
+def test_large_integers_keep_every_digit_and_overflow_is_a_type_violation():
+    big = 2**60 + 1
+    table, violations = enforce_schema(pa.table({"n": pa.array([big, 2**64 - 1], pa.uint64())}), {"n": {"type": "int"}}, "d")
+    assert table.column("n").to_pylist() == [big, None]
+    assert [(v.rule, v.count) for v in violations] == [("type", 1)]

@@ -109,36 +109,43 @@ def train_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str
     return trials + [select]
 
 
-def training_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str) -> list[StepSpec]:
-    """Every step of the training plan, data to promotion (deps name the data each step reads)."""
+def decision_steps(spec: Spec, best: str) -> list[StepSpec]:
+    """evaluate.M, gate.M and register.M; ``best`` is the step holding the trained model."""
     model, m = spec.model, spec.model.name
-    trained = train_steps(spec, cli_points, source)
-    best = trained[-1].id
-    dumped = {"model": _dump(model), "pipeline": _dump(spec.pipeline)}
-    steps = data_steps(spec) + [features_step(spec)] + trained + [
-        StepSpec(f"evaluate.{m}", "evaluate", {"model": dumped["model"], "gate": _dump(spec.gate)},
+    return [
+        StepSpec(f"evaluate.{m}", "evaluate", {"model": _dump(model), "gate": _dump(spec.gate)},
                  (f"features.{m}", best), description=f"Metrics, slices and fairness of {m} on {spec.gate.split}"),
         StepSpec(f"gate.{m}", "gate", {"model_name": m, "task": model.task, "gate": _dump(spec.gate)},
                  (f"evaluate.{m}",), description=f"Decide whether {m} may replace the champion"),
         StepSpec(f"register.{m}", "register",
-                 {"pipeline": dumped["pipeline"], "model": dumped["model"], "dataset_names": [model.dataset]},
+                 {"pipeline": _dump(spec.pipeline), "model": _dump(model), "dataset_names": [model.dataset]},
                  (f"gate.{m}", f"evaluate.{m}", f"features.{m}", best, f"validate.{model.dataset}"),
                  description=f"Register a new version of {m} with lineage and model card"),
     ]
-    last = f"register.{m}"
+
+
+def deploy_steps(spec: Spec) -> list[StepSpec]:
+    """shadow.M (when enabled) and promote.M."""
+    m, steps = spec.model.name, []
     if spec.deploy.shadow.enabled:
         steps.append(StepSpec(f"shadow.{m}", "shadow",
-                              {"model_name": m, "task": model.task, "shadow": _dump(spec.deploy.shadow)},
+                              {"model_name": m, "task": spec.model.task, "shadow": _dump(spec.deploy.shadow)},
                               (f"register.{m}", f"features.{m}"),
                               description=f"Score the same rows with challenger and champion of {m}"))
-        last = f"shadow.{m}"
     approval = spec.deploy.approval == "manual" or spec.pipeline.risk_class == "high"
+    after = [steps[0].id] if steps else []
     steps.append(StepSpec(f"promote.{m}", "promote",
-                          {"model_name": m, "pipeline": dumped["pipeline"], "deploy": _dump(spec.deploy),
+                          {"model_name": m, "pipeline": _dump(spec.pipeline), "deploy": _dump(spec.deploy),
                            "human_approval_required": approval},
-                          tuple(_unique([last, f"gate.{m}", f"register.{m}"])),
+                          tuple(after + [f"gate.{m}", f"register.{m}"]),
                           description=f"Move alias {spec.deploy.alias} of {m} when gate, shadow and approval allow"))
     return steps
+
+
+def training_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str) -> list[StepSpec]:
+    """Every step of the training plan, data to promotion (deps name the data each step reads)."""
+    trained = train_steps(spec, cli_points, source)
+    return data_steps(spec) + [features_step(spec)] + trained + decision_steps(spec, trained[-1].id) + deploy_steps(spec)
 
 
 def monitor_steps(spec: Spec) -> list[StepSpec]:

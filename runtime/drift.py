@@ -110,7 +110,8 @@ def numeric_drift(sketches: list[dict], currents: list[np.ndarray], threads: int
     }
     valid = (n_ref > 0) & (n_cur > 0)
     return [
-        {name: (float(column[i]) if valid[i] else None) for name, column in values.items()} for i in range(len(sketches))
+        {name: (float(column[i]) if valid[i] else None) for name, column in values.items()}
+        for i in range(len(sketches))
     ]
 
 

@@ -77,7 +77,9 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def check_bounds(rule: str, metric: str, value: Any, low: float | None, high: float | None, scope: str = ""):
+def check_bounds(
+    rule: str, metric: str, value: Any, low: float | None, high: float | None, scope: str = ""
+) -> list[GateCheck]:
     """Checks of ``low <= value <= high`` (either bound may be None); a missing value fails."""
     where = f"{scope}: " if scope else ""
     number = _number(value)
@@ -85,16 +87,19 @@ def check_bounds(rule: str, metric: str, value: Any, low: float | None, high: fl
         bound = low if low is not None else high
         return [GateCheck(rule, metric, None, bound, False, f"{where}{metric} was not computed", scope)]
     checks = []
-    if low is not None:
-        ok = number >= low
-        checks.append(GateCheck(rule, metric, number, low, ok, f"{where}{metric} {_fmt(number)} {'>=' if ok else '<'} min {_fmt(low)}", scope))  # noqa: E501
-    if high is not None:
-        ok = number <= high
-        checks.append(GateCheck(rule, metric, number, high, ok, f"{where}{metric} {_fmt(number)} {'<=' if ok else '>'} max {_fmt(high)}", scope))  # noqa: E501
+    for bound, ok, sign, name in (
+        (low, number >= (low if low is not None else -math.inf), (">=", "<"), "min"),
+        (high, number <= (high if high is not None else math.inf), ("<=", ">"), "max"),
+    ):
+        if bound is not None:
+            detail = f"{where}{metric} {_fmt(number)} {sign[0] if ok else sign[1]} {name} {_fmt(bound)}"
+            checks.append(GateCheck(rule, metric, number, bound, ok, detail, scope))
     return checks
 
 
-def improvement(metric: str, candidate: float, champion: float, *, relative: bool, directions: dict[str, str]) -> float:
+def improvement(
+    metric: str, candidate: float, champion: float, *, relative: bool, directions: dict[str, str]
+) -> float:
     """How much better the candidate is in the metric's good direction (a ratio when ``relative``)."""
     direction = directions.get(metric)
     if direction not in ("maximize", "minimize"):
@@ -114,7 +119,8 @@ def _threshold_checks(gate: dict, candidate: dict) -> list[GateCheck]:
     metrics = candidate.get("metrics", {})
     checks = []
     for rule in gate.get("thresholds", []):
-        checks += check_bounds("threshold", rule["metric"], metrics.get(rule["metric"]), rule.get("min"), rule.get("max"))
+        value = metrics.get(rule["metric"])
+        checks += check_bounds("threshold", rule["metric"], value, rule.get("min"), rule.get("max"))
     return checks
 
 
@@ -122,10 +128,11 @@ def _champion_checks(gate: dict, candidate: dict, champion: dict, directions: di
     checks = []
     for rule in gate.get("champion", []):
         metric, min_delta, relative = rule["metric"], float(rule.get("min_delta", 0.0)), bool(rule.get("relative"))
-        new, old = _number(candidate.get("metrics", {}).get(metric)), _number(champion.get("metrics", {}).get(metric))
+        new = _number(candidate.get("metrics", {}).get(metric))
+        old = _number(champion.get("metrics", {}).get(metric))
         if new is None or old is None:
-            who = "candidate" if new is None else "champion"
-            checks.append(GateCheck("champion", metric, None, min_delta, False, f"{metric} of the {who} was not computed"))
+            detail = f"{metric} of the {'candidate' if new is None else 'champion'} was not computed"
+            checks.append(GateCheck("champion", metric, None, min_delta, False, detail))
             continue
         delta = improvement(metric, new, old, relative=relative, directions=directions)
         ok = delta >= min_delta
@@ -160,13 +167,11 @@ def _slice_checks(gate: dict, candidate: dict) -> list[GateCheck]:
 
 def _fairness_checks(gate: dict, candidate: dict) -> list[GateCheck]:
     fairness = candidate.get("fairness", {})
-    return [
-        check
-        for rule in gate.get("fairness", [])
-        for check in check_bounds(
-            "fairness", rule["metric"], fairness.get(rule["column"], {}).get(rule["metric"]), None, rule["max"], rule["column"]
-        )
-    ]
+    checks = []
+    for rule in gate.get("fairness", []):
+        gap = fairness.get(rule["column"], {}).get(rule["metric"])
+        checks += check_bounds("fairness", rule["metric"], gap, None, rule["max"], rule["column"])
+    return checks
 
 
 def _no_champion_checks(gate: dict) -> list[GateCheck]:
@@ -242,4 +247,5 @@ def decide_gate(
         recorded = _check_override(gate, override)
         if status != "passed":
             status = "overridden"
-    return GateDecision(status in ("passed", "overridden"), status, tuple(checks), _summary(status, checks, recorded), recorded)
+    summary = _summary(status, checks, recorded)
+    return GateDecision(status in ("passed", "overridden"), status, tuple(checks), summary, recorded)

@@ -25,7 +25,9 @@ from .gates import check_bounds
 from .profile import category_counts, numeric_values, prediction_values
 from .store import atomic_write_json
 
-DEFAULT_DATA_DRIFT = {"methods": ["psi", "ks", "chi2"], "psi_max": 0.2, "js_max": 0.1, "p_value": 0.01, "min_drifted": 1}
+DEFAULT_DATA_DRIFT = {
+    "methods": ["psi", "ks", "chi2"], "psi_max": 0.2, "js_max": 0.1, "p_value": 0.01, "min_drifted": 1,
+}  # the spec's DataDrift defaults
 
 
 class MonitorError(ValueError):
@@ -112,13 +114,16 @@ def _prediction_drift(profile: dict, predictions: np.ndarray | None, config: dic
 def _performance(performance: list | None, metrics: dict | None) -> list[dict]:
     if not performance:
         return []
+    def skipped(rule: dict, why: str) -> dict:
+        return {"metric": rule["metric"], "passed": True, "skipped": True, "detail": why}
+
     if metrics is None:
-        return [{"metric": rule["metric"], "passed": True, "skipped": True, "detail": "no labels yet"} for rule in performance]
+        return [skipped(rule, "no labels yet") for rule in performance]
     checks = []
     for rule in performance:
         value = metrics.get(rule["metric"])
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            checks.append({"metric": rule["metric"], "passed": True, "skipped": True, "detail": "undefined on these rows"})
+            checks.append(skipped(rule, "undefined on these rows"))
             continue
         for check in check_bounds("performance", rule["metric"], value, rule.get("min"), rule.get("max")):
             checks.append({"metric": check.metric, "value": check.value, "bound": check.bound, "passed": check.passed,
@@ -200,7 +205,9 @@ def _read_state(state_path: Path) -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        raise MonitorError(f"cannot read monitor state {state_path}: {error}; delete the file to reset the cooldown") from error
+        raise MonitorError(
+            f"cannot read monitor state {state_path}: {error}; delete the file to reset the cooldown"
+        ) from error
     if not isinstance(state, dict):
         raise MonitorError(f"monitor state {state_path} is not a JSON object; delete it to reset the cooldown")
     return state

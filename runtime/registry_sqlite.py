@@ -56,7 +56,8 @@ class SqliteRegistry(Registry):
             raise RegistryError(f"cannot open registry {self.path}: {error}; check the path and permissions") from error
         if found > SCHEMA_VERSION:
             raise RegistryError(
-                f"registry {self.path} has schema version {found}, newer than this loopc ({SCHEMA_VERSION}); upgrade loopc"
+                f"registry {self.path} has schema version {found}, newer than this loopc "
+                f"({SCHEMA_VERSION}); upgrade loopc"
             )
 
     def close(self) -> None:

@@ -154,7 +154,7 @@ def test_no_shadow_step_when_shadow_disabled_and_no_monitor_plan_without_monitor
     plans = _plans(tree)
     assert len(plans) == 1
     assert "shadow.demand_forecast" not in [s.id for s in plans[0].steps]
-    assert plans[0].step("promote.demand_forecast").deps == ("register.demand_forecast", "gate.demand_forecast")
+    assert plans[0].step("promote.demand_forecast").deps == ("gate.demand_forecast", "register.demand_forecast")
 
 
 def test_cycle_is_reported_with_its_path():

@@ -36,7 +36,8 @@ class LoadedSpec:
 
 def spec_hash(spec: Spec) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of the validated spec."""
-    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = json.loads(spec.model_dump_json())  # same values as model_dump(mode="json"), built in Rust
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -104,7 +104,7 @@ def _compose_one(primary: RawDocument, name: str, repo: ConfigRepository, overri
     for document, package, where in parts:
         _merge_part(tree, positions, document, package, where, ctx)
     ctx.errors.extend(apply_key_overrides(tree, positions, key_overrides))
-    if not ctx.errors:
+    if not ctx.errors and (any(d.interpolates for d, _, _ in parts) or any("${" in o.text for o in overrides)):
         ctx.errors.extend(resolve_interpolations(tree, positions))
     if ctx.errors:
         raise SpecErrors(ctx.errors)

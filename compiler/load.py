@@ -19,6 +19,10 @@ Position = tuple[str, int, int]  # (file, line, column), 1-based
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_BOOLS = {"true": True, "false": False, "True": True, "False": False}
 _PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
 _MAX_DEPTH = 200
 
@@ -69,6 +73,7 @@ class RawDocument:
     tree: dict[str, Any]
     positions: dict[SpecPath, Position] = field(default_factory=dict)
     package: str | None = None
+    interpolates: bool = False  # the text contains "${": composition must resolve interpolations
 
 
 def read_spec_file(path: Path | str, display: str | None = None) -> RawDocument:
@@ -109,7 +114,7 @@ def parse_spec(text: str, path: str, require_mapping: bool = True) -> RawDocumen
     tree = builder.build(root, ())
     if builder.errors:
         raise SpecErrors(builder.errors)
-    return RawDocument(path, tree, builder.positions, _package_header(text))
+    return RawDocument(path, tree, builder.positions, _package_header(text), "${" in text)
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> SpecError:
@@ -163,8 +168,15 @@ class _TreeBuilder:
             self._active.discard(id(node))
 
     def _scalar(self, node: Node, path: SpecPath) -> Any:
-        if node.tag == _STR_TAG:
-            return node.value
+        tag, value = node.tag, node.value
+        if tag == _STR_TAG:
+            return value
+        if tag == _INT_TAG and value.isdigit():
+            return int(value)
+        if tag == _BOOL_TAG and value in _BOOLS:
+            return _BOOLS[value]
+        if tag == _NULL_TAG:
+            return None
         try:
             return _SCALARS.construct_object(node)
         except ConstructorError as exc:

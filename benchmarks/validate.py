@@ -1,0 +1,80 @@
+"""Front-end benchmark: validate a repository of N pipelines (ROADMAP goal: 1,000 in <= 5 s).
+
+Copies the churn and demand examples N/2 times each into a temporary repository (every copy with its
+own config groups and a unique pipeline name), then times ``load_project`` on the whole tree:
+discovery, parsing with positions, composition, pydantic validation and cross-reference checks.
+For context it also times Hydra's compose API on a sample of the same files.
+Run: ``python benchmarks/validate.py [--pipelines N] [--repeat R] [--hydra-sample S]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from loopc.compiler.api import load_project
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
+
+
+def build_repository(root: Path, count: int) -> None:
+    """``count`` pipelines under ``root``, alternating the two examples."""
+    for index in range(count):
+        example = ("churn", "demand")[index % 2]
+        target = root / f"team{index % 10}" / f"{example}_{index}"
+        shutil.copytree(EXAMPLES / example, target, ignore=shutil.ignore_patterns("data", "*.py", ".loopc"))
+        pipeline = target / "pipeline.yaml"
+        pipeline.write_text(pipeline.read_text().replace(f"  name: {example}\n", f"  name: {example}_{index}\n", 1))
+
+
+def time_front_end(root: Path, repeat: int) -> list[float]:
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        loaded = load_project(root)
+        timings.append(time.perf_counter() - start)
+    assert len({item.spec.pipeline.name for item in loaded}) == len(loaded)
+    return timings
+
+
+def time_hydra(root: Path, sample: int) -> float:
+    from hydra import compose, initialize_config_dir
+
+    folders = sorted(p.parent for p in root.rglob("pipeline.yaml"))[:sample]
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for folder in folders:
+            with initialize_config_dir(config_dir=str(folder), version_base=None):
+                compose(config_name="pipeline")
+    return (time.perf_counter() - start) / max(len(folders), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipelines", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hydra-sample", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        build_repository(root, args.pipelines)
+        timings = time_front_end(root, args.repeat)
+        hydra = time_hydra(root, args.hydra_sample) if args.hydra_sample else None
+    best = min(timings)
+    print(json.dumps({
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "python": platform.python_version(),
+        "pipelines": args.pipelines, "seconds_best": round(best, 3), "seconds_all": [round(t, 3) for t in timings],
+        "ms_per_pipeline": round(best / args.pipelines * 1000, 3),
+        "hydra_compose_ms_per_pipeline": round(hydra * 1000, 1) if hydra is not None else None,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -149,8 +149,13 @@ def evaluate(expr: str, columns: Mapping[str, np.ndarray], rows: int | None = No
     if rows is None:
         rows = len(next(iter(columns.values()))) if columns else 1
     evaluator = _Evaluator(expr.strip(), columns)
-    with np.errstate(all="ignore"):
-        result = np.asarray(evaluator.visit(tree.body))
+    try:
+        with np.errstate(all="ignore"):
+            result = np.asarray(evaluator.visit(tree.body))
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ExpressionError):
+            raise
+        raise ExpressionError(f"cannot evaluate '{expr}': {error}", expr) from None
     return np.broadcast_to(result, (rows,)).copy() if result.ndim == 0 else result
 
 
@@ -167,7 +172,11 @@ class _Evaluator:
     def _Constant(self, node: ast.Constant):
         if isinstance(node.value, str):
             return np.asarray(node.value, dtype=object)
-        return np.float64(node.value)
+        try:
+            return np.float64(node.value)
+        except OverflowError:
+            token = _token(node, self.text)
+            raise ExpressionError(f"number '{token[:20]}...' is too large", token) from None
 
     def _Name(self, node: ast.Name):
         return np.asarray(self.columns[node.id])

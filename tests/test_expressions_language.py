@@ -85,6 +85,11 @@ def test_huge_powers_do_not_hang():
     assert np.isinf(evaluate("9 ** 9 ** 9 ** 9", COLUMNS)).all()
 
 
+def test_huge_integer_literal_is_an_expression_error():
+    with pytest.raises(ExpressionError, match="too large"):
+        evaluate("1" + "0" * 400, COLUMNS)
+
+
 def test_deep_nesting_is_refused_not_a_crash():
     with pytest.raises(ExpressionError):
         parse("-" * 1500 + "1")
@@ -97,7 +102,7 @@ FRAGMENTS = [
     " and ", " or ", "not ", "<", "==", "abs(", "log(", "min(", "is_null(", "__import__('os')",
     "exec('raise SystemExit(3)')", "eval('1')", "__class__", "__subclasses__()", "open('/etc/passwd')",
     "lambda: 0", "getattr", ":", "=", "{", "}", "f'{a}'", "yield", "await ", " if ", " else ", "\\", "\n",
-    "breakpoint()", "globals()", "__builtins__",
+    "breakpoint()", "globals()", "__builtins__", "9" * 40, "0" * 330, "e9", "1e999", "0x", "_",
 ]
 
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from loopc.runtime import expressions
 from loopc.runtime.casting import ARROW_TYPES, Violation, cast_column, examples, jsonable
-from loopc.runtime.data import DataError
+from loopc.runtime.data import DataError, read_source
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -292,3 +292,14 @@ def raise_for_report(report: dict) -> None:
     """Raise ValidationFailed (its message is the rendered report) unless the report passed."""
     if not report["passed"]:
         raise ValidationFailed(report)
+
+
+def validate_dataset(name: str, dataset: dict, root, now: dt.datetime) -> tuple[pa.Table, dict]:
+    """Read a ``Dataset`` dict's source, enforce its schema and run its checks: (typed table, report).
+
+    The caller decides what a failed report means (``raise_for_report`` stops the run).
+    """
+    raw = read_source(dataset["source"], root)
+    table, violations = enforce_schema(raw, dataset["columns"], name)
+    results = run_checks(table, dataset.get("checks") or [], now)
+    return table, validation_report(name, violations, results, rows=raw.num_rows)

@@ -190,6 +190,7 @@ _REEXPORTS = {
     "Violation": "checks", "CheckResult": "checks", "ValidationFailed": "checks",
     "enforce_schema": "checks", "run_checks": "checks", "validation_report": "checks",
     "render_report": "checks", "raise_for_report": "checks", "table_columns": "checks",
+    "validate_dataset": "checks",
     "split_table": "split", "hash_unit": "split",
 }
 

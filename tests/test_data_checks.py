@@ -104,3 +104,19 @@ def test_warnings_alone_pass():
     report = validation_report("d", violations, [])
     assert (report["passed"], report["warnings"]) == (True, 1)
     raise_for_report(report)
+
+
+def test_validate_dataset_reads_enforces_and_checks(tmp_path):
+    import pyarrow.parquet as pq
+
+    from loopc.runtime.data import validate_dataset
+
+    (tmp_path / "d").mkdir()
+    pq.write_table(pa.table({"n": ["1", "2", "x"]}), tmp_path / "d" / "part.parquet")
+    dataset = {"source": {"path": "d/*.parquet"}, "columns": {"n": {"type": "int", "nullable": False}},
+               "checks": [{"kind": "row_count", "min": 3}]}
+    table, report = validate_dataset("numbers", dataset, tmp_path, NOW)
+    assert table.column("n").to_pylist() == [1, 2, None]
+    assert (report["passed"], report["rows"]) == (False, 3)
+    assert [(v["rule"], v["count"]) for v in report["violations"]] == [("type", 1)]
+    assert report["checks"][0]["passed"]

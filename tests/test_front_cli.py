@@ -92,7 +92,10 @@ def test_init_copies_the_example(tmp_path: Path, capsys) -> None:
     target = tmp_path / "project"
     code, out, _ = _run(["init", str(target), "--example", "demand", "--no-data"], capsys)
     assert code == 0 and "created" in out
-    assert (target / "pipeline.yaml").read_bytes() == (EXAMPLES / "demand" / "pipeline.yaml").read_bytes()
+    example = (EXAMPLES / "demand" / "pipeline.yaml").read_text()
+    copied = (target / "pipeline.yaml").read_text()
+    assert copied == example.replace("$schema=../../schema/loopc.schema.json", "$schema=loopc.schema.json")
+    assert (target / "loopc.schema.json").read_text() == schema_text()
     assert (target / "model" / "mlp.yaml").exists() and not (target / "data").exists()
     assert _run(["validate", str(target)], capsys)[:2] == (0, "1 spec valid\n")
 

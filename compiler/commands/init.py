@@ -10,8 +10,10 @@ from importlib.abc import Traversable
 from pathlib import Path
 
 from loopc.compiler.errors import LoopcError, UsageError
+from loopc.compiler.schema import SCHEMA_FILE, schema_text
 
 _SKIP = {"__pycache__", ".loopc", "data"}
+_EXAMPLE_SCHEMA = "$schema=../../schema/loopc.schema.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{target} exists and is not an empty directory; choose a new or empty directory")
     target.mkdir(parents=True, exist_ok=True)
     _copy(examples_root() / args.example, target)
+    _point_editors_at_schema(target)
     print(f"created {target} from example '{args.example}'")
     if not args.no_data:
         _generate_data(target)
@@ -56,6 +59,16 @@ def _copy(source: Traversable, target: Path) -> None:
             _copy(item, target / item.name)
         else:
             (target / item.name).write_bytes(item.read_bytes())
+
+
+def _point_editors_at_schema(target: Path) -> None:
+    """The examples name ../../schema/; a new project gets its own copy of the schema beside the pipeline."""
+    (target / SCHEMA_FILE).write_text(schema_text(), encoding="utf-8", newline="\n")
+    for pipeline in target.glob("*.yaml"):
+        text = pipeline.read_text(encoding="utf-8")
+        if _EXAMPLE_SCHEMA in text:
+            pipeline.write_text(text.replace(_EXAMPLE_SCHEMA, f"$schema={SCHEMA_FILE}", 1), encoding="utf-8",
+                                newline="\n")
 
 
 def _generate_data(target: Path) -> None:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from .drift import categorical_drift, map_columns, numeric_drift
 from .gates import check_bounds
-from .profile import category_counts, numeric_values, prediction_values
+from .profile import ProfileError, category_counts, numeric_values, prediction_values
 from .store import atomic_write_json
 
 DEFAULT_DATA_DRIFT = {
@@ -83,7 +83,10 @@ def _column_statistics(profile: dict, table: pa.Table, names: list[str], threads
                            "the monitor source must carry every profiled column")  # fmt: skip
     numeric = [n for n in names if sketches[n]["kind"] == "numeric"]
     categorical = [n for n in names if sketches[n]["kind"] == "categorical"]
-    values = [numeric_values(table.column(n)) for n in numeric]
+    try:
+        values = [numeric_values(table.column(n), n) for n in numeric]
+    except ProfileError as error:
+        raise MonitorError(f"live rows do not match the reference profile: {error}") from error
     counts = map_columns(lambda name: category_counts(table.column(name)), categorical, threads)
     results = numeric_drift([sketches[n] for n in numeric], [v for v, _ in values], threads)
     results += categorical_drift([sketches[n] for n in categorical], [c for c, _ in counts])

@@ -45,8 +45,14 @@ def column_kind(name: str, spec: dict[str, Any], arrow_type: pa.DataType) -> str
     return "numeric" if numeric and not pa.types.is_boolean(arrow_type) else "categorical"
 
 
-def numeric_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+def numeric_values(column: pa.ChunkedArray | pa.Array, name: str = "?") -> tuple[np.ndarray, int]:
     """Finite values as float64 (timestamps and dates as their integer encoding), and the null count."""
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+            or pa.types.is_decimal(kind) or pa.types.is_boolean(kind)):  # fmt: skip
+        raise ProfileError(f"column '{name}' holds {kind}, not numbers; fix the data or declare the column's type")
+    if pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
+        column = pc.cast(column, pa.float64())
     if pa.types.is_temporal(column.type):
         column = pc.cast(column, pa.int64()) if not pa.types.is_date32(column.type) else pc.cast(column, pa.int32())
     total = len(column)
@@ -166,7 +172,7 @@ def build_profile(
     def sketch(name: str) -> dict[str, Any]:
         column = table.column(name)
         if column_kind(name, columns[name], column.type) == "numeric":
-            result = numeric_sketch(*numeric_values(column), quantiles=quantiles, psi_bins=psi_bins)
+            result = numeric_sketch(*numeric_values(column, name), quantiles=quantiles, psi_bins=psi_bins)
         else:
             result = categorical_sketch(*category_counts(column), max_categories=max_categories)
         return {**result, "type": columns[name].get("type") or str(column.type)}

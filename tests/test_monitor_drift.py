@@ -186,3 +186,9 @@ def test_dictionary_encoded_categories_count_like_plain_strings():
     chunks = [plain.column("plan").slice(0, 1500).combine_chunks(), plain.column("plan").slice(1500).combine_chunks()]
     encoded = plain.set_column(2, "plan", pa.chunked_array([c.dictionary_encode() for c in chunks]))
     assert build_profile(encoded, COLUMNS, None) == build_profile(plain, COLUMNS, None)
+
+
+def test_live_column_of_the_wrong_type_is_a_clear_error():
+    profile = build_profile(pa.table({"x": [1.0, 2.0, 3.0]}), {"x": {"type": "float"}}, None)
+    with pytest.raises(MonitorError, match="column 'x' holds string, not numbers"):
+        drift_report(profile, pa.table({"x": ["a", "b", "c"]}), data_drift=DATA_DRIFT)

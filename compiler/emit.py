@@ -15,6 +15,7 @@ from importlib import metadata
 import jinja2
 
 
+@lru_cache(maxsize=1)
 def loopc_version() -> str:
     """The installed loopc version (one place, used in generated headers)."""
     try:

@@ -10,6 +10,7 @@ from loopc.runtime.runner import RUNTIME_FORMAT  # one version: bumped when step
 
 # Keys that never change what a step computes: free text and scheduler requests.
 _IGNORED_KEYS = frozenset({"description", "resources"})
+_CONTAINERS = (dict, list)
 
 
 def canonical_json(value: Any) -> str:
@@ -24,10 +25,11 @@ def sha256_text(text: str) -> str:
 
 def outcome_view(value: Any) -> Any:
     """``value`` without the keys that cannot change a step's outputs (descriptions, resources)."""
-    if isinstance(value, dict):
-        return {k: outcome_view(v) for k, v in value.items() if k not in _IGNORED_KEYS}
-    if isinstance(value, list):
-        return [outcome_view(v) for v in value]
+    if type(value) is dict:
+        return {k: outcome_view(v) if type(v) in _CONTAINERS else v
+                for k, v in value.items() if k not in _IGNORED_KEYS}
+    if type(value) is list:
+        return [outcome_view(v) if type(v) in _CONTAINERS else v for v in value]
     return value
 
 

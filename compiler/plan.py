@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import networkx as nx
@@ -39,6 +39,13 @@ class StepResources:
     pool: str | None = None
     queue: str | None = None
     priority: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name -> value (what ``dataclasses.asdict`` gives, without its deep copies)."""
+        return {name: getattr(self, name) for name in _RESOURCE_FIELDS}
+
+
+_RESOURCE_FIELDS = tuple(f.name for f in fields(StepResources))
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ def step_document(plan: Plan, step: Step) -> dict[str, Any]:
         "cacheable": step.cacheable,
         "state_dir": plan.state_dir,
         "spec_hash": plan.spec_hash,
-        "resources": asdict(step.resources),
+        "resources": step.resources.to_dict(),
         "config": step.config,
     }
 
@@ -182,14 +189,12 @@ def plan_edges(plan: Plan, reduced: bool = False) -> list[tuple[str, str]]:
 
 def step_resources(*layers: Resources) -> StepResources:
     """StepResources from spec Resources; later layers override earlier ones where set."""
-    values = asdict(StepResources())
+    values: dict[str, Any] = {}
     for layer in layers:
-        for name, value in layer.model_dump().items():
-            if value is None:
-                continue
+        for name, value in layer.model_dump(exclude_none=True).items():
             key, convert = _RESOURCE_UNITS.get(name, (name, lambda v: v))
             values[key] = convert(value)
-    return StepResources(**values)
+    return replace(StepResources(), **values)
 
 
 def _place(steps: list[StepSpec], spec: Spec, source: str) -> tuple[Step, ...]:

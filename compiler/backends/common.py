@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 from loopc.compiler.plan import STEP_FORMAT, Plan, Step, step_json
@@ -40,7 +39,7 @@ def plan_manifest(plan: Plan) -> dict[str, Any]:
             {
                 "id": step.id, "kind": step.kind, "stage": step.stage, "deps": list(step.deps),
                 "file": step_file(step), "fingerprint": step.fingerprint, "cacheable": step.cacheable,
-                "resources": asdict(step.resources), "array": step.array, "array_index": step.array_index,
+                "resources": step.resources.to_dict(), "array": step.array, "array_index": step.array_index,
             }
             for step in plan.steps
         ],

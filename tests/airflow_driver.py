@@ -57,7 +57,7 @@ def describe_task(dag: Any, task: Any) -> dict[str, Any]:
 def describe_dag(dag: Any) -> dict[str, Any]:
     return {
         "fileloc": dag.fileloc, "description": dag.description, "doc_md": dag.doc_md,
-        "schedule": getattr(dag.timetable, "_expression", None) or dag.timetable.summary,
+        "schedule": getattr(dag.timetable, "expression", None) or repr(dag.timetable),
         "tags": sorted(dag.tags), "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
         "tasks": {task.task_id: describe_task(dag, task) for task in dag.tasks},
     }

@@ -228,3 +228,10 @@ def test_inventory_reads_champion_and_last_promotion_from_the_registry(churn, ca
 def test_compiling_for_a_target_the_pipeline_does_not_list_warns(churn, tmp_path, capsys):
     code, _, err = cli(capsys, "compile", churn, "pipeline.targets=[local]", "--target", "slurm", "-o", tmp_path / "o")
     assert code == 0 and "does not list 'slurm' in pipeline.targets" in err
+
+
+def test_an_unwritable_output_folder_is_a_clear_error(churn, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = cli(capsys, "compile", churn, "-o", blocker)
+    assert code == 1 and "cannot write the compiled files" in err and "-o" in err

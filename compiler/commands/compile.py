@@ -68,7 +68,12 @@ def compile_plans(plans: list[Plan], target: str, out_dir: Path, options: EmitOp
     problems = backend.check(plans, options)
     if problems:
         raise LoopcError(f"target '{target}' cannot run these plans:\n" + "\n".join(f"  - {p}" for p in problems))
-    return write_files(out_dir, backend.render(plans, options), target)
+    files = backend.render(plans, options)
+    try:
+        return write_files(out_dir, files, target)
+    except OSError as exc:
+        raise LoopcError(f"{exc.filename or out_dir}: cannot write the compiled files ({exc.strerror or exc}); "
+                         "choose another output folder with -o") from None
 
 
 def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResult:

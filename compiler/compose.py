@@ -153,10 +153,12 @@ def _expand_entry(entry: DefaultEntry, parent_package: str, ctx: _Context,
     option, where = _choose(entry, ctx)
     if option is None:
         return
-    if entry.group is not None and entry.key in ctx.seen_groups and entry.appended is None:
+    if entry.group is not None and entry.key in ctx.seen_groups:
         line = ctx.seen_groups[entry.key][1]
         message = f"config group '{entry.group}' is chosen twice (first on line {line})"
-        ctx.errors.append(_entry_error(entry, "LPC409", message, f"use 'override {entry.group}: {option}'"))
+        hint = (f"drop the '+' to change the choice: {entry.appended.text.lstrip('+')}" if entry.appended
+                else f"use 'override {entry.group}: {option}'")
+        ctx.errors.append(_entry_error(entry, "LPC409", message, hint))
         return
     if entry.group is not None:
         ctx.seen_groups[entry.key] = entry.position

@@ -79,8 +79,9 @@ def _range_mask(array: pa.Array, spec: dict) -> np.ndarray:
 
 
 def _allowed_mask(array: pa.Array, allowed: list, ctype: str) -> np.ndarray:
-    value_set = pa.array([str(v) for v in allowed]) if ctype in ("string", "category") else pa.array(allowed)
-    inside = pc.is_in(array, value_set=pc.cast(value_set, array.type))
+    as_text = pa.array([str(v).lower() if isinstance(v, bool) else str(v) for v in allowed], pa.string())
+    value_set = pc.drop_null(cast_column(as_text, ctype)[0])  # an allowed value of the wrong type matches nothing
+    inside = pc.is_in(array, value_set=value_set)
     return ~np.asarray(pc.fill_null(inside, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 

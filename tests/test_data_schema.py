@@ -170,3 +170,17 @@ def test_large_integers_keep_every_digit_and_overflow_is_a_type_violation():
     table, violations = enforce_schema(pa.table({"n": pa.array([big, 2**64 - 1], pa.uint64())}), {"n": {"type": "int"}}, "d")
     assert table.column("n").to_pylist() == [big, None]
     assert [(v.rule, v.count) for v in violations] == [("type", 1)]
+
+
+@pytest.mark.parametrize(
+    ("values", "spec", "bad"),
+    [
+        ([1, 2, 3], {"type": "int", "allowed": [1, 2, "not a number"]}, [3]),
+        ([True, False, True], {"type": "bool", "allowed": [True]}, [False]),
+        ([0.5, 1.0, 2.0], {"type": "float", "allowed": [0.5, 1]}, [2.0]),
+        (["a", "1", "x"], {"type": "category", "allowed": ["a", 1]}, ["x"]),
+    ],
+)
+def test_allowed_values_compare_in_the_column_type(values, spec, bad):
+    _, violations = enforce_schema(pa.table({"v": values}), {"v": spec}, "d")
+    assert [(v.rule, v.examples) for v in violations] == [("allowed", bad)]

@@ -97,6 +97,8 @@ class Registry(ABC):
         text = os.fspath(url)
         if text.startswith("sqlite:///"):
             text = text[len("sqlite:///") :]
+        elif text.startswith("sqlite:"):
+            raise RegistryError(f"registry URL {url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
         elif "://" in text:
             scheme = text.split("://", 1)[0]
             raise RegistryError(

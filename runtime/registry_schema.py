@@ -50,6 +50,16 @@ CREATE TABLE IF NOT EXISTS audit_log (
     details       TEXT    NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS audit_log_model ON audit_log (model, id);
+CREATE TRIGGER IF NOT EXISTS model_versions_immutable
+BEFORE UPDATE OF model, version, created_at, artifact, spec_hash, step_fingerprints, dataset_fingerprints,
+    code_version, seed, lineage, metrics, gate ON model_versions
+BEGIN
+    SELECT RAISE(ABORT, 'model versions are immutable: only their status changes');
+END;
+CREATE TRIGGER IF NOT EXISTS model_versions_no_delete BEFORE DELETE ON model_versions
+BEGIN
+    SELECT RAISE(ABORT, 'model versions cannot be deleted: the audit log refers to them');
+END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be updated');

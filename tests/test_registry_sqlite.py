@@ -55,6 +55,10 @@ def test_urls(tmp_path):
         Registry.open("postgresql://db/loopc")
     with pytest.raises(RegistryError, match="names no file"):
         Registry.open("sqlite:///")
+    with pytest.raises(RegistryError, match="write sqlite:///relative.db"):
+        Registry.open("sqlite://registry.db")
+    with Registry.open(f"sqlite:///{tmp_path}/abs.db") as reg:
+        assert reg.path == tmp_path / "abs.db"
 
 
 def test_versions_number_per_model_and_keep_lineage(reg):
@@ -134,6 +138,17 @@ def test_audit_log_is_append_only(reg, tmp_path):
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM audit_log")
     assert [e.actor for e in reg.audit_log()] == ["ci", "alice"]
+
+
+def test_versions_are_immutable_but_status(reg, tmp_path):
+    _register(reg)
+    conn = sqlite3.connect(tmp_path / "state" / "registry.db")
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        conn.execute("UPDATE model_versions SET metrics = '{}'")
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):
+        conn.execute("DELETE FROM model_versions")
+    reg.set_alias("churn", "champion", 1, actor="ci", reason="first")
+    assert reg.version("churn", 1).status == "champion" and reg.version("churn", 1).metrics == {"auc": 0.8}
 
 
 def test_rollback_walks_back_through_promotions(reg):

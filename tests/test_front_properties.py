@@ -141,3 +141,44 @@ def test_deleted_required_key_is_reported_in_its_file(case, required) -> None:
     result = _mutated(*case, mutate)
     if result[4] is not None:
         _assert_located(result, same_line=False)
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False, width=32),
+                    st.text("abcxyz_ ${}.:", max_size=8))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text("abkindtype", min_size=1, max_size=5),
+                                                                       inner, max_size=3)), max_leaves=6)
+
+
+@SETTINGS
+@given(example=st.sampled_from(sorted(USED)), index=st.integers(0, 10_000), value=VALUES)
+def test_any_replaced_node_gives_located_errors_or_a_spec(example, index, value) -> None:
+    from loopc.compiler.compose import ComposedSpec, compose_spec
+    from loopc.compiler.errors import SpecErrors
+    from loopc.compiler.validate import validate_spec
+
+    base = compose_spec(EXAMPLES / example / "pipeline.yaml")[0]
+    paths = sorted((p for p in base.positions if p), key=str)
+    path = paths[index % len(paths)]
+    tree = json.loads(json.dumps(base.tree))
+    node = tree
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        validate_spec(ComposedSpec(base.file, tree, base.positions))
+    except SpecErrors as exc:
+        assert exc.errors and all(e.line >= 1 and e.code.startswith("LPC") and e.message for e in exc.errors)
+
+
+@SETTINGS
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_never_crashes_the_cli(text) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pipeline.yaml"
+        path.write_text("loopc: 1\n" + text, encoding="utf-8", errors="surrogatepass")
+        out, err = StringIO(), StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(["validate", str(path)])
+        assert code == 1, out.getvalue()
+        assert "internal error" not in err.getvalue() and "Traceback" not in err.getvalue()

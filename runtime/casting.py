@@ -60,7 +60,10 @@ def examples(array: pa.Array, mask: np.ndarray, distinct: bool = False) -> list:
     """Up to MAX_EXAMPLES values of ``array`` where ``mask`` holds, in row order."""
     picked = array.filter(pa.array(mask))
     if distinct:
-        picked = pc.unique(picked)
+        try:
+            picked = pc.unique(picked)
+        except pa.ArrowNotImplementedError:
+            pass  # nested values (lists, structs) have no unique kernel: show them as they come
     return [jsonable(v) for v in picked.slice(0, MAX_EXAMPLES).to_pylist()]
 
 
@@ -130,13 +133,23 @@ def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
-    """``array`` cast to the declared ``ctype`` (NaN floats become null) and a mask of uncastable rows."""
-    target = ARROW_TYPES[ctype]
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
+    """``array`` cast to the declared ``ctype`` (NaN floats become null) and a mask of uncastable rows.
+
+    A source type with no sensible conversion (a list declared as int, ...) marks every
+    non-null row uncastable.
+    """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    source = array.type
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    try:
+        return _cast(array, ctype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.nulls(len(array), ARROW_TYPES[ctype]), _valid(array)
+
+
+def _cast(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
+    target, source = ARROW_TYPES[ctype], array.type
     none_bad = np.zeros(len(array), bool)
     if ctype in ("string", "category"):
         return pc.cast(array, target), none_bad

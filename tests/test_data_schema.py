@@ -184,3 +184,9 @@ def test_large_integers_keep_every_digit_and_overflow_is_a_type_violation():
 def test_allowed_values_compare_in_the_column_type(values, spec, bad):
     _, violations = enforce_schema(pa.table({"v": values}), {"v": spec}, "d")
     assert [(v.rule, v.examples) for v in violations] == [("allowed", bad)]
+
+
+def test_nested_values_in_a_scalar_column_are_a_type_violation():
+    table = pa.table({"tags": [[1], [2], None]})
+    _, violations = enforce_schema(table, {"tags": {"type": "string"}}, "d")
+    assert [(v.rule, v.count, v.examples) for v in violations] == [("type", 2, ["[1]", "[2]"])]

@@ -63,6 +63,15 @@ def run_plan_command(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message tells the user what to fix (shown as one line, no traceback)."""
+    from loopc.runtime.registry import RegistryError
+    from loopc.runtime.step import StepError
+    from loopc.runtime.store import StoreError
+
+    return (StepError, StoreError, RegistryError, ValueError, OSError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -78,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - users get one line; LOOPC_DEBUG=1 shows the traceback
         if os.environ.get("LOOPC_DEBUG"):
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, _user_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            print(f"internal error (a bug in loopc, please report it; LOOPC_DEBUG=1 shows the traceback): "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -83,7 +83,8 @@ def plan_width(steps: list[dict[str, Any]]) -> int:
 
 def _init_worker(threads: int) -> None:
     """Keep each worker's JAX/BLAS to its share of the cores (set before JAX is imported)."""
-    os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}")
+    if threads == 1:
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))
 

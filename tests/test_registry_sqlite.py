@@ -132,7 +132,7 @@ def test_audit_log_is_append_only(reg, tmp_path):
     _register(reg)
     entry = reg.record_event("gate_override", "churn", 1, "alice", "business need", {"ticket": "OPS-1"})
     assert (entry.action, entry.details, entry.reason) == ("gate_override", {"ticket": "OPS-1"}, "business need")
-    conn = sqlite3.connect(tmp_path / "state" / "registry.db")
+    conn = sqlite3.connect(tmp_path / "state" / "registry.db", isolation_level=None)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE audit_log SET actor = 'mallory'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -142,7 +142,7 @@ def test_audit_log_is_append_only(reg, tmp_path):
 
 def test_versions_are_immutable_but_status(reg, tmp_path):
     _register(reg)
-    conn = sqlite3.connect(tmp_path / "state" / "registry.db")
+    conn = sqlite3.connect(tmp_path / "state" / "registry.db", isolation_level=None)
     with pytest.raises(sqlite3.IntegrityError, match="immutable"):
         conn.execute("UPDATE model_versions SET metrics = '{}'")
     with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):

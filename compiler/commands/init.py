@@ -6,7 +6,7 @@ import argparse
 import subprocess
 import sys
 from importlib import resources
-from importlib.abc import Traversable
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from loopc.compiler.errors import LoopcError, UsageError

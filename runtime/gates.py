@@ -1,9 +1,4 @@
-"""Gate decisions: may a candidate replace the champion? Pure: evaluation results in, decision out.
-
-``gate`` is ``Gate.model_dump(mode="json")``; ``candidate`` and ``champion`` are evaluation
-results ``{"metrics": {name: value}, "slices": {column: {value: {metric: v, "rows": n}}},
-"fairness": {column: {metric: gap}}}`` computed on the same rows.
-"""
+"""Gate decisions: may a candidate replace the champion? Pure: evaluation results in, decision out."""
 
 from __future__ import annotations
 
@@ -232,6 +227,10 @@ def decide_gate(
     overrides or a required reason is missing. ``directions`` adds or replaces metric
     directions ("maximize" / "minimize") on top of DEFAULT_DIRECTIONS. ``task`` is kept in
     the checks' context: fairness gaps only exist for classification.
+
+    ``gate`` is ``Gate.model_dump(mode="json")``; ``candidate`` and ``champion`` are evaluation
+    results ``{"metrics": {name: value}, "slices": {column: {value: {metric: v, "rows": n}}},
+    "fairness": {column: {metric: gap}}}`` computed on the same rows.
     """
     directions = {**DEFAULT_DIRECTIONS, **(directions or {})}
     checks = _threshold_checks(gate, candidate)

@@ -1,12 +1,4 @@
-"""Monitoring verdicts: live rows against the reference profile, plus the retrain cooldown.
-
-``drift_report`` takes plain dicts shaped like ``model_dump(mode="json")`` of the spec's
-DataDrift, PredictionDrift and Threshold. A column drifts when ANY of the configured methods
-that apply to it crosses its threshold (psi > psi_max, js > js_max, KS or chi-square p-value
-< p_value; KS applies to numeric columns, chi-square to categorical ones). The report
-breaches when at least ``min_drifted`` columns drift, predictions drift, a performance
-threshold fails (labelled rows only), or a null rate exceeds ``max_null_rate``.
-"""
+"""Monitoring verdicts: live rows against the reference profile, plus the retrain cooldown."""
 
 from __future__ import annotations
 
@@ -153,6 +145,13 @@ def drift_report(
     column), methods and thresholds. ``metrics`` are the champion's metrics on the labelled
     live rows, checked against ``performance``; None when labels have not arrived. Fewer
     than ``min_rows`` rows give status ``insufficient_data`` and no breach.
+
+    ``drift_report`` takes plain dicts shaped like ``model_dump(mode="json")`` of the spec's
+    DataDrift, PredictionDrift and Threshold. A column drifts when ANY of the configured methods
+    that apply to it crosses its threshold (psi > psi_max, js > js_max, KS or chi-square p-value
+    < p_value; KS applies to numeric columns, chi-square to categorical ones). The report
+    breaches when at least ``min_drifted`` columns drift, predictions drift, a performance
+    threshold fails (labelled rows only), or a null rate exceeds ``max_null_rate``.
     """
     if table.num_rows < min_rows:
         reason = f"insufficient data: {table.num_rows} rows < min_rows {min_rows}; no verdict"

@@ -1,13 +1,4 @@
-"""Reference profiles: a compact, JSON-able summary of training data that drift is measured against.
-
-A numeric column keeps a quantile sketch: the distinct values among ``quantiles`` evenly
-spaced quantiles (``points``) and, for each point, the exact number of reference values
-``<=`` it (``le``) and ``<`` it (``lt``). Those give the reference ECDF exactly at the points
-(both one-sided limits), which is what the KS statistic and PSI in ``drift.py`` need; no
-reference rows are kept. A categorical column keeps category counts (the most frequent
-``max_categories``, the rest summed in ``other``). Nulls and non-finite numbers are counted,
-not profiled.
-"""
+"""Reference profiles: a compact, JSON-able summary of training data that drift is measured against."""
 
 from __future__ import annotations
 
@@ -163,6 +154,14 @@ def build_profile(
 
     Store it with the model at training time; ``drift_report`` compares live rows with it.
     Multiclass predictions ([rows, k]) are profiled as the predicted class index.
+
+    A numeric column keeps a quantile sketch: the distinct values among ``quantiles`` evenly
+    spaced quantiles (``points``) and, for each point, the exact number of reference values
+    ``<=`` it (``le``) and ``<`` it (``lt``). Those give the reference ECDF exactly at the points
+    (both one-sided limits), which is what the KS statistic and PSI in ``drift.py`` need; no
+    reference rows are kept. A categorical column keeps category counts (the most frequent
+    ``max_categories``, the rest summed in ``other``). Nulls and non-finite numbers are counted,
+    not profiled.
     """
     missing = [name for name in sorted(columns) if name not in table.column_names]
     if missing:

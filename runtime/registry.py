@@ -1,9 +1,4 @@
-"""Model registry interface: versions with lineage, aliases, and an append-only audit log.
-
-``Registry.open(url)`` picks the implementation from the URL. Today that is the embedded
-SQLite registry (``sqlite:///relative.db``, ``sqlite:////absolute.db`` as in SQLAlchemy,
-or a plain path); a PostgreSQL registry can implement the same abstract methods later.
-"""
+"""Model registry interface: versions with lineage, aliases, and an append-only audit log."""
 
 from __future__ import annotations
 
@@ -87,7 +82,12 @@ class AuditEntry:
 
 
 class Registry(ABC):
-    """What the runtime needs from a model registry. Every change runs in one transaction."""
+    """What the runtime needs from a model registry. Every change runs in one transaction.
+
+    ``Registry.open(url)`` picks the implementation from the URL. Today that is the embedded
+    SQLite registry (``sqlite:///relative.db``, ``sqlite:////absolute.db`` as in SQLAlchemy,
+    or a plain path); a PostgreSQL registry can implement the same abstract methods later.
+    """
 
     url: str
 

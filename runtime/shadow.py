@@ -1,11 +1,4 @@
-"""Shadow comparison: champion and challenger score the same rows; do they agree well enough?
-
-Agreement per row: binary = the same label at threshold 0.5; multiclass = the same argmax;
-regression = within ``rtol`` (10%) of the larger magnitude, or within ``atol`` (for values
-near zero). With labels, each model's metrics come from ``evaluate_predictions`` and every
-``max_metric_drop`` must hold; without labels those drops cannot be measured and are
-reported as not checked (they do not fail the shadow).
-"""
+"""Shadow comparison: champion and challenger score the same rows; do they agree well enough?"""
 
 from __future__ import annotations
 
@@ -88,6 +81,12 @@ def compare_shadow(
 
     Passed iff rows >= min_rows, agreement >= min_agreement and, with labels, every
     ``max_metric_drop`` holds (a metric undefined on these rows fails its drop check).
+
+    Agreement per row: binary = the same label at threshold 0.5; multiclass = the same argmax;
+    regression = within ``rtol`` (10%) of the larger magnitude, or within ``atol`` (for values
+    near zero). With labels, each model's metrics come from ``evaluate_predictions`` and every
+    ``max_metric_drop`` must hold; without labels those drops cannot be measured and are
+    reported as not checked (they do not fail the shadow).
     """
     champion = _as_predictions(task, champion_pred, "champion")
     challenger = _as_predictions(task, challenger_pred, "challenger")

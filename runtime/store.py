@@ -1,12 +1,4 @@
-"""Content-addressed artifact store with atomic publish; a local folder now, any filesystem later.
-
-An artifact is the immutable output of one step execution, addressed by its cache key:
-``<root>/artifacts/<key[:2]>/<key>/``. Writers fill a staging directory beside the final
-one and rename it into place, so a reader sees either nothing or a complete artifact
-(complete = its ``_manifest.json`` is present). The interface is small on purpose: a
-pyarrow-filesystem store can implement the same five methods by staging locally and
-uploading before it writes the manifest last.
-"""
+"""Content-addressed artifact store with atomic publish; a local folder now, any filesystem later."""
 
 from __future__ import annotations
 
@@ -83,7 +75,15 @@ def check_key(key: str) -> str:
 
 
 class ArtifactStore(ABC):
-    """What the runtime needs from an artifact store; create one with ``open_store(url)``."""
+    """What the runtime needs from an artifact store; create one with ``open_store(url)``.
+
+    An artifact is the immutable output of one step execution, addressed by its cache key:
+    ``<root>/artifacts/<key[:2]>/<key>/``. Writers fill a staging directory beside the final
+    one and rename it into place, so a reader sees either nothing or a complete artifact
+    (complete = its ``_manifest.json`` is present). The interface is small on purpose: a
+    pyarrow-filesystem store can implement the same five methods by staging locally and
+    uploading before it writes the manifest last.
+    """
 
     url: str
 

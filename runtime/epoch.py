@@ -55,33 +55,36 @@ def _batch_loss(params, x, y, w, count, key, *, task, architecture, dtype):
 
 
 def make_epoch(task: str, architecture: dict, dtype, tx: optax.GradientTransformation, plan: EpochPlan, mesh):
-    """A jitted ``epoch(params, opt_state, x, y, w, key) -> (params, opt_state, mean loss)``."""
+    """A jitted ``epoch(params, opt_state, x, y, w, key) -> (params, opt_state, mean loss)``.
+
+    The epoch's rows are gathered once in shuffled order (one device-side gather, a second copy
+    of the training data), then ``lax.scan`` walks the contiguous batches.
+    """
     dropout = float(architecture.get("dropout", 0.0) or 0.0) > 0
-    loss_fn = partial(_batch_loss, task=task, architecture=architecture, dtype=dtype)
-    grad_fn = jax.value_and_grad(loss_fn)
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data")) if mesh is not None else None
+    grad_fn = jax.value_and_grad(partial(_batch_loss, task=task, architecture=architecture, dtype=dtype))
+    split = NamedSharding(mesh, PartitionSpec(None, "data")) if mesh is not None else None
 
     def epoch(params, opt_state, x, y, w, key):
         perm_key, dropout_key = jax.random.split(key)
 
         def step(carry, batch):
             params, opt_state, total = carry
-            idx, valid, i = batch
-            if batch_sharding is not None:
-                idx = jax.lax.with_sharding_constraint(idx, batch_sharding)
-                valid = jax.lax.with_sharding_constraint(valid, batch_sharding)
+            xb, yb, wb, valid, i = batch
             count = jnp.sum(valid)
-            key = jax.random.fold_in(dropout_key, i) if dropout else None
-            loss, grads = grad_fn(params, x[idx], y[idx], w[idx] * valid, count, key)
+            step_key = jax.random.fold_in(dropout_key, i) if dropout else None
+            loss, grads = grad_fn(params, xb, yb, wb * valid, count, step_key)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state, total + loss * count), None
 
-        padded = plan.batch * plan.batches
-        order = jnp.zeros(padded, jnp.int32).at[: plan.rows].set(jax.random.permutation(perm_key, plan.rows))
-        valid = (jnp.arange(padded) < plan.rows).astype(jnp.float32)
-        batches = (order.reshape(plan.batches, plan.batch), valid.reshape(plan.batches, plan.batch),
-                   jnp.arange(plan.batches))
-        (params, opt_state, total), _ = jax.lax.scan(step, (params, opt_state, jnp.float32(0.0)), batches)
+        shape = (plan.batches, plan.batch)
+        order = jnp.zeros(shape[0] * shape[1], jnp.int32).at[: plan.rows].set(
+            jax.random.permutation(perm_key, plan.rows))
+        valid = (jnp.arange(shape[0] * shape[1]) < plan.rows).astype(jnp.float32).reshape(shape)
+        xs, ys, ws = x[order].reshape(*shape, x.shape[1]), y[order].reshape(shape), w[order].reshape(shape)
+        if split is not None:
+            xs, ys, ws, valid = (jax.lax.with_sharding_constraint(a, split) for a in (xs, ys, ws, valid))
+        carry = (params, opt_state, jnp.float32(0.0))
+        (params, opt_state, total), _ = jax.lax.scan(step, carry, (xs, ys, ws, valid, jnp.arange(shape[0])))
         return params, opt_state, total / plan.rows
 
     return jax.jit(epoch, donate_argnums=(0, 1))

@@ -179,7 +179,23 @@ def _run_parallel(scheduler: _Scheduler, jobs: int) -> None:
                 return
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
-                scheduler.finish(futures.pop(future), future.result())
+                step_id = futures.pop(future)
+                scheduler.finish(step_id, _worker_result(scheduler, step_id, future))
+
+
+def _worker_result(scheduler: _Scheduler, step_id: str, future: Future) -> dict[str, Any]:
+    """The worker's record, or a failed one when the worker process itself died (OOM kill, crash)."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - a dead worker fails its step, not the whole executor
+        message = f"the worker process running '{step_id}' died: {type(exc).__name__}: {exc}"
+        return {"step": step_id, "kind": scheduler.steps[step_id]["kind"], "status": "failed", "message": message,
+                "seconds": 0.0, "outputs": {}}
+
+
+def _alerts(records: dict[str, dict[str, Any]]) -> list[str]:
+    return [f"ALERT from {step_id}: {(r.get('outputs') or {}).get('summary', '')}" for step_id, r in records.items()
+            if (r.get("outputs") or {}).get("action") == "alert" and not r.get("resumed")]
 
 
 def _retrain_requested(records: dict[str, dict[str, Any]]) -> bool:
@@ -196,6 +212,7 @@ def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str 
     plan = load_plan(plan_path)
     root = Path(root or os.environ.get("LOOPC_ROOT") or os.getcwd()).resolve()
     run_id = runs.resolve_run_id(run_id)
+    requested = jobs
     jobs = max(1, min(jobs or default_jobs(), plan_width(plan["steps"])))
     progress = progress or make_progress()
     started = time.time()
@@ -207,10 +224,11 @@ def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str 
         progress.end()
     records = {step_id: scheduler.records[step_id] for step_id in scheduler.order if step_id in scheduler.records}
     result = PlanRun(plan, plan_path, root, run_id, records, round(time.time() - started, 3), jobs=jobs)
+    result.notes.extend(_alerts(records))
     if plan.get("kind") == "monitor" and plan.get("triggers") and _retrain_requested(records):
         triggered_path = plan_path.parent.parent / plan["triggers"] / "plan.json"
         result.notes.append(f"drift breach: running plan '{plan['triggers']}'")
-        result.triggered = run_plan(triggered_path, root, None, jobs=None, progress=progress, report=report)
+        result.triggered = run_plan(triggered_path, root, None, jobs=requested, progress=progress, report=report)
     if report:
         from loopc.runtime.report import write_report
 

@@ -107,7 +107,8 @@ def run_register(ctx: StepContext) -> dict[str, Any]:
     write_json(ctx.out_dir / "version.json", version.to_dict())
     _model_card(ctx, version, pipeline, model)
     champion = ctx.registry.get_alias(name, CHAMPION)
-    challenger = gate["outputs"].get("passed") and (champion is None or champion.version != version.version)
+    candidate = gate["outputs"].get("passed") or gate["outputs"].get("status") == "needs_approval"
+    challenger = candidate and (champion is None or champion.version != version.version)
     if challenger and ctx.registry.aliases(name).get(CHALLENGER) != version.version:
         ctx.registry.set_alias(name, CHALLENGER, version.version, actor=_actor(ctx),
                                reason=f"passed the gate: {gate['outputs'].get('summary', '')}")

@@ -179,3 +179,18 @@ def test_run_step_runs_one_compiled_step_file(project):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["step"] == "validate.customers" and summary["status"] == "cached"
     assert summary["outputs"]["rows"] == ROWS
+
+
+def test_manual_approval_leaves_a_challenger_until_a_person_promotes_it(tmp_path, capsys):
+    project = make_project(tmp_path / "manual")
+    result = run(project, [*SMALL, "deploy.approval=manual"])
+    assert result.ok
+    promote = result.records["promote.churn_classifier"]["outputs"]
+    assert promote["promoted"] is False
+    assert f"loopc registry promote {MODEL} 1 --reason" in promote["summary"]
+    with registry(project) as reg:
+        assert reg.get_alias(MODEL, CHAMPION) is None and reg.aliases(MODEL).get("challenger") == 1
+    assert loopc_main(["registry", "promote", MODEL, "1", "--reason", "reviewed the card", "--root", str(project)]) == 0
+    with registry(project) as reg:
+        assert reg.get_alias(MODEL, CHAMPION).version == 1
+        assert any(e.action == "manual_promotion" and e.reason == "reviewed the card" for e in reg.audit_log(MODEL))

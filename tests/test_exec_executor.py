@@ -130,3 +130,13 @@ def test_run_plan_cli_prints_summary_and_exits_1_on_failure(tmp_path):
     assert "failed" in proc.stdout and "report" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert runs.read_record(tmp_path / ".loopc", "cli1", "c")["status"] == "failed"
+
+
+def test_monitor_alert_is_reported_and_triggers_nothing(tmp_path):
+    compiled = tmp_path / "compiled"
+    write_plan(compiled / "demo", {"t": {}}, {})
+    monitor = write_plan(compiled / "demo_monitor", {"m": {"outputs": {"action": "alert", "summary": "psi high"}}},
+                         {}, kind="monitor", triggers="demo", name="demo_monitor")
+    result = run_plan(monitor, tmp_path, "m1", jobs=1, progress=quiet())
+    assert result.triggered is None
+    assert result.notes == ["ALERT from m: psi high"]

@@ -19,6 +19,8 @@ def tree_path(loc: Sequence[str | int], tree: Any) -> SpecPath:
     path: list[str | int] = []
     node, skip_index = tree, False
     for position, element in enumerate(loc):
+        if element == "[key]":  # pydantic marks an invalid mapping key; the key itself is the node
+            continue
         last = position == len(loc) - 1
         if isinstance(node, dict) and element in node:
             path.append(element)

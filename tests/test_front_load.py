@@ -94,3 +94,16 @@ def test_group_folders_are_not_searched_for_pipelines(tmp_path: Path) -> None:
     loaded = load_project(tmp_path)
     assert [item.file.name for item in loaded] == ["pipeline.yaml"]
     assert loaded[0].display == str(tmp_path / "churn" / "pipeline.yaml")
+
+
+def test_invalid_mapping_key_is_located_at_the_key(tmp_path: Path) -> None:
+    pipeline = tmp_path / "pipeline.yaml"
+    text = (EXAMPLES / "churn" / "pipeline.yaml").read_text().replace("  support_calls:\n", "  Support-Calls:\n")
+    pipeline.write_text(text)
+    for group in ("dataset", "model"):
+        (tmp_path / group).symlink_to(EXAMPLES / "churn" / group)
+    with pytest.raises(SpecErrors) as caught:
+        load_project(pipeline)
+    line = text.splitlines().index("  Support-Calls:") + 1
+    assert [(e.code, e.spec_path, e.line, e.column) for e in caught.value.errors] == [
+        ("LPC106", "features.Support-Calls", line, 3)]

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from loopc.runtime.monitor import MonitorError, cooldown_allows, drift_report, record_trigger
@@ -192,3 +194,22 @@ def test_live_column_of_the_wrong_type_is_a_clear_error():
     profile = build_profile(pa.table({"x": [1.0, 2.0, 3.0]}), {"x": {"type": "float"}}, None)
     with pytest.raises(MonitorError, match="column 'x' holds string, not numbers"):
         drift_report(profile, pa.table({"x": ["a", "b", "c"]}), data_drift=DATA_DRIFT)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_ref=st.integers(1, 400),
+    n_cur=st.integers(1, 400),
+    distinct=st.sampled_from([2, 5, 50, 0]),  # 0: continuous values
+    quantiles=st.sampled_from([3, 11, 101]),
+)
+def test_sketch_ks_bounds_hold_for_any_sample(seed, n_ref, n_cur, distinct, quantiles):
+    rng = np.random.default_rng(seed)
+    draw = (lambda n: rng.normal(size=n)) if distinct == 0 else (lambda n: rng.integers(0, distinct, n).astype(float))
+    ref, cur = draw(n_ref), draw(n_cur) + rng.choice([0.0, 0.5, 1.0])
+    profile = build_profile(pa.table({"x": ref}), {"x": {"type": "float"}}, None, quantiles=quantiles)
+    got = drift_report(profile, pa.table({"x": cur}), data_drift=DATA_DRIFT, threads=1).columns["x"]
+    exact = stats.ks_2samp(ref, cur).statistic
+    assert got["ks"] <= exact + 1e-12
+    assert exact <= got["ks"] + got["ks_error"] + 1e-12

@@ -93,7 +93,11 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def path(self, key: str) -> Path:
-        """Where the artifact ``key`` lives (whether or not it exists yet)."""
+        """Where the artifact ``key`` lives (whether or not it exists yet), as a local path."""
+
+    def uri(self, key: str) -> str:
+        """Where the artifact ``key`` lives, as a URL other machines can resolve."""
+        return f"{self.url.rstrip('/')}/artifacts/{check_key(key)[:2]}/{key}"
 
     @abstractmethod
     def stage(self, key: str) -> contextlib.AbstractContextManager[Path]:

@@ -52,6 +52,7 @@ def test_stage_publishes_with_manifest(tmp_path):
     assert store.path(KEY) == tmp_path / "artifacts" / "ab" / KEY
     assert store.manifest(KEY) == {"files": {"model/params.bin": 4}, "key": KEY}
     assert store.keys() == [KEY]
+    assert store.uri(KEY) == f"file://{tmp_path.resolve()}/artifacts/ab/{KEY}"
     assert sorted(p.name for p in store.path(KEY).parent.iterdir()) == [KEY]
 
 

@@ -86,6 +86,7 @@ class _Context:
     choices: dict[str, Override]  # group[@package] -> group override from the command line
     used: set[str] = field(default_factory=set)
     defaults_overrides: dict[str, DefaultEntry] = field(default_factory=dict)
+    used_overrides: set[str] = field(default_factory=set)
     seen_groups: dict[str, Position] = field(default_factory=dict)
     errors: list[SpecError] = field(default_factory=list)
 
@@ -178,6 +179,7 @@ def _choose(entry: DefaultEntry, ctx: _Context) -> tuple[Any, Position]:
     """The option for ``entry`` after ``override`` entries and command-line choices."""
     option, where = entry.option, entry.position
     if entry.key in ctx.defaults_overrides and entry.appended is None:
+        ctx.used_overrides.add(entry.key)
         chosen = ctx.defaults_overrides[entry.key]
         option, where = chosen.option, chosen.position
     cli = ctx.choices.get(entry.key)
@@ -194,6 +196,10 @@ def _choose(entry: DefaultEntry, ctx: _Context) -> tuple[Any, Position]:
 
 
 def _check_unused(ctx: _Context, group_overrides: list[Override]) -> None:
+    for key, entry in ctx.defaults_overrides.items():
+        if key not in ctx.used_overrides:
+            message = f"'override {entry.group}' matches no config group chosen in a defaults list"
+            ctx.errors.append(_entry_error(entry, "LPC409", message, "remove 'override' to add the group"))
     for override in group_overrides:
         key = override.group_key.lstrip("/")
         if key in ctx.choices and key not in ctx.used and override.prefix in ("", "~"):

@@ -153,7 +153,7 @@ def _holds(ctx: StepContext, name: str, number: int) -> list[str]:
         held.append(f"the gate says {gate['outputs'].get('status')}: {gate['outputs'].get('summary', '')}")
     shadow = next((r for r in ctx.upstream.values() if r.get("kind") == "shadow"), None)
     if shadow is not None and not shadow["outputs"].get("passed", False):
-        held.append(f"shadow failed: {shadow['outputs'].get('summary', '')}")
+        held.append(f"shadow {shadow['outputs'].get('summary', 'failed')}")
     if ctx.config.get("human_approval_required"):
         held.append("a person must approve the promotion (deploy.approval is manual or the risk class is high)")
     return held

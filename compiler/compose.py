@@ -41,6 +41,10 @@ class ConfigRepository:
     def is_group(self, group: str) -> bool:
         return bool(group) and (self.config_dir / group).is_dir()
 
+    def groups(self) -> list[str]:
+        """Top-level config groups: folders beside the pipeline file that hold YAML files."""
+        return sorted(p.name for p in self.config_dir.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+
     def options(self, group: str) -> list[str]:
         folder = self.config_dir / group
         return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
@@ -243,7 +247,9 @@ def _missing_option(entry: DefaultEntry, name: str, where: Position, ctx: _Conte
     options = ctx.repo.options(entry.group or entry.base)
     if entry.group is not None and not ctx.repo.is_group(entry.group):
         message = f"config group '{entry.group}' does not exist (no folder '{entry.group}/')"
-        return SpecError(*where, "LPC402", "defaults", message, "create the folder or fix the name")
+        close = difflib.get_close_matches(entry.group, ctx.repo.groups(), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "create the folder or fix the name"
+        return SpecError(*where, "LPC402", "defaults", message, hint)
     close = difflib.get_close_matches(name, options, n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"choose one of: {', '.join(options) or 'none'}"
     message = f"no option '{name}' in config group '{entry.group}'" if entry.group else f"no config '{name}'"

@@ -30,7 +30,6 @@ def spec_schema() -> dict[str, Any]:
     schema["required"] = ["loopc"]  # the other sections may come from config groups in the defaults list
     _allow_transform_shorthand(schema["$defs"]["Feature"]["properties"])
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://loopc.dev/schema/loopc.schema.json"
     return schema
 
 

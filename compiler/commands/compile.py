@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -84,15 +83,15 @@ def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResul
     for relative in files:
         _check_relative(relative)
     previous = _read_manifest(out_dir)
-    written = []
+    written, made = [], set()
     for relative, text in sorted(files.items()):
-        if _write_if_changed(out_dir / relative, text):
+        if _write_if_changed(out_dir / relative, text, made):
             written.append(relative)
     stale = sorted(set(previous) - set(files))
     for relative in stale:
         _remove(out_dir, relative)
     manifest = {"format": 1, "target": target, "files": sorted(files)}
-    _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _atomic_write(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return WriteResult(tuple(sorted(files)), tuple(written), tuple(stale))
 
 
@@ -117,7 +116,7 @@ def _read_manifest(out_dir: Path) -> list[str]:
     return safe
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
+def _write_if_changed(path: Path, text: str, made: set[Path]) -> bool:
     data = text.encode("utf-8")
     mode = 0o755 if path.suffix == ".sh" else 0o644
     try:
@@ -125,20 +124,25 @@ def _write_if_changed(path: Path, text: str) -> bool:
             return False
     except OSError:
         pass
-    _atomic_write(path, text, mode)
+    _atomic_write(path, data, mode, made)
     return True
 
 
-def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _atomic_write(path: Path, data: bytes, mode: int = 0o644, made: set[Path] | None = None) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it into place (readers never see half)."""
+    if made is None or path.parent not in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(path.parent)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8"))
+            stream.write(data)
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
 
 

@@ -65,6 +65,29 @@ def wait_jobs(job_ids, timeout: float = 900) -> None:
     pytest.fail(f"jobs {ids} still queued after {timeout} s")
 
 
+def warn_time_limit(job: str, timeout: float = 300) -> None:
+    """Once ``job`` runs, send its batch shell USR1, the warning Slurm gives before the time limit.
+
+    The job requeues itself; Slurm then holds it ~2 minutes (Reason=BeginTime), which the test
+    skips with ``scontrol update StartTime=now``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+        if state.strip() == "RUNNING":
+            time.sleep(2)
+            subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
+            break
+        time.sleep(0.2)
+    while time.monotonic() < deadline:
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
+        if " Restarts=1 " in shown and " JobState=PENDING " in shown:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            return
+        time.sleep(0.2)
+    pytest.fail(f"job {job} was not requeued within {timeout} s of starting")
+
+
 def status_json(path: Path, capsys) -> tuple[int, list[dict]]:
     capsys.readouterr()
     code = loopc(["status", str(path), "--json"])
@@ -79,6 +102,7 @@ def test_churn_sweep_runs_as_an_array_registers_a_champion_and_drift_resubmits(t
     assert sorted(trials) == ["train.churn_classifier.t0", "train.churn_classifier.t1"]
     array_id = trials["train.churn_classifier.t0"].split("_")[0]
     assert trials == {"train.churn_classifier.t0": f"{array_id}_0", "train.churn_classifier.t1": f"{array_id}_1"}
+    warn_time_limit(f"{array_id}_0")  # as --signal=B:USR1@120 does: the trial requeues itself and resumes
     wait_jobs(jobs.values())
 
     code, [report] = status_json(out / "churn", capsys)
@@ -90,6 +114,10 @@ def test_churn_sweep_runs_as_an_array_registers_a_champion_and_drift_resubmits(t
     comp = jobcomp_records(jobcomp_path(), set(jobs.values()))
     assert {key: fields["JobState"] for key, fields in comp.items()} == {j: "COMPLETED" for j in jobs.values()}
     assert {comp[j]["ArrayJobId"] for j in trials.values()} == {array_id}
+    shown = subprocess.run(["scontrol", "show", "job", "-o", f"{array_id}_0"], capture_output=True, text=True).stdout
+    assert " Restarts=1 " in shown and " JobState=COMPLETED " in shown
+    log = Path(report["jobs"][[j["step"] for j in report["jobs"]].index("train.churn_classifier.t0")]["log"])
+    assert "time limit near: requeueing job" in log.read_text()
 
     # drifted rows arrive: the monitor job's verdict is retrain, so it submits the training plan again
     subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), "--root", str(root), "--rows", "400",

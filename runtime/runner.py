@@ -60,6 +60,12 @@ class StepContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def close(self) -> None:
+        """Release the registry connection, if the step opened one."""
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
     @property
     def registry(self):
         """The project's registry (opened on first use)."""
@@ -122,6 +128,24 @@ def skip_reason(upstream: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
+def library_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the runtime libraries whose messages tell the user what to fix (not bugs)."""
+    from loopc.runtime.data import DataError
+    from loopc.runtime.evaluate import EvaluateError
+    from loopc.runtime.expressions import ExpressionError
+    from loopc.runtime.features import FeatureError
+    from loopc.runtime.gates import GateError
+    from loopc.runtime.monitor import MonitorError
+    from loopc.runtime.nets import TrainError
+    from loopc.runtime.profile import ProfileError
+    from loopc.runtime.registry import RegistryError
+    from loopc.runtime.shadow import ShadowError
+    from loopc.runtime.store import StoreError
+
+    return (DataError, EvaluateError, ExpressionError, FeatureError, GateError, MonitorError, TrainError,
+            ProfileError, RegistryError, ShadowError, StoreError)
+
+
 def _step_logger(path: Path, step_id: str, echo: bool) -> tuple[logging.Logger, list[logging.Handler]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(f"loopc.step.{step_id}")
@@ -174,9 +198,12 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
     except StepError as exc:
         logger.error("%s", exc)
         record = _record(doc, run_id, "failed", started, message=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a bug: full traceback in the log, one line in the record
-        logger.error("internal error\n%s", traceback.format_exc())
-        message = f"internal error in step '{doc.id}': {type(exc).__name__}: {exc} (traceback in the step log)"
+    except Exception as exc:  # noqa: BLE001 - one line in the record, the traceback in the log
+        logger.error("%s\n%s", exc, traceback.format_exc())
+        if isinstance(exc, library_errors()):
+            message = f"step '{doc.id}': {exc}"
+        else:
+            message = f"internal error in step '{doc.id}': {type(exc).__name__}: {exc} (traceback in the step log)"
         record = _record(doc, run_id, "failed", started, message=message)
     finally:
         for handler in handlers:
@@ -207,7 +234,10 @@ def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging
     logger.info("running %s (%s) key=%s", doc.id, doc.kind, key)
     with store.stage(key) as out_dir:
         ctx = StepContext(doc, root, state, run_id, key, Path(out_dir), upstream, logger)
-        outputs = function(ctx) or {}
+        try:
+            outputs = function(ctx) or {}
+        finally:
+            ctx.close()
         atomic_write_json(Path(out_dir) / OUTPUTS_FILE, outputs)
     shutil.rmtree(state / "scratch" / key[:2] / key, ignore_errors=True)
     logger.info("done: %s", outputs)

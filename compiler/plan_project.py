@@ -18,22 +18,46 @@ class Loaded(Protocol):
     spec_hash: str
     sweep_point: dict[str, Any]
     display: str
+    positions: dict[tuple[str | int, ...], tuple[str, int, int]]
 
 
 def plan_project(loaded: Sequence[Loaded]) -> list[Plan]:
-    """Every plan of every pipeline, in load order; specs of one file's CLI sweep become trials."""
+    """Every plan of every pipeline, in load order; specs of one file's CLI sweep become trials.
+
+    Planning errors are located in the spec files (file:line:col of the node they name).
+    """
     plans: list[Plan] = []
     for group in _by_pipeline(loaded):
-        base = group[0]
-        if len(group) == 1 and not base.sweep_point:
-            plans.extend(plan_pipeline(base.spec, spec_hash=base.spec_hash, source=base.display))
-            continue
-        points = trial_points_of(group)
-        if not any(points[0]):  # every point gives the same model: one training is enough
-            points = []
-        group_hash = sha256_text(canonical_json([item.spec_hash for item in group]))
-        plans.extend(plan_pipeline(base.spec, spec_hash=group_hash, sweep_points=points, source=base.display))
+        try:
+            plans.extend(_plan_group(group))
+        except SpecErrors as exc:
+            raise SpecErrors([_located(error, group[0]) for error in exc.errors]) from None
     return plans
+
+
+def _located(error: SpecError, item: Loaded) -> SpecError:
+    """``error`` at the position of its spec path, when the planner could not know it."""
+    from loopc.compiler.locate import position_of
+
+    if error.line or not getattr(item, "positions", None):
+        return error
+    parts = tuple(error.spec_path.split("."))
+    if parts[:3] == ("model", "sweep", "parameters") and len(parts) > 3:
+        parts = parts[:3] + (".".join(parts[3:]),)  # sweep parameter names contain dots
+    file, line, column = position_of(parts, item.positions, (error.file, 0, 0))
+    return SpecError(file, line, column, error.code, error.spec_path, error.message, error.hint)
+
+
+def _plan_group(group: Sequence[Loaded]) -> list[Plan]:
+    """The plans of one pipeline file (``group``: its specs, one per CLI sweep point)."""
+    base = group[0]
+    if len(group) == 1 and not base.sweep_point:
+        return plan_pipeline(base.spec, spec_hash=base.spec_hash, source=base.display)
+    points = trial_points_of(group)
+    if not any(points[0]):  # every point gives the same model: one training is enough
+        points = []
+    group_hash = sha256_text(canonical_json([item.spec_hash for item in group]))
+    return plan_pipeline(base.spec, spec_hash=group_hash, sweep_points=points, source=base.display)
 
 
 def _by_pipeline(loaded: Sequence[Loaded]) -> list[list[Loaded]]:
@@ -61,11 +85,11 @@ def trial_points_of(group: Sequence[Loaded]) -> list[dict[str, Any]]:
 def _check_only_model_varies(group: Sequence[Loaded], dumps: list[dict[str, Any]]) -> None:
     base = dumps[0]
     for item, dump in zip(group[1:], dumps[1:]):
-        outside = sorted(k for k in base if k != "model" and base[k] != dump[k])
-        outside += [f"model.{f}" for f in SHARED_MODEL_FIELDS if base["model"][f] != dump["model"][f]]
+        shared = tuple(f"model.{f}" for f in SHARED_MODEL_FIELDS)
+        outside = [p for p in _differing(base, dump) if not p.startswith("model.") or p.startswith(shared)]
         if outside:
             raise SpecErrors([SpecError(
-                item.display, 1, 1, "LPC703", outside[0],
+                item.display, 0, 0, "LPC703", outside[0],
                 f"the multirun sweep {item.sweep_point} changes '{outside[0]}'; trials of one plan "
                 "share their data and feature steps, so a sweep may vary only how the model trains",
                 "sweep model.* paths (not its name, dataset, label or features), or compile once per value",

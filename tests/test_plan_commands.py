@@ -235,3 +235,9 @@ def test_an_unwritable_output_folder_is_a_clear_error(churn, tmp_path, capsys):
     blocker.write_text("not a folder")
     code, _, err = cli(capsys, "compile", churn, "-o", blocker)
     assert code == 1 and "cannot write the compiled files" in err and "-o" in err
+
+
+def test_a_sweep_over_model_features_is_refused_at_its_override(churn, tmp_path, capsys):
+    code, _, err = cli(capsys, "compile", churn, "model.optimizer.lr=0.1,0.2", "model.features=[tenure],[contract]",
+                       "-o", tmp_path / "out")
+    assert code == 1 and "LPC703 model.features" in err

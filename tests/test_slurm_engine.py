@@ -202,3 +202,20 @@ def test_status_says_clearly_when_the_controller_is_unreachable(tmp_path, capsys
     assert loopc(["status", str(plan_dir)]) == 1
     err = capsys.readouterr().err
     assert "Unable to contact slurm controller" in err and "slurmctld" in err and "Traceback" not in err
+
+
+def test_a_refused_submission_cancels_the_jobs_already_submitted(tmp_path):
+    steps = (Step("validate.d", "validate", "data", {}, (), "f" * 64),
+             Step("train.m", "train", "train", {}, ("validate.d",), "f" * 64, StepResources(partition="nope")))
+    for relative, text in BACKEND.render([Plan("p", "train", steps)], EmitOptions()).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    done = subprocess.run(["bash", str(tmp_path / "p" / "submit.sh")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert "sbatch refused train.m.sbatch; cancelling the 1 jobs submitted before it" in done.stderr
+    first = done.stdout.split("submitted validate.d as job ")[1].split()[0]
+    wait_jobs([first], timeout=60)
+    shown = subprocess.run(["scontrol", "show", "job", "-o", first], capture_output=True, text=True).stdout
+    assert " JobState=CANCELLED " in shown or " JobState=FAILED " in shown  # cancelled, or ran (no data) first
+    assert not (tmp_path / "p" / "submitted" / "latest").exists()

@@ -221,6 +221,7 @@ def plan_pipeline(
 ) -> list[Plan]:
     """The training plan, plus ``<name>_monitor`` (triggers the training plan) when the spec has monitors.
 
+    The monitor plan runs on the schedule of its first monitor (by name) that has one.
     ``sweep_points``: CLI multirun points ({"model.optimizer.lr": 0.01}); each becomes a train trial,
     crossed with ``model.sweep``. ``source`` names the spec file in errors.
     """
@@ -230,7 +231,7 @@ def plan_pipeline(
     plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source), spec, source),
                   schedule=pipeline.schedule, **common)]
     if spec.monitors:
-        schedule = spec.monitors[min(spec.monitors)].schedule
+        schedule = next((m.schedule for _, m in sorted(spec.monitors.items()) if m.schedule), None)
         plans.append(Plan(pipeline.name, "monitor", _place(monitor_steps(spec), spec, source),
                           schedule=schedule, triggers=plans[0].name, **common))
     return plans

@@ -196,3 +196,12 @@ def test_a_sweep_that_changes_the_features_is_refused():
     with pytest.raises(SpecErrors, match="LPC703.*model.features"):
         plan_pipeline(spec, spec_hash=spec_hash,
                       sweep_points=[{"model.features": ["tenure"]}, {"model.features": ["contract"]}])
+
+
+def test_monitor_plan_takes_the_first_schedule_by_monitor_name():
+    tree = compose_tree(EXAMPLES / "demand" / "pipeline.yaml")
+    first = dict(tree["monitors"]["daily_drift"], schedule=None)
+    tree["monitors"] = {"zz_hourly": dict(first, schedule="0 * * * *"), "aa_manual": first}
+    train, monitor = _plans(tree)
+    assert [s.id for s in monitor.steps] == ["monitor.aa_manual", "monitor.zz_hourly"]
+    assert monitor.schedule == "0 * * * *" and train.schedule == "@daily"

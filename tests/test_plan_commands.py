@@ -241,3 +241,22 @@ def test_a_sweep_over_model_features_is_refused_at_its_override(churn, tmp_path,
     code, _, err = cli(capsys, "compile", churn, "model.optimizer.lr=0.1,0.2", "model.features=[tenure],[contract]",
                        "-o", tmp_path / "out")
     assert code == 1 and "LPC703 model.features" in err
+
+
+def test_changed_paths_name_nested_fields_and_list_items():
+    from loopc.compiler.commands.explain import changed_paths
+
+    old = {"gate": {"thresholds": [{"metric": "auc", "min": 0.7}], "split": "test"}, "a": 1, "gone": 2}
+    new = {"gate": {"thresholds": [{"metric": "auc", "min": 0.8}], "split": "test"}, "a": 1, "added": 3}
+    assert changed_paths(old, new) == ["added", "gate.thresholds[0].min", "gone"]
+    assert changed_paths({"x": [1, 2]}, {"x": [1, 2, 3]}) == ["x"]
+    assert changed_paths({"x": 1}, {"x": 1}) == []
+
+
+def test_inventory_markdown_escapes_pipes():
+    from loopc.compiler.commands.inventory import markdown
+
+    row = {"pipeline": "p", "model": "m", "owner": "a|b", "risk_class": "minimal", "targets": ["local"],
+           "datasets": [{"name": "d", "source": "x|y.parquet"}], "status": {"registry": False}}
+    line = markdown([row]).splitlines()[2]
+    assert line == "| p | m | a\\|b | minimal | d (x\\|y.parquet) | local | no registry |"

@@ -118,6 +118,10 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     console = console or Console()
     while result is not None:
         console.print(summary_table(result))
+        for step_id, record in result.records.items():
+            if record.get("status") == "failed":
+                console.print(f"[bold red]{step_id} failed:[/]")
+                console.print(record.get("message", ""), markup=False, highlight=False, soft_wrap=True)
         for note in result.notes:
             console.print(f"[bold]{note}[/]")
         if result.report:

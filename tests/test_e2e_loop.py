@@ -140,6 +140,7 @@ def test_corrupted_data_stops_at_validate_and_leaves_the_champion(project, capsy
     code = loopc_main(["run", str(project / "pipeline.yaml"), *SMALL, "--run-id", "bad"])
     out = capsys.readouterr()
     assert code == 1 and "Traceback" not in out.err + out.out
+    assert "validate.customers failed" in out.out and f"column '{column}'" in out.out
     record = json.loads((project / ".loopc" / "runs" / "bad" / "validate.customers.json").read_text())
     assert record["status"] == "failed"
     assert f"column '{column}'" in record["message"] and rule in record["message"], record["message"]
@@ -149,6 +150,7 @@ def test_corrupted_data_stops_at_validate_and_leaves_the_champion(project, capsy
         assert [v.version for v in reg.versions(MODEL)] == [1]
         assert reg.get_alias(MODEL, CHAMPION).version == 1
     assert (project / ".loopc" / "runs" / "bad" / "reports" / "validate.customers.validation.json").is_file()
+    assert f"{column}: {rule}" in (project / ".loopc" / "runs" / "bad" / "report.html").read_text(encoding="utf-8")
 
 
 def test_drift_triggers_retraining_and_the_cooldown_holds_the_next_breach(project):

@@ -147,6 +147,8 @@ def test_check_reports_what_airflow_would_reject():
     issues = BACKEND.check([plan], EmitOptions())
     assert any("longer than Airflow's 100" in i for i in issues)
     assert any("same DAG variable 'echo_a'" in i for i in issues)
+    assert any("a name the DAG file defines itself" in i for i in BACKEND.check(
+        [Plan("r", "train", (echo_step("trigger.training"),))], EmitOptions()))
     assert any("not an Airflow task id" in i for i in BACKEND.check(
         [Plan("x", "train", (replace(echo_step("a"), id="A {{b}}"),))], EmitOptions()))
     with pytest.raises(AirflowTargetError, match="cannot compile for Airflow"):

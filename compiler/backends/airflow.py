@@ -24,6 +24,9 @@ TAG_MAX_LEN = 100  # Airflow rejects longer tags at import time
 ID_MAX_LEN = 250  # Airflow's limit for dag and task ids
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 ROOT_FROM_ENV = '"${LOOPC_ROOT:?set LOOPC_ROOT to the loopc project directory}"'
+# names the DAG template defines itself; a step variable must not shadow them
+RESERVED = ("DAG", "LOOPC", "STEPS", "BashOperator", "TaskGroup", "TriggerDagRunOperator", "json", "os", "pendulum",
+            "retrain_needed", "shlex", "task", "timedelta", "trigger_training")
 RUN_STEP = (
     "{{ loopc.python }} -m loopc.runtime run-step {{ loopc.steps }}/%s"
     ' --root {{ loopc.root }} --run-id "$AIRFLOW_CTX_DAG_RUN_ID"'
@@ -66,14 +69,16 @@ def retrain_on_breach(plan: Plan) -> bool:
 def check_plan(plan: Plan) -> list[str]:
     """What stops one plan from becoming a valid Airflow DAG."""
     where = f"plan {plan.name}"
-    issues = [f"{where}: tag {tag[:40]!r}... is longer than Airflow's {TAG_MAX_LEN} characters; shorten it"
-              for tag in plan.tags if len(tag) > TAG_MAX_LEN]
+    issues = [f"{where}: pipeline.tags: {tag[:40]!r}... is longer than Airflow's {TAG_MAX_LEN} characters; "
+              "shorten it" for tag in plan.tags if len(tag) > TAG_MAX_LEN]
     seen: dict[str, str] = {}
     for step in plan.steps:
         if not STEP_ID.match(step.id) or len(step.id) > ID_MAX_LEN:
             issues.append(f"{where}: step id {step.id!r} is not an Airflow task id ([a-z0-9_.-], <= 250 chars)")
         var = task_var(step.id)
-        if var in seen:
+        if var in RESERVED:
+            issues.append(f"{where}: step {step.id!r} maps to {var!r}, a name the DAG file defines itself")
+        elif var in seen:
             issues.append(f"{where}: steps {seen[var]!r} and {step.id!r} map to the same DAG variable {var!r}")
         seen[var] = step.id
     return issues

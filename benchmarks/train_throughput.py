@@ -140,7 +140,8 @@ def loopc(x, y, xv, yv, args) -> dict:
         precision=args.dtype,
     )
     return {"rows_per_s": result.rows_per_second, "compile_s": result.compile_seconds, "epochs": args.epochs,
-            "wall_s": time.perf_counter() - started, "final_val_loss": result.history[-1]["val_loss"]}
+            "wall_s": time.perf_counter() - started, "final_val_loss": result.history[-1]["val_loss"],
+            "epoch_seconds": [round(h["seconds"], 5) for h in result.history]}
 
 
 def parse_args() -> argparse.Namespace:

@@ -48,43 +48,55 @@ def put_replicated(array: np.ndarray, mesh: Mesh | None) -> jax.Array:
     return jax.device_put(array, NamedSharding(mesh, PartitionSpec()))
 
 
-def _batch_loss(params, x, y, w, count, key, *, task, architecture, dtype):
-    """Weighted mean loss of one batch; padded rows have w == 0."""
-    outputs = apply_net(params, architecture, x, dtype=dtype, dropout_key=key)
-    return jnp.sum(w * row_losses(task, outputs, y)) / jnp.maximum(count, 1.0)
+def _batch_loss(params, x, y, weights, count, key, *, task, architecture, dtype):
+    """Weighted mean loss of one batch (padded rows weigh 0); plain mean when ``weights`` is None."""
+    losses = row_losses(task, apply_net(params, architecture, x, dtype=dtype, dropout_key=key), y)
+    if weights is None:
+        return jnp.mean(losses)
+    return jnp.sum(weights * losses) / jnp.maximum(count, 1.0)
 
 
-def make_epoch(task: str, architecture: dict, dtype, tx: optax.GradientTransformation, plan: EpochPlan, mesh):
-    """A jitted ``epoch(params, opt_state, x, y, w, key) -> (params, opt_state, mean loss)``.
+def _batch_order(key, plan: EpochPlan):
+    """Shuffled row ids [batches, batch] (padding points at row 0), row mask and real rows per batch."""
+    padded = plan.batch * plan.batches
+    order = jnp.zeros(padded, jnp.int32).at[: plan.rows].set(jax.random.permutation(key, plan.rows))
+    mask = (jnp.arange(padded) < plan.rows).astype(jnp.float32).reshape(plan.batches, plan.batch)
+    counts = jnp.minimum(plan.rows - jnp.arange(plan.batches) * plan.batch, plan.batch).astype(jnp.float32)
+    return order.reshape(plan.batches, plan.batch), mask, counts
 
-    The epoch's rows are gathered once in shuffled order (one device-side gather, a second copy
-    of the training data), then ``lax.scan`` walks the contiguous batches.
+
+def make_epoch(
+    task: str, architecture: dict, dtype, tx: optax.GradientTransformation, plan: EpochPlan, mesh, weighted: bool
+):
+    """A jitted ``epoch(params, opt_state, x, y, w, key, index) -> (params, opt_state, mean loss)``.
+
+    The epoch's randomness is ``fold_in(key, index)``, derived on the device: no host work per epoch.
+    Each step gathers its batch from the resident rows; row weights ``w`` are read only when
+    ``weighted`` and the row mask only when the last batch is ragged, so the common case runs
+    exactly the kernels a hand-written loop would.
     """
     dropout = float(architecture.get("dropout", 0.0) or 0.0) > 0
     grad_fn = jax.value_and_grad(partial(_batch_loss, task=task, architecture=architecture, dtype=dtype))
-    split = NamedSharding(mesh, PartitionSpec(None, "data")) if mesh is not None else None
+    shard = NamedSharding(mesh, PartitionSpec("data")) if mesh is not None else None
+    masked = weighted or plan.rows % plan.batch != 0
 
-    def epoch(params, opt_state, x, y, w, key):
-        perm_key, dropout_key = jax.random.split(key)
+    def epoch(params, opt_state, x, y, w, key, index):
+        perm_key, dropout_key = jax.random.split(jax.random.fold_in(key, index))
 
         def step(carry, batch):
             params, opt_state, total = carry
-            xb, yb, wb, valid, i = batch
-            count = jnp.sum(valid)
+            idx, mask, count, i = batch
+            if shard is not None:
+                idx, mask = jax.lax.with_sharding_constraint(idx, shard), jax.lax.with_sharding_constraint(mask, shard)
+            weights = (mask * w[idx] if weighted else mask) if masked else None
             step_key = jax.random.fold_in(dropout_key, i) if dropout else None
-            loss, grads = grad_fn(params, xb, yb, wb * valid, count, step_key)
+            loss, grads = grad_fn(params, x[idx], y[idx], weights, count, step_key)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state, total + loss * count), None
 
-        shape = (plan.batches, plan.batch)
-        order = jnp.zeros(shape[0] * shape[1], jnp.int32).at[: plan.rows].set(
-            jax.random.permutation(perm_key, plan.rows))
-        valid = (jnp.arange(shape[0] * shape[1]) < plan.rows).astype(jnp.float32).reshape(shape)
-        xs, ys, ws = x[order].reshape(*shape, x.shape[1]), y[order].reshape(shape), w[order].reshape(shape)
-        if split is not None:
-            xs, ys, ws, valid = (jax.lax.with_sharding_constraint(a, split) for a in (xs, ys, ws, valid))
+        order, mask, counts = _batch_order(perm_key, plan)
         carry = (params, opt_state, jnp.float32(0.0))
-        (params, opt_state, total), _ = jax.lax.scan(step, carry, (xs, ys, ws, valid, jnp.arange(shape[0])))
+        (params, opt_state, total), _ = jax.lax.scan(step, carry, (order, mask, counts, jnp.arange(plan.batches)))
         return params, opt_state, total / plan.rows
 
     return jax.jit(epoch, donate_argnums=(0, 1))

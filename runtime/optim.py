@@ -50,7 +50,7 @@ def _checked_kwargs(name: str, params: dict) -> dict:
     return kwargs
 
 
-def build_schedule(schedule: dict, lr: float, total_steps: int) -> optax.Schedule:
+def build_schedule(schedule: dict, lr: float, total_steps: int) -> optax.ScalarOrSchedule:
     """A learning-rate schedule over ``total_steps``, with an optional linear warmup first.
 
     ``exponential`` decays from ``lr`` to ``lr * decay_rate`` over the whole run (default 0.1);
@@ -63,6 +63,8 @@ def build_schedule(schedule: dict, lr: float, total_steps: int) -> optax.Schedul
     total_steps = max(int(total_steps), 1)
     warmup = min(int(schedule.get("warmup_steps", 0) or 0), total_steps - 1)
     steps = total_steps - warmup
+    if kind == "constant" and warmup == 0:
+        return lr  # a plain float: optax then keeps no step count for the schedule
     if kind == "constant":
         main = optax.constant_schedule(lr)
     elif kind in ("cosine", "warmup_cosine"):

@@ -181,21 +181,23 @@ def _avals(tree) -> list:
     return [(tuple(np.shape(leaf)), str(jnp.asarray(leaf).dtype)) for leaf in jax.tree_util.tree_leaves(tree)]
 
 
-def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progress, train_data, valid_data):
+def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progress, train_data, valid_data,
+             weighted: bool):
     """Compile the epoch and validation functions ahead of time; returns them and the seconds spent.
 
     Executables are kept per (settings, shapes) in this process, so a resumed or repeated run
     with the same settings (``tx_key`` names the optimizer tx was built from) skips compiling.
     """
     started = time.perf_counter()
-    cache_key = json.dumps([task, architecture, str(jnp.dtype(dtype)), tx_key, plan.__dict__,
+    cache_key = json.dumps([task, architecture, str(jnp.dtype(dtype)), tx_key, plan.__dict__, weighted,
                             None if mesh is None else mesh.size, _avals(progress.params),
                             _avals(train_data), _avals(valid_data)], sort_keys=True, default=str)
     if cache_key in _COMPILED:
         _COMPILED.move_to_end(cache_key)
         return (*_COMPILED[cache_key], time.perf_counter() - started)
-    epoch_fn = make_epoch(task, architecture, dtype, tx, plan, mesh)
-    epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, jax.random.PRNGKey(0)).compile()
+    epoch_fn = make_epoch(task, architecture, dtype, tx, plan, mesh, weighted)
+    epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, jax.random.PRNGKey(0),
+                              np.int32(0)).compile()
     eval_fn = None
     if valid_data is not None:
         eval_fn = make_evaluate(task, architecture, dtype, min(EVAL_CHUNK, len(valid_data[1])))
@@ -226,8 +228,8 @@ def _improved(progress: _Progress, val_loss: float, min_delta: float) -> bool:
 def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None) -> None:
     """Train one epoch, evaluate, update history and early-stopping state in place."""
     started = time.perf_counter()
-    key = jax.random.fold_in(loop_key, progress.epoch)
-    params, opt_state, train_loss = setup.epoch_fn(progress.params, progress.opt_state, *setup.train_data, key)
+    params, opt_state, train_loss = setup.epoch_fn(progress.params, progress.opt_state, *setup.train_data,
+                                                   loop_key, np.int32(progress.epoch))
     val_loss = setup.eval_fn(params, *setup.valid_data) if setup.eval_fn is not None else None
     train_loss = float(train_loss) * setup.loss_scale
     val_loss = None if val_loss is None else float(val_loss) * setup.loss_scale
@@ -343,8 +345,9 @@ def _setup(task, architecture, dtype, tx_and_key, plan, mesh, progress, train, v
         return _Setup(None, None, (), None, scaling[1] ** 2, plan.rows, 0.0)
     train_data = _device_data(*train, dtype, mesh)
     valid_data = _device_data(*valid, dtype, mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
+    weighted = not bool(np.all(train[2] == 1))
     epoch_fn, eval_fn, seconds = _compile(task, architecture, dtype, *tx_and_key, plan, mesh, progress,
-                                          train_data, valid_data)
+                                          train_data, valid_data, weighted)
     return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, plan.rows, seconds)
 
 

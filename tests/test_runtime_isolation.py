@@ -19,8 +19,9 @@ def imported_names(tree: ast.AST) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            package = "loopc.runtime".split(".")[: max(0, 2 - node.level + 1)] if node.level else []
+            names.add(".".join([*package, node.module] if node.module else package))
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
             "import_module", "__import__"
         ):
@@ -50,5 +51,6 @@ def test_importing_every_runtime_module_loads_no_compiler_module():
 
 
 def test_the_check_sees_a_compiler_import():
-    tree = ast.parse("from loopc.compiler.plan import Plan\nimport importlib\nimportlib.import_module('loopc.compiler')")
-    assert {"loopc.compiler.plan", "loopc.compiler"} <= imported_names(tree)
+    tree = ast.parse("from loopc.compiler.plan import Plan\nimport importlib\nimportlib.import_module('loopc.compiler')\n"
+                     "from ..compiler import emit\nfrom .store import x")
+    assert {"loopc.compiler.plan", "loopc.compiler", "loopc.runtime.store"} <= imported_names(tree)

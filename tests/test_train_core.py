@@ -61,7 +61,8 @@ def test_linear_regression_reaches_high_r2_on_a_linear_target():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(500, 3)).astype(np.float32)
     y = (50 + 20 * x[:, 0] - 10 * x[:, 1] + rng.normal(size=500)).astype(np.float32)
-    result = _train((x[:400], y[:400], x[400:], y[400:]), task="regression", training=_training(epochs=15))
+    training = _training(epochs=15, batch_size=50)  # 400 rows: whole batches, the unmasked path
+    result = _train((x[:400], y[:400], x[400:], y[400:]), task="regression", training=training)
     values = predict(result.params, LINEAR, "regression", x[400:])
     assert values.shape == (100,)
     assert evaluate_predictions("regression", y[400:], values)["r2"] > 0.95
@@ -105,6 +106,13 @@ def test_balanced_class_weight_and_ragged_last_batch_train():
     x_tr, y_tr, x_va, y_va = _binary_data(rows=301)  # 225 rows: batches of 64 leave a ragged 33
     result = _train((x_tr, y_tr, x_va, y_va), training=_training(epochs=2, class_weight="balanced"))
     assert result.epochs_run == 2 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_sample_weight_zero_rows_do_not_train():
+    x_tr, y_tr, x_va, y_va = _binary_data(rows=300)
+    result = _train((x_tr, y_tr, x_va, y_va), sample_weight=(y_tr == 0).astype(np.float32),
+                    training=_training(epochs=3))
+    assert predict(result.params, LINEAR, "binary_classification", x_va).max() < 0.5
 
 
 def test_unusable_inputs_raise_train_errors():

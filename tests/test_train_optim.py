@@ -51,4 +51,6 @@ def test_schedules_follow_their_shapes():
     assert float(warm(5)) == pytest.approx(0.5)
     exponential = build_schedule({"kind": "exponential", "decay_rate": 0.5}, 2.0, 100)
     assert float(exponential(100)) == pytest.approx(1.0)
-    assert float(build_schedule({"kind": "constant"}, 0.3, 100)(77)) == pytest.approx(0.3)
+    assert build_schedule({"kind": "constant"}, 0.3, 100) == 0.3  # a float: no schedule state
+    warm_constant = build_schedule({"kind": "constant", "warmup_steps": 4}, 0.3, 100)
+    assert float(warm_constant(2)) == pytest.approx(0.15) and float(warm_constant(50)) == pytest.approx(0.3)

@@ -4,7 +4,7 @@ Copies the churn and demand examples N/2 times each into a temporary repository 
 own config groups and a unique pipeline name), then times ``load_project`` on the whole tree:
 discovery, parsing with positions, composition, pydantic validation and cross-reference checks.
 For context it also times Hydra's compose API on a sample of the same files.
-Run: ``python benchmarks/validate.py [--pipelines N] [--repeat R] [--hydra-sample S]``.
+Run: ``python benchmarks/validate.py [--pipelines N] [--repeat R] [--hydra-sample S] [--jobs J]``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def build_repository(root: Path, count: int) -> None:
         pipeline.write_text(pipeline.read_text().replace(f"  name: {example}\n", f"  name: {example}_{index}\n", 1))
 
 
-def time_front_end(root: Path, repeat: int) -> list[float]:
+def time_front_end(root: Path, repeat: int, jobs: int | None) -> list[float]:
     timings = []
     for _ in range(repeat):
         start = time.perf_counter()
-        loaded = load_project(root)
+        loaded = load_project(root, jobs=jobs)
         timings.append(time.perf_counter() - start)
     assert len({item.spec.pipeline.name for item in loaded}) == len(loaded)
     return timings
@@ -61,16 +61,17 @@ def main() -> None:
     parser.add_argument("--pipelines", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--hydra-sample", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (0: automatic, as the CLI)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         build_repository(root, args.pipelines)
-        timings = time_front_end(root, args.repeat)
+        timings = time_front_end(root, args.repeat, args.jobs or None)
         hydra = time_hydra(root, args.hydra_sample) if args.hydra_sample else None
     best = min(timings)
     print(json.dumps({
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "python": platform.python_version(),
-        "pipelines": args.pipelines, "seconds_best": round(best, 3), "seconds_all": [round(t, 3) for t in timings],
+        "pipelines": args.pipelines, "jobs": args.jobs, "seconds_best": round(best, 3), "seconds_all": [round(t, 3) for t in timings],
         "ms_per_pipeline": round(best / args.pipelines * 1000, 3),
         "hydra_compose_ms_per_pipeline": round(hydra * 1000, 1) if hydra is not None else None,
     }, indent=2))

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -14,6 +15,7 @@ from loopc.compiler.defaults import parse_defaults
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.load import Position, RawDocument, SpecPath, read_spec_file
 from loopc.compiler.models import Spec
+from loopc.compiler.parallel import flatten, map_chunks, worker_count
 from loopc.compiler.validate import validate_spec
 
 _SPEC_MARKER = re.compile(rb"^loopc\s*:", re.MULTILINE)
@@ -41,22 +43,35 @@ def spec_hash(spec: Spec) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_project(path: Path | str, overrides: Iterable[str] = ()) -> list[LoadedSpec]:
+def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | None = 1) -> list[LoadedSpec]:
     """Every pipeline under ``path`` (a pipeline file or a directory), composed and validated.
 
-    Raises SpecErrors with every error of every file.
+    Raises SpecErrors with every error of every file. ``jobs``: worker processes (None: one per 128
+    files up to the CPU count); the result is the same for any value. Callers other than the CLI keep
+    the default 1: spawned workers re-import the caller's ``__main__``.
     """
     overrides = tuple(overrides)
-    loaded, errors = [], []
-    for file, document in discover(Path(path)):
-        try:
-            loaded.extend(load_spec(file, overrides, document))
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
+    found = discover(Path(path))
+    workers = worker_count(len(found), jobs)
+    if workers > 1:
+        loaded, errors = flatten(map_chunks(partial(_load_chunk, overrides=overrides), found, workers))
+    else:
+        loaded, errors = _load_chunk(found, overrides)
     if errors:
         raise SpecErrors(errors)
     _check_unique_names(loaded)
     return loaded
+
+
+def _load_chunk(found: list[tuple[Path, RawDocument | None]],
+                overrides: tuple[str, ...]) -> tuple[list[LoadedSpec], list[SpecError]]:
+    loaded, errors = [], []
+    for file, document in found:
+        try:
+            loaded.extend(load_spec(file, overrides, document))
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+    return loaded, errors
 
 
 def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument | None = None) -> list[LoadedSpec]:

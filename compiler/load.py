@@ -152,20 +152,32 @@ class _TreeBuilder:
         self._active: set[int] = set()
 
     def build(self, node: Node, path: SpecPath) -> Any:
-        if path not in self.positions:
-            self.positions[path] = (self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, ScalarNode):
+        """The plain value of ``node`` (written at ``path``), recording where every node below starts."""
+        self.positions.setdefault(path, (self.file, *_mark(node)))
+        return self._value(node, path)
+
+    def _value(self, node: Node, path: SpecPath) -> Any:
+        if node.__class__ is ScalarNode:
             return self._scalar(node, path)
         if id(node) in self._active or len(path) > _MAX_DEPTH:
             self._error(node, path, "LPC006", "recursive alias: a node contains itself", None)
             return None
         self._active.add(id(node))
         try:
-            if isinstance(node, MappingNode):
+            if node.__class__ is MappingNode:
                 return self._mapping(node, path)
-            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            return self._sequence(node, path)
         finally:
             self._active.discard(id(node))
+
+    def _sequence(self, node: SequenceNode, path: SpecPath) -> list[Any]:
+        result, file, positions = [], self.file, self.positions
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            mark = item.start_mark
+            positions[child] = (file, mark.line + 1, mark.column + 1)
+            result.append(self._value(item, child))
+        return result
 
     def _scalar(self, node: Node, path: SpecPath) -> Any:
         tag, value = node.tag, node.value
@@ -185,22 +197,27 @@ class _TreeBuilder:
 
     def _mapping(self, node: MappingNode, path: SpecPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        seen: dict[Any, int] = {}
+        first: dict[str, Node] = {}
+        file, positions = self.file, self.positions
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
+            if key_node.tag == _STR_TAG and key_node.__class__ is ScalarNode:
+                key = key_node.value
+            elif key_node.tag == _MERGE_TAG:
                 self._merge(value_node, path, result)
                 continue
-            key = self._key(key_node, path)
-            if key is None:
-                continue
+            else:
+                key = self._key(key_node, path)
+                if key is None:
+                    continue
             child = (*path, key)
-            if key in seen:
-                message = f"duplicate key '{key}' (first written on line {seen[key]})"
+            if key in first:
+                message = f"duplicate key '{key}' (first written on line {first[key].start_mark.line + 1})"
                 self._error(key_node, child, "LPC004", message, "remove or rename one of them")
                 continue
-            seen[key] = key_node.start_mark.line + 1
-            self.positions[child] = (self.file, *_mark(key_node))
-            result[key] = self.build(value_node, child)
+            first[key] = key_node
+            mark = key_node.start_mark
+            positions[child] = (file, mark.line + 1, mark.column + 1)
+            result[key] = self._value(value_node, child)
         return result
 
     def _key(self, key_node: Node, path: SpecPath) -> str | None:
@@ -214,7 +231,7 @@ class _TreeBuilder:
         """YAML merge keys (``<<: *base``): earlier keys of the mapping win over merged ones."""
         sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
         for source in sources:
-            merged = self.build(source, path)
+            merged = self._value(source, path)
             if not isinstance(merged, dict):
                 self._error(source, path, "LPC006", "'<<' merges only mappings", None)
                 continue

@@ -107,3 +107,13 @@ def test_invalid_mapping_key_is_located_at_the_key(tmp_path: Path) -> None:
     line = text.splitlines().index("  Support-Calls:") + 1
     assert [(e.code, e.spec_path, e.line, e.column) for e in caught.value.errors] == [
         ("LPC106", "features.Support-Calls", line, 3)]
+
+
+def test_worker_processes_give_the_same_result() -> None:
+    serial = load_project(EXAMPLES, ["model.optimizer.lr=0.01,0.02"])
+    parallel = load_project(EXAMPLES, ["model.optimizer.lr=0.01,0.02"], jobs=2)
+    assert [(s.file, s.spec, s.spec_hash, s.sweep_point) for s in parallel] == [
+        (s.file, s.spec, s.spec_hash, s.sweep_point) for s in serial]
+    with pytest.raises(SpecErrors) as caught:
+        load_project(EXAMPLES, ["model.optimizer.lr=-1"], jobs=2)
+    assert [e.code for e in caught.value.errors] == ["LPC105", "LPC105"]  # one per pipeline file

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -28,7 +30,10 @@ def create_project(target: Path) -> None:
 
     if target.exists():
         shutil.rmtree(target)
-    init.run(argparse.Namespace(directory=str(target), example="churn", no_data=False))
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        init.run(argparse.Namespace(directory=str(target), example="churn", no_data=False))
+    CONSOLE.print("\n".join(line for line in said.getvalue().splitlines() if not line.startswith("next:")),
+                  highlight=False)
 
 
 def add_drifted_batch(target: Path) -> None:
@@ -68,18 +73,20 @@ def _describe(version: Any) -> str:
 def _outcome(result: Any) -> str:
     """What happened to the retrained challenger: promoted or rejected, and why."""
     records = result.records
-    gate = next((r for r in records.values() if r.get("kind") == "gate"), {})
+    gate = next((r for r in records.values() if r.get("kind") == "gate"), {}).get("outputs", {})
     promote = next((r for r in records.values() if r.get("kind") == "promote"), {})
-    checks = (gate.get("outputs", {}).get("decision") or {}).get("checks", [])
-    versus = "; ".join(c["detail"] for c in checks if c.get("rule") == "champion")
-    if promote.get("outputs", {}).get("promoted"):
-        return f"[green]promoted[/]: {promote['outputs']['summary']}; gate {gate['outputs'].get('summary', '')}" + (
-            f" ({versus})" if versus else "")
     failed = [f"{sid}: {r.get('message', '')}" for sid, r in records.items() if r.get("status") == "failed"]
     if failed:
         return "[red]failed[/]: " + "; ".join(failed)
-    why = promote.get("outputs", {}).get("summary") or gate.get("outputs", {}).get("summary") or promote.get("message")
-    return f"[yellow]not promoted[/]: {why}"
+    checks = (gate.get("decision") or {}).get("checks", [])
+    versus = "; ".join(c["detail"] for c in checks if c.get("rule") == "champion")
+    gate_text = f"gate {gate.get('summary', 'not reached')}" + (f" ({versus})" if versus else "")
+    if not gate.get("passed", False):
+        return f"[yellow]rejected by the gate[/]: {gate_text}"
+    outputs = promote.get("outputs", {})
+    if outputs.get("promoted"):
+        return f"[green]promoted[/]: {outputs['summary']}; {gate_text}"
+    return f"[yellow]not promoted[/]: {gate_text}; but {outputs.get('summary') or promote.get('message', '')}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 STATUS_STYLE = {"done": "green", "cached": "cyan", "skipped": "yellow", "failed": "bold red", "running": "magenta"}
-KEY_OUTPUTS = ("rows", "version", "passed", "decision", "action", "promoted", "metric", "best_trial",
+KEY_OUTPUTS = ("rows", "features", "version", "passed", "decision", "action", "promoted", "metric", "best_trial",
                "auc", "rmse", "accuracy", "agreement", "drifted", "epochs")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 import json
 import typing
 from typing import Any
@@ -155,7 +156,7 @@ def type_name(tp: Any) -> str:
         return type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(json.dumps(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " \\| ".join(type_name(a) for a in args)
     if origin is list:
         return f"list of {type_name(args[0])}" if args else "list"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -243,8 +244,6 @@ def _settable(tree: dict[str, Any], keys: list[str]) -> bool:
 
 
 def _sweep_value_problem(base: dict[str, Any], keys: list[str], value: Any) -> str | None:
-    import copy
-
     trial = copy.deepcopy(base)
     node = trial
     for key in keys[:-1]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import types
 import typing
 from typing import Any, Sequence
 
@@ -121,7 +122,7 @@ def _unwrap(tp: Any) -> Any:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
             tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        elif origin in (typing.Union, types.UnionType):
             members = [a for a in typing.get_args(tp) if a is not type(None)]
             if len(members) != 1:
                 return tp

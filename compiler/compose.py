@@ -195,7 +195,12 @@ def _choose(entry: DefaultEntry, ctx: _Context) -> tuple[Any, Position]:
                 ctx.errors.append(override_error(cli, cli.text, cli.index, "LPC407",
                                                  f"'{entry.group}' is '{option}', not '{cli.value}'"))
             return None, where
-        option = cli.value
+        if cli.value is None or isinstance(cli.value, dict):
+            ctx.errors.append(override_error(cli, cli.text, cli.index, "LPC404",
+                                             "a config group choice must be an option name or a list of names",
+                                             f"to remove the group write ~{cli.key}"))
+            return None, where
+        option = [str(o) for o in cli.value] if isinstance(cli.value, list) else str(cli.value)
     return option, where
 
 

@@ -147,3 +147,25 @@ def test_override_in_defaults_list_replaces_a_nested_choice(tmp_path: Path) -> N
 def test_parse_override(text: str, prefix: str, key: str, package: str | None, values: tuple) -> None:
     override = parse_override(text)
     assert (override.prefix, override.key, override.package, override.values) == (prefix, key, package, values)
+
+
+NESTED = {
+    "pipeline.yaml": "loopc: 1\ndefaults:\n  - _self_\n  - model: mlp\n  - extra: [a, b]\n  - env@deploy: prod\n"
+                     "  - optional missing: nothing\npipeline: {name: x, v: 1}\nmodel: {name: fromself}\n",
+    "model/mlp.yaml": "defaults:\n  - _self_\n  - optimizer: adam\nname: mlp\nsize: ${pipeline.v}\n",
+    "model/optimizer/adam.yaml": "# @package _global_\nglobal_lr: 0.1\nmodel: {lr_from_global: true}\n",
+    "model/optimizer/sgd.yaml": "lr: 0.5\n",
+    "extra/a.yaml": "a: 1\nshared: [1, 2]\n",
+    "extra/b.yaml": "b: 2\nshared: [3]\n",
+    "env/prod.yaml": "# @package foo.bar\napproval: manual\n",
+    "missing/.keep": "",
+}
+
+
+@pytest.mark.parametrize("overrides", [[], ["model/optimizer=sgd", "extra=[b]"], ["env@deploy=prod", "+env@other=prod"],
+                                       ["~model"]])
+def test_nested_groups_global_packages_and_option_lists_equal_hydra(tmp_path: Path, overrides: list[str]) -> None:
+    for relative, text in NESTED.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    assert compose_spec(tmp_path / "pipeline.yaml", overrides)[0].tree == _hydra(tmp_path, overrides)

@@ -20,7 +20,7 @@ from loopc.compiler.backends.slurm import BACKEND
 from loopc.compiler.cli import main as loopc
 from loopc.compiler.plan import Plan, Step, StepResources
 from loopc.compiler.plan_project import plan_project
-from loopc.compiler.slurm_jobs import jobcomp_path, jobcomp_records, load_submission
+from loopc.compiler.slurm_jobs import jobcomp_path, jobcomp_records, load_submission, parse_fields
 from loopc.runtime.registry import Registry
 
 pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm"), pytest.mark.usefixtures("slurm_cluster")]
@@ -219,3 +219,27 @@ def test_a_refused_submission_cancels_the_jobs_already_submitted(tmp_path):
     shown = subprocess.run(["scontrol", "show", "job", "-o", first], capture_output=True, text=True).stdout
     assert " JobState=CANCELLED " in shown or " JobState=FAILED " in shown  # cancelled, or ran (no data) first
     assert not (tmp_path / "p" / "submitted" / "latest").exists()
+
+
+def test_multi_node_training_launches_the_runtime_through_srun(tmp_path):
+    """nodes=2 compiles to srun; run here on the one node (command-line --nodes=1 overrides #SBATCH).
+
+    The step's upstream was never run, so the runtime itself fails: its error must come back through
+    srun as the job's exit code and log line.
+    """
+    step = Step("train.m", "train", "train", {}, ("features.m",), "f" * 64, StepResources(nodes=2, time_s=300))
+    for relative, text in BACKEND.render([Plan("p", "train", (step,))], EmitOptions(python=sys.executable,
+                                                                                   root=str(tmp_path))).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    plan_dir = tmp_path / "p"
+    (plan_dir / "logs").mkdir()
+    assert "srun --kill-on-bad-exit=1" in (plan_dir / "train.m.sbatch").read_text()
+    job = subprocess.run(["sbatch", "--parsable", "--nodes=1", f"--chdir={plan_dir}", "--export=ALL,LOOPC_RUN_ID=r1",
+                          str(plan_dir / "train.m.sbatch")], capture_output=True, text=True, check=True).stdout.strip()
+    wait_jobs([job], timeout=300)
+    shown = parse_fields(subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True,
+                                        text=True).stdout)
+    assert (shown["JobState"], shown["ExitCode"]) == ("FAILED", "1:0")
+    log = Path(shown["StdOut"]).read_text()
+    assert "error: step train.m failed: step 'train.m' needs 'features.m'" in log and "srun: error" in log

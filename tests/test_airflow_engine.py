@@ -137,8 +137,7 @@ def test_every_compiled_dag_imports_without_errors_or_warnings(engine):
     assert report["import_errors"] == {}
     expected = {dag_id(plan.name) for group in engine["plans"].values() for plan in group}
     assert set(report["dags"]) == expected
-    ours = [w for w in report["warnings"] if str(engine["dags"]) in w["file"] or "loopc_" in w["message"]]
-    assert ours == []
+    assert report["warnings"] == []  # recorded while the DagBag imported the compiled files, nothing else
 
 
 def test_tasks_edges_and_settings_match_the_plans(engine):

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loopc.compiler.slurm_jobs import (
@@ -28,19 +29,20 @@ def show(console: Console, submission: Submission, statuses: list[JobStatus], ta
     counts = Counter(s.state for s in statuses)
     console.print(f"plan [bold]{submission.plan}[/bold], run {submission.run_id} "
                   f"(submitted {submission.submitted_at or 'at an unknown time'}): "
-                  + ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())), highlight=False)
+                  + ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())), soft_wrap=True)
     table = Table("step", "job id", "state", "reason", "exit code", show_edge=False, highlight=False)
     for status in statuses:
         style = "red" if status.state in FAILED_STATES else ("green" if status.state == "COMPLETED" else None)
-        table.add_row(status.step, status.job_id, status.state, status.reason, status.exit_code, style=style)
+        table.add_row(*(escape(text) for text in (status.step, status.job_id, status.state, status.reason,
+                                                  status.exit_code)), style=style)
     console.print(table)
     for status in (s for s in statuses if s.state in FAILED_STATES):
         console.print(f"[red]step {status.step} {status.state.lower()}[/red] (job {status.job_id}, exit code "
-                      f"{status.exit_code}): {failure_reason(status)}", highlight=False, markup=True)
+                      f"{status.exit_code}): {escape(failure_reason(status))}", soft_wrap=True)
         if status.log:
-            console.print(f"  log: {status.log}", highlight=False, markup=False)
+            console.print(f"  log: {status.log}", markup=False, soft_wrap=True)
             for line in log_tail(status.log, tail):
-                console.print(f"  | {line}", highlight=False, markup=False)
+                console.print(f"  | {line}", markup=False, soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:

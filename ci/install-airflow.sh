@@ -28,7 +28,7 @@ if [ -x "$VENV/bin/python" ] && installed; then
 fi
 
 start=$(date +%s)
-"$PYTHON" -m venv "$VENV"
+"$PYTHON" -m venv "$VENV" || { echo "cannot create a venv at $VENV with $PYTHON (set PYTHON to a Python 3.11)" >&2; exit 1; }
 {
   "$VENV/bin/python" -m pip install -U pip &&
   "$VENV/bin/python" -m pip install "apache-airflow==$AIRFLOW_VERSION" -c "$CONSTRAINTS"

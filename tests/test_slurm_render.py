@@ -105,6 +105,7 @@ def test_monitor_plan_submits_the_training_plan_on_retrain_and_has_a_schedule():
     files = BACKEND.render(plans, EmitOptions())
     monitor = files["p_monitor/monitor.w.sbatch"]
     assert 'env -u LOOPC_RUN_ID bash "$LOOPC_PLAN_DIR/../"p/submit.sh' in monitor
+    assert 'mkdir "$LOOPC_PLAN_DIR/submitted/retrain-$LOOPC_RUN_ID"' in monitor  # one retrain per monitor run
     assert "json.loads(lines[-1])" in monitor and "eval" not in monitor
     assert files["p_monitor/schedule.scrontab"].splitlines()[-1] == "0 * * * * bash ./submit.sh"
     assert "--scrontab" in files["p_monitor/submit.sh"] and "--scrontab" not in files["p/submit.sh"]

@@ -109,7 +109,11 @@ def _run_all(tmp: Path, text: dict[str, str], python: str, root_name: str) -> No
                              env={**job_env, **extra}, capture_output=True, text=True, timeout=60)
         # the hostile interpreter path stays one word: not found (127) or not runnable (126)
         assert run.returncode in ((0,) if extra else (126, 127)), run.stderr
-    # the monitor's retrain verdict submitted the training plan again, under a fresh run id
+    # the monitor's retrain verdict submitted the training plan again, under a fresh run id; once per run
+    assert len(list((out / "p" / "submitted").glob("*.json"))) == 2
+    again = subprocess.run(["bash", str(out / "p_monitor" / "monitor.w.sbatch")], cwd=out / "p_monitor",
+                           env={**job_env, **stand_in}, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "already submitted plan p" in again.stdout
     assert len(list((out / "p" / "submitted").glob("*.json"))) == 2
 
 

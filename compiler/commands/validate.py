@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pipeline files or directories; arguments with '=' (or starting with '~' or '+') are overrides")
     parser.add_argument("--format", choices=("text", "json", "github"), default="text",
                         help="text (default), json (a list of errors) or github (workflow annotations)")
-    parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
-                        help="worker processes for large trees (default: one per 128 pipelines, up to the CPUs)")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="worker processes for large trees (default 1; 0: one per 128 pipelines, up to the CPUs)")
 
 
 def split_targets(targets: list[str]) -> tuple[list[str], list[str]]:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     count = 0
     for path in paths:
         try:
-            count += len(load_project(path, overrides, jobs=args.jobs))
+            count += len(load_project(path, overrides, jobs=args.jobs or None))
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
     errors.sort()

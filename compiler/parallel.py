@@ -18,7 +18,7 @@ def worker_count(files: int, jobs: int | None) -> int:
     """Workers for ``files`` pipelines: ``jobs`` if given, else one per 128 files up to the CPU count (max 8)."""
     if jobs is not None:
         if jobs < 1:
-            raise UsageError(f"--jobs must be a positive integer, not {jobs}")
+            raise UsageError(f"--jobs must be 0 (automatic) or a positive number of workers, not {jobs}")
         return min(jobs, max(files, 1))
     return max(1, min(os.cpu_count() or 1, 8, files // MIN_FILES_PER_WORKER))
 

@@ -76,7 +76,7 @@ def compose_spec(pipeline_file: Path | str, overrides: tuple[str, ...] | list[st
     composed, errors = [], []
     for singles, point in expand_sweeps(parse_overrides(tuple(overrides))):
         try:
-            composed.append(_compose_one(primary, path.stem, repo, singles, point))
+            composed.append(_compose_one(primary, repo, singles, point))
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
     if errors:
@@ -95,7 +95,7 @@ class _Context:
     errors: list[SpecError] = field(default_factory=list)
 
 
-def _compose_one(primary: RawDocument, name: str, repo: ConfigRepository, overrides: list[Override],
+def _compose_one(primary: RawDocument, repo: ConfigRepository, overrides: list[Override],
                  point: dict[str, str]) -> ComposedSpec:
     group_overrides = [o for o in overrides if repo.is_group(o.key.lstrip("/"))]
     key_overrides = [o for o in overrides if o not in group_overrides]

@@ -22,7 +22,7 @@ from loopc.compiler.backends.airflow import BACKEND, dag_id
 from loopc.compiler.plan import Plan, plan_pipeline
 from test_airflow_safety import MARKER, hostile_tree
 from test_airflow_support import ARGV_DUMP, compile_into, echo_plans
-from test_plan_support import EXAMPLES, example_plans, spec_from_tree
+from test_plan_support import EXAMPLES, compose_tree, example_plans, spec_from_tree
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
@@ -69,7 +69,11 @@ def _plans() -> dict[str, list[Plan]]:
     tree["pipeline"]["name"] = "hostile"
     hostile_spec, spec_hash = spec_from_tree(tree)
     hostile = plan_pipeline(hostile_spec, spec_hash=spec_hash)
-    return {"churn": example_plans("churn"), "demand": example_plans("demand"), "hostile": hostile,
+    sweep_tree = compose_tree(EXAMPLES / "churn" / "pipeline.yaml", {"model": "mlp"})
+    sweep_tree["pipeline"]["name"] = "churn_sweep"
+    sweep_spec, sweep_hash = spec_from_tree(sweep_tree)
+    sweep = plan_pipeline(sweep_spec, spec_hash=sweep_hash)
+    return {"churn": example_plans("churn"), "demand": example_plans("demand"), "hostile": hostile, "sweep": sweep,
             "echo_ok": echo_plans("echo_ok"), "echo_fail": echo_plans("echo_fail", fail="echo.b")[:1],
             "echo_stop": echo_plans("echo_stop", stop="echo.b")[:1],
             "echo_calm": echo_plans("echo_calm", action="none")}

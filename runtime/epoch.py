@@ -65,24 +65,19 @@ def _batch_order(key, plan: EpochPlan):
     return order.reshape(plan.batches, plan.batch), mask, counts
 
 
-def make_epoch(
-    task: str, architecture: dict, dtype, tx: optax.GradientTransformation, plan: EpochPlan, mesh, weighted: bool
-):
-    """A jitted ``epoch(params, opt_state, x, y, w, key, index) -> (params, opt_state, mean loss)``.
+def _scan_batches(task, architecture, dtype, tx, plan: EpochPlan, mesh, weighted: bool):
+    """``run(params, opt_state, total, x, y, w, order, mask, counts, ids, dropout_key)``: scan the batches.
 
-    The epoch's randomness is ``fold_in(key, index)``, derived on the device: no host work per epoch.
-    Each step gathers its batch from the resident rows; row weights ``w`` are read only when
-    ``weighted`` and the row mask only when the last batch is ragged, so the common case runs
-    exactly the kernels a hand-written loop would.
+    Each step gathers its batch from ``x`` by the row ids in ``order``; row weights are read only
+    when ``weighted`` and the row mask only when the last batch is ragged, so the common case
+    runs exactly the kernels a hand-written loop would.
     """
     dropout = float(architecture.get("dropout", 0.0) or 0.0) > 0
     grad_fn = jax.value_and_grad(partial(_batch_loss, task=task, architecture=architecture, dtype=dtype))
     shard = NamedSharding(mesh, PartitionSpec("data")) if mesh is not None else None
     masked = weighted or plan.rows % plan.batch != 0
 
-    def epoch(params, opt_state, x, y, w, key, index):
-        perm_key, dropout_key = jax.random.split(jax.random.fold_in(key, index))
-
+    def run(params, opt_state, total, x, y, w, order, mask, counts, ids, dropout_key):
         def step(carry, batch):
             params, opt_state, total = carry
             idx, mask, count, i = batch
@@ -94,12 +89,59 @@ def make_epoch(
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state, total + loss * count), None
 
-        order, mask, counts = _batch_order(perm_key, plan)
-        carry = (params, opt_state, jnp.float32(0.0))
-        (params, opt_state, total), _ = jax.lax.scan(step, carry, (order, mask, counts, jnp.arange(plan.batches)))
+        return jax.lax.scan(step, (params, opt_state, total), (order, mask, counts, ids))[0]
+
+    return run
+
+
+def _epoch_order(key, index, plan: EpochPlan):
+    """The epoch's batch order, mask, counts and dropout key, all from ``fold_in(key, index)``."""
+    perm_key, dropout_key = jax.random.split(jax.random.fold_in(key, index))
+    return (*_batch_order(perm_key, plan), dropout_key)
+
+
+def make_epoch(task: str, architecture: dict, dtype, tx, plan: EpochPlan, mesh, weighted: bool):
+    """A jitted ``epoch(params, opt_state, x, y, w, key, index) -> (params, opt_state, mean loss)``.
+
+    The data is resident on the device and the whole epoch is one compiled call; its randomness
+    is ``fold_in(key, index)``, derived on the device: no host work per epoch.
+    """
+    run = _scan_batches(task, architecture, dtype, tx, plan, mesh, weighted)
+
+    def epoch(params, opt_state, x, y, w, key, index):
+        order, mask, counts, dropout_key = _epoch_order(key, index, plan)
+        ids = jnp.arange(plan.batches)
+        params, opt_state, total = run(params, opt_state, jnp.float32(0.0), x, y, w, order, mask, counts, ids,
+                                       dropout_key)
         return params, opt_state, total / plan.rows
 
     return jax.jit(epoch, donate_argnums=(0, 1))
+
+
+def make_streamed_epoch(task: str, architecture: dict, dtype, tx, plan: EpochPlan, mesh, weighted: bool,
+                        chunk_batches: int):
+    """Like :func:`make_epoch` for data kept on the host: ``x, y, w`` are numpy arrays.
+
+    The same shuffled order is computed on the device; then ``chunk_batches`` batches at a time
+    are gathered on the host, copied over and scanned. Same batches, same updates, same result.
+    """
+    run = jax.jit(_scan_batches(task, architecture, dtype, tx, plan, mesh, weighted), donate_argnums=(0, 1))
+    order_fn = jax.jit(partial(_epoch_order, plan=plan))
+
+    def epoch(params, opt_state, x, y, w, key, index):
+        order, mask, counts, dropout_key = order_fn(key, index)
+        order, mask, counts = np.asarray(order), np.asarray(mask), np.asarray(counts)
+        total = jnp.float32(0.0)
+        for start in range(0, plan.batches, chunk_batches):
+            stop = min(start + chunk_batches, plan.batches)
+            rows = order[start:stop].reshape(-1)
+            local = np.arange(len(rows), dtype=np.int32).reshape(stop - start, plan.batch)
+            chunk = [put_replicated(a[rows], mesh) for a in (x, y, w)]
+            params, opt_state, total = run(params, opt_state, total, *chunk, local, mask[start:stop],
+                                           counts[start:stop], np.arange(start, stop, dtype=np.int32), dropout_key)
+        return params, opt_state, total / plan.rows
+
+    return epoch
 
 
 def make_evaluate(task: str, architecture: dict, dtype, chunk: int):

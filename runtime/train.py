@@ -16,9 +16,10 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .checkpoint import load_params, save_params
-from .epoch import EpochPlan, data_mesh, make_epoch, make_evaluate, plan_epoch, put_replicated
+from .epoch import EpochPlan, data_mesh, make_epoch, make_evaluate, make_streamed_epoch, plan_epoch, put_replicated
 from .nets import DTYPES, TrainError, init_params, output_width
 from .optim import build_optimizer
+from .train_data import pad_rows, prepare_training_data
 from .predict import predict
 
 __all__ = ["TrainError", "TrainResult", "train_model", "predict", "save_params", "load_params"]
@@ -38,6 +39,7 @@ class TrainResult:
     rows_per_second: float
     compile_seconds: float = 0.0
     devices: int = 1
+    streamed: bool = False
 
 
 @dataclass
@@ -54,66 +56,6 @@ class _Progress:
     bad_epochs: int = 0
     finished: bool = False
     stopped_early: bool = False
-
-
-def _labels(task: str, y: np.ndarray, num_classes: int | None, where: str) -> np.ndarray:
-    """Labels as float32 (binary, regression) or int32 class ids (multiclass), checked."""
-    y = np.asarray(y).reshape(-1)
-    if task == "multiclass_classification":
-        ids = y.astype(np.int64)
-        if not np.array_equal(ids, y) or (ids.size and (ids.min() < 0 or ids.max() >= num_classes)):
-            raise TrainError(f"{where} labels must be class ids 0..{num_classes - 1}")
-        return ids.astype(np.int32)
-    y = y.astype(np.float32)
-    if not np.all(np.isfinite(y)):
-        raise TrainError(f"{where} labels contain NaN or infinity; drop or impute those rows")
-    if task == "binary_classification" and not np.all((y == 0) | (y == 1)):
-        raise TrainError(f"{where} labels of a binary_classification model must be 0 or 1")
-    return y
-
-
-def _features(x: np.ndarray, rows: int, where: str) -> np.ndarray:
-    """A finite float32 [rows, n_features] matrix, or a TrainError."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] != rows:
-        raise TrainError(f"{where} features must be a 2-D matrix with one row per label, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise TrainError(f"{where} features contain NaN or infinity; add an impute transform")
-    return x
-
-
-def _row_weights(task: str, y: np.ndarray, num_classes: int | None, class_weight, sample_weight) -> np.ndarray:
-    """Per-row training weights: sample_weight times balanced class weights n / (k * n_class)."""
-    weights = np.ones(len(y), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
-    if weights.shape != (len(y),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise TrainError("sample_weight must be one finite, non-negative weight per training row")
-    if class_weight is None:
-        return weights
-    if class_weight != "balanced" or task == "regression":
-        raise TrainError(f"class_weight '{class_weight}' is not supported for {task}; use 'balanced' or none")
-    return weights * _balanced_weights(task, y, num_classes)[y.astype(np.int64)]
-
-
-def _balanced_weights(task: str, y: np.ndarray, num_classes: int | None) -> np.ndarray:
-    """Weight per class id: n / (k * n_c), 1.0 for classes absent from ``y``."""
-    k = 2 if task == "binary_classification" else int(num_classes)
-    counts = np.bincount(y.astype(np.int64), minlength=k).astype(np.float64)
-    return np.where(counts > 0, len(y) / (k * np.maximum(counts, 1)), 1.0).astype(np.float32)
-
-
-def _target_scaling(task: str, y: np.ndarray) -> tuple[float, float]:
-    """Regression trains on standardized targets: (shift, scale); identity for classification."""
-    if task != "regression" or len(y) == 0:
-        return 0.0, 1.0
-    scale = float(np.std(y))
-    return float(np.mean(y)), scale if scale > 0 else 1.0
-
-
-def _pad_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray, multiple: int):
-    """Pad to a multiple of ``multiple`` rows; padded rows get weight 0."""
-    extra = (-len(y)) % multiple
-    pad = lambda a: np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])  # noqa: E731
-    return pad(x), pad(y), pad(w)
 
 
 def _fingerprint(**parts) -> str:
@@ -168,8 +110,8 @@ class _Setup:
     train_data: tuple
     valid_data: tuple | None
     loss_scale: float
-    rows: int
     compile_seconds: float
+    streamed: bool
 
 
 _COMPILED: OrderedDict[str, tuple] = OrderedDict()
@@ -195,9 +137,11 @@ def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progr
     if cache_key in _COMPILED:
         _COMPILED.move_to_end(cache_key)
         return (*_COMPILED[cache_key], time.perf_counter() - started)
-    epoch_fn = make_epoch(task, architecture, dtype, tx, plan, mesh, weighted)
-    epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, jax.random.PRNGKey(0),
-                              np.int32(0)).compile()
+    epoch_fn = None
+    if train_data is not None:
+        epoch_fn = make_epoch(task, architecture, dtype, tx, plan, mesh, weighted)
+        epoch_fn = epoch_fn.lower(progress.params, progress.opt_state, *train_data, jax.random.PRNGKey(0),
+                                  np.int32(0)).compile()
     eval_fn = None
     if valid_data is not None:
         eval_fn = make_evaluate(task, architecture, dtype, min(EVAL_CHUNK, len(valid_data[1])))
@@ -211,7 +155,7 @@ def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progr
 def _device_data(x, y, w, dtype, mesh, chunk: int | None = None) -> tuple:
     """Rows on the device(s), features already in the compute dtype; optionally padded to ``chunk``."""
     if chunk is not None:
-        x, y, w = _pad_rows(x, y, w, min(chunk, max(len(y), 1)))
+        x, y, w = pad_rows(x, y, w, min(chunk, max(len(y), 1)))
     return tuple(put_replicated(a, mesh) for a in (x.astype(dtype), y, w))
 
 
@@ -253,27 +197,6 @@ def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None)
         progress.stopped_early = progress.bad_epochs >= int(early.get("patience", 3))
 
 
-def _prepare(x_train, y_train, x_valid, y_valid, task, num_classes, training, sample_weight):
-    """Checked host arrays: (x, y, w) for train and valid, and the regression target scaling."""
-    output_width(task, num_classes)
-    y_tr = _labels(task, y_train, num_classes, "training")
-    y_va = _labels(task, y_valid, num_classes, "validation")
-    x_tr, x_va = _features(x_train, len(y_tr), "training"), _features(x_valid, len(y_va), "validation")
-    if len(y_tr) == 0:
-        raise TrainError("the training split has no rows; check the dataset and its split fractions")
-    if x_va.shape[0] and x_va.shape[1] != x_tr.shape[1]:
-        raise TrainError(f"validation has {x_va.shape[1]} features, training has {x_tr.shape[1]}")
-    class_weight = training.get("class_weight")
-    w_tr = _row_weights(task, y_tr, num_classes, class_weight, sample_weight)
-    w_va = np.ones(len(y_va), np.float32)
-    if class_weight is not None:
-        w_va = _balanced_weights(task, y_tr, num_classes)[y_va.astype(np.int64)]
-    shift, scale = _target_scaling(task, y_tr)
-    if task == "regression":
-        y_tr, y_va = (y_tr - shift) / scale, (y_va - shift) / scale
-    return (x_tr, y_tr, w_tr), (x_va, y_va, w_va), (shift, scale)
-
-
 def _final_params(progress: _Progress, early: dict | None, task: str, scaling) -> dict:
     """Best params under early stopping, else the last; regression adds its target scaling."""
     chosen = progress.best_params if early is not None and progress.best_params is not None else progress.params
@@ -295,24 +218,26 @@ def train_model(
     x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, *,
     task: str, num_classes: int | None, architecture: dict, optimizer: dict, schedule: dict, training: dict,
     precision: str = "float32", checkpoint_dir: Path | None = None, sample_weight: np.ndarray | None = None,
-    max_epochs_this_call: int | None = None,
+    max_epochs_this_call: int | None = None, device_data_budget: int | None = None,
 ) -> TrainResult:
-    """Train on device-resident data, one compiled ``lax.scan`` per epoch; see docs/performance.md.
+    """Train with one compiled ``lax.scan`` per epoch over device-resident data; see docs/performance.md.
 
     Dicts are ``model_dump(mode="json")`` of the spec's Model sections. With ``checkpoint_dir`` the
     loop state is saved every ``training.checkpoint_every`` epochs and when the call ends, and a
     later call resumes from it (ending with the same params as an uninterrupted run);
     ``max_epochs_this_call`` stops after that many epochs (e.g. a time-limited Slurm job).
+    Training rows larger than ``device_data_budget`` bytes (default: 40% of the device's memory,
+    unlimited on the CPU) stay on the host and are streamed to the device in chunks.
     With early stopping the best params are returned, otherwise the last epoch's.
     """
     if precision not in DTYPES:
         raise TrainError(f"unknown precision '{precision}'; use one of {', '.join(DTYPES)}")
-    train, valid, scaling = _prepare(x_train, y_train, x_valid, y_valid, task, num_classes, training,
-                                     sample_weight)
+    train, valid, scaling = prepare_training_data(x_train, y_train, x_valid, y_valid, task, num_classes,
+                                                  training, sample_weight)
     early = training.get("early_stopping")
     if early is not None and len(valid[1]) == 0:
         raise TrainError("early stopping needs validation rows, but the validation split is empty")
-    mesh, dtype = data_mesh(), DTYPES[precision]
+    mesh = data_mesh()
     plan = plan_epoch(len(train[1]), int(training.get("batch_size", 256)), 1 if mesh is None else mesh.size)
     epochs = int(training.get("epochs", 10))
     tx = build_optimizer(optimizer, schedule, epochs * plan.batches)
@@ -322,33 +247,75 @@ def train_model(
     fingerprint = _fingerprint(
         task=task, num_classes=num_classes, architecture=architecture, optimizer=optimizer, schedule=schedule,
         training={k: v for k, v in training.items() if k != "checkpoint_every"}, precision=precision,
-        shapes=[train[0].shape, valid[0].shape], devices=plan.batch,
+        shapes=[train[0].shape, valid[0].shape], batch=plan.batch,
     )
     if checkpoint_dir is not None:
         progress = _resume(Path(checkpoint_dir), fingerprint, progress)
-    tx_key = json.dumps([optimizer, schedule, epochs * plan.batches], sort_keys=True)
-    setup = _setup(task, architecture, dtype, (tx, tx_key), plan, mesh, progress, train, valid, scaling)
+    job = _Job(task, architecture, DTYPES[precision], tx, json.dumps([optimizer, schedule, epochs * plan.batches],
+               sort_keys=True), plan, mesh, _device_budget(device_data_budget))
+    setup = _setup(job, progress, train, valid, scaling)
     ran = _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint,
                 max_epochs_this_call)
+    return _result(progress, early, task, scaling, setup, plan, ran, mesh)
+
+
+def _result(progress, early, task, scaling, setup, plan, ran, mesh) -> TrainResult:
+    """The TrainResult; rows/s over the epochs run in this call."""
     seconds = sum(h["seconds"] for h in progress.history[len(progress.history) - ran:]) if ran else 0.0
     return TrainResult(
         params=_final_params(progress, early, task, scaling), history=list(progress.history),
         best_epoch=_best_epoch(progress, early), epochs_run=progress.epoch, stopped_early=progress.stopped_early,
         rows_per_second=plan.rows * ran / seconds if seconds > 0 else 0.0,
         compile_seconds=setup.compile_seconds, devices=1 if mesh is None else mesh.size,
+        streamed=setup.streamed,
     )
 
 
-def _setup(task, architecture, dtype, tx_and_key, plan, mesh, progress, train, valid, scaling) -> _Setup:
-    """Put the data on the device(s) and compile; nothing to do when the checkpoint is finished."""
+@dataclass(frozen=True)
+class _Job:
+    """The fixed settings of one training run that compiled functions depend on."""
+
+    task: str
+    architecture: dict
+    dtype: object
+    tx: object
+    tx_key: str
+    plan: EpochPlan
+    mesh: object
+    budget: int | None
+
+
+def _device_budget(override: int | None) -> int | None:
+    """Bytes of training data to keep on the device: the override, 40% of its memory, or None."""
+    if override is not None:
+        return int(override)
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except (RuntimeError, NotImplementedError):
+        stats = {}
+    limit = stats.get("bytes_limit")
+    return int(limit * 0.4) if limit else None
+
+
+def _setup(job: _Job, progress, train, valid, scaling) -> _Setup:
+    """Place the data (resident or streamed) and compile; nothing to do when already finished."""
     if progress.finished:
-        return _Setup(None, None, (), None, scaling[1] ** 2, plan.rows, 0.0)
-    train_data = _device_data(*train, dtype, mesh)
-    valid_data = _device_data(*valid, dtype, mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
+        return _Setup(None, None, (), None, scaling[1] ** 2, 0.0, False)
     weighted = not bool(np.all(train[2] == 1))
-    epoch_fn, eval_fn, seconds = _compile(task, architecture, dtype, *tx_and_key, plan, mesh, progress,
-                                          train_data, valid_data, weighted)
-    return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, plan.rows, seconds)
+    valid_data = _device_data(*valid, job.dtype, job.mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
+    row_bytes = train[0].shape[1] * np.dtype(job.dtype).itemsize + 8
+    if job.budget is None or row_bytes * job.plan.rows <= job.budget:
+        train_data = _device_data(*train, job.dtype, job.mesh)
+        epoch_fn, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
+                                              job.mesh, progress, train_data, valid_data, weighted)
+        return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, seconds, False)
+    chunk = max(1, job.budget // 4 // (row_bytes * job.plan.batch))
+    epoch_fn = make_streamed_epoch(job.task, job.architecture, job.dtype, job.tx, job.plan, job.mesh, weighted,
+                                   chunk)
+    _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
+                                   job.mesh, progress, None, valid_data, weighted)
+    host_data = (train[0].astype(job.dtype), train[1], train[2])
+    return _Setup(epoch_fn, eval_fn, host_data, valid_data, scaling[1] ** 2, seconds, True)
 
 
 def _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint, limit) -> int:

@@ -130,3 +130,14 @@ def test_unusable_inputs_raise_train_errors():
         _train((x_tr, y_tr, x_va, y_va), task="multiclass_classification")
     with pytest.raises(TrainError, match="validation split is empty"):
         _train((x_tr, y_tr, x_va[:0], y_va[:0]), training=_training(early_stopping={"patience": 1}))
+
+
+def test_data_over_the_device_budget_streams_from_the_host_with_the_same_result():
+    data = _binary_data(rows=400)
+    training = _training(epochs=2, batch_size=32)
+    resident = _train(data, architecture=MLP, training=training)
+    streamed = _train(data, architecture=MLP, training=training, device_data_budget=3000)  # 2 batches a chunk
+    assert streamed.streamed and not resident.streamed
+    for name in resident.params:
+        for leaf in resident.params[name]:
+            np.testing.assert_array_equal(streamed.params[name][leaf], resident.params[name][leaf])

@@ -69,7 +69,8 @@ def warn_time_limit(job: str, timeout: float = 300) -> None:
     """Once ``job`` runs, send its batch shell USR1, the warning Slurm gives before the time limit.
 
     The job requeues itself; Slurm then holds it ~2 minutes (Reason=BeginTime), which the test
-    skips with ``scontrol update StartTime=now``.
+    shortens to 15 s. Not to 0: a job restarted within a second of its requeue is killed with
+    "Job credential revoked" while its previous run still winds down on the node.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,7 +83,7 @@ def warn_time_limit(job: str, timeout: float = 300) -> None:
     while time.monotonic() < deadline:
         shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
         if " Restarts=1 " in shown and " JobState=PENDING " in shown:
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+15"], check=True)
             return
         time.sleep(0.2)
     pytest.fail(f"job {job} was not requeued within {timeout} s of starting")

@@ -82,7 +82,8 @@ def _scan_batches(task, architecture, dtype, tx, plan: EpochPlan, mesh, weighted
             params, opt_state, total = carry
             idx, mask, count, i = batch
             if shard is not None:
-                idx, mask = jax.lax.with_sharding_constraint(idx, shard), jax.lax.with_sharding_constraint(mask, shard)
+                idx = jax.lax.with_sharding_constraint(idx, shard)
+                mask = jax.lax.with_sharding_constraint(mask, shard)
             weights = (mask * w[idx] if weighted else mask) if masked else None
             step_key = jax.random.fold_in(dropout_key, i) if dropout else None
             loss, grads = grad_fn(params, x[idx], y[idx], weights, count, step_key)

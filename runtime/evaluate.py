@@ -31,6 +31,8 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "val_loss": ((BINARY, MULTICLASS, REGRESSION), "minimize"),
 }
 
+METRIC_DIRECTIONS: dict[str, str] = {name: direction for name, (_, direction) in METRICS.items()}
+
 
 class EvaluateError(ValueError):
     """Evaluation inputs are unusable: the message says what and how to fix it."""

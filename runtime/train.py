@@ -19,8 +19,8 @@ from .checkpoint import load_params, save_params
 from .epoch import EpochPlan, data_mesh, make_epoch, make_evaluate, make_streamed_epoch, plan_epoch, put_replicated
 from .nets import DTYPES, TrainError, init_params, output_width
 from .optim import build_optimizer
-from .train_data import pad_rows, prepare_training_data
 from .predict import predict
+from .train_data import pad_rows, prepare_training_data
 
 __all__ = ["TrainError", "TrainResult", "train_model", "predict", "save_params", "load_params"]
 
@@ -120,7 +120,7 @@ _COMPILED_KEEP = 8
 
 def _avals(tree) -> list:
     """Shapes and dtypes of a pytree's leaves, for the compile cache key."""
-    return [(tuple(np.shape(leaf)), str(jnp.asarray(leaf).dtype)) for leaf in jax.tree_util.tree_leaves(tree)]
+    return [(tuple(np.shape(leaf)), str(getattr(leaf, "dtype", None) or np.asarray(leaf).dtype)) for leaf in jax.tree_util.tree_leaves(tree)]
 
 
 def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progress, train_data, valid_data,

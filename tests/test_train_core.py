@@ -141,3 +141,14 @@ def test_data_over_the_device_budget_streams_from_the_host_with_the_same_result(
     for name in resident.params:
         for leaf in resident.params[name]:
             np.testing.assert_array_equal(streamed.params[name][leaf], resident.params[name][leaf])
+
+
+def test_predict_in_chunks_matches_one_pass_and_checks_widths(monkeypatch):
+    data = _binary_data(rows=200)
+    result = _train(data, training=_training(epochs=1))
+    whole = predict(result.params, LINEAR, "binary_classification", data[2])
+    monkeypatch.setattr("loopc.runtime.predict.PREDICT_CHUNK", 7)  # 50 rows: 7 full chunks and a padded one
+    np.testing.assert_allclose(predict(result.params, LINEAR, "binary_classification", data[2]), whole, rtol=1e-6)
+    assert predict(result.params, LINEAR, "binary_classification", data[2][:0]).shape == (0,)
+    with pytest.raises(TrainError, match="trained on 5 features"):
+        predict(result.params, LINEAR, "binary_classification", data[2][:, :3])

@@ -457,9 +457,10 @@ class Shadow(Strict):
 
 
 class Deploy(Strict):
+    """How a candidate that passed the gate becomes the champion (the registry alias serving uses)."""
+
     shadow: Shadow = Shadow()
     approval: Literal["auto", "manual"] = "auto"
-    alias: Ident = "champion"
 
 
 # --------------------------------------------------------------------------- monitors

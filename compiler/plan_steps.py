@@ -138,7 +138,7 @@ def deploy_steps(spec: Spec) -> list[StepSpec]:
                           {"model_name": m, "pipeline": _dump(spec.pipeline), "deploy": _dump(spec.deploy),
                            "human_approval_required": approval},
                           tuple(after + [f"gate.{m}", f"register.{m}"]),
-                          description=f"Move alias {spec.deploy.alias} of {m} when gate, shadow and approval allow"))
+                          description=f"Move the champion alias of {m} when gate, shadow and approval allow"))
     return steps
 
 

@@ -161,7 +161,7 @@ def _holds(ctx: StepContext, name: str, number: int) -> list[str]:
 
 def run_promote(ctx: StepContext) -> dict[str, Any]:
     """Move the champion alias when gate, shadow and approval allow; otherwise say how to approve."""
-    name, alias = ctx.config["model_name"], ctx.config["deploy"].get("alias", CHAMPION)
+    name, alias = ctx.config["model_name"], CHAMPION
     _, registered = ctx.upstream_of_kind("register")
     number = registered["outputs"]["version"]
     current = ctx.registry.get_alias(name, alias)

@@ -43,7 +43,7 @@ def entry(spec: Any, file: str, root: Path) -> dict[str, Any]:
         "datasets": [{"name": name, "source": spec.datasets[name].source.path} for name in [model.dataset]]
         + [{"name": n, "source": d.source.path} for n, d in sorted(spec.datasets.items()) if n != model.dataset],
         "monitors": sorted(spec.monitors),
-        "status": registry_status(root / pipeline.state_dir / "registry.db", model.name, spec.deploy.alias),
+        "status": registry_status(root / pipeline.state_dir / "registry.db", model.name, "champion"),
     }
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .nets import TrainError
+from .store import atomic_write_bytes
 
 CHECKPOINT_NAME = "checkpoint.npz"
 _EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
@@ -56,21 +55,6 @@ def _archive_bytes(arrays: dict[str, np.ndarray], meta: dict | None) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _read_archive(path: Path) -> tuple[dict[str, np.ndarray], dict | None]:
     """Arrays and meta of an archive written by :func:`_archive_bytes`."""
     try:
@@ -89,7 +73,7 @@ def _read_archive(path: Path) -> tuple[dict[str, np.ndarray], dict | None]:
 
 def save_params(path: Path | str, params: dict) -> None:
     """Write a params pytree (nested dicts of arrays) atomically; same params -> same bytes."""
-    _write_atomic(Path(path), _archive_bytes(flatten_tree(params), None))
+    atomic_write_bytes(Path(path), _archive_bytes(flatten_tree(params), None))
 
 
 def load_params(path: Path | str) -> dict:
@@ -105,7 +89,7 @@ def save_checkpoint(directory: Path, trees: dict[str, dict], leaves: dict[str, l
         arrays.update(flatten_tree(tree, f"{name}/"))
     for name, values in leaves.items():
         arrays.update({f"{name}/{i:06d}": np.asarray(v) for i, v in enumerate(values)})
-    _write_atomic(Path(directory) / CHECKPOINT_NAME, _archive_bytes(arrays, meta))
+    atomic_write_bytes(Path(directory) / CHECKPOINT_NAME, _archive_bytes(arrays, meta))
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopc.runtime import expressions
+from loopc.runtime import expressions, units
 from loopc.runtime.casting import ARROW_TYPES, Violation, cast_column, examples, jsonable
 from loopc.runtime.data import DataError, read_source
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 class ValidationFailed(DataError):
@@ -174,14 +172,11 @@ def table_columns(table: pa.Table, names) -> dict[str, np.ndarray]:
 
 
 def parse_duration(text: str | int) -> int:
-    """Seconds in ``90s``, ``15m``, ``2h``, ``1d12h`` (an int is seconds)."""
-    if isinstance(text, int):
-        return text
-    match = _DURATION.match(str(text).strip())
-    if not match or not any(match.groups()):
-        raise DataError(f"'{text}' is not a duration; write e.g. '30m', '2h', '1d12h'")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    """Seconds in ``90s``, ``15m``, ``2h``, ``1d12h``; a bad duration is a DataError."""
+    try:
+        return units.parse_duration(text)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _row_count(table: pa.Table, check: dict, now: dt.datetime) -> CheckResult:

@@ -5,7 +5,6 @@ LOOPC_UPDATE_GOLDEN=1 (``make golden``) rewrites tests/golden/slurm/ for review.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 from loopc.compiler.backends import EmitOptions, backends
 from loopc.compiler.backends.slurm import BACKEND, SlurmTargetError, plan_jobs, slurm_time
 from loopc.compiler.plan import Plan, Step, StepResources
+from golden_support import assert_matches_golden
 from test_plan_support import GOLDEN_CASES, example_plans, mask_version
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "slurm"
 
 
 def _step(step_id: str, kind: str = "validate", deps: tuple[str, ...] = (), **extra) -> Step:
@@ -152,24 +151,9 @@ def test_example_sweep_uses_the_models_sweep_concurrency():
     assert re.search(r"^#SBATCH --array=0-1%2$", files["churn/train.churn_classifier.sbatch"], re.M)
 
 
-def _write_golden(folder: Path, files: dict[str, str]) -> None:
-    for old in sorted(folder.rglob("*"), reverse=True) if folder.exists() else []:
-        old.unlink() if old.is_file() else old.rmdir()
-    for relative, text in files.items():
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
-
-
 @pytest.mark.parametrize("case, example, choices", GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])
 def test_slurm_output_matches_golden_files(case, example, choices):
     files = {path: mask_version(text) for path, text in
              BACKEND.render(example_plans(example, **choices), EmitOptions()).items()}
-    folder = GOLDEN / case
-    if os.environ.get("LOOPC_UPDATE_GOLDEN"):
-        _write_golden(folder, files)
-    expected = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    assert sorted(expected) == sorted(files), "files differ; review and run `make golden`"
-    for path, text in files.items():
-        assert text.encode("utf-8") == expected[path], f"{case}/{path} differs; review and run `make golden`"
+    assert_matches_golden('slurm', case, files)
 

@@ -34,21 +34,7 @@ class Backend(Protocol):
 
 
 def backends() -> dict[str, Backend]:
-    """Name -> backend; imported lazily so a missing target never breaks the others."""
-    registry: dict[str, Backend] = {}
-    from loopc.compiler.backends import local
+    """Name -> backend, in a fixed order. Imported on first use: ``loopc validate`` needs none of them."""
+    from loopc.compiler.backends import airflow, local, slurm
 
-    registry["local"] = local.BACKEND
-    try:
-        from loopc.compiler.backends import airflow
-
-        registry["airflow"] = airflow.BACKEND
-    except ImportError:
-        pass
-    try:
-        from loopc.compiler.backends import slurm
-
-        registry["slurm"] = slurm.BACKEND
-    except ImportError:
-        pass
-    return registry
+    return {"local": local.BACKEND, "airflow": airflow.BACKEND, "slurm": slurm.BACKEND}

@@ -11,16 +11,12 @@ from pydantic import ValidationError
 
 from loopc.compiler.load import SpecPath
 from loopc.compiler.models import Column, Dataset, Model, Spec
+from loopc.runtime.metrics import BINARY, MULTICLASS, REGRESSION, task_metrics
 
 NUMERIC = {"int", "float", "bool"}
 CATEGORICAL = {"category", "string", "int", "bool"}
 CATEGORICAL_TRANSFORMS = {"onehot", "hash"}
-TASK_METRICS = {
-    "binary_classification": ("auc", "log_loss", "accuracy", "precision", "recall", "f1", "calibration_error",
-                              "brier"),
-    "multiclass_classification": ("accuracy", "log_loss", "macro_f1"),
-    "regression": ("rmse", "mae", "r2"),
-}
+TASK_METRICS = {task: tuple(task_metrics(task)) for task in (BINARY, MULTICLASS, REGRESSION)}
 SWEEP_ONLY_METRICS = ("val_loss",)
 
 

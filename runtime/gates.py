@@ -6,12 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MAXIMIZE = ("auc", "accuracy", "precision", "recall", "f1", "r2", "macro_f1")
-MINIMIZE = ("log_loss", "rmse", "mae", "calibration_error", "brier")
-DEFAULT_DIRECTIONS: dict[str, str] = {
-    **{name: "maximize" for name in MAXIMIZE},
-    **{name: "minimize" for name in MINIMIZE},
-}
+from loopc.runtime.metrics import METRIC_DIRECTIONS as DEFAULT_DIRECTIONS
+
 STATUSES = ("passed", "rejected", "needs_approval", "overridden")
 
 

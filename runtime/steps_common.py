@@ -13,15 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopc.runtime.runner import StepFailed
-from loopc.runtime.store import atomic_write_json
 
 SPLITS = ("train", "valid", "test")
 MULTICLASS, REGRESSION = "multiclass_classification", "regression"
 BUNDLE_FILES = ("transform.json", "labels.json", "profile.json")
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)
 
 
 def read_json(path: Path) -> Any:

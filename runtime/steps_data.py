@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 from loopc.runtime import data
 from loopc.runtime.runner import StepContext, StepFailed
 from loopc.runtime.step import StepDoc
-from loopc.runtime.steps_common import SPLITS, label_vector, label_classes, write_json
+from loopc.runtime.steps_common import SPLITS, label_classes, label_vector
+from loopc.runtime.store import atomic_write_json
 
 TABLE = "table.parquet"
 PROFILE_ROWS, PROFILE_COLUMNS = "profile_rows.parquet", "profile_columns.json"
@@ -30,7 +31,7 @@ def source_fingerprint(doc: StepDoc, root: Path) -> str:
 def _write_failure_report(ctx: StepContext, report: dict[str, Any]) -> Path:
     """A failed validation publishes no artifact: its report goes beside the run records."""
     path = ctx.state / "runs" / ctx.run_id / "reports" / f"{ctx.doc.id}.validation.json"
-    write_json(path, report)
+    atomic_write_json(path, report)
     return path
 
 
@@ -50,7 +51,7 @@ def run_validate(ctx: StepContext) -> dict[str, Any]:
         where = _write_failure_report(ctx, report)
         raise StepFailed(f"{data.render_report(report)}\nfull report: {where}\n"
                          "fix the data (or the dataset's schema and checks) and run again")
-    write_json(ctx.out_dir / "validation.json", report)
+    atomic_write_json(ctx.out_dir / "validation.json", report)
     pq.write_table(cast, ctx.out_dir / TABLE)
     ctx.log.info("dataset %s: %d rows, fingerprint %s, %d warning(s)", name, cast.num_rows, fingerprint,
                  report["warnings"])
@@ -85,7 +86,7 @@ def _save_profile_rows(ctx: StepContext, train: pa.Table) -> None:
     columns = {c: ctx.config["columns"][c] for c in ctx.config["profile_columns"]
                if c in train.column_names and c in ctx.config["columns"]}
     pq.write_table(train.select(list(columns)), ctx.out_dir / PROFILE_ROWS)
-    write_json(ctx.out_dir / PROFILE_COLUMNS, columns)
+    atomic_write_json(ctx.out_dir / PROFILE_COLUMNS, columns)
 
 
 def run_features(ctx: StepContext) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
     fitted = _fit(ctx, tables["train"])
     classes = label_classes(task, tables["train"].column(label))
     (ctx.out_dir / "transform.json").write_text(fitted.to_json(), encoding="utf-8")
-    write_json(ctx.out_dir / "labels.json", {"task": task, "label": label, "classes": classes})
+    atomic_write_json(ctx.out_dir / "labels.json", {"task": task, "label": label, "classes": classes})
     slices = [c for c in ctx.config["slice_columns"] if c in tables["train"].column_names]
     for split, table in tables.items():
         np.save(ctx.out_dir / f"x_{split}.npy", fitted.apply(table), allow_pickle=False)

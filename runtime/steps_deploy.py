@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.registry import CHAMPION, NO_VERSION, AliasConflict, RegistryError
 from loopc.runtime.runner import StepContext, StepFailed
-from loopc.runtime.steps_common import (evaluation, group_columns, load_bundle, loopc_version, read_json,
-                                        write_json)
+from loopc.runtime.steps_common import evaluation, group_columns, load_bundle, loopc_version, read_json
+from loopc.runtime.store import atomic_write_json
 
 CHALLENGER = "challenger"
 
@@ -47,7 +47,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
         raise StepFailed(f"gate of model '{name}': {exc}") from None
     details = {**decision.to_dict(), "champion_version": champion.version if champion else None,
                "candidate": candidate, "champion": champion_eval, "model_artifact": artifact}
-    write_json(ctx.out_dir / "gate.json", details)
+    atomic_write_json(ctx.out_dir / "gate.json", details)
     outputs = {"passed": decision.passed, "status": decision.status, "summary": decision.summary,
                "champion_version": champion.version if champion else None, "decision": decision.to_dict()}
     if decision.status == "rejected":
@@ -104,7 +104,7 @@ def run_register(ctx: StepContext) -> dict[str, Any]:
     version = existing or ctx.registry.register_version(
         name, artifact=artifact, spec_hash=ctx.doc.spec_hash, lineage=_lineage(ctx, model),
         metrics=evaluated["outputs"]["metrics"], gate=gate["outputs"].get("decision"), actor=_actor(ctx))
-    write_json(ctx.out_dir / "version.json", version.to_dict())
+    atomic_write_json(ctx.out_dir / "version.json", version.to_dict())
     _model_card(ctx, version, pipeline, model)
     champion = ctx.registry.get_alias(name, CHAMPION)
     candidate = gate["outputs"].get("passed") or gate["outputs"].get("status") == "needs_approval"
@@ -137,7 +137,7 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
         result = compare_shadow(task, incumbent.score(rows), challenger.score(rows), labels, shadow)
     except ShadowError as exc:
         raise StepFailed(f"shadow of model '{name}': {exc}") from None
-    write_json(ctx.out_dir / "shadow.json", {**result.to_dict(), "champion_version": champion.version,
+    atomic_write_json(ctx.out_dir / "shadow.json", {**result.to_dict(), "champion_version": champion.version,
                                              "challenger_version": number})
     ctx.registry.record_event("shadow", name, number, _actor(ctx), result.summary,
                               {"champion_version": champion.version, "agreement": result.agreement})

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from loopc.runtime.runner import StepContext, StepFailed
-from loopc.runtime.steps_common import (copy_bundle_files, evaluation, group_columns, load_bundle, read_json,
-                                        write_json)
+from loopc.runtime.steps_common import copy_bundle_files, evaluation, group_columns, load_bundle, read_json
+from loopc.runtime.store import atomic_write_json
 
 
 def _matrices(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -43,9 +43,9 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
         raise StepFailed(f"training model '{model['name']}': {exc}") from None
     save_params(ctx.out_dir / "params.npz", result.params)
     _write_profile(ctx.out_dir, features_dir, predict(result.params, model["architecture"], model["task"], x_train))
-    write_json(ctx.out_dir / "model.json", model)
+    atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
-    write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
+    atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
     valid_metrics = {} if valid_pred is None else evaluate_predictions(model["task"], y_valid, valid_pred,
                                                                       num_classes=num_classes)
     val_losses = [h["val_loss"] for h in result.history if h.get("val_loss") is not None]
@@ -63,7 +63,7 @@ def _write_profile(out_dir: Path, features_dir: Path, train_pred: np.ndarray) ->
 
     rows = pq.read_table(features_dir / "profile_rows.parquet")
     profile = build_profile(rows, read_json(features_dir / "profile_columns.json"), train_pred)
-    write_json(out_dir / "profile.json", profile)
+    atomic_write_json(out_dir / "profile.json", profile)
 
 
 def _trial_value(record: dict[str, Any], metric: str) -> float | None:
@@ -112,7 +112,7 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     groups = group_columns(pq.read_table(features_dir / f"slices_{split}.parquet"), gate)
     result = evaluation(bundle.task, y, pred, groups, gate, bundle.num_classes)
     result["split"] = split
-    write_json(ctx.out_dir / "metrics.json", result)
+    atomic_write_json(ctx.out_dir / "metrics.json", result)
     eval_rows = f"{features_record['outputs']['split_artifact']}/{split}.parquet"
     return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
             "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows}

@@ -13,7 +13,8 @@ from loopc.runtime import data
 from loopc.runtime.checks import parse_duration
 from loopc.runtime.registry import CHAMPION
 from loopc.runtime.runner import StepContext, StepFailed
-from loopc.runtime.steps_common import ModelBundle, load_bundle, write_json
+from loopc.runtime.steps_common import ModelBundle, load_bundle
+from loopc.runtime.store import atomic_write_json
 
 CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
 
@@ -100,7 +101,7 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     action, note = _decide_action(ctx, monitor, report.breach, now)
     details = {**report.to_dict(), **_charts(report.to_dict(), monitor.get("data_drift")), "action": action,
                "note": note, "champion_version": champion.version}
-    write_json(ctx.out_dir / "drift.json", details)
+    atomic_write_json(ctx.out_dir / "drift.json", details)
     if report.breach:
         ctx.registry.record_event("monitor_breach", model["name"], champion.version, f"loopc monitor {ctx.run_id}",
                                   report.summary, {"action": action, "monitor": ctx.config["monitor_name"]})

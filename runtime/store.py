@@ -26,11 +26,14 @@ class StoreError(Exception):
     """
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None,
+                       durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a part.
 
-    The bytes go to a temporary file in the same directory, are fsynced, then
-    ``os.replace`` moves them over ``path``. On any failure the temporary file is removed.
+    The bytes go to a temporary file in the same directory, then ``os.replace`` moves them
+    over ``path``; on any failure the temporary file is removed. ``mode`` sets the file's
+    permissions (default: mkstemp's 0600). ``durable`` fsyncs the file and its directory;
+    generated files that can be rebuilt (compiled plans) skip it, as it dominates the cost.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -38,14 +41,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

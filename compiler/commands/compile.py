@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from loopc.compiler.backends import EmitOptions, backends
+from typing import TYPE_CHECKING
+
 from loopc.compiler.errors import LoopcError, UsageError
-from loopc.compiler.plan import Plan
+from loopc.runtime.store import atomic_write_bytes
+
+if TYPE_CHECKING:  # the CLI imports every command to build its parser: keep planning out of that
+    from loopc.compiler.backends import EmitOptions
+    from loopc.compiler.plan import Plan
 
 MANIFEST = ".loopc-manifest.json"
 
@@ -36,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from loopc.compiler.api import load_project
+    from loopc.compiler.backends import EmitOptions
     from loopc.compiler.plan_project import plan_project
 
-    backend = backend_named(args.target)
+    backend_named(args.target)
     loaded = load_project(args.spec, args.overrides)
     for item in loaded:
         if args.target not in item.spec.pipeline.targets:
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
 def backend_named(target: str):
     """The backend called ``target``; UsageError listing the valid names otherwise."""
+    from loopc.compiler.backends import backends
+
     known = backends()
     if target not in known:
         raise UsageError(f"unknown target '{target}'; valid targets: {', '.join(sorted(known))}")
@@ -83,15 +90,16 @@ def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResul
     for relative in files:
         _check_relative(relative)
     previous = _read_manifest(out_dir)
-    written, made = [], set()
+    written = []
     for relative, text in sorted(files.items()):
-        if _write_if_changed(out_dir / relative, text, made):
+        if _write_if_changed(out_dir / relative, text):
             written.append(relative)
     stale = sorted(set(previous) - set(files))
     for relative in stale:
         _remove(out_dir, relative)
     manifest = {"format": 1, "target": target, "files": sorted(files)}
-    _atomic_write(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    atomic_write_bytes(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+                       mode=0o644, durable=False)
     return WriteResult(tuple(sorted(files)), tuple(written), tuple(stale))
 
 
@@ -116,7 +124,7 @@ def _read_manifest(out_dir: Path) -> list[str]:
     return safe
 
 
-def _write_if_changed(path: Path, text: str, made: set[Path]) -> bool:
+def _write_if_changed(path: Path, text: str) -> bool:
     data = text.encode("utf-8")
     mode = 0o755 if path.suffix == ".sh" else 0o644
     try:
@@ -124,26 +132,8 @@ def _write_if_changed(path: Path, text: str, made: set[Path]) -> bool:
             return False
     except OSError:
         pass
-    _atomic_write(path, data, mode, made)
+    atomic_write_bytes(path, data, mode=mode, durable=False)
     return True
-
-
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644, made: set[Path] | None = None) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it into place (readers never see half)."""
-    if made is None or path.parent not in made:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if made is not None:
-            made.add(path.parent)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def _remove(out_dir: Path, relative: str) -> None:

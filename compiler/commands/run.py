@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from loopc.compiler.errors import LoopcError, UsageError
 
@@ -37,50 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, help="resume or name a run (default: a new id)")
 
 
-def _point_value(spec: Any, path: str) -> Any:
-    value: Any = spec.model_dump(mode="json")
-    for part in path.split("."):
-        value = value[part]
-    return value
-
-
-def _plans_of(group: list[Any]) -> list[Any]:
-    """The plans of one pipeline file; several CLI sweep points become trials of one plan."""
-    from loopc.compiler.plan import plan_pipeline
-
-    first = group[0]
-    points = [{p: _point_value(item.spec, p) for p in item.sweep_point} for item in group if item.sweep_point]
-    return plan_pipeline(first.spec, spec_hash=first.spec_hash, sweep_points=points or None,
-                         source=first.display or str(first.file))
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    from loopc.runtime.store import atomic_write_bytes
-
-    data = text.encode("utf-8")
-    if not path.is_file() or path.read_bytes() != data:
-        atomic_write_bytes(path, data)
-
-
 def compile_local(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[CompiledPipeline]:
-    """load_project + plan_pipeline + local backend into ``ROOT/<state_dir>/compiled/``."""
+    """load_project + plan_project + local backend into ``ROOT/<state_dir>/compiled/`` (as `loopc compile`)."""
     from loopc.compiler.api import load_project
-    from loopc.compiler.backends import EmitOptions, backends
+    from loopc.compiler.backends import EmitOptions
+    from loopc.compiler.commands.compile import compile_plans
+    from loopc.compiler.plan_project import plan_project
 
     loaded = load_project(spec_path, overrides)
-    groups: dict[Path, list[Any]] = {}
-    for item in loaded:
-        groups.setdefault(item.file, []).append(item)
+    plans = plan_project(loaded)
     compiled = []
-    for group in groups.values():
-        first = group[0]
-        plans = _plans_of(group)
-        state = first.root / first.spec.pipeline.state_dir
-        out = state / "compiled"
-        for relative, text in backends()["local"].render(plans, EmitOptions(root=None)).items():
-            _write_if_changed(out / relative, text)
-        compiled.append(CompiledPipeline(first.spec.pipeline.name, first.root, state,
-                                         {plan.name: out / plan.name / "plan.json" for plan in plans}))
+    for item in {item.spec.pipeline.name: item for item in loaded}.values():
+        name, state = item.spec.pipeline.name, item.root / item.spec.pipeline.state_dir
+        mine = [plan for plan in plans if plan.pipeline == name]
+        compile_plans(mine, "local", state / "compiled", EmitOptions(root=None))
+        compiled.append(CompiledPipeline(name, item.root, state,
+                                         {plan.name: state / "compiled" / plan.name / "plan.json" for plan in mine}))
     return compiled
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from loopc.compiler.errors import UsageError
 from loopc.compiler.schema import SCHEMA_FILE, schema_text
+from loopc.runtime.store import atomic_write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,18 +25,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {folder} is a file; give a directory")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SCHEMA_FILE
-    _atomic_write(target, text)
+    atomic_write_bytes(target, text.encode("utf-8"), mode=0o644)
     print(f"wrote {target}")
     return 0
-
-
-def _atomic_write(target: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-import networkx as nx
-
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.fingerprint import step_fingerprint
 from loopc.compiler.models import Resources, Spec, parse_duration, parse_memory_mb
@@ -146,6 +144,9 @@ class StepGraph:
     """The only DiGraph of the compiler: step ids as nodes, an edge from each dep to its step."""
 
     def __init__(self, source: str = "<spec>"):
+        import networkx as nx  # imported on first plan: `loopc validate` never pays for it
+
+        self._nx = nx
         self._graph = nx.DiGraph()
         self._source = source
 
@@ -163,6 +164,7 @@ class StepGraph:
             users = sorted(self._graph.successors(missing[0]))
             raise SpecErrors([SpecError(self._source, 0, 0, "LPC705", users[0],
                                         f"step '{users[0]}' depends on unknown step '{missing[0]}'")])
+        nx = self._nx
         try:
             ordered = nx.lexicographical_topological_sort(self._graph, key=natural_key)
             return [self._graph.nodes[n]["step"] for n in ordered]
@@ -174,7 +176,7 @@ class StepGraph:
 
     def edges(self, reduced: bool = False) -> list[tuple[str, str]]:
         """(dep, step) pairs; ``reduced`` drops edges implied by longer paths (for drawing)."""
-        graph = nx.transitive_reduction(self._graph) if reduced else self._graph
+        graph = self._nx.transitive_reduction(self._graph) if reduced else self._graph
         return sorted(graph.edges(), key=lambda edge: (natural_key(edge[1]), natural_key(edge[0])))
 
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from loopc.compiler.backends import EmitOptions
 from loopc.compiler.backends.airflow import BACKEND
 from loopc.compiler.plan import plan_pipeline
-from test_airflow_support import ARGV_DUMP, dag_literals, rendered_commands, run_command, write_files
+from golden_support import write_tree
+from test_airflow_support import ARGV_DUMP, dag_literals, rendered_commands, run_command
 from test_plan_support import EXAMPLES, compose_tree, spec_from_tree
 
 MARKER = "PWNED"
@@ -109,7 +110,7 @@ def test_hostile_spec_and_options_are_inert(text, python_dir, dags_dir, root, ru
         python.write_text(ARGV_DUMP)
         python.chmod(0o755)
         files = BACKEND.render(plan_pipeline(spec, spec_hash=spec_hash), EmitOptions(python=str(python), root=root))
-        dags = write_files(base / "dags" / dags_dir, files)
+        dags = write_tree(base / "dags" / dags_dir, files)
         check_literals(files, spec)
         check_step_documents(files, spec)
         scratch = base / "scratch"

@@ -12,6 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from loopc.compiler.backends import EmitOptions
 from loopc.compiler.backends.airflow import BACKEND
+from golden_support import write_tree
 from loopc.compiler.plan import Plan, Step, StepResources
 
 AIRFLOW_IMPORTS = ("airflow", "pendulum")
@@ -39,18 +40,9 @@ def echo_plans(name: str, fail: str | None = None, stop: str | None = None, acti
     return [train, monitor]
 
 
-def write_files(folder: Path, files: dict[str, str]) -> Path:
-    """Write compiled files under ``folder`` (created) and return it."""
-    for relative, text in files.items():
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return folder
-
-
 def compile_into(folder: Path, plans: list[Plan], options: EmitOptions = EmitOptions()) -> dict[str, str]:
     files = BACKEND.render(plans, options)
-    write_files(folder, files)
+    write_tree(folder, files)
     return files
 
 

@@ -101,8 +101,6 @@ def test_init_copies_the_example(tmp_path: Path, capsys) -> None:
 
 
 def test_init_generates_data(tmp_path: Path, capsys) -> None:
-    if not (EXAMPLES / "churn" / "generate.py").exists():
-        pytest.skip("the churn example has no data generator yet")
     target = tmp_path / "churn"
     assert _run(["init", str(target)], capsys)[0] == 0
     assert list((target / "data").rglob("*.parquet"))

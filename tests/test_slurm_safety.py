@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from loopc.compiler.backends import EmitOptions
 from loopc.compiler.backends.slurm import BACKEND
+from golden_support import write_tree
 from loopc.compiler.plan import Plan, Step, StepResources
 
 MARK = "/tmp/loopc-slurm-injected"  # every payload tries to create this file (or a sibling)
@@ -60,11 +61,6 @@ def _plans(text: dict[str, str]) -> list[Plan]:
     return [train, monitor]
 
 
-def _write(folder: Path, files: dict[str, str]) -> None:
-    for relative, content in files.items():
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
 
 
 def _fake_bin(folder: Path) -> dict[str, str]:
@@ -91,7 +87,7 @@ def _run_all(tmp: Path, text: dict[str, str], python: str, root_name: str) -> No
     out = tmp / f"out {root_name}"
     root = tmp / f"root {root_name}"
     root.mkdir()
-    _write(out, BACKEND.render(_plans(text), EmitOptions(python=python, root=str(root))))
+    write_tree(out, BACKEND.render(_plans(text), EmitOptions(python=python, root=str(root))))
     env = _fake_bin(tmp / "bin")
     submit = subprocess.run(["bash", str(out / "p" / "submit.sh"), "--run-id", "r1"], cwd=tmp, env=env,
                             capture_output=True, text=True, timeout=60)

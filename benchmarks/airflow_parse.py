@@ -22,9 +22,9 @@ import tempfile
 from pathlib import Path
 
 from loopc.compiler.api import load_project
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.airflow import BACKEND
-from loopc.compiler.plan import Plan, plan_pipeline
+from loopc.compiler.plan.pipeline import Plan, plan_pipeline
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.airflow.backend import BACKEND
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_FACTORY = "dag-factory==1.1.0"

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate import build_repository  # noqa: E402  (the sibling benchmark's repository builder)
 
 from loopc.compiler.api import load_project  # noqa: E402
-from loopc.compiler.backends import EmitOptions, backends  # noqa: E402
-from loopc.compiler.commands.compile import write_files  # noqa: E402
-from loopc.compiler.plan_project import plan_project  # noqa: E402
+from loopc.compiler.cli.compile import write_files  # noqa: E402
+from loopc.compiler.plan.project import plan_project  # noqa: E402
+from loopc.compiler.targets import EmitOptions, backends  # noqa: E402
 
 
 def best_of(repeat: int, work) -> tuple[float, object]:

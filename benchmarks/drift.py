@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import stats
 
-from loopc.runtime.monitor import drift_report
-from loopc.runtime.profile import build_profile
+from loopc.runtime.monitor.profile import build_profile
+from loopc.runtime.monitor.verdict import drift_report
 
 NUMERIC, CATEGORICAL = 15, 5
 DATA_DRIFT = {"columns": None, "methods": ["psi", "ks", "chi2", "js"], "psi_max": 0.2, "js_max": 0.1,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from loopc.runtime.train import train_model
+from loopc.runtime.train.trainer import train_model
 
 FEATURES = 64
 

@@ -10,13 +10,13 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable
 
-from loopc.compiler.compose import compose_spec
-from loopc.compiler.defaults import parse_defaults
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.load import Position, RawDocument, SpecPath, read_spec_file
-from loopc.compiler.models import Spec
-from loopc.compiler.parallel import flatten, map_chunks, worker_count
-from loopc.compiler.validate import validate_spec
+from loopc.compiler.frontend.compose import compose_spec
+from loopc.compiler.frontend.defaults import parse_defaults
+from loopc.compiler.frontend.load import Position, RawDocument, SpecPath, read_spec_file
+from loopc.compiler.spec.models import Spec
+from loopc.compiler.spec.parallel import flatten, map_chunks, worker_count
+from loopc.compiler.spec.validate import validate_spec
 
 _SPEC_MARKER = re.compile(rb"^loopc\s*:", re.MULTILINE)
 _SKIP_DIRS = {".git", ".loopc", "__pycache__", ".venv", "node_modules", "build", "dist"}

@@ -37,9 +37,9 @@ def _root(value: str | None) -> str:
 
 def run_step_command(args: argparse.Namespace) -> int:
     """Run one step; the last stdout line is its JSON summary."""
-    from loopc.runtime import runs
-    from loopc.runtime.runner import run_step, summary
-    from loopc.runtime.step import load_step
+    from loopc.runtime.execution import runs
+    from loopc.runtime.execution.runner import run_step, summary
+    from loopc.runtime.execution.step import load_step
 
     doc = load_step(args.step_file)
     record = run_step(doc, _root(args.root), runs.resolve_run_id(args.run_id), echo=True)
@@ -53,8 +53,8 @@ def run_plan_command(args: argparse.Namespace) -> int:
     """Run a plan with the local executor; prints the summary table and the report path."""
     from rich.console import Console
 
-    from loopc.runtime.executor import run_plan
-    from loopc.runtime.progress import print_summary
+    from loopc.runtime.execution.executor import run_plan
+    from loopc.runtime.execution.progress import print_summary
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
@@ -65,9 +65,9 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message tells the user what to fix (shown as one line, no traceback)."""
-    from loopc.runtime.registry import RegistryError
-    from loopc.runtime.step import StepError
-    from loopc.runtime.store import StoreError
+    from loopc.runtime.execution.step import StepError
+    from loopc.runtime.registry.interface import RegistryError
+    from loopc.runtime.store.artifacts import StoreError
 
     return (StepError, StoreError, RegistryError, ValueError, OSError)
 

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.airflow import BACKEND, dag_id
-from loopc.compiler.plan import Plan, plan_pipeline
 from test_airflow_safety import MARKER, hostile_tree
 from test_airflow_support import ARGV_DUMP, compile_into, echo_plans
 from test_plan_support import EXAMPLES, compose_tree, example_plans, spec_from_tree
+
+from loopc.compiler.plan.pipeline import Plan, plan_pipeline
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.airflow.backend import dag_id
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
@@ -222,9 +221,9 @@ def test_churn_training_dag_trains_and_registers_a_champion(engine):
     run = _run(engine, "churn_ok")
     assert run["state"] == "success", run["tasks"]
     assert set(run["tasks"].values()) == {"success"}
-    from loopc.runtime.registry import Registry
+    from loopc.runtime.registry.connect import open_registry
 
-    with Registry.open(engine["roots"]["ok"] / ".loopc" / "registry.db") as registry:
+    with open_registry(engine["roots"]["ok"] / ".loopc" / "registry.db") as registry:
         assert registry.get_alias("churn_classifier", "champion") is not None
 
 

@@ -5,13 +5,12 @@ LOOPC_UPDATE_GOLDEN=1 (``make golden``) rewrites tests/golden/airflow/ for revie
 
 from __future__ import annotations
 
-
 import pytest
-
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.airflow import BACKEND
 from golden_support import assert_matches_golden
 from test_plan_support import example_plans, mask_version
+
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.airflow.backend import BACKEND
 
 CASES = (("churn", "churn", {}), ("churn_sweep", "churn", {"model": "mlp"}), ("demand", "demand", {}))
 

@@ -6,16 +6,23 @@ import ast
 import json
 import subprocess
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-
-from loopc.compiler.backends import EmitOptions, backends
-from loopc.compiler.backends.airflow import BACKEND, RUN_STEP, AirflowTargetError
-from loopc.compiler.plan import Plan, StepResources, step_document
-from test_airflow_support import (ARGV_DUMP, compile_into, dag_literals, echo_plans, echo_step, operator_calls,
-                                  rendered_commands, run_command)
+from test_airflow_support import (
+    ARGV_DUMP,
+    compile_into,
+    dag_literals,
+    echo_plans,
+    echo_step,
+    operator_calls,
+    rendered_commands,
+    run_command,
+)
 from test_plan_support import example_plans
+
+from loopc.compiler.plan.pipeline import Plan, StepResources, step_document
+from loopc.compiler.targets import EmitOptions, backends
+from loopc.compiler.targets.airflow.backend import BACKEND, RUN_STEP, AirflowTargetError
 
 
 def test_backend_is_registered_under_airflow():

@@ -9,15 +9,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from golden_support import write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.airflow import BACKEND
-from loopc.compiler.plan import plan_pipeline
-from golden_support import write_tree
 from test_airflow_support import ARGV_DUMP, dag_literals, rendered_commands, run_command
 from test_plan_support import EXAMPLES, compose_tree, spec_from_tree
+
+from loopc.compiler.plan.pipeline import plan_pipeline
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.airflow.backend import BACKEND
 
 MARKER = "PWNED"
 SNIPPETS = [

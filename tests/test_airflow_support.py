@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from golden_support import write_tree
 from jinja2.sandbox import SandboxedEnvironment
 
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.airflow import BACKEND
-from golden_support import write_tree
-from loopc.compiler.plan import Plan, Step, StepResources
+from loopc.compiler.plan.pipeline import Plan, Step, StepResources
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.airflow.backend import BACKEND
 
 AIRFLOW_IMPORTS = ("airflow", "pendulum")
 

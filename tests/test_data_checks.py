@@ -8,8 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from loopc.runtime.data import (
-    DataError,
+from loopc.runtime.data.checks import (
     ValidationFailed,
     enforce_schema,
     raise_for_report,
@@ -17,6 +16,7 @@ from loopc.runtime.data import (
     run_checks,
     validation_report,
 )
+from loopc.runtime.data.sources import DataError
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -109,7 +109,7 @@ def test_warnings_alone_pass():
 def test_validate_dataset_reads_enforces_and_checks(tmp_path):
     import pyarrow.parquet as pq
 
-    from loopc.runtime.data import validate_dataset
+    from loopc.runtime.data.checks import validate_dataset
 
     (tmp_path / "d").mkdir()
     pq.write_table(pa.table({"n": ["1", "2", "x"]}), tmp_path / "d" / "part.parquet")

@@ -14,8 +14,10 @@ import pytest
 import yaml
 from scipy import stats
 
-from loopc.runtime.data import enforce_schema, read_source, run_checks, split_table
-from loopc.runtime.features import fit_features
+from loopc.runtime.data.checks import enforce_schema, run_checks
+from loopc.runtime.data.sources import read_source
+from loopc.runtime.data.split import split_table
+from loopc.runtime.features.transforms import fit_features
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
 CASES = {"churn": ("customers", "customers"), "demand": ("store_sales", "sales")}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopc.runtime.data import enforce_schema
+from loopc.runtime.data.checks import enforce_schema
 
 COLUMNS = {
     "customer_id": {"type": "string", "nullable": False, "unique": True},

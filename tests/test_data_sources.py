@@ -9,7 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from loopc.runtime.data import DataError, fingerprint_source, read_source
+from loopc.runtime.data.sources import DataError, fingerprint_source, read_source
 
 
 def _write(path, table):

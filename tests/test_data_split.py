@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopc.runtime.data import DataError, hash_unit, split_table
+from loopc.runtime.data.sources import DataError
+from loopc.runtime.data.split import hash_unit, split_table
 
 PINNED = [5909276360852500, 1419121394643962, 1540387217445678]
 HASH = {"method": "hash", "key": "id", "train": 0.7, "valid": 0.15, "test": 0.15, "seed": 0}

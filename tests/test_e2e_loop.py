@@ -15,11 +15,12 @@ import pytest
 import yaml
 from rich.console import Console
 
-from loopc.compiler.cli import main as loopc_main
-from loopc.compiler.commands.run import compile_local
-from loopc.runtime.executor import run_plan
-from loopc.runtime.progress import PlainProgress
-from loopc.runtime.registry import CHAMPION, Registry
+from loopc.compiler.cli.main import main as loopc_main
+from loopc.compiler.cli.run import compile_local
+from loopc.runtime.execution.executor import run_plan
+from loopc.runtime.execution.progress import PlainProgress
+from loopc.runtime.registry.connect import open_registry
+from loopc.runtime.registry.interface import CHAMPION, Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
@@ -60,7 +61,7 @@ def run(project: Path, overrides=SMALL, run_id=None, monitor=False):
 
 
 def registry(project: Path) -> Registry:
-    return Registry.open(f"sqlite:///{project / '.loopc' / 'registry.db'}")
+    return open_registry(f"sqlite:///{project / '.loopc' / 'registry.db'}")
 
 
 @pytest.fixture(scope="module")

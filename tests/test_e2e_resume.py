@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from loopc.compiler.commands.run import compile_local
-from loopc.runtime.executor import run_plan
 from test_e2e_loop import make_project, quiet
+
+from loopc.compiler.cli.run import compile_local
+from loopc.runtime.execution.executor import run_plan
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loopc.runtime.fairness import fairness_gaps
+from loopc.runtime.evaluate.fairness import fairness_gaps
 
 
 def test_gaps_on_a_constructed_example():

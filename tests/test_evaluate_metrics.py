@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from loopc.runtime.evaluate import (
-    METRICS, EvaluateError, evaluate_predictions, metric_direction, slice_metrics, task_metrics,
+from loopc.runtime.evaluate.evaluation import (
+    METRICS,
+    EvaluateError,
+    evaluate_predictions,
+    metric_direction,
+    slice_metrics,
+    task_metrics,
     undefined_metrics,
 )
 

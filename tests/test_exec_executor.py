@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from loopc.runtime import runs
-from loopc.runtime.executor import PlanError, plan_width, run_plan
-from loopc.runtime.progress import PlainProgress
 from rich.console import Console
+
+from loopc.runtime.execution import runs
+from loopc.runtime.execution.executor import PlanError, plan_width, run_plan
+from loopc.runtime.execution.progress import PlainProgress
 
 
 def write_plan(folder: Path, steps: dict[str, dict], deps: dict[str, list[str]], kind: str = "train",

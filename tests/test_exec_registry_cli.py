@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from loopc.compiler.cli import main
-from loopc.runtime.registry import CHAMPION, Registry
+from loopc.compiler.cli.main import main
+from loopc.runtime.registry.connect import open_registry
+from loopc.runtime.registry.interface import CHAMPION
 
 MODEL = "churn_classifier"
 
@@ -15,7 +16,7 @@ MODEL = "churn_classifier"
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A project whose registry holds v1 (champion) and v2 (rejected by its gate)."""
-    with Registry.open(f"sqlite:///{tmp_path / '.loopc' / 'registry.db'}") as registry:
+    with open_registry(f"sqlite:///{tmp_path / '.loopc' / 'registry.db'}") as registry:
         for number, status in ((1, "passed"), (2, "rejected")):
             registry.register_version(
                 MODEL, artifact=f"artifacts/aa/model{number}", spec_hash="h",
@@ -27,7 +28,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def champion(root: Path) -> int:
-    with Registry.open(f"sqlite:///{root / '.loopc' / 'registry.db'}") as registry:
+    with open_registry(f"sqlite:///{root / '.loopc' / 'registry.db'}") as registry:
         return registry.get_alias(MODEL, CHAMPION).version
 
 
@@ -47,7 +48,7 @@ def test_promote_by_hand_is_audited_and_rollback_moves_back(root, capsys):
     assert main(["registry", "promote", MODEL, "2", "--reason", "business sign-off", "--actor", "ana",
                  "--root", str(root)]) == 0
     assert champion(root) == 2
-    with Registry.open(f"sqlite:///{root / '.loopc' / 'registry.db'}") as registry:
+    with open_registry(f"sqlite:///{root / '.loopc' / 'registry.db'}") as registry:
         entries = [(e.action, e.actor, e.reason) for e in registry.audit_log(MODEL)]
     assert ("manual_promotion", "ana", "business sign-off") in entries
     assert main(["registry", "rollback", MODEL, "--reason", "regression in prod", "--root", str(root)]) == 0

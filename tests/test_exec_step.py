@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from loopc.runtime.step import StepError, load_step
+from loopc.runtime.execution.step import StepError, load_step
 
 
 def step_doc(step_id="a", deps=(), **config):

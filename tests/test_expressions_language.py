@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopc.runtime.expressions import ExpressionError, columns_in, evaluate, parse
+from loopc.runtime.data.expressions import ExpressionError, columns_in, evaluate, parse
 
 COLUMNS = {
     "a": np.array([1.0, 2.0, np.nan, -4.0]),

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from loopc.runtime.features import FeatureError, FittedFeatures, fit_features
+from loopc.runtime.features.transforms import FeatureError, FittedFeatures, fit_features
 
 COLUMNS = {
     "tenure": {"type": "int"},

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from loopc.compiler.cli import main
-from loopc.compiler.reference import iter_models, render_generated
-from loopc.compiler.schema import SCHEMA_FILE, schema_text
+from loopc.compiler.cli.main import main
+from loopc.compiler.spec.reference_docs import iter_models, render_generated
+from loopc.compiler.spec.schema import SCHEMA_FILE, schema_text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "specs" / "examples"
@@ -77,7 +77,7 @@ def test_examples_reference_the_schema() -> None:
 
 def test_spec_reference_is_generated_from_the_models() -> None:
     doc = (REPO / "docs" / "spec-reference.md").read_text()
-    assert render_generated() in doc, "run `python -m loopc.compiler.reference docs/spec-reference.md`"
+    assert render_generated() in doc, "run `python -m loopc.compiler.spec.reference_docs docs/spec-reference.md`"
 
 
 def test_spec_reference_mentions_every_model_field() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from loopc.compiler.api import load_project
-from loopc.compiler.compose import compose_spec
 from loopc.compiler.errors import SpecErrors
-from loopc.compiler.overrides import parse_override
+from loopc.compiler.frontend.compose import compose_spec
+from loopc.compiler.frontend.overrides import parse_override
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
 

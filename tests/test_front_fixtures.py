@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loopc.compiler.cli import main
-from loopc.compiler.codes import ERROR_CODES
+from loopc.compiler.cli.main import main
 from loopc.compiler.errors import SpecErrors
-from loopc.compiler.load import read_spec_file
+from loopc.compiler.frontend.load import read_spec_file
+from loopc.compiler.spec.codes import ERROR_CODES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "invalid"
 

@@ -9,10 +9,10 @@ import yaml
 from omegaconf._utils import get_yaml_loader
 
 from loopc.compiler.api import load_project
-from loopc.compiler.compose import ComposedSpec, compose_spec
 from loopc.compiler.errors import SpecErrors
-from loopc.compiler.load import parse_spec
-from loopc.compiler.validate import validate_spec
+from loopc.compiler.frontend.compose import ComposedSpec, compose_spec
+from loopc.compiler.frontend.load import parse_spec
+from loopc.compiler.spec.validate import validate_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
 

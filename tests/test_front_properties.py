@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loopc.compiler.cli import main
+from loopc.compiler.cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
 # The files each example's defaults list actually composes (mutating an unused option changes nothing).
@@ -153,9 +153,9 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
 @SETTINGS
 @given(example=st.sampled_from(sorted(USED)), index=st.integers(0, 10_000), value=VALUES)
 def test_any_replaced_node_gives_located_errors_or_a_spec(example, index, value) -> None:
-    from loopc.compiler.compose import ComposedSpec, compose_spec
     from loopc.compiler.errors import SpecErrors
-    from loopc.compiler.validate import validate_spec
+    from loopc.compiler.frontend.compose import ComposedSpec, compose_spec
+    from loopc.compiler.spec.validate import validate_spec
 
     base = compose_spec(EXAMPLES / example / "pipeline.yaml")[0]
     paths = sorted((p for p in base.positions if p), key=str)

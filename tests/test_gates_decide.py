@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from loopc.runtime.gates import GateDecision, GateError, decide_gate, improvement
+from loopc.runtime.gate.decide import GateDecision, GateError, decide_gate, improvement
 
 # Shaped like Gate.model_dump(mode="json") of the churn example.
 CHURN_GATE = {

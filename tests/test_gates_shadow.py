@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopc.runtime.shadow import ShadowError, agreement_mask, compare_shadow
+from loopc.runtime.gate.shadow import ShadowError, agreement_mask, compare_shadow
 
 SHADOW = {"enabled": True, "min_rows": 100, "min_agreement": 0.9, "max_metric_drop": {}}
 

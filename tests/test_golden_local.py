@@ -5,14 +5,12 @@ LOOPC_UPDATE_GOLDEN=1 (``make golden``) rewrites tests/golden/local/ for review.
 
 from __future__ import annotations
 
-
 import pytest
-
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.local import BACKEND
 from golden_support import assert_matches_golden
 from test_plan_support import GOLDEN_CASES, example_plans, mask_version
 
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.local.backend import BACKEND
 
 
 @pytest.mark.parametrize("case, example, choices", GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])

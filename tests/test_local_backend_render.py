@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from loopc.compiler.backends import EmitOptions, backends
-from loopc.compiler.backends.common import plan_manifest
-from loopc.compiler.plan import step_document
-from loopc.runtime.step import step_from_dict
 from test_plan_support import EXAMPLE_NAMES, example_plans
+
+from loopc.compiler.plan.pipeline import step_document
+from loopc.compiler.targets import EmitOptions, backends
+from loopc.compiler.targets.common import plan_manifest
+from loopc.runtime.execution.step import step_from_dict
 
 PLAN_STEP_KEYS = {"id", "kind", "stage", "deps", "file", "cacheable", "resources", "array", "array_index"}
 TARGETS = sorted(backends())

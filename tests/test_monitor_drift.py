@@ -12,8 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from loopc.runtime.monitor import MonitorError, cooldown_allows, drift_report, record_trigger
-from loopc.runtime.profile import QUANTILES, build_profile
+from loopc.runtime.monitor.profile import QUANTILES, build_profile
+from loopc.runtime.monitor.verdict import (
+    MonitorError,
+    cooldown_allows,
+    drift_report,
+    record_trigger,
+)
 
 COLUMNS = {"amount": {"type": "float"}, "calls": {"type": "int"}, "plan": {"type": "category"}}
 DATA_DRIFT = {"columns": None, "methods": ["psi", "ks", "chi2"], "psi_max": 0.2, "js_max": 0.1,

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from loopc.compiler.cli import main
-from loopc.compiler.commands.compile import MANIFEST
-from loopc.runtime.registry import Registry
-from loopc.runtime.runs import write_record
 from test_plan_support import EXAMPLES
+
+from loopc.compiler.cli.compile import MANIFEST
+from loopc.compiler.cli.main import main
+from loopc.runtime.execution.runs import write_record
+from loopc.runtime.registry.connect import open_registry
 
 
 @pytest.fixture()
@@ -75,7 +75,7 @@ def test_unknown_target_lists_the_valid_ones(churn, tmp_path, capsys):
 
 
 def test_every_registered_target_compiles_every_example(tmp_path, capsys):
-    from loopc.compiler.backends import backends
+    from loopc.compiler.targets import backends
 
     for target in sorted(backends()):
         for example in ("churn", "demand"):
@@ -207,7 +207,7 @@ def test_inventory_json_lists_every_pipeline_without_a_registry(capsys):
 
 def test_inventory_reads_champion_and_last_promotion_from_the_registry(churn, capsys):
     (churn / ".loopc").mkdir()
-    registry = Registry.open(str(churn / ".loopc" / "registry.db"))
+    registry = open_registry(str(churn / ".loopc" / "registry.db"))
     try:
         for n in (1, 2):
             version = registry.register_version("churn_classifier", artifact=f"a{n}", spec_hash="h", lineage={},
@@ -244,7 +244,7 @@ def test_a_sweep_over_model_features_is_refused_at_its_override(churn, tmp_path,
 
 
 def test_changed_paths_name_nested_fields_and_list_items():
-    from loopc.compiler.commands.explain import changed_paths
+    from loopc.compiler.cli.explain import changed_paths
 
     old = {"gate": {"thresholds": [{"metric": "auc", "min": 0.7}], "split": "test"}, "a": 1, "gone": 2}
     new = {"gate": {"thresholds": [{"metric": "auc", "min": 0.8}], "split": "test"}, "a": 1, "added": 3}
@@ -254,7 +254,7 @@ def test_changed_paths_name_nested_fields_and_list_items():
 
 
 def test_inventory_markdown_escapes_pipes():
-    from loopc.compiler.commands.inventory import markdown
+    from loopc.compiler.cli.inventory import markdown
 
     row = {"pipeline": "p", "model": "m", "owner": "a|b", "risk_class": "minimal", "targets": ["local"],
            "datasets": [{"name": "d", "source": "x|y.parquet"}], "status": {"registry": False}}

@@ -6,11 +6,12 @@ import copy
 import math
 import random
 
-from hypothesis import given, settings, strategies as st
-
-from loopc.compiler.plan import StepGraph, plan_pipeline
-from loopc.compiler.plan_steps import StepSpec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_plan_support import EXAMPLES, compose_tree, spec_from_tree
+
+from loopc.compiler.plan.pipeline import StepGraph, plan_pipeline
+from loopc.compiler.plan.steps import StepSpec
 
 CHURN = compose_tree(EXAMPLES / "churn" / "pipeline.yaml")
 DEMAND = compose_tree(EXAMPLES / "demand" / "pipeline.yaml")
@@ -146,7 +147,7 @@ def _write_shuffled_project(source, target, rng: random.Random) -> None:
 @given(seed=st.integers(0, 2**32 - 1), example=st.sampled_from(["churn", "demand"]))
 def test_reordered_yaml_files_give_identical_plans(tmp_path_factory, seed, example):
     from loopc.compiler.api import load_project
-    from loopc.compiler.backends.common import plan_manifest
+    from loopc.compiler.targets.common import plan_manifest
 
     folder = tmp_path_factory.mktemp("shuffled")
     _write_shuffled_project(EXAMPLES / example, folder, random.Random(seed))

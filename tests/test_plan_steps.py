@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from test_plan_support import EXAMPLES, compose_tree, example_spec, spec_from_tree
 
 from loopc.compiler.errors import SpecErrors
-from loopc.compiler.plan import StepGraph, plan_pipeline, step_resources
-from loopc.compiler.plan_steps import StepSpec
-from test_plan_support import compose_tree, example_spec, spec_from_tree, EXAMPLES
+from loopc.compiler.plan.pipeline import StepGraph, plan_pipeline, step_resources
+from loopc.compiler.plan.steps import StepSpec
 
 CONFIG_KEYS = {
     "validate": {"dataset_name", "dataset"},
@@ -73,7 +73,7 @@ def test_resources_pipeline_defaults_and_model_overrides():
 
 
 def test_step_resources_converts_units():
-    from loopc.compiler.models import Resources
+    from loopc.compiler.spec.models import Resources
 
     merged = step_resources(Resources(memory="16GiB", time="1d12h"), Resources(retry_delay="90s", gpus=2))
     assert (merged.memory_mb, merged.time_s, merged.retry_delay_s, merged.gpus) == (16384, 129600, 90, 2)

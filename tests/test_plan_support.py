@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from loopc.compiler.fingerprint import canonical_json, sha256_text
-from loopc.compiler.models import Spec
+from loopc.compiler.plan.fingerprint import canonical_json, sha256_text
+from loopc.compiler.spec.models import Spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 EXAMPLE_NAMES = ("churn", "demand")
@@ -72,7 +72,7 @@ GOLDEN_CASES = (("churn", "churn", {}), ("churn_sweep", "churn", {"model": "mlp"
 
 def example_plans(name: str, **choices: str):
     """The plans of an example, as ``loopc compile`` builds them."""
-    from loopc.compiler.plan import plan_pipeline
+    from loopc.compiler.plan.pipeline import plan_pipeline
 
     spec, spec_hash = example_spec(name, **choices)
     return plan_pipeline(spec, spec_hash=spec_hash)
@@ -80,6 +80,6 @@ def example_plans(name: str, **choices: str):
 
 def mask_version(text: str) -> str:
     """Generated headers carry the loopc version; golden files store it as VERSION."""
-    from loopc.compiler.emit import loopc_version
+    from loopc.compiler.targets.jinja import loopc_version
 
     return text.replace(f"loopc {loopc_version()} ", "loopc VERSION ", 1)

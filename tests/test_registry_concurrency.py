@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 
-from loopc.runtime.registry import CHAMPION, AliasConflict, Registry
+from loopc.runtime.registry.connect import open_registry
+from loopc.runtime.registry.interface import CHAMPION, AliasConflict
 
 WRITERS = 6
 
 
 def _setup(path: str) -> None:
-    with Registry.open(path) as reg:
+    with open_registry(path) as reg:
         for i in range(WRITERS + 1):
             reg.register_version(
                 "churn", artifact=f"a{i}", spec_hash="s", lineage={}, metrics={}, gate=None, actor="ci"
@@ -21,7 +22,7 @@ def _setup(path: str) -> None:
 def _promote_once(args: tuple[str, int, object]) -> str:
     """Try once to replace champion v1 by ``version``; 'won' or 'conflict'."""
     path, version, barrier = args
-    with Registry.open(path) as reg:
+    with open_registry(path) as reg:
         barrier.wait()
         try:
             reg.set_alias("churn", CHAMPION, version, actor=f"p{version}", reason="race", expect_current=1)
@@ -34,7 +35,7 @@ def _promote_until_done(args: tuple[str, int, object]) -> int:
     """Re-read and retry until ``version`` became champion; return the number of conflicts."""
     path, version, barrier = args
     conflicts = 0
-    with Registry.open(path) as reg:
+    with open_registry(path) as reg:
         barrier.wait()
         while True:
             current = reg.get_alias("churn", CHAMPION).version
@@ -59,7 +60,7 @@ def test_one_winner_from_the_same_starting_champion(tmp_path):
     results = _run(_promote_once, path)
     assert sorted(results) == ["conflict"] * (WRITERS - 1) + ["won"]
     winner = 2 + results.index("won")
-    with Registry.open(path) as reg:
+    with open_registry(path) as reg:
         assert reg.aliases("churn") == {"archived": 1, CHAMPION: winner}
         champions = [v.version for v in reg.versions("churn") if v.status == CHAMPION]
         assert champions == [winner]
@@ -71,7 +72,7 @@ def test_retrying_promoters_leave_a_consistent_chain(tmp_path):
     path = str(tmp_path / "registry.db")
     _setup(path)
     _run(_promote_until_done, path)
-    with Registry.open(path) as reg:
+    with open_registry(path) as reg:
         log = reg.audit_log("churn")
         chain = [e for e in log if e.action == "set_alias" and e.alias == CHAMPION]
         assert len(chain) == WRITERS + 1

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from loopc.runtime.gates import decide_gate
-from loopc.runtime.modelcard import render_model_card
-from loopc.runtime.registry import Registry
+from loopc.runtime.gate.decide import decide_gate
+from loopc.runtime.registry.connect import open_registry
+from loopc.runtime.registry.modelcard import render_model_card
 
 PIPELINE = {"name": "churn", "owner": "growth-ml@example.com", "risk_class": "limited",
             "intended_use": "Rank subscribers by churn risk; not for pricing.", "description": "Weekly churn model."}
@@ -23,7 +23,7 @@ GATE = {"thresholds": [{"metric": "auc", "min": 0.7}], "slices": [{"column": "re
 
 def _card(tmp_path):
     decision = decide_gate(GATE, task="binary_classification", candidate=EVALUATION, champion=None).to_dict()
-    with Registry.open(tmp_path / "r.db") as reg:
+    with open_registry(tmp_path / "r.db") as reg:
         version = reg.register_version(
             "churn_classifier", artifact="k1", spec_hash="abc123", metrics=EVALUATION["metrics"], gate=decision,
             lineage={"dataset_fingerprints": {"customers": "fp-1"}, "step_fingerprints": {"train.churn_classifier": "s9"},

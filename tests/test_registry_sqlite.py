@@ -6,8 +6,14 @@ import sqlite3
 
 import pytest
 
-from loopc.runtime.registry import NO_VERSION, AliasConflict, Registry, RegistryError
-from loopc.runtime.registry_schema import SCHEMA_VERSION
+from loopc.runtime.registry.connect import open_registry
+from loopc.runtime.registry.interface import (
+    NO_VERSION,
+    AliasConflict,
+    Registry,
+    RegistryError,
+)
+from loopc.runtime.registry.schema import SCHEMA_VERSION
 
 LINEAGE = {
     "step_fingerprints": {"train.m": "f1"},
@@ -25,14 +31,14 @@ def _register(reg: Registry, model: str = "churn", artifact: str = "a1", **extra
 
 @pytest.fixture
 def reg(tmp_path):
-    with Registry.open(f"sqlite:///{tmp_path}/state/registry.db") as registry:
+    with open_registry(f"sqlite:///{tmp_path}/state/registry.db") as registry:
         yield registry
 
 
 def test_schema_is_idempotent_and_versioned(tmp_path):
     path = tmp_path / "r.db"
-    Registry.open(path).close()
-    Registry.open(str(path)).close()
+    open_registry(path).close()
+    open_registry(str(path)).close()
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -42,22 +48,22 @@ def test_schema_is_idempotent_and_versioned(tmp_path):
 
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "r.db"
-    Registry.open(path).close()
+    open_registry(path).close()
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO schema_version VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
     conn.commit()
     with pytest.raises(RegistryError, match="newer than this loopc"):
-        Registry.open(path)
+        open_registry(path)
 
 
 def test_urls(tmp_path):
     with pytest.raises(RegistryError, match="scheme 'postgresql' is not supported yet"):
-        Registry.open("postgresql://db/loopc")
+        open_registry("postgresql://db/loopc")
     with pytest.raises(RegistryError, match="names no file"):
-        Registry.open("sqlite:///")
+        open_registry("sqlite:///")
     with pytest.raises(RegistryError, match="write sqlite:///relative.db"):
-        Registry.open("sqlite://registry.db")
-    with Registry.open(f"sqlite:///{tmp_path}/abs.db") as reg:
+        open_registry("sqlite://registry.db")
+    with open_registry(f"sqlite:///{tmp_path}/abs.db") as reg:
         assert reg.path == tmp_path / "abs.db"
 
 

@@ -15,13 +15,18 @@ from pathlib import Path
 import pytest
 
 from loopc.compiler.api import load_project
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.slurm import BACKEND
-from loopc.compiler.cli import main as loopc
-from loopc.compiler.plan import Plan, Step, StepResources
-from loopc.compiler.plan_project import plan_project
-from loopc.compiler.slurm_jobs import jobcomp_path, jobcomp_records, load_submission, parse_fields
-from loopc.runtime.registry import Registry
+from loopc.compiler.cli.main import main as loopc
+from loopc.compiler.plan.pipeline import Plan, Step, StepResources
+from loopc.compiler.plan.project import plan_project
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.slurm.backend import BACKEND
+from loopc.compiler.targets.slurm.jobs import (
+    jobcomp_path,
+    jobcomp_records,
+    load_submission,
+    parse_fields,
+)
+from loopc.runtime.registry.connect import open_registry
 
 pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm"), pytest.mark.usefixtures("slurm_cluster")]
 
@@ -109,7 +114,7 @@ def test_churn_sweep_runs_as_an_array_registers_a_champion_and_drift_resubmits(t
     code, [report] = status_json(out / "churn", capsys)
     states = {job["step"]: job["state"] for job in report["jobs"]}
     assert code == 0 and set(states.values()) == {"COMPLETED"}, states
-    champion = Registry.open(root / ".loopc" / "registry.db").get_alias("churn_classifier", "champion")
+    champion = open_registry(root / ".loopc" / "registry.db").get_alias("churn_classifier", "champion")
     assert champion is not None
     # the finished jobs' jobcomp lines (status's fallback once records age out) agree with scontrol
     comp = jobcomp_records(jobcomp_path(), set(jobs.values()))

@@ -10,13 +10,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from loopc.compiler.backends import EmitOptions, backends
-from loopc.compiler.backends.slurm import BACKEND, SlurmTargetError, plan_jobs, slurm_time
-from loopc.compiler.plan import Plan, Step, StepResources
 from golden_support import assert_matches_golden
 from test_plan_support import GOLDEN_CASES, example_plans, mask_version
 
+from loopc.compiler.plan.pipeline import Plan, Step, StepResources
+from loopc.compiler.targets import EmitOptions, backends
+from loopc.compiler.targets.slurm.backend import (
+    BACKEND,
+    SlurmTargetError,
+    plan_jobs,
+    slurm_time,
+)
 
 
 def _step(step_id: str, kind: str = "validate", deps: tuple[str, ...] = (), **extra) -> Step:

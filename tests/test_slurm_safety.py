@@ -15,13 +15,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from golden_support import write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loopc.compiler.backends import EmitOptions
-from loopc.compiler.backends.slurm import BACKEND
-from golden_support import write_tree
-from loopc.compiler.plan import Plan, Step, StepResources
+from loopc.compiler.plan.pipeline import Plan, Step, StepResources
+from loopc.compiler.targets import EmitOptions
+from loopc.compiler.targets.slurm.backend import BACKEND
 
 MARK = "/tmp/loopc-slurm-injected"  # every payload tries to create this file (or a sibling)
 PAYLOADS = [

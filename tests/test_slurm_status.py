@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from loopc.compiler.slurm_jobs import (
-    JobStatus, SlurmError, _pending_array, failure_reason, jobcomp_records, load_submission, log_file,
-    parse_fields, plan_dirs, record_key, slurm_command,
+from loopc.compiler.targets.slurm.jobs import (
+    JobStatus,
+    SlurmError,
+    _pending_array,
+    failure_reason,
+    jobcomp_records,
+    load_submission,
+    log_file,
+    parse_fields,
+    plan_dirs,
+    record_key,
+    slurm_command,
 )
 
 # Real lines from Slurm 22.05 on this project's CI cluster (StdOut path given a space on purpose).

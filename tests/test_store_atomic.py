@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from loopc.runtime.store import (
+from loopc.runtime.store.artifacts import (
     MANIFEST,
     LocalArtifactStore,
     StoreError,

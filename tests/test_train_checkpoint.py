@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopc.runtime.checkpoint import CHECKPOINT_NAME, load_params, save_params
-from loopc.runtime.train import TrainError, predict, train_model
+from loopc.runtime.train.checkpoint import CHECKPOINT_NAME, load_params, save_params
+from loopc.runtime.train.trainer import TrainError, predict, train_model
 
 MLP = {"kind": "mlp", "hidden": [6], "activation": "relu", "dropout": 0.2}
 ADAMW = {"name": "adamw", "lr": 0.02, "params": {"weight_decay": 0.001}, "clip_norm": 1.0}

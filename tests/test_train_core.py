@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopc.runtime.evaluate import evaluate_predictions
-from loopc.runtime.train import TrainError, predict, train_model
+from loopc.runtime.evaluate.evaluation import evaluate_predictions
+from loopc.runtime.train.trainer import TrainError, predict, train_model
 
 LINEAR = {"kind": "linear"}
 MLP = {"kind": "mlp", "hidden": [8], "activation": "tanh", "dropout": 0.1}
@@ -147,7 +147,7 @@ def test_predict_in_chunks_matches_one_pass_and_checks_widths(monkeypatch):
     data = _binary_data(rows=200)
     result = _train(data, training=_training(epochs=1))
     whole = predict(result.params, LINEAR, "binary_classification", data[2])
-    monkeypatch.setattr("loopc.runtime.predict.PREDICT_CHUNK", 7)  # 50 rows: 7 full chunks and a padded one
+    monkeypatch.setattr("loopc.runtime.train.predict.PREDICT_CHUNK", 7)  # 50 rows: 7 full chunks and a padded one
     np.testing.assert_allclose(predict(result.params, LINEAR, "binary_classification", data[2]), whole, rtol=1e-6)
     assert predict(result.params, LINEAR, "binary_classification", data[2][:0]).shape == (0,)
     with pytest.raises(TrainError, match="trained on 5 features"):

@@ -10,8 +10,11 @@ import textwrap
 
 import pytest
 
-from loopc.runtime.distributed import maybe_initialize_distributed, spans_processes
-from loopc.runtime.train import TrainError
+from loopc.runtime.train.distributed import (
+    maybe_initialize_distributed,
+    spans_processes,
+)
+from loopc.runtime.train.trainer import TrainError
 
 
 def test_single_process_environments_do_not_initialize():
@@ -28,7 +31,7 @@ def test_coordinator_without_process_count_is_a_clear_error():
 
 SCRIPT = textwrap.dedent("""
     import json, numpy as np, jax
-    from loopc.runtime.train import train_model
+    from loopc.runtime.train.trainer import train_model
     rng = np.random.default_rng(0)
     x = rng.normal(size=(203, 4)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)

@@ -6,8 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from loopc.runtime.optim import OPTIMIZERS, build_optimizer, build_schedule, optimizer_arguments
-from loopc.runtime.train import TrainError
+from loopc.runtime.train.optim import (
+    OPTIMIZERS,
+    build_optimizer,
+    build_schedule,
+    optimizer_arguments,
+)
+from loopc.runtime.train.trainer import TrainError
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

@@ -1,0 +1,148 @@
+"""``loopc compile``: spec -> plans -> files for one target, written atomically under -o DIR."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from loopc.compiler.errors import LoopcError, UsageError
+from loopc.runtime.store.artifacts import atomic_write_bytes
+
+if TYPE_CHECKING:  # the CLI imports every command to build its parser: keep planning out of that
+    from loopc.compiler.plan.pipeline import Plan
+    from loopc.compiler.targets import EmitOptions
+
+MANIFEST = ".loopc-manifest.json"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a compile changed on disk (paths relative to the output folder)."""
+
+    files: tuple[str, ...]  # every file of this compile
+    changed: tuple[str, ...]  # those whose bytes or mode changed
+    removed: tuple[str, ...]  # stale files of the previous compile
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="pipeline file or directory of specs")
+    parser.add_argument("overrides", nargs="*", help="Hydra-style overrides: key=value, group=option, a=1,2")
+    parser.add_argument("--target", "-t", default="local", help="local, airflow or slurm (default: local)")
+    parser.add_argument("--output", "-o", default=None, help="output folder (default: build/<target>)")
+    parser.add_argument("--python", default="python3", help="interpreter the emitted jobs call")
+    parser.add_argument("--root", default=None, help="project directory at run time (default: $LOOPC_ROOT or cwd)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from loopc.compiler.api import load_project
+    from loopc.compiler.plan.project import plan_project
+    from loopc.compiler.targets import EmitOptions
+
+    backend_named(args.target)
+    loaded = load_project(args.spec, args.overrides)
+    for item in loaded:
+        if args.target not in item.spec.pipeline.targets:
+            print(f"warning: pipeline '{item.spec.pipeline.name}' does not list '{args.target}' in "
+                  f"pipeline.targets ({', '.join(item.spec.pipeline.targets)})", file=sys.stderr)
+    plans = plan_project(loaded)
+    out_dir = Path(args.output or f"build/{args.target}")
+    result = compile_plans(plans, args.target, out_dir, EmitOptions(python=args.python, root=args.root))
+    names = ", ".join(plan.name for plan in plans)
+    print(f"compiled {names} for {args.target}: {len(result.files)} files in {out_dir} "
+          f"({len(result.changed)} changed, {len(result.removed)} stale removed)")
+    return 0
+
+
+def backend_named(target: str):
+    """The backend called ``target``; UsageError listing the valid names otherwise."""
+    from loopc.compiler.targets import backends
+
+    known = backends()
+    if target not in known:
+        raise UsageError(f"unknown target '{target}'; valid targets: {', '.join(sorted(known))}")
+    return known[target]
+
+
+def compile_plans(plans: list[Plan], target: str, out_dir: Path, options: EmitOptions) -> WriteResult:
+    """Check and render ``plans`` with ``target``'s backend and write the files under ``out_dir``."""
+    backend = backend_named(target)
+    problems = backend.check(plans, options)
+    if problems:
+        raise LoopcError(f"target '{target}' cannot run these plans:\n" + "\n".join(f"  - {p}" for p in problems))
+    files = backend.render(plans, options)
+    try:
+        return write_files(out_dir, files, target)
+    except OSError as exc:
+        raise LoopcError(f"{exc.filename or out_dir}: cannot write the compiled files ({exc.strerror or exc}); "
+                         "choose another output folder with -o") from None
+
+
+def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResult:
+    """Write ``files`` atomically under ``out_dir``; remove what the previous compile wrote and this one did not.
+
+    Only files listed in the folder's manifest (written by loopc) are ever removed.
+    """
+    for relative in files:
+        _check_relative(relative)
+    previous = _read_manifest(out_dir)
+    written = []
+    for relative, text in sorted(files.items()):
+        if _write_if_changed(out_dir / relative, text):
+            written.append(relative)
+    stale = sorted(set(previous) - set(files))
+    for relative in stale:
+        _remove(out_dir, relative)
+    manifest = {"format": 1, "target": target, "files": sorted(files)}
+    atomic_write_bytes(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+                       mode=0o644, durable=False)
+    return WriteResult(tuple(sorted(files)), tuple(written), tuple(stale))
+
+
+def _check_relative(relative: str) -> None:
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts or not path.parts or relative == MANIFEST:
+        raise LoopcError(f"a backend produced the file name '{relative}', which is not a relative path "
+                         "inside the output folder (a bug in loopc)")
+
+
+def _read_manifest(out_dir: Path) -> list[str]:
+    try:
+        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        files = data["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    safe = []
+    for relative in files if isinstance(files, list) else []:
+        path = PurePosixPath(str(relative))
+        if not path.is_absolute() and ".." not in path.parts and path.parts:
+            safe.append(str(relative))
+    return safe
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    data = text.encode("utf-8")
+    mode = 0o755 if path.suffix == ".sh" else 0o644
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data, mode=mode, durable=False)
+    return True
+
+
+def _remove(out_dir: Path, relative: str) -> None:
+    path = out_dir / relative
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+    parent = path.parent
+    while parent != out_dir and out_dir in parent.parents:
+        try:
+            parent.rmdir()  # only succeeds when empty
+        except OSError:
+            break
+        parent = parent.parent

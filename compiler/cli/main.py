@@ -1,0 +1,96 @@
+"""The ``loopc`` command line: parse arguments, dispatch to a command, turn errors into exit codes.
+
+Exit codes: 0 success, 1 the input is invalid or the work failed, 2 usage error,
+130 interrupted. No traceback reaches the user unless LOOPC_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from loopc.compiler.errors import InternalError, LoopcError, UsageError
+
+# Command name -> module in loopc.compiler.cli exposing add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "check specs and report every error with file:line:col"),
+    "schema": ("schema", "write the JSON Schema of the spec language"),
+    "init": ("init", "scaffold a runnable example project"),
+    "compile": ("compile", "compile a spec to files for a target (local, airflow, slurm)"),
+    "run": ("run", "run the whole loop here with the local executor"),
+    "graph": ("graph", "print the plan as Mermaid or DOT"),
+    "explain": ("explain", "say which steps would run and which input changed"),
+    "registry": ("registry", "list, show, promote and roll back model versions"),
+    "inventory": ("inventory", "every model in a spec tree: owner, risk class, data, status"),
+    "status": ("status", "state of a pipeline submitted to Slurm"),
+    "cancel": ("cancel", "cancel a pipeline submitted to Slurm"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit 2 itself; keep the exit in one place
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="loopc", description="Compile ML operations loops from YAML specs.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            command = importlib.import_module(f"loopc.compiler.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"loopc.compiler.cli.{module}":
+                raise
+            continue  # command not built yet
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(handler=command.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``loopc`` console script."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.version:
+            from loopc.compiler.targets.jinja import loopc_version
+
+            print(f"loopc {loopc_version()}")
+            return 0
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except InternalError as exc:
+        print(f"internal error (a bug in loopc, please report it): {exc}", file=sys.stderr)
+        return 1
+    except LoopcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `loopc ... | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        if os.environ.get("LOOPC_DEBUG"):
+            raise
+        print(
+            f"internal error (a bug in loopc, please report it; LOOPC_DEBUG=1 shows the traceback): "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""One module per ``loopc`` subcommand: ``add_arguments(parser)`` and ``run(args) -> exit code``."""

@@ -1,0 +1,239 @@
+"""Plan: the validated spec as an ordered DAG of steps, the hand-off to every backend.
+
+The types here are the contract between the planner and the backends
+(local, airflow, slurm). ``plan_pipeline`` builds them; backends only read them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from loopc.compiler.errors import SpecError, SpecErrors
+from loopc.compiler.plan.fingerprint import step_fingerprint
+from loopc.compiler.plan.steps import StepSpec, monitor_steps, training_steps
+from loopc.compiler.spec.models import Resources, Spec, parse_duration, parse_memory_mb
+
+PlanKind = Literal["train", "monitor"]
+STEP_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class StepResources:
+    """Scheduler requests for one step; memory in MiB, times in seconds."""
+
+    cpus: int = 1
+    gpus: int = 0
+    memory_mb: int = 2048
+    time_s: int = 3600
+    nodes: int = 1
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    retries: int = 0
+    retry_delay_s: int = 60
+    pool: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name -> value (what ``dataclasses.asdict`` gives, without its deep copies)."""
+        return {name: getattr(self, name) for name in _RESOURCE_FIELDS}
+
+
+_RESOURCE_FIELDS = tuple(f.name for f in fields(StepResources))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of the plan.
+
+    ``id`` is stable and readable (``train.churn_classifier.t1``), unique in its plan,
+    made of ``[a-z0-9_.-]``. ``stage`` groups steps for display (Airflow task groups).
+    ``config`` is JSON-able and is everything the runtime needs besides upstream outputs.
+    ``array`` names a group of sweep siblings (Slurm job arrays); ``array_index`` is this
+    step's index in it.
+    """
+
+    id: str
+    kind: str
+    stage: str
+    config: dict[str, Any]
+    deps: tuple[str, ...]
+    fingerprint: str
+    resources: StepResources = StepResources()
+    cacheable: bool = True
+    array: str | None = None
+    array_index: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered DAG of steps for one pipeline; steps are in deterministic topological order."""
+
+    pipeline: str
+    kind: PlanKind
+    steps: tuple[Step, ...]
+    description: str = ""
+    owner: str | None = None
+    schedule: str | None = None
+    tags: tuple[str, ...] = ()
+    state_dir: str = ".loopc"
+    spec_hash: str = ""
+    triggers: str | None = None  # monitor plans: the plan name a breach triggers
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``churn`` for the training plan, ``churn_monitor`` for the monitor plan."""
+        return self.pipeline if self.kind == "train" else f"{self.pipeline}_monitor"
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+def step_document(plan: Plan, step: Step) -> dict[str, Any]:
+    """The JSON document ``python -m loopc.runtime run-step`` reads (see runtime/step.py)."""
+    return {
+        "format": STEP_FORMAT,
+        "pipeline": plan.pipeline,
+        "plan": plan.name,
+        "id": step.id,
+        "kind": step.kind,
+        "stage": step.stage,
+        "deps": list(step.deps),
+        "fingerprint": step.fingerprint,
+        "cacheable": step.cacheable,
+        "state_dir": plan.state_dir,
+        "spec_hash": plan.spec_hash,
+        "resources": step.resources.to_dict(),
+        "config": step.config,
+    }
+
+
+def step_json(plan: Plan, step: Step) -> str:
+    """Deterministic text of a step document: sorted keys, two-space indent, LF, trailing newline."""
+    return json.dumps(step_document(plan, step), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------- the planner
+
+STAGES = {
+    "validate": "data", "split": "data", "features": "features", "train": "train", "select": "train",
+    "evaluate": "evaluate", "gate": "evaluate", "register": "deploy", "shadow": "deploy",
+    "promote": "deploy", "monitor": "monitor",
+}
+NOT_CACHEABLE = frozenset({"gate", "register", "shadow", "promote", "monitor"})
+_RESOURCE_UNITS = {"memory": ("memory_mb", parse_memory_mb), "time": ("time_s", parse_duration),
+                   "retry_delay": ("retry_delay_s", parse_duration)}
+
+
+def natural_key(step_id: str) -> tuple[tuple[int, str], ...]:
+    """Sort key that puts ``t2`` before ``t10``: digit runs compare as numbers."""
+    return tuple((1, f"{int(part):020d}") if part.isdigit() else (0, part)
+                 for part in re.split(r"(\d+)", step_id) if part)
+
+
+class StepGraph:
+    """The only DiGraph of the compiler: step ids as nodes, an edge from each dep to its step."""
+
+    def __init__(self, source: str = "<spec>"):
+        import networkx as nx  # imported on first plan: `loopc validate` never pays for it
+
+        self._nx = nx
+        self._graph = nx.DiGraph()
+        self._source = source
+
+    def add(self, step: StepSpec) -> None:
+        if step.id in self._graph and self._graph.nodes[step.id].get("step") is not None:
+            raise SpecErrors([SpecError(self._source, 0, 0, "LPC704", step.id, f"step id '{step.id}' is planned twice")])
+        self._graph.add_node(step.id, step=step)
+        for dep in step.deps:
+            self._graph.add_edge(dep, step.id)
+
+    def order(self) -> list[StepSpec]:
+        """Steps in lexicographic topological order; SpecErrors naming the cycle if there is one."""
+        missing = sorted(n for n, data in self._graph.nodes(data=True) if data.get("step") is None)
+        if missing:
+            users = sorted(self._graph.successors(missing[0]))
+            raise SpecErrors([SpecError(self._source, 0, 0, "LPC705", users[0],
+                                        f"step '{users[0]}' depends on unknown step '{missing[0]}'")])
+        nx = self._nx
+        try:
+            ordered = nx.lexicographical_topological_sort(self._graph, key=natural_key)
+            return [self._graph.nodes[n]["step"] for n in ordered]
+        except nx.NetworkXUnfeasible:
+            cycle = [u for u, _ in nx.find_cycle(self._graph)]
+            path = " -> ".join([*cycle, cycle[0]])
+            raise SpecErrors([SpecError(self._source, 0, 0, "LPC701", cycle[0], f"Cycle: {path}",
+                                        "remove one of these dependencies")]) from None
+
+    def edges(self, reduced: bool = False) -> list[tuple[str, str]]:
+        """(dep, step) pairs; ``reduced`` drops edges implied by longer paths (for drawing)."""
+        graph = self._nx.transitive_reduction(self._graph) if reduced else self._graph
+        return sorted(graph.edges(), key=lambda edge: (natural_key(edge[1]), natural_key(edge[0])))
+
+
+def plan_edges(plan: Plan, reduced: bool = False) -> list[tuple[str, str]]:
+    """The (dep, step) edges of a plan in plan order (by step, then dep); see ``StepGraph.edges``."""
+    graph = StepGraph(plan.name)
+    for step in plan.steps:
+        graph.add(StepSpec(step.id, step.kind, step.config, step.deps))
+    position = {step.id: index for index, step in enumerate(plan.steps)}
+    return sorted(graph.edges(reduced), key=lambda edge: (position[edge[1]], position[edge[0]]))
+
+
+def step_resources(*layers: Resources) -> StepResources:
+    """StepResources from spec Resources; later layers override earlier ones where set."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for name, value in layer.model_dump(exclude_none=True).items():
+            key, convert = _RESOURCE_UNITS.get(name, (name, lambda v: v))
+            values[key] = convert(value)
+    return replace(StepResources(), **values)
+
+
+def _place(steps: list[StepSpec], spec: Spec, source: str) -> tuple[Step, ...]:
+    """Order the steps, attach stage, resources, cacheability and fingerprints."""
+    graph = StepGraph(source)
+    for step in steps:
+        graph.add(step)
+    defaults, train = step_resources(spec.pipeline.resources), step_resources(spec.pipeline.resources,
+                                                                              spec.model.resources)
+    done: dict[str, Step] = {}
+    for item in graph.order():
+        fingerprint = step_fingerprint(item.kind, item.config, (done[d].fingerprint for d in item.deps), STEP_FORMAT)
+        done[item.id] = Step(
+            id=item.id, kind=item.kind, stage=STAGES[item.kind], config=item.config, deps=item.deps,
+            fingerprint=fingerprint, resources=train if item.kind == "train" else defaults,
+            cacheable=item.kind not in NOT_CACHEABLE, array=item.array, array_index=item.array_index,
+            description=item.description,
+        )
+    return tuple(done.values())
+
+
+def plan_pipeline(
+    spec: Spec, *, spec_hash: str, sweep_points: list[dict[str, Any]] | None = None, source: str = "<spec>"
+) -> list[Plan]:
+    """The training plan, plus ``<name>_monitor`` (triggers the training plan) when the spec has monitors.
+
+    The monitor plan runs on the schedule of its first monitor (by name) that has one.
+    ``sweep_points``: CLI multirun points ({"model.optimizer.lr": 0.01}); each becomes a train trial,
+    crossed with ``model.sweep``. ``source`` names the spec file in errors.
+    """
+    pipeline = spec.pipeline
+    common = {"description": pipeline.description, "owner": pipeline.owner, "tags": tuple(pipeline.tags),
+              "state_dir": pipeline.state_dir, "spec_hash": spec_hash}
+    plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source), spec, source),
+                  schedule=pipeline.schedule, **common)]
+    if spec.monitors:
+        schedule = next((m.schedule for _, m in sorted(spec.monitors.items()) if m.schedule), None)
+        plans.append(Plan(pipeline.name, "monitor", _place(monitor_steps(spec), spec, source),
+                          schedule=schedule, triggers=plans[0].name, **common))
+    return plans

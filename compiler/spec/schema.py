@@ -1,0 +1,50 @@
+"""The JSON Schema of the spec language, generated from the pydantic models (never edited by hand)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from loopc.compiler.spec.models import Spec
+
+SCHEMA_FILE = "loopc.schema.json"
+_DEFAULTS = {
+    "description": "Hydra defaults list: config groups composed into this pipeline, e.g. "
+                   "'- model: logistic', '- dataset@datasets.extra: customers', '- _self_'",
+    "type": "array",
+    "items": {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "object", "minProperties": 1, "maxProperties": 1,
+             "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "null"},
+                                                {"type": "array", "items": {"type": "string"}}]}},
+        ]
+    },
+}
+
+
+def spec_schema() -> dict[str, Any]:
+    """Spec.model_json_schema() plus the ``defaults`` list that composition consumes."""
+    schema = Spec.model_json_schema()
+    schema["properties"]["defaults"] = _DEFAULTS
+    schema["required"] = ["loopc"]  # the other sections may come from config groups in the defaults list
+    _allow_transform_shorthand(schema["$defs"]["Feature"]["properties"])
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def _allow_transform_shorthand(properties: dict[str, Any]) -> None:
+    """Editors should accept ``transform: standardize`` and ``transforms: [standardize, ...]`` too."""
+    full = properties["transforms"]["items"]
+    by_name = {"type": "string", "enum": sorted(full["discriminator"]["mapping"])}
+    item = {"anyOf": [by_name, full]}
+    properties["transforms"]["items"] = item
+    properties["transform"] = {
+        "description": "shorthand for 'transforms': one transform or a list",
+        "anyOf": [by_name, full, {"type": "array", "items": item}],
+    }
+
+
+def schema_text() -> str:
+    """Deterministic text of the schema: sorted keys, two-space indent, LF, trailing newline."""
+    return json.dumps(spec_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

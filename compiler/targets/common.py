@@ -1,0 +1,55 @@
+"""What every backend emits the same way: step documents and the plan manifest (plan.json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from loopc.compiler.plan.pipeline import STEP_FORMAT, Plan, Step, step_json
+
+PLAN_FORMAT = 1
+
+
+def json_text(value: Any) -> str:
+    """Deterministic JSON file text: sorted keys, two-space indent, LF, trailing newline."""
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def step_file(step: Step) -> str:
+    """Path of a step document relative to its plan folder: ``steps/<id>.json``."""
+    return f"steps/{step.id}.json"
+
+
+def plan_manifest(plan: Plan) -> dict[str, Any]:
+    """The plan.json document: plan metadata and its steps in topological order."""
+    return {
+        "format": PLAN_FORMAT,
+        "step_format": STEP_FORMAT,
+        "pipeline": plan.pipeline,
+        "plan": plan.name,
+        "kind": plan.kind,
+        "triggers": plan.triggers,
+        "description": plan.description,
+        "owner": plan.owner,
+        "schedule": plan.schedule,
+        "tags": list(plan.tags),
+        "state_dir": plan.state_dir,
+        "spec_hash": plan.spec_hash,
+        "steps": [
+            {
+                "id": step.id, "kind": step.kind, "stage": step.stage, "deps": list(step.deps),
+                "file": step_file(step), "fingerprint": step.fingerprint, "cacheable": step.cacheable,
+                "resources": step.resources.to_dict(), "array": step.array, "array_index": step.array_index,
+            }
+            for step in plan.steps
+        ],
+    }
+
+
+def plan_files(plan: Plan, folder: str | None = None) -> dict[str, str]:
+    """``{folder}/plan.json`` and ``{folder}/steps/<id>.json`` for one plan (folder: the plan name)."""
+    prefix = f"{plan.name if folder is None else folder}/".lstrip("/")
+    files = {f"{prefix}plan.json": json_text(plan_manifest(plan))}
+    for step in plan.steps:
+        files[f"{prefix}{step_file(step)}"] = step_json(plan, step)
+    return files

@@ -1,0 +1,128 @@
+"""Deterministic train/valid/test splits: by a stable hash of a key, by time, or random with a seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopc.runtime.data.sources import DataError
+
+SPLITS = ("train", "valid", "test")
+
+
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = np.uint64(0x100000001B3)
+_MASK = (1 << 64) - 1
+
+
+def _fnv1a(data: bytes, state: int = _FNV_OFFSET) -> int:
+    """64-bit FNV-1a of ``data`` continuing from ``state`` (for the short key prefix)."""
+    for byte in data:
+        state = ((state ^ byte) * 0x100000001B3) & _MASK
+    return state
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer: spreads every input bit over the whole 64-bit word."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
+    """uint64 per row: FNV-1a over ``key``, a zero byte and the value's UTF-8 text, then splitmix64.
+
+    Pure integer arithmetic, vectorized over rows one byte position at a time: the same
+    value gets the same number forever, on every machine, whatever the other rows or
+    their order. Nulls hash like the empty string.
+    """
+    text = pc.fill_null(pc.cast(values, pa.large_string()), "")
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    count = len(text)
+    offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + count + 1]
+    data = np.frombuffer(text.buffers()[2], np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    hashes = np.full(count, _fnv1a(key + b"\0"), np.uint64)
+    order = np.argsort(-lengths, kind="stable")
+    alive = count - np.cumsum(np.bincount(lengths, minlength=1))
+    for position in range(int(lengths.max()) if count else 0):
+        rows = order[: alive[position]]
+        hashes[rows] = (hashes[rows] ^ data[starts[rows] + position]) * _FNV_PRIME
+    return _splitmix64(hashes)
+
+
+def hash_unit(values: pa.Array, seed: int = 0) -> np.ndarray:
+    """A number in [0, 1) per row from :func:`stable_hash64` keyed by ``seed``."""
+    hashed = stable_hash64(values, str(seed).encode("ascii"))
+    return (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _column(table: pa.Table, name: str, method: str) -> pa.ChunkedArray:
+    if name not in table.column_names:
+        raise DataError(f"split method '{method}' uses column '{name}', which the table lacks "
+                        f"(columns: {', '.join(table.column_names)})")
+    column = table.column(name)
+    if column.null_count:
+        raise DataError(f"split column '{name}' has {column.null_count} null value(s); "
+                        "every row needs a value to be assigned to a split")
+    return column
+
+
+def _assign_by_unit(unit: np.ndarray, split: dict) -> np.ndarray:
+    """0 train, 1 valid, 2 test from a number in [0, 1) per row."""
+    edges = np.array([split["train"], split["train"] + split["valid"]])
+    return np.searchsorted(edges, unit, side="right")
+
+
+def _assign_by_time(table: pa.Table, split: dict) -> np.ndarray:
+    """Rows before the first cut time train, before the second valid, the rest test.
+
+    Cut times are the order statistics at the split fractions, so rows with equal times
+    always land together and the assignment does not depend on row order.
+    """
+    column = _column(table, split["column"], "time")
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+        column = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
+    values = column.to_numpy()
+    ordered = np.sort(values, kind="stable")
+    count = len(values)
+    cuts = [int(round(count * split["train"])), int(round(count * (split["train"] + split["valid"])))]
+    times = [ordered[min(c, count - 1)] for c in cuts]
+    return np.where(values < times[0], 0, np.where(values < times[1], 1, 2)) if count else np.zeros(0, int)
+
+
+def _assign_random(table: pa.Table, split: dict) -> np.ndarray:
+    permutation = np.random.default_rng(split.get("seed", 0)).permutation(table.num_rows)
+    unit = np.empty(table.num_rows)
+    unit[permutation] = (np.arange(table.num_rows) + 0.5) / max(table.num_rows, 1)
+    return _assign_by_unit(unit, split)
+
+
+def assign_splits(table: pa.Table, split: dict) -> np.ndarray:
+    """Split index per row (0 train, 1 valid, 2 test) for a ``Split`` dict."""
+    method = split.get("method", "random")
+    if method == "hash":
+        return _assign_by_unit(hash_unit(_column(table, split["key"], "hash"), split.get("seed", 0)), split)
+    if method == "time":
+        return _assign_by_time(table, split)
+    if method == "random":
+        return _assign_random(table, split)
+    raise DataError(f"unknown split method '{method}'; use hash, time or random")
+
+
+def split_table(table: pa.Table, split: dict) -> dict[str, pa.Table]:
+    """``{"train", "valid", "test"}`` tables, each keeping the input's row order.
+
+    Raises DataError when a split with a positive fraction comes out empty.
+    """
+    assignment = assign_splits(table, split)
+    parts = {name: table.filter(pa.array(assignment == index)) for index, name in enumerate(SPLITS)}
+    empty = [n for n in SPLITS if split.get(n, 0) > 0 and parts[n].num_rows == 0]
+    if table.num_rows and empty:
+        sizes = ", ".join(f"{n}={parts[n].num_rows}" for n in SPLITS)
+        raise DataError(f"split '{split.get('method')}' left {', '.join(empty)} empty ({sizes} of "
+                        f"{table.num_rows} rows); add rows or change the fractions or the split column")
+    return parts

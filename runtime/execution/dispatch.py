@@ -1,0 +1,51 @@
+"""Step kinds by name: kind -> function(StepContext) -> outputs, and per-kind input digests.
+
+Functions are named as "module:function" and imported on first use, so the execution machinery
+never imports the step modules (which import it) and a worker loads only what it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from loopc.runtime.execution.runner import InputDigest, StepFunction
+from loopc.runtime.execution.step import StepDoc, StepError
+
+# kind -> "module:function"; modules are imported on first use so a worker loads only what it runs.
+STEP_KINDS: dict[str, str] = {
+    "validate": "loopc.runtime.steps.data:run_validate",
+    "split": "loopc.runtime.steps.data:run_split",
+    "features": "loopc.runtime.steps.data:run_features",
+    "train": "loopc.runtime.steps.model:run_train",
+    "select": "loopc.runtime.steps.model:run_select",
+    "evaluate": "loopc.runtime.steps.model:run_evaluate",
+    "gate": "loopc.runtime.steps.deploy:run_gate",
+    "register": "loopc.runtime.steps.deploy:run_register",
+    "shadow": "loopc.runtime.steps.deploy:run_shadow",
+    "promote": "loopc.runtime.steps.deploy:run_promote",
+    "monitor": "loopc.runtime.steps.monitor:run_monitor",
+    "echo": "loopc.runtime.steps.echo:run_echo",
+}
+
+
+def _resolve(reference: str):
+    module, name = reference.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def step_function(kind: str) -> StepFunction:
+    """The function that runs steps of ``kind``; StepError lists the known kinds."""
+    if kind not in STEP_KINDS:
+        known = ", ".join(sorted(STEP_KINDS))
+        raise StepError(f"unknown step kind '{kind}' (known: {known}); recompile with this loopc version")
+    return _resolve(STEP_KINDS[kind])
+
+
+def _validate_digest(doc: StepDoc, root: Path) -> str:
+    """Content fingerprint of a validate step's source files (the data version)."""
+    return _resolve("loopc.runtime.steps.data:source_fingerprint")(doc, root)
+
+
+INPUT_DIGESTS: dict[str, InputDigest] = {"validate": _validate_digest}
+

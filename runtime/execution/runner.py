@@ -1,0 +1,244 @@
+"""Run one step: resume, cache key, upstream outputs, staging, publish, run record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from loopc.runtime.execution import runs
+from loopc.runtime.execution.step import StepDoc, StepError
+
+RUNTIME_FORMAT = 1
+OUTPUTS_FILE = "outputs.json"
+# Kinds whose result depends on the registry's current state: never served from the cache.
+STATEFUL_KINDS = frozenset({"gate", "register", "shadow", "promote", "monitor"})
+
+
+class StepFailed(StepError):
+    """The step ran and found a problem the user must fix (a data check, a missing champion...)."""
+
+
+@dataclass
+class StepContext:
+    """Everything a step function sees: its document, where to write, what came before."""
+
+    doc: StepDoc
+    root: Path
+    state: Path
+    run_id: str
+    key: str
+    out_dir: Path
+    upstream: dict[str, dict[str, Any]]
+    log: logging.Logger
+    _registry: Any = field(default=None, repr=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.doc.config
+
+    def artifact(self, step_id: str) -> Path:
+        """The published artifact folder of an upstream step."""
+        return self.state / self.upstream[step_id]["artifact"]
+
+    def upstream_of_kind(self, kind: str) -> tuple[str, dict[str, Any]]:
+        """The (step id, record) of the nearest upstream step of ``kind`` (direct deps first)."""
+        for step_id, record in self.upstream.items():
+            if record.get("kind") == kind:
+                return step_id, record
+        raise StepError(f"step '{self.doc.id}' needs an upstream '{kind}' step; recompile the plan")
+
+    def scratch_dir(self, name: str) -> Path:
+        """A per-key folder that survives a crash (checkpoints); removed once the step publishes."""
+        path = self.state / "scratch" / self.key[:2] / self.key / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        """Release the registry connection, if the step opened one."""
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    @property
+    def registry(self):
+        """The project's registry (opened on first use)."""
+        if self._registry is None:
+            from loopc.runtime.registry.connect import open_registry
+
+            self._registry = open_registry(f"sqlite:///{self.state / 'registry.db'}")
+        return self._registry
+
+
+StepFunction = Callable[[StepContext], dict[str, Any]]
+InputDigest = Callable[[StepDoc, Path], str]
+
+
+def _sha256(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def is_cacheable(doc: StepDoc) -> bool:
+    return doc.cacheable and doc.kind not in STATEFUL_KINDS
+
+
+def cache_key(doc: StepDoc, upstream: dict[str, dict[str, Any]], input_digest: str, run_id: str) -> str:
+    """sha256(fingerprint + upstream keys + input digest); stateful steps also mix in the run id."""
+    parts = [f"runtime:{RUNTIME_FORMAT}", doc.fingerprint]
+    parts += [f"{dep}={upstream[dep]['key']}" for dep in doc.deps]
+    parts.append(f"input={input_digest}")
+    if not is_cacheable(doc):
+        parts.append(f"run={run_id}:{time.time_ns()}")
+    return _sha256(*parts)
+
+
+def load_upstream(doc: StepDoc, state: Path, run_id: str) -> dict[str, dict[str, Any]]:
+    """Records of every dep in this run; StepError names the first that has not finished."""
+    upstream: dict[str, dict[str, Any]] = {}
+    for dep in doc.deps:
+        record = runs.read_record(state, run_id, dep)
+        if record is None or record.get("status") not in runs.FINISHED:
+            state_word = "failed" if record else "not run"
+            raise StepError(
+                f"step '{doc.id}' needs '{dep}', which has {state_word} in run '{run_id}'; "
+                f"run '{dep}' first with the same --run-id"
+            )
+        upstream[dep] = record
+    return upstream
+
+
+def skip_reason(upstream: dict[str, dict[str, Any]]) -> str | None:
+    """Why this step skips: an upstream step skipped, or asked its dependents to stop."""
+    for dep, record in upstream.items():
+        if record.get("status") == "skipped":
+            return record.get("message") or f"'{dep}' was skipped"
+        stop = (record.get("outputs") or {}).get("stop")
+        if stop:
+            return f"{dep}: {stop}"
+    return None
+
+
+def library_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the runtime libraries whose messages tell the user what to fix (not bugs)."""
+    from loopc.runtime.data.expressions import ExpressionError
+    from loopc.runtime.data.sources import DataError
+    from loopc.runtime.evaluate.evaluation import EvaluateError
+    from loopc.runtime.features.transforms import FeatureError
+    from loopc.runtime.gate.decide import GateError
+    from loopc.runtime.gate.shadow import ShadowError
+    from loopc.runtime.monitor.profile import ProfileError
+    from loopc.runtime.monitor.verdict import MonitorError
+    from loopc.runtime.registry.interface import RegistryError
+    from loopc.runtime.store.artifacts import StoreError
+    from loopc.runtime.train.nets import TrainError
+
+    return (DataError, EvaluateError, ExpressionError, FeatureError, GateError, MonitorError, TrainError,
+            ProfileError, RegistryError, ShadowError, StoreError)
+
+
+def _step_logger(path: Path, step_id: str, echo: bool) -> tuple[logging.Logger, list[logging.Handler]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(f"loopc.step.{step_id}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+    if echo:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    return logger, handlers
+
+
+def _record(doc: StepDoc, run_id: str, status: str, started: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "step": doc.id, "kind": doc.kind, "plan": doc.plan, "pipeline": doc.pipeline, "run_id": run_id,
+        "status": status, "fingerprint": doc.fingerprint, "key": extra.pop("key", None), "artifact": extra.pop("artifact", None),
+        "outputs": extra.pop("outputs", {}), "message": extra.pop("message", ""),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 3), **extra,
+    }
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The one-line JSON summary ``run-step`` prints last."""
+    out = {"step": record["step"], "status": record["status"], "key": record.get("key")}
+    out["outputs"] = record.get("outputs") or {}
+    if record.get("message"):
+        out["message"] = record["message"]
+    return out
+
+
+def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) -> dict[str, Any]:
+    """Run ``doc`` in run ``run_id`` under project ``root`` and return its record.
+
+    A step already finished in this run is not redone; a cacheable step whose artifact exists is
+    "cached"; a step whose upstream was skipped or stopped is "skipped"; a step that raises is
+    "failed" (the record says why; StepFailed messages are user-facing, other errors are bugs).
+    """
+    root = Path(root).resolve()
+    state = runs.state_path(root, doc.state_dir)
+    previous = runs.read_record(state, run_id, doc.id)
+    if previous and previous.get("status") in runs.FINISHED:
+        return {**previous, "resumed": True}
+    started = time.time()
+    logger, handlers = _step_logger(runs.log_path(state, run_id, doc.id), doc.id, echo)
+    try:
+        record = _execute(doc, root, state, run_id, logger, started)
+    except StepError as exc:
+        logger.error("%s", exc)
+        record = _record(doc, run_id, "failed", started, message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one line in the record, the traceback in the log
+        logger.error("%s\n%s", exc, traceback.format_exc())
+        if isinstance(exc, library_errors()):
+            message = f"step '{doc.id}': {exc}"
+        else:
+            message = f"internal error in step '{doc.id}': {type(exc).__name__}: {exc} (traceback in the step log)"
+        record = _record(doc, run_id, "failed", started, message=message)
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    runs.write_record(state, run_id, record)
+    return record
+
+
+def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging.Logger, started: float):
+    from loopc.runtime.execution.dispatch import INPUT_DIGESTS, step_function
+    from loopc.runtime.store.artifacts import atomic_write_json, open_store
+
+    function = step_function(doc.kind)
+    upstream = load_upstream(doc, state, run_id)
+    reason = skip_reason(upstream)
+    if reason:
+        logger.info("skipped: %s", reason)
+        return _record(doc, run_id, "skipped", started, message=reason)
+    digest = INPUT_DIGESTS[doc.kind](doc, root) if doc.kind in INPUT_DIGESTS else ""
+    key = cache_key(doc, upstream, digest, run_id)
+    store = open_store(state)
+    artifact = store.path(key).relative_to(state).as_posix()
+    if is_cacheable(doc) and store.exists(key):
+        logger.info("cached: artifact %s exists", key)
+        outputs = json.loads((store.path(key) / OUTPUTS_FILE).read_text(encoding="utf-8"))
+        return _record(doc, run_id, "cached", started, key=key, artifact=artifact, outputs=outputs)
+    logger.info("running %s (%s) key=%s", doc.id, doc.kind, key)
+    with store.stage(key) as out_dir:
+        ctx = StepContext(doc, root, state, run_id, key, Path(out_dir), upstream, logger)
+        try:
+            outputs = function(ctx) or {}
+        finally:
+            ctx.close()
+        atomic_write_json(Path(out_dir) / OUTPUTS_FILE, outputs)
+    shutil.rmtree(state / "scratch" / key[:2] / key, ignore_errors=True)
+    logger.info("done: %s", outputs)
+    return _record(doc, run_id, "done", started, key=key, artifact=artifact, outputs=outputs)

@@ -1,0 +1,355 @@
+"""Feature transforms: fitted on the train split only, saved as JSON, applied the same way at serving.
+
+Each feature reads one column or an expression and runs its transforms in order.
+Numeric transforms (identity, standardize, minmax, log, clip, impute) map a float
+vector to a float vector; bucketize, onehot and hash end the chain with one-hot
+columns. A text column without onehot/hash gets an implicit onehot.
+
+Nulls: numeric nulls are NaN. A numeric feature whose training values held nulls and
+that has no ``impute`` step gets an extra 0/1 column ``<name>:missing``; every value
+still NaN or infinite after the transforms becomes 0.0 (the mean, after standardize).
+Text nulls and categories unseen at fit time go to the ``<name>=<other>`` slot; a null
+number falls in no bucket (all bucket columns 0). ``log`` needs ``x + offset > 0`` on
+the training rows (else FeatureError); at serving, smaller values are clamped to the
+smallest ``x + offset`` seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopc.runtime.data import expressions
+from loopc.runtime.data.checks import table_columns
+from loopc.runtime.data.split import stable_hash64
+
+FORMAT = 1
+OTHER = "<other>"
+TERMINAL = ("bucketize", "onehot", "hash")
+TEXT_TYPES = ("string", "category")
+
+
+class FeatureError(Exception):
+    """A feature cannot be fitted or applied (missing column, wrong type, invalid values)."""
+
+
+# --------------------------------------------------------------------------- raw values
+
+
+def _raw_values(table: pa.Table, column: str | None, expr: str | None, where: str):
+    """Numeric float64 (NaN nulls) or a pyarrow string array, for a column or an expression."""
+    if column is not None:
+        if column not in table.column_names:
+            raise FeatureError(f"{where}: column '{column}' is missing (present: {', '.join(table.column_names)})")
+        values = table.column(column)
+        value_type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+        if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
+            return pc.cast(values, pa.string()).combine_chunks()
+        return table_columns(table, [column])[column]
+    try:
+        used = expressions.columns_in(expr)
+        result = expressions.evaluate(expr, table_columns(table, used), rows=table.num_rows)
+    except expressions.ExpressionError as error:
+        raise FeatureError(f"{where}: {error}") from None
+    if result.dtype == object:
+        return pa.array(result, pa.string())
+    return result.astype(np.float64)
+
+
+def _as_text(values) -> pa.Array:
+    """Numbers as category text: whole numbers without a decimal point, NaN as null."""
+    if not isinstance(values, np.ndarray):
+        return values
+    whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2**62)
+    as_int = pc.cast(pa.array(np.where(whole, values, 0).astype(np.int64)), pa.string())
+    as_float = pc.cast(pa.array(values, from_pandas=True), pa.string())
+    return pc.if_else(pa.array(whole), as_int, as_float)
+
+
+def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
+    """Rows with a 1 at ``index`` (an index of -1 gives an all-zero row)."""
+    out = np.zeros((len(index), width), np.float32)
+    rows = np.flatnonzero(index >= 0)
+    out[rows, index[rows]] = 1.0
+    return out
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
+def _bound(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _fmt(value: float) -> str:
+    return format(value, ".6g")
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def _fit_standardize(spec, values, where):
+    finite = _finite(values)
+    mean = float(finite.mean()) if finite.size else 0.0
+    std = float(finite.std()) if finite.size else 1.0
+    return {"mean": mean, "std": std if std > 0 and np.isfinite(std) else 1.0}
+
+
+def _fit_minmax(spec, values, where):
+    finite = _finite(values)
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return {"min": low, "span": high - low if high > low else 1.0}
+
+
+def _fit_log(spec, values, where):
+    offset = float(spec.get("offset", 1.0))
+    shifted = _finite(values) + offset
+    if (shifted <= 0).any():
+        bad = int((shifted <= 0).sum())
+        raise FeatureError(f"{where}: log needs value + offset > 0, but {bad} training value(s) are <= "
+                           f"{-offset:g} (smallest {_fmt(float(shifted.min()) - offset)}); add a clip "
+                           "transform with a min before log, or raise the offset")
+    return {"offset": offset, "floor": float(shifted.min()) if shifted.size else 1.0}
+
+
+def _fit_impute(spec, values, where):
+    strategy, finite = spec.get("strategy", "mean"), _finite(values)
+    if strategy == "constant":
+        if spec.get("value") is None:
+            raise FeatureError(f"{where}: impute strategy 'constant' needs 'value'")
+        return {"value": float(spec["value"])}
+    if not finite.size:
+        raise FeatureError(f"{where}: cannot impute the {strategy}: the training split has no values")
+    return {"value": float(np.median(finite) if strategy == "median" else finite.mean())}
+
+
+def _fit_bucketize(spec, values, where):
+    if spec.get("boundaries") is not None:
+        return {"edges": [float(b) for b in spec["boundaries"]]}
+    finite = _finite(values)
+    if not finite.size:
+        raise FeatureError(f"{where}: cannot fit quantile buckets: the training split has no values")
+    levels = np.linspace(0, 1, int(spec["quantiles"]) + 1)[1:-1]
+    return {"edges": [float(e) for e in np.unique(np.quantile(finite, levels))]}
+
+
+def _fit_onehot(spec, values, where):
+    if spec.get("vocabulary") is not None:
+        return {"vocabulary": [str(v) for v in spec["vocabulary"]]}
+    counts = pc.value_counts(pc.drop_null(_as_text(values)))
+    pairs = zip(counts.field("counts").to_pylist(), counts.field("values").to_pylist())
+    ranked = sorted((-count, value) for count, value in pairs if count >= spec.get("min_frequency", 1))
+    return {"vocabulary": [value for _, value in ranked[: spec.get("max_categories", 100)]]}
+
+
+def _fit_hash(spec, values, where):
+    return {"buckets": int(spec.get("buckets", 32))}
+
+
+def _apply_onehot(state, values):
+    vocabulary = pa.array(state["vocabulary"], pa.string())
+    index = pc.fill_null(pc.index_in(_as_text(values), value_set=vocabulary), len(vocabulary))
+    return _one_hot(index.to_numpy(zero_copy_only=False).astype(np.int64), len(vocabulary) + 1)
+
+
+def _apply_hash(state, values):
+    buckets = state["buckets"]
+    hashed = stable_hash64(_as_text(values), b"loopc-feature") % np.uint64(buckets)
+    return _one_hot(hashed.astype(np.int64), buckets)
+
+
+def _apply_bucketize(state, values):
+    index = np.searchsorted(np.asarray(state["edges"]), values, side="right")
+    return _one_hot(np.where(np.isnan(values), -1, index), len(state["edges"]) + 1)
+
+
+_FIT = {
+    "identity": lambda spec, values, where: {},
+    "standardize": _fit_standardize,
+    "minmax": _fit_minmax,
+    "log": _fit_log,
+    "clip": lambda spec, values, where: {"min": spec.get("min"), "max": spec.get("max")},
+    "impute": _fit_impute,
+    "bucketize": _fit_bucketize,
+    "onehot": _fit_onehot,
+    "hash": _fit_hash,
+}
+_APPLY = {
+    "identity": lambda s, v: v,
+    "standardize": lambda s, v: (v - s["mean"]) / s["std"],
+    "minmax": lambda s, v: (v - s["min"]) / s["span"],
+    "log": lambda s, v: np.log(np.maximum(v + s["offset"], s["floor"])),
+    "clip": lambda s, v: np.clip(v, _bound(s["min"], -np.inf), _bound(s["max"], np.inf)),
+    "impute": lambda s, v: np.where(np.isnan(v), s["value"], v),
+    "bucketize": _apply_bucketize,
+    "onehot": _apply_onehot,
+    "hash": _apply_hash,
+}
+
+
+def _output_names(name: str, last: dict | None, missing_indicator: bool) -> list[str]:
+    kind = last["kind"] if last else "identity"
+    if kind == "onehot":
+        return [f"{name}={v}" for v in last["vocabulary"]] + [f"{name}={OTHER}"]
+    if kind == "hash":
+        return [f"{name}#{i}" for i in range(last["buckets"])]
+    if kind == "bucketize":
+        edges = [_fmt(e) for e in last["edges"]]
+        inner = [f"{name}[{a},{b})" for a, b in zip(edges, edges[1:])]
+        return [f"{name}<{edges[0]}", *inner, f"{name}>={edges[-1]}"] if edges else [f"{name}[all]"]
+    return [name, f"{name}:missing"] if missing_indicator else [name]
+
+
+# --------------------------------------------------------------------------- fitted features
+
+
+@dataclass(frozen=True)
+class FittedFeature:
+    """One feature's source, fitted transform states and output column names."""
+
+    name: str
+    column: str | None
+    expr: str | None
+    text: bool
+    steps: tuple[dict, ...]
+    missing_indicator: bool
+
+    @property
+    def names(self) -> list[str]:
+        return _output_names(self.name, self.steps[-1] if self.steps else None, self.missing_indicator)
+
+    def where(self) -> str:
+        source = f"column '{self.column}'" if self.column is not None else f"expr '{self.expr}'"
+        return f"feature '{self.name}' ({source})"
+
+    def apply(self, table: pa.Table) -> np.ndarray:
+        """The feature's output columns for every row of ``table``: float32 [n, len(names)]."""
+        values = _raw_values(table, self.column, self.expr, self.where())
+        if isinstance(values, pa.Array) and not self.text:
+            raise FeatureError(f"{self.where()}: was numeric in training but is text now")
+        missing = np.isnan(values) if isinstance(values, np.ndarray) else None
+        with np.errstate(all="ignore"):
+            for state in self.steps:
+                values = _APPLY[state["kind"]](state, values)
+        if values.ndim == 2:
+            return values.astype(np.float32)
+        out = np.where(np.isfinite(values), values, 0.0)[:, None]
+        if self.missing_indicator:
+            out = np.hstack([out, missing[:, None].astype(np.float64)])
+        return out.astype(np.float32)
+
+
+def _transform_specs(feature: dict, text: bool, where: str) -> list[dict]:
+    specs = [{"kind": t} if isinstance(t, str) else dict(t) for t in feature.get("transforms") or []]
+    for index, spec in enumerate(specs):
+        if spec.get("kind") not in _FIT:
+            raise FeatureError(f"{where}: unknown transform '{spec.get('kind')}'; known: {', '.join(_FIT)}")
+        if spec["kind"] in TERMINAL and index != len(specs) - 1:
+            raise FeatureError(f"{where}: '{spec['kind']}' must be the last transform (it makes one-hot columns)")
+        if text and spec["kind"] not in ("onehot", "hash"):
+            raise FeatureError(f"{where}: is text; '{spec['kind']}' needs numbers (use onehot or hash)")
+    if text and not specs:
+        specs = [{"kind": "onehot"}]
+    return specs
+
+
+def fit_feature(train: pa.Table, name: str, feature: dict) -> FittedFeature:
+    """Fit one feature's transforms, in order, on the training rows."""
+    column, expr = feature.get("column"), feature.get("expr")
+    where = f"feature '{name}' ({f'column {column!r}' if column is not None else f'expr {expr!r}'})"
+    if (column is None) == (expr is None):
+        raise FeatureError(f"{where}: give exactly one of 'column' or 'expr'")
+    values = _raw_values(train, column, expr, where)
+    text = isinstance(values, pa.Array)
+    specs = _transform_specs(feature, text, where)
+    had_nulls = not text and bool(np.isnan(values).any())
+    steps = []
+    with np.errstate(all="ignore"):
+        for spec in specs:
+            state = {"kind": spec["kind"], **_FIT[spec["kind"]](spec, values, where)}
+            steps.append(state)
+            values = _APPLY[spec["kind"]](state, values)
+    imputed = any(s["kind"] == "impute" for s in specs)
+    terminal = bool(specs) and specs[-1]["kind"] in TERMINAL
+    return FittedFeature(name, column, expr, text, tuple(steps), had_nulls and not imputed and not terminal)
+
+
+class FittedFeatures:
+    """Every feature of a model, fitted; ``apply`` gives the model's float32 input matrix."""
+
+    def __init__(self, features: list[FittedFeature]):
+        self.features = list(features)
+
+    @property
+    def names(self) -> list[str]:
+        return [n for feature in self.features for n in feature.names]
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns the features read (serving needs exactly these)."""
+        used = set()
+        for f in self.features:
+            used |= {f.column} if f.column is not None else expressions.columns_in(f.expr)
+        return sorted(used)
+
+    def apply(self, table: pa.Table) -> np.ndarray:
+        """float32 [rows, dim], never NaN, columns in the order of ``names``."""
+        blocks = [feature.apply(table) for feature in self.features]
+        return np.hstack(blocks) if blocks else np.zeros((table.num_rows, 0), np.float32)
+
+    def to_dict(self) -> dict:
+        features = [
+            {"name": f.name, "column": f.column, "expr": f.expr, "text": f.text,
+             "missing_indicator": f.missing_indicator, "steps": list(f.steps)}
+            for f in self.features
+        ]
+        return {"format": FORMAT, "features": features, "names": self.names}
+
+    def to_json(self) -> str:
+        """Deterministic JSON (sorted keys): the same fit gives the same bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> FittedFeatures:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise FeatureError(f"fitted features are not valid JSON: {error}") from None
+        if data.get("format") != FORMAT:
+            raise FeatureError(f"fitted features have format {data.get('format')}, this loopc reads {FORMAT}")
+        return cls([
+            FittedFeature(f["name"], f["column"], f["expr"], f["text"], tuple(f["steps"]), f["missing_indicator"])
+            for f in data["features"]
+        ])
+
+
+def fit_features(train: pa.Table, features: dict[str, dict], columns: dict[str, dict] | None = None) -> FittedFeatures:
+    """Fit every feature (``Feature`` dicts, in model order) on ``train`` only.
+
+    ``columns`` (the dataset's ``Column`` dicts) lets a declared category column that
+    arrives as numbers still be treated as text.
+    """
+    if train.num_rows == 0:
+        raise FeatureError("cannot fit features: the train split has no rows")
+    train = _declared_text(train, features, columns or {})
+    return FittedFeatures([fit_feature(train, name, feature) for name, feature in features.items()])
+
+
+def _declared_text(table: pa.Table, features: dict, columns: dict) -> pa.Table:
+    """Cast columns declared string/category to text, so their type follows the spec, not the file."""
+    for feature in features.values():
+        column = feature.get("column")
+        declared = columns.get(column, {}).get("type")
+        if column in table.column_names and declared in TEXT_TYPES:
+            index = table.column_names.index(column)
+            table = table.set_column(index, column, pc.cast(table.column(column), pa.string()))
+    return table

@@ -1,0 +1,4 @@
+"""Monitoring: reference profiles, drift statistics, the monitor verdict and its cooldown state.
+
+Imports ``loopc.runtime.gate`` and ``loopc.runtime.store``; no training, registry or execution.
+"""

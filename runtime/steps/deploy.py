@@ -1,0 +1,199 @@
+"""Deploy step kinds: gate (candidate vs champion), register (lineage, card), shadow, promote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from loopc.runtime.execution.runner import StepContext, StepFailed
+from loopc.runtime.registry.interface import (
+    CHAMPION,
+    NO_VERSION,
+    AliasConflict,
+    RegistryError,
+)
+from loopc.runtime.steps.common import (
+    evaluation,
+    group_columns,
+    load_bundle,
+    loopc_version,
+    read_json,
+)
+from loopc.runtime.store.artifacts import atomic_write_json
+
+CHALLENGER = "challenger"
+
+
+def _actor(ctx: StepContext) -> str:
+    return f"loopc run {ctx.run_id}"
+
+
+def _champion_evaluation(ctx: StepContext, champion, eval_rows: str, gate: dict[str, Any]) -> dict[str, Any]:
+    """The champion scored on the SAME raw rows as the candidate, through its own fitted transform."""
+    bundle = load_bundle(ctx.state / champion.artifact)
+    rows = pq.read_table(ctx.state / eval_rows)
+    pred = bundle.score(rows)
+    return evaluation(bundle.task, bundle.labels(rows), pred, group_columns(rows, gate), gate, bundle.num_classes)
+
+
+def run_gate(ctx: StepContext) -> dict[str, Any]:
+    """Decide whether the candidate may replace the champion; a rejection stops later steps."""
+    from loopc.runtime.gate.decide import GateError, decide_gate
+
+    name, gate = ctx.config["model_name"], ctx.config["gate"]
+    evaluate_id, evaluated = ctx.upstream_of_kind("evaluate")
+    candidate = read_json(ctx.artifact(evaluate_id) / "metrics.json")
+    artifact = evaluated["outputs"]["model_artifact"]
+    champion = ctx.registry.get_alias(name, CHAMPION)
+    if champion is not None and champion.artifact == artifact:
+        message = f"this model is already the champion (version {champion.version}): nothing new to gate"
+        return {"passed": True, "status": "champion", "summary": message, "champion_version": champion.version,
+                "stop": f"already the champion (version {champion.version})"}
+    champion_eval = None if champion is None else _champion_evaluation(
+        ctx, champion, evaluated["outputs"]["eval_rows"], gate)
+    try:
+        decision = decide_gate(gate, task=ctx.config["task"], candidate=candidate, champion=champion_eval)
+    except GateError as exc:
+        raise StepFailed(f"gate of model '{name}': {exc}") from None
+    details = {**decision.to_dict(), "champion_version": champion.version if champion else None,
+               "candidate": candidate, "champion": champion_eval, "model_artifact": artifact}
+    atomic_write_json(ctx.out_dir / "gate.json", details)
+    outputs = {"passed": decision.passed, "status": decision.status, "summary": decision.summary,
+               "champion_version": champion.version if champion else None, "decision": decision.to_dict()}
+    if decision.status == "rejected":
+        ctx.registry.record_event("gate_rejected", name, None, _actor(ctx), decision.summary,
+                                  {"run_id": ctx.run_id, "artifact": artifact})
+        outputs["stop"] = "the gate rejected the candidate"
+    ctx.log.info("gate: %s", decision.summary)
+    return outputs
+
+
+def _lineage(ctx: StepContext, model: dict[str, Any]) -> dict[str, Any]:
+    datasets = {r["outputs"]["dataset"]: r["outputs"]["fingerprint"]
+                for r in ctx.upstream.values() if r.get("kind") == "validate"}
+    return {
+        "step_fingerprints": {step: r.get("fingerprint") for step, r in sorted(ctx.upstream.items())},
+        "step_keys": {step: r.get("key") for step, r in sorted(ctx.upstream.items())},
+        "dataset_fingerprints": datasets, "code_version": loopc_version(),
+        "seed": model.get("training", {}).get("seed"), "run_id": ctx.run_id, "pipeline": ctx.doc.pipeline,
+    }
+
+
+def card_path(state, model: str, version: int):
+    """Where the model card of a version is kept (stable path, also inside the register artifact)."""
+    return state / "cards" / f"{model}-v{version}.md"
+
+
+def _model_card(ctx: StepContext, version, pipeline: dict[str, Any], model: dict[str, Any]) -> None:
+    """Write the model card into the artifact and at its stable path under the state dir."""
+    from loopc.runtime.registry.modelcard import render_model_card
+    from loopc.runtime.store.artifacts import atomic_write_bytes
+
+    evaluate_id, _ = ctx.upstream_of_kind("evaluate")
+    evaluation_result = read_json(ctx.artifact(evaluate_id) / "metrics.json")
+    _, features = ctx.upstream_of_kind("features")
+    datasets = {r["outputs"]["dataset"]: {"fingerprint": r["outputs"]["fingerprint"], "rows": r["outputs"]["rows"],
+                                          "splits": features["outputs"].get("rows", {})}
+                for r in ctx.upstream.values() if r.get("kind") == "validate"}
+    _, gate = ctx.upstream_of_kind("gate")
+    fairness = {column: {k: v for k, v in gaps.items() if k.endswith("_difference")}
+                for column, gaps in evaluation_result.get("fairness", {}).items()}
+    text = render_model_card(version, pipeline=pipeline, model=model, gate=gate["outputs"].get("decision"),
+                             fairness=fairness, data=datasets, slices=evaluation_result.get("slices"))
+    (ctx.out_dir / "model_card.md").write_text(text, encoding="utf-8")
+    atomic_write_bytes(card_path(ctx.state, version.model, version.version), text.encode("utf-8"))
+
+
+def run_register(ctx: StepContext) -> dict[str, Any]:
+    """A new registry version with lineage (nothing new when this artifact is registered already)."""
+    name, model, pipeline = ctx.config["model"]["name"], ctx.config["model"], ctx.config["pipeline"]
+    _, gate = ctx.upstream_of_kind("gate")
+    evaluate_id, evaluated = ctx.upstream_of_kind("evaluate")
+    artifact = evaluated["outputs"]["model_artifact"]
+    existing = ctx.registry.find_by_artifact(name, artifact)
+    version = existing or ctx.registry.register_version(
+        name, artifact=artifact, spec_hash=ctx.doc.spec_hash, lineage=_lineage(ctx, model),
+        metrics=evaluated["outputs"]["metrics"], gate=gate["outputs"].get("decision"), actor=_actor(ctx))
+    atomic_write_json(ctx.out_dir / "version.json", version.to_dict())
+    _model_card(ctx, version, pipeline, model)
+    champion = ctx.registry.get_alias(name, CHAMPION)
+    candidate = gate["outputs"].get("passed") or gate["outputs"].get("status") == "needs_approval"
+    challenger = candidate and (champion is None or champion.version != version.version)
+    if challenger and ctx.registry.aliases(name).get(CHALLENGER) != version.version:
+        ctx.registry.set_alias(name, CHALLENGER, version.version, actor=_actor(ctx),
+                               reason=f"passed the gate: {gate['outputs'].get('summary', '')}")
+    ctx.log.info("model %s version %d (%s)", name, version.version, "new" if existing is None else "existing")
+    return {"model": name, "version": version.version, "new": existing is None, "status": version.status,
+            "model_artifact": artifact}
+
+
+def run_shadow(ctx: StepContext) -> dict[str, Any]:
+    """Challenger and champion score the same newest rows (the test split); agreement decides."""
+    from loopc.runtime.gate.shadow import ShadowError, compare_shadow
+
+    name, task, shadow = ctx.config["model_name"], ctx.config["task"], ctx.config["shadow"]
+    _, registered = ctx.upstream_of_kind("register")
+    number = registered["outputs"]["version"]
+    champion = ctx.registry.get_alias(name, CHAMPION)
+    if champion is None or champion.version == number:
+        why = "no champion yet" if champion is None else "the challenger is the champion"
+        return {"passed": True, "rows": 0, "summary": f"{why}: nothing to compare"}
+    features_id, features = ctx.upstream_of_kind("features")
+    rows = pq.read_table(ctx.state / features["outputs"]["split_artifact"] / "test.parquet")
+    challenger = load_bundle(ctx.state / ctx.registry.version(name, number).artifact)
+    incumbent = load_bundle(ctx.state / champion.artifact)
+    labels = challenger.labels(rows) if challenger.model["label"] in rows.column_names else None
+    try:
+        result = compare_shadow(task, incumbent.score(rows), challenger.score(rows), labels, shadow)
+    except ShadowError as exc:
+        raise StepFailed(f"shadow of model '{name}': {exc}") from None
+    atomic_write_json(ctx.out_dir / "shadow.json", {**result.to_dict(), "champion_version": champion.version,
+                                             "challenger_version": number})
+    ctx.registry.record_event("shadow", name, number, _actor(ctx), result.summary,
+                              {"champion_version": champion.version, "agreement": result.agreement})
+    return {"passed": result.passed, "rows": result.rows, "agreement": result.agreement,
+            "summary": result.summary, "champion_version": champion.version}
+
+
+def _holds(ctx: StepContext, name: str, number: int) -> list[str]:
+    """Why the version may not be promoted automatically (empty: it may)."""
+    _, gate = ctx.upstream_of_kind("gate")
+    held = []
+    if not gate["outputs"].get("passed"):
+        held.append(f"the gate says {gate['outputs'].get('status')}: {gate['outputs'].get('summary', '')}")
+    shadow = next((r for r in ctx.upstream.values() if r.get("kind") == "shadow"), None)
+    if shadow is not None and not shadow["outputs"].get("passed", False):
+        held.append(f"shadow {shadow['outputs'].get('summary', 'failed')}")
+    if ctx.config.get("human_approval_required"):
+        held.append("a person must approve the promotion (deploy.approval is manual or the risk class is high)")
+    return held
+
+
+def run_promote(ctx: StepContext) -> dict[str, Any]:
+    """Move the champion alias when gate, shadow and approval allow; otherwise say how to approve."""
+    name, alias = ctx.config["model_name"], CHAMPION
+    _, registered = ctx.upstream_of_kind("register")
+    number = registered["outputs"]["version"]
+    current = ctx.registry.get_alias(name, alias)
+    if current is not None and current.version == number:
+        return {"promoted": False, "version": number, "summary": f"version {number} is already {alias}"}
+    held = _holds(ctx, name, number)
+    if held:
+        how = f"approve with: loopc registry promote {name} {number} --reason \"...\" --root {ctx.root}"
+        summary = f"version {number} stays {CHALLENGER}: {'; '.join(held)}; {how}"
+        ctx.registry.record_event("promotion_held", name, number, _actor(ctx), "; ".join(held))
+        return {"promoted": False, "version": number, "summary": summary, "held": held}
+    reason = f"gate and shadow passed in run {ctx.run_id}"
+    try:
+        ctx.registry.set_alias(name, alias, number, actor=_actor(ctx), reason=reason,
+                               expect_current=current.version if current else NO_VERSION)
+        ctx.registry.remove_alias(name, CHALLENGER, actor=_actor(ctx), reason=f"version {number} became {alias}")
+    except AliasConflict as exc:
+        raise StepFailed(f"{alias} of '{name}' moved while this run was going ({exc}); run again") from None
+    except RegistryError as exc:
+        raise StepFailed(f"promoting '{name}' version {number}: {exc}") from None
+    previous = current.version if current else None
+    ctx.log.info("promoted %s version %d to %s (previous %s)", name, number, alias, previous)
+    return {"promoted": True, "version": number, "previous": previous,
+            "summary": f"version {number} is now {alias}" + (f" (was {previous})" if previous else "")}

@@ -1,0 +1,129 @@
+"""Model step kinds: train (resumable from checkpoints), select (best sweep trial), evaluate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from loopc.runtime.execution.runner import StepContext, StepFailed
+from loopc.runtime.steps.common import (
+    copy_bundle_files,
+    evaluation,
+    group_columns,
+    load_bundle,
+    read_json,
+)
+from loopc.runtime.store.artifacts import atomic_write_json
+
+
+def _matrices(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    return np.load(features_dir / f"x_{split}.npy"), np.load(features_dir / f"y_{split}.npy")
+
+
+def _finite_or_none(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def run_train(ctx: StepContext) -> dict[str, Any]:
+    """Train with checkpoints in a per-key scratch folder, so a killed run resumes where it stopped."""
+    from loopc.runtime.evaluate.evaluation import evaluate_predictions
+    from loopc.runtime.train.trainer import (
+        TrainError,
+        predict,
+        save_params,
+        train_model,
+    )
+
+    features_id, _ = ctx.upstream_of_kind("features")
+    features_dir = ctx.artifact(features_id)
+    model = ctx.config["model"]
+    classes = read_json(features_dir / "labels.json")["classes"]
+    num_classes = len(classes) if classes is not None else None
+    (x_train, y_train), (x_valid, y_valid) = _matrices(features_dir, "train"), _matrices(features_dir, "valid")
+    try:
+        result = train_model(x_train, y_train, x_valid, y_valid, task=model["task"], num_classes=num_classes,
+                             architecture=model["architecture"], optimizer=model["optimizer"],
+                             schedule=model["schedule"], training=model["training"], precision=model["precision"],
+                             checkpoint_dir=ctx.scratch_dir("checkpoint"))
+        valid_pred = predict(result.params, model["architecture"], model["task"], x_valid) if len(y_valid) else None
+    except TrainError as exc:
+        raise StepFailed(f"training model '{model['name']}': {exc}") from None
+    save_params(ctx.out_dir / "params.npz", result.params)
+    _write_profile(ctx.out_dir, features_dir, predict(result.params, model["architecture"], model["task"], x_train))
+    atomic_write_json(ctx.out_dir / "model.json", model)
+    copy_bundle_files(features_dir, ctx.out_dir)
+    atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
+    valid_metrics = {} if valid_pred is None else evaluate_predictions(model["task"], y_valid, valid_pred,
+                                                                      num_classes=num_classes)
+    val_losses = [h["val_loss"] for h in result.history if h.get("val_loss") is not None]
+    ctx.log.info("trained %d epochs (best %d), %.0f rows/s", result.epochs_run, result.best_epoch,
+                 result.rows_per_second)
+    return {"model": model["name"], "trial": ctx.config.get("trial"), "sweep_point": ctx.config.get("sweep_point"),
+            "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+            "val_loss": _finite_or_none(min(val_losses)) if val_losses else None,
+            "valid_metrics": valid_metrics}
+
+
+def _write_profile(out_dir: Path, features_dir: Path, train_pred: np.ndarray) -> None:
+    """The monitoring reference: profiled train columns and the model's train predictions."""
+    from loopc.runtime.monitor.profile import build_profile
+
+    rows = pq.read_table(features_dir / "profile_rows.parquet")
+    profile = build_profile(rows, read_json(features_dir / "profile_columns.json"), train_pred)
+    atomic_write_json(out_dir / "profile.json", profile)
+
+
+def _trial_value(record: dict[str, Any], metric: str) -> float | None:
+    outputs = record.get("outputs") or {}
+    value = outputs.get("val_loss") if metric == "val_loss" else (outputs.get("valid_metrics") or {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def run_select(ctx: StepContext) -> dict[str, Any]:
+    """The sweep trial with the best ``sweep.metric`` (ties: the earliest trial)."""
+    sweep = ctx.config["sweep"]
+    metric, maximize = sweep["metric"], sweep.get("direction", "minimize") == "maximize"
+    values = {trial: _trial_value(ctx.upstream[trial], metric) for trial in ctx.config["trials"]}
+    scored = [(v, i, t) for i, (t, v) in enumerate(values.items()) if v is not None]
+    if not scored:
+        raise StepFailed(f"no sweep trial has a value for '{metric}'; pick a metric the trials report "
+                         "(val_loss or a validation metric of the task)")
+    best = max(scored, key=lambda s: (s[0], -s[1])) if maximize else min(scored, key=lambda s: (s[0], s[1]))
+    trial = best[2]
+    return {"best_trial": trial, "metric": metric, "value": best[0], "trials": values,
+            "model_artifact": ctx.upstream[trial]["artifact"], "model_key": ctx.upstream[trial]["key"],
+            "sweep_point": ctx.upstream[trial]["outputs"].get("sweep_point")}
+
+
+def model_artifact(ctx: StepContext) -> tuple[str, str]:
+    """(artifact path relative to the state dir, cache key) of the model this step evaluates."""
+    for record in ctx.upstream.values():
+        if record.get("kind") == "select":
+            return record["outputs"]["model_artifact"], record["outputs"]["model_key"]
+    _, record = ctx.upstream_of_kind("train")
+    return record["artifact"], record["key"]
+
+
+def run_evaluate(ctx: StepContext) -> dict[str, Any]:
+    """Metrics, slices and fairness of the trained model on ``gate.split``."""
+    gate = ctx.config["gate"]
+    split = gate.get("split", "test")
+    features_id, features_record = ctx.upstream_of_kind("features")
+    features_dir = ctx.artifact(features_id)
+    artifact, key = model_artifact(ctx)
+    bundle = load_bundle(ctx.state / artifact)
+    x, y = _matrices(features_dir, split)
+    from loopc.runtime.train.predict import predict
+
+    pred = predict(bundle.params, bundle.model["architecture"], bundle.task, x)
+    groups = group_columns(pq.read_table(features_dir / f"slices_{split}.parquet"), gate)
+    result = evaluation(bundle.task, y, pred, groups, gate, bundle.num_classes)
+    result["split"] = split
+    atomic_write_json(ctx.out_dir / "metrics.json", result)
+    eval_rows = f"{features_record['outputs']['split_artifact']}/{split}.parquet"
+    return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
+            "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows}

@@ -1,0 +1,111 @@
+"""The monitor step kind: live rows vs the champion's reference; a breach retrains or alerts (cooldown)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopc.runtime.data import sources as data
+from loopc.runtime.data.checks import enforce_schema, parse_duration
+from loopc.runtime.execution.runner import StepContext, StepFailed
+from loopc.runtime.registry.interface import CHAMPION
+from loopc.runtime.steps.common import ModelBundle, load_bundle
+from loopc.runtime.store.artifacts import atomic_write_json
+
+CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
+
+
+def _live_rows(ctx: StepContext, monitor: dict[str, Any], now: float) -> pa.Table:
+    """The monitor source, cast to the dataset schema, limited to ``window`` when one is set."""
+    try:
+        table = data.read_source(monitor["source"], ctx.root)
+    except data.DataError as exc:
+        raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
+    declared = {c: s for c, s in ctx.config["columns"].items() if c in table.column_names}
+    cast, _ = enforce_schema(table, declared, ctx.config["monitor_name"])
+    window, column = monitor.get("window"), monitor.get("time_column")
+    if window and column and column in cast.column_names:
+        cutoff = pa.scalar(int((now - parse_duration(window)) * 1e6), pa.timestamp("us", tz="UTC"))
+        times = pc.cast(cast.column(column), pa.timestamp("us", tz="UTC"))
+        cast = cast.filter(pc.fill_null(pc.greater_equal(times, cutoff), False))
+    return cast
+
+
+def _performance_metrics(bundle: ModelBundle, rows: pa.Table, pred: np.ndarray) -> dict[str, Any] | None:
+    """The champion's metrics on live rows whose labels have arrived (None without labels)."""
+    from loopc.runtime.evaluate.evaluation import evaluate_predictions
+
+    label = bundle.model["label"]
+    if label not in rows.column_names or rows.column(label).null_count == rows.num_rows:
+        return None
+    labelled = pc.invert(pc.is_null(rows.column(label)))
+    try:
+        y = bundle.labels(rows.filter(labelled))
+    except StepFailed:
+        return None  # a label value the champion never saw: performance cannot be judged
+    return evaluate_predictions(bundle.task, y, pred[np.asarray(labelled)], num_classes=bundle.num_classes)
+
+
+def _charts(report: dict[str, Any], data_drift: dict[str, Any] | None) -> dict[str, Any]:
+    """Per-statistic {column: value} and its limit, for the HTML report's bar charts."""
+    statistics: dict[str, dict[str, float]] = {}
+    for column, stats in report["columns"].items():
+        for method in ("psi", "js"):
+            if stats.get(method) is not None:
+                statistics.setdefault(method, {})[column] = stats[method]
+    limits = {m: (data_drift or {}).get(key) for m, key in CHART_LIMITS.items()}
+    return {"statistics": statistics, "limits": {m: v for m, v in limits.items() if v is not None}}
+
+
+def _decide_action(ctx: StepContext, monitor: dict[str, Any], breach: bool, now: float) -> tuple[str, str]:
+    """(action, note): the configured action on a breach, unless the cooldown holds it back."""
+    from loopc.runtime.monitor.verdict import cooldown_allows, record_trigger
+
+    if not breach:
+        return "none", ""
+    action = monitor["action"]
+    state_file = ctx.state / "monitors" / f"{ctx.config['monitor_name']}.json"
+    cooldown = parse_duration(action.get("cooldown", "24h"))
+    if not cooldown_allows(state_file, cooldown, now):
+        return "none", f"breach, but the cooldown of {action.get('cooldown')} since the last trigger holds it back"
+    record_trigger(state_file, now, details={"run_id": ctx.run_id, "action": action["on_breach"]})
+    return action["on_breach"], f"action {action['on_breach']}"
+
+
+def run_monitor(ctx: StepContext) -> dict[str, Any]:
+    """Drift, prediction drift, data quality and performance of live rows against the champion."""
+    from loopc.runtime.monitor.verdict import MonitorError, drift_report
+
+    monitor, model = ctx.config["monitor"], ctx.config["model"]
+    champion = ctx.registry.get_alias(model["name"], CHAMPION)
+    if champion is None:
+        return {"action": "none", "breach": False, "summary": f"no champion of '{model['name']}' yet; run `loopc run` first"}
+    bundle = load_bundle(ctx.state / champion.artifact)
+    profile = bundle.profile()
+    if profile is None:
+        raise StepFailed(f"champion version {champion.version} has no reference profile; retrain it with `loopc run`")
+    now = time.time()
+    rows = _live_rows(ctx, monitor, now)
+    pred = bundle.score(rows) if rows.num_rows else None
+    try:
+        report = drift_report(profile, rows, pred, data_drift=monitor.get("data_drift"),
+                              prediction_drift=monitor.get("prediction_drift"), performance=monitor.get("performance"),
+                              metrics=None if pred is None else _performance_metrics(bundle, rows, pred),
+                              max_null_rate=monitor.get("max_null_rate"), min_rows=int(monitor.get("min_rows", 1)))
+    except MonitorError as exc:
+        raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
+    action, note = _decide_action(ctx, monitor, report.breach, now)
+    details = {**report.to_dict(), **_charts(report.to_dict(), monitor.get("data_drift")), "action": action,
+               "note": note, "champion_version": champion.version}
+    atomic_write_json(ctx.out_dir / "drift.json", details)
+    if report.breach:
+        ctx.registry.record_event("monitor_breach", model["name"], champion.version, f"loopc monitor {ctx.run_id}",
+                                  report.summary, {"action": action, "monitor": ctx.config["monitor_name"]})
+    ctx.log.info("%s; action %s %s", report.summary, action, note)
+    return {"action": action, "breach": report.breach, "status": report.status, "rows": report.rows,
+            "drifted": len(report.drifted), "summary": report.summary + (f" ({note})" if note else ""),
+            "champion_version": champion.version}

@@ -1,0 +1,4 @@
+"""The artifact store: content-addressed step outputs published atomically, and atomic file writes.
+
+Imports nothing else of loopc.
+"""

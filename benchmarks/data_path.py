@@ -1,0 +1,191 @@
+"""Data path benchmark: the loop's steps on one wide Parquet table, each step its own process.
+
+Generates one Parquet file of ROWS x COLS float columns plus a string id and a bool label (the
+table of docs/performance.md, "Data path"), writes a spec for it as a new user would (every column
+standardized, an MLP 256-256), compiles it for the local target and runs every step of the training
+plan in its own process, as every target runs it (``python -m loopc.runtime run-step``). For each
+step it prints wall seconds, the process's peak memory (``ru_maxrss`` from ``wait4``), the bytes the
+step wrote into its artifact, and the ratio to the read floor measured in the same run: pyarrow
+reading the same file in a fresh process with a warm page cache.
+
+Run: ``python benchmarks/data_path.py [--rows N] [--cols C] [--epochs E] [--keep DIR] [--json]``.
+Rerunning with ``--keep DIR`` and the same sizes times the warm (cached) run as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA_STEPS = ("validate", "split", "features")
+_FLOOR = "import sys, pyarrow.parquet as pq; pq.read_table(sys.argv[1])"
+
+
+def write_table(path: Path, rows: int, cols: int, seed: int = 0, chunk: int = 500_000) -> None:
+    """ROWS x COLS normal floats, an id and a label that depends on a few columns; written in chunks."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0, 1, cols) * (np.arange(cols) < 8)
+    writer = None
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        values = rng.normal(0, 1, (n, cols)).astype(np.float64)
+        logits = values @ weights + rng.normal(0, 0.5, n)
+        columns = {"id": pa.array([f"r{i}" for i in range(start, start + n)])}
+        columns.update({f"f_{j:02d}": values[:, j] for j in range(cols)})
+        columns["label"] = pa.array(logits > 0)
+        table = pa.table(columns)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+
+
+def spec_text(cols: int, epochs: int, batch: int) -> str:
+    """The pipeline file a user writes for the table, one line per column and per feature."""
+    names = [f"f_{j:02d}" for j in range(cols)]
+    lines = [
+        "loopc: 1",
+        "pipeline: {name: wide, owner: bench@example.com, risk_class: minimal,",
+        "           intended_use: Benchmark the data path., targets: [local]}",
+        "datasets:",
+        "  table:",
+        "    source: {path: data/table.parquet}",
+        "    columns:",
+        "      id: {type: string, nullable: false}",
+        *(f"      {name}: {{type: float, nullable: false}}" for name in names),
+        "      label: {type: bool, nullable: false}",
+        "    split: {method: hash, key: id, train: 0.8, valid: 0.1, test: 0.1}",
+        "features:",
+        *(f"  {name}: {{column: {name}, transform: standardize}}" for name in names),
+        "model:",
+        "  name: wide_model",
+        "  task: binary_classification",
+        "  dataset: table",
+        "  label: label",
+        f"  features: [{', '.join(names)}]",
+        "  architecture: {kind: mlp, hidden: [256, 256], activation: relu}",
+        "  optimizer: {name: adam, lr: 0.001}",
+        f"  training: {{epochs: {epochs}, batch_size: {batch}, seed: 0}}",
+        "gate:",
+        "  split: test",
+        "  thresholds: [{metric: auc, min: 0.5}]",
+        "  no_champion: promote",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in bytes (this process only) and stdout of one child process."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{text[-3000:]}")
+    return seconds, usage.ru_maxrss * 1024, text
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def run_plan_steps(project: Path, plan_dir: Path, run_id: str, env: dict[str, str]) -> list[dict]:
+    """Every step of the plan in order, each its own process; what each took and wrote."""
+    plan = json.loads((plan_dir / "plan.json").read_text())
+    state = project / plan["state_dir"]
+    results = []
+    for step in plan["steps"]:
+        argv = [sys.executable, "-m", "loopc.runtime", "run-step", str(plan_dir / step["file"]),
+                "--run-id", run_id, "--root", str(project)]
+        seconds, peak, out = run_measured(argv, project, env)
+        summary = json.loads(out.strip().splitlines()[-1])
+        record = json.loads((state / "runs" / run_id / f"{step['id']}.json").read_text())
+        artifact = Path(record["artifact"]) if record.get("artifact") else None
+        if artifact is not None and not artifact.is_absolute():
+            artifact = state / artifact
+        written = tree_bytes(artifact) if artifact and summary["status"] == "done" else 0
+        results.append({"step": step["id"], "kind": step["kind"], "status": summary["status"],
+                        "seconds": seconds, "peak_bytes": peak, "written_bytes": written})
+    return results
+
+
+def read_floor(path: Path, env: dict[str, str], repeat: int = 3) -> tuple[float, int]:
+    """Best of ``repeat`` fresh-process reads of the file (warm page cache) and that process's peak."""
+    run_measured([sys.executable, "-c", _FLOOR, str(path)], path.parent, env)  # warm the cache
+    runs = [run_measured([sys.executable, "-c", _FLOOR, str(path)], path.parent, env) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r[0])
+    return best[0], best[1]
+
+
+def interpreter_start(env: dict[str, str]) -> float:
+    """Seconds to start Python and import pyarrow: subtracted from nothing, printed for context."""
+    return min(run_measured([sys.executable, "-c", "import pyarrow.parquet"], Path.cwd(), env)[0] for _ in range(3))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cols", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--keep", type=Path, default=None, help="project folder to create or reuse")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    args = parser.parse_args(argv)
+
+    project = args.keep or Path(tempfile.mkdtemp(prefix="loopc-data-path-"))
+    data = project / "data" / "table.parquet"
+    if not data.exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        write_table(data, args.rows, args.cols)
+    (project / "pipeline.yaml").write_text(spec_text(args.cols, args.epochs, args.batch))
+    env = {**os.environ, "LOOPC_ROOT": str(project)}
+    compiled = project / "compiled"
+    subprocess.run([sys.executable, "-m", "loopc.compiler.cli.main", "compile", str(project / "pipeline.yaml"),
+                    "--target", "local", "-o", str(compiled)], check=True, env=env, stdout=subprocess.DEVNULL)
+
+    floor_s, floor_peak = read_floor(data, env)
+    steps = run_plan_steps(project, compiled / "wide", f"bench-{int(time.time())}", env)
+    data_steps = [s for s in steps if s["kind"] in DATA_STEPS]
+    result = {
+        "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
+        "rows": args.rows, "cols": args.cols, "input_bytes": data.stat().st_size,
+        "python_start_s": interpreter_start(env),
+        "floor_s": floor_s, "floor_peak_bytes": floor_peak, "steps": steps,
+        "data_steps_s": sum(s["seconds"] for s in data_steps),
+        "data_steps_written_bytes": sum(s["written_bytes"] for s in data_steps),
+        "whole_s": sum(s["seconds"] for s in steps),
+    }
+    result["data_steps_over_floor"] = result["data_steps_s"] / floor_s
+    result["written_over_input"] = result["data_steps_written_bytes"] / result["input_bytes"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    mb = 1 << 20
+    print(f"{result['machine']}: {args.rows:,} rows x {args.cols} floats, {result['input_bytes'] / mb:.0f} MB on disk")
+    print(f"read floor (fresh process, warm cache): {floor_s:.2f} s, peak {floor_peak / mb:.0f} MB; "
+          f"python + pyarrow start: {result['python_start_s']:.2f} s")
+    print(f"{'step':<28} {'status':<8} {'seconds':>8} {'x floor':>8} {'peak MB':>8} {'written MB':>11}")
+    for s in steps:
+        print(f"{s['step']:<28} {s['status']:<8} {s['seconds']:8.2f} {s['seconds'] / floor_s:8.1f} "
+              f"{s['peak_bytes'] / mb:8.0f} {s['written_bytes'] / mb:11.1f}")
+    print(f"validate + split + features: {result['data_steps_s']:.2f} s = {result['data_steps_over_floor']:.1f}x floor; "
+          f"wrote {result['written_over_input']:.2f}x the input; whole plan {result['whole_s']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test venv schema golden clean
+.PHONY: demo test venv schema golden mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ schema: $(STAMP)
 
 golden: $(STAMP)
 	LOOPC_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests -k golden -q
+
+# Mutation testing of the core (minutes per module; not part of `make test` or CI). MODULES=runtime/gate/decide.py ...
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,mutation]' >> $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
+	$(BIN)/python ci/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo-project

@@ -144,7 +144,7 @@ def test_quality_performance_and_min_rows():
     assert bad.breach and bad.reasons == ["performance: auc 0.6 < min 0.65"]
     assert not drift_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.7}).breach
     unlabelled = drift_report(profile, live, data_drift=None, performance=rules, metrics=None)
-    assert not unlabelled.breach and unlabelled.performance[0]["skipped"]
+    assert not unlabelled.breach and unlabelled.performance[0]["status"] == "unknown"
     few = drift_report(profile, live.slice(0, 50), data_drift=DATA_DRIFT, min_rows=200)
     assert few.status == "insufficient_data" and not few.breach and "50 rows < min_rows 200" in few.summary
 

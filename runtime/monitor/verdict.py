@@ -44,14 +44,16 @@ class DriftReport:
     quality: list[dict[str, Any]] = field(default_factory=list, hash=False)
     performance: list[dict[str, Any]] = field(default_factory=list, hash=False)
     reasons: list[str] = field(default_factory=list, hash=False)
+    notes: list[str] = field(default_factory=list, hash=False)  # what could not be judged (unknown performance)
 
     @property
     def summary(self) -> str:
         if self.status == "insufficient_data":
             return self.reasons[0]
+        tail = "".join(f"; {note}" for note in self.notes)
         if not self.breach:
-            return f"no breach: {self.rows} rows, {len(self.drifted)} of {len(self.columns)} columns drifted"
-        return "breach: " + "; ".join(self.reasons)
+            return f"no breach: {self.rows} rows, {len(self.drifted)} of {len(self.columns)} columns drifted{tail}"
+        return "breach: " + "; ".join(self.reasons) + tail
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary}
@@ -111,23 +113,25 @@ def _prediction_drift(profile: dict, predictions: np.ndarray | None, config: dic
     return {"method": method, "max": limit, "statistic": statistic, "drifted": drifted, "note": ""}
 
 
-def _performance(performance: list | None, metrics: dict | None) -> list[dict]:
+def _performance(performance: list | None, metrics: dict | None, unjudged: str) -> list[dict]:
+    """One check per rule and bound: status "passed", "failed", or "unknown" (``passed`` None: not judged)."""
     if not performance:
         return []
-    def skipped(rule: dict, why: str) -> dict:
-        return {"metric": rule["metric"], "passed": True, "skipped": True, "detail": why}
+
+    def unknown(rule: dict, why: str) -> dict:
+        return {"metric": rule["metric"], "status": "unknown", "passed": None, "detail": f"{rule['metric']}: {why}"}
 
     if metrics is None:
-        return [skipped(rule, "no labels yet") for rule in performance]
+        return [unknown(rule, unjudged) for rule in performance]
     checks = []
     for rule in performance:
         value = metrics.get(rule["metric"])
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            checks.append(skipped(rule, "undefined on these rows"))
+            checks.append(unknown(rule, "undefined on the labelled live rows"))
             continue
         for check in check_bounds("performance", rule["metric"], value, rule.get("min"), rule.get("max")):
             checks.append({"metric": check.metric, "value": check.value, "bound": check.bound, "passed": check.passed,
-                           "skipped": False, "detail": check.detail})  # fmt: skip
+                           "status": "passed" if check.passed else "failed", "detail": check.detail})  # fmt: skip
     return checks
 
 
@@ -140,6 +144,7 @@ def drift_report(
     prediction_drift: dict[str, Any] | None = None,
     performance: list[dict[str, Any]] | None = None,
     metrics: dict[str, Any] | None = None,
+    unjudged: str = "no labelled live rows yet",
     max_null_rate: float | None = None,
     min_rows: int = 1,
     threads: int | None = None,
@@ -148,15 +153,17 @@ def drift_report(
 
     ``data_drift`` (None: no column drift checks) picks columns (default: every profiled
     column), methods and thresholds. ``metrics`` are the champion's metrics on the labelled
-    live rows, checked against ``performance``; None when labels have not arrived. Fewer
-    than ``min_rows`` rows give status ``insufficient_data`` and no breach.
+    live rows, checked against ``performance``; None when they could not be computed, and
+    ``unjudged`` says why. A rule that cannot be judged has status "unknown": it neither
+    passes nor breaches, and the report's ``notes`` (and summary) say so. Fewer than
+    ``min_rows`` rows give status ``insufficient_data`` and no breach.
 
     ``drift_report`` takes plain dicts shaped like ``model_dump(mode="json")`` of the spec's
     DataDrift, PredictionDrift and Threshold. A column drifts when ANY of the configured methods
     that apply to it crosses its threshold (psi > psi_max, js > js_max, KS or chi-square p-value
     < p_value; KS applies to numeric columns, chi-square to categorical ones). The report
     breaches when at least ``min_drifted`` columns drift, predictions drift, a performance
-    threshold fails (labelled rows only), or a null rate exceeds ``max_null_rate``.
+    threshold fails, or a null rate exceeds ``max_null_rate``.
     """
     if table.num_rows < min_rows:
         reason = f"insufficient data: {table.num_rows} rows < min_rows {min_rows}; no verdict"
@@ -174,10 +181,12 @@ def drift_report(
     drifted = [name for name, stats in columns.items() if stats["drifted"]]
     prediction = _prediction_drift(profile, predictions, prediction_drift)
     quality = _quality(columns, max_null_rate)
-    checks = _performance(performance, metrics)
+    checks = _performance(performance, metrics, unjudged)
     reasons = _reasons(drifted, config, data_drift is not None, prediction, quality, checks)
+    notes = [f"performance not judged: {c['detail']}" for c in checks if c["status"] == "unknown"]
     status = "breach" if reasons else "ok"
-    return DriftReport(bool(reasons), status, table.num_rows, columns, drifted, prediction, quality, checks, reasons)
+    return DriftReport(bool(reasons), status, table.num_rows, columns, drifted, prediction, quality, checks, reasons,
+                       notes)  # fmt: skip
 
 
 def _quality(columns: dict[str, dict], max_null_rate: float | None) -> list[dict]:
@@ -198,7 +207,7 @@ def _reasons(drifted, config, checked, prediction, quality, checks) -> list[str]
         reasons.append(f"prediction {prediction['method']} {prediction['statistic']:.4g} > {prediction['max']:.4g}")
     for issue in quality:
         reasons.append(f"{issue['column']} null rate {issue['null_rate']:.4g} > max_null_rate {issue['max']:.4g}")
-    reasons += [f"performance: {check['detail']}" for check in checks if not check["passed"]]
+    reasons += [f"performance: {check['detail']}" for check in checks if check["status"] == "failed"]
     return reasons
 
 

@@ -35,19 +35,19 @@ def _live_rows(ctx: StepContext, monitor: dict[str, Any], now: float) -> pa.Tabl
     return cast
 
 
-def _performance_metrics(bundle: ModelBundle, rows: pa.Table, pred: np.ndarray) -> dict[str, Any] | None:
-    """The champion's metrics on live rows whose labels have arrived (None without labels)."""
+def _performance_metrics(bundle: ModelBundle, rows: pa.Table, pred: np.ndarray | None) -> tuple[dict | None, str]:
+    """(the champion's metrics on the live rows whose labels have arrived, or None; why they are None)."""
     from loopc.runtime.evaluate.evaluation import evaluate_predictions
 
     label = bundle.model["label"]
-    if label not in rows.column_names or rows.column(label).null_count == rows.num_rows:
-        return None
+    if pred is None or label not in rows.column_names or rows.column(label).null_count == rows.num_rows:
+        return None, f"no labelled live rows yet (label column '{label}')"
     labelled = pc.invert(pc.is_null(rows.column(label)))
     try:
         y = bundle.labels(rows.filter(labelled))
-    except StepFailed:
-        return None  # a label value the champion never saw: performance cannot be judged
-    return evaluate_predictions(bundle.task, y, pred[np.asarray(labelled)], num_classes=bundle.num_classes)
+    except StepFailed as exc:
+        return None, f"the live labels could not be read: {exc}"
+    return evaluate_predictions(bundle.task, y, pred[np.asarray(labelled)], num_classes=bundle.num_classes), ""
 
 
 def _charts(report: dict[str, Any], data_drift: dict[str, Any] | None) -> dict[str, Any]:
@@ -91,11 +91,12 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     now = time.time()
     rows = _live_rows(ctx, monitor, now)
     pred = bundle.score(rows) if rows.num_rows else None
+    metrics, unjudged = _performance_metrics(bundle, rows, pred)
     try:
         report = drift_report(profile, rows, pred, data_drift=monitor.get("data_drift"),
                               prediction_drift=monitor.get("prediction_drift"), performance=monitor.get("performance"),
-                              metrics=None if pred is None else _performance_metrics(bundle, rows, pred),
-                              max_null_rate=monitor.get("max_null_rate"), min_rows=int(monitor.get("min_rows", 1)))
+                              metrics=metrics, unjudged=unjudged, max_null_rate=monitor.get("max_null_rate"),
+                              min_rows=int(monitor.get("min_rows", 1)))
     except MonitorError as exc:
         raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
     action, note = _decide_action(ctx, monitor, report.breach, now)
@@ -105,6 +106,8 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     if report.breach:
         ctx.registry.record_event("monitor_breach", model["name"], champion.version, f"loopc monitor {ctx.run_id}",
                                   report.summary, {"action": action, "monitor": ctx.config["monitor_name"]})
+    for unknown in report.notes:
+        ctx.log.warning("%s", unknown)
     ctx.log.info("%s; action %s %s", report.summary, action, note)
     return {"action": action, "breach": report.breach, "status": report.status, "rows": report.rows,
             "drifted": len(report.drifted), "summary": report.summary + (f" ({note})" if note else ""),

@@ -1,0 +1,78 @@
+"""A monitor that cannot judge performance says so: status "unknown", a note in the summary, no pass, no breach."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from loopc.runtime.monitor.profile import build_profile
+from loopc.runtime.monitor.verdict import drift_report
+from loopc.runtime.steps.common import ModelBundle
+from loopc.runtime.steps.monitor import _performance_metrics
+
+COLUMNS = {"amount": {"type": "float"}}
+RULES = [{"metric": "auc", "min": 0.65, "max": None}]
+
+
+@pytest.fixture(scope="module")
+def live() -> pa.Table:
+    return pa.table({"amount": np.random.default_rng(3).normal(size=400)})
+
+
+@pytest.fixture(scope="module")
+def profile(live: pa.Table) -> dict:
+    return build_profile(live, COLUMNS, None)
+
+
+def test_unjudged_performance_is_unknown_with_the_reason_in_notes_and_summary(profile, live):
+    why = "the live labels could not be read: label values ['z'] were not seen in the train split"
+    report = drift_report(profile, live, data_drift=None, performance=RULES, metrics=None, unjudged=why)
+    check = report.performance[0]
+    assert check["status"] == "unknown" and check["passed"] is None
+    assert not report.breach and report.status == "ok"
+    assert report.notes == [f"performance not judged: auc: {why}"]
+    assert report.summary.endswith(f"; performance not judged: auc: {why}")
+    assert report.to_dict()["notes"] == report.notes
+
+
+def test_a_metric_undefined_on_the_live_rows_is_unknown_not_passed(profile, live):
+    report = drift_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": None})
+    assert report.performance[0]["status"] == "unknown" and report.performance[0]["passed"] is None
+    assert report.notes == ["performance not judged: auc: undefined on the labelled live rows"]
+
+
+def test_judged_rules_are_passed_or_failed_and_only_failures_breach(profile, live):
+    passed = drift_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": 0.65})
+    assert [c["status"] for c in passed.performance] == ["passed"] and passed.performance[0]["passed"] is True
+    assert not passed.breach and passed.notes == [] and "not judged" not in passed.summary
+    failed = drift_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": 0.6499})
+    assert [c["status"] for c in failed.performance] == ["failed"] and failed.breach
+    assert failed.summary == "breach: performance: auc 0.6499 < min 0.65"
+
+
+def _bundle(task: str, classes: list | None) -> ModelBundle:
+    """The label-reading part of a model bundle (the performance path reads nothing else before scoring)."""
+    return ModelBundle(path=None, params={}, model={"label": "y", "task": task}, fitted=None, classes=classes)
+
+
+def test_unreadable_live_labels_give_no_metrics_and_say_why():
+    rows = pa.table({"y": ["a", "b", "z"]})
+    metrics, why = _performance_metrics(_bundle("multiclass_classification", ["a", "b"]), rows, np.full((3, 2), 0.5))
+    assert metrics is None
+    assert why.startswith("the live labels could not be read: label values ['z'] were not seen")
+
+
+def test_no_label_column_or_only_nulls_means_no_labels_yet():
+    bundle = _bundle("binary_classification", None)
+    assert _performance_metrics(bundle, pa.table({"x": [1.0]}), np.zeros(1)) == (
+        None, "no labelled live rows yet (label column 'y')")  # fmt: skip
+    nulls = pa.table({"y": pa.array([None, None], pa.bool_())})
+    assert _performance_metrics(bundle, nulls, np.zeros(2))[0] is None
+
+
+def test_labelled_rows_are_scored_and_unlabelled_ones_left_out():
+    rows = pa.table({"y": pa.array([True, False, None, True, False], pa.bool_())})
+    pred = np.array([0.9, 0.1, 0.0, 0.8, 0.2])
+    metrics, why = _performance_metrics(_bundle("binary_classification", None), rows, pred)
+    assert why == "" and metrics["auc"] == 1.0 and metrics["accuracy"] == 1.0

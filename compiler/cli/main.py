@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the whole loop here with the local executor"),
     "graph": ("graph", "print the plan as Mermaid or DOT"),
     "explain": ("explain", "say which steps would run and which input changed"),
-    "registry": ("registry", "list, show, promote and roll back model versions"),
+    "registry": ("registry", "list, show, verify, promote and roll back model versions"),
     "inventory": ("inventory", "every model in a spec tree: owner, risk class, data, status"),
     "status": ("status", "state of a pipeline submitted to Slurm"),
     "cancel": ("cancel", "cancel a pipeline submitted to Slurm"),
@@ -39,12 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help_text) in COMMANDS.items():
-        try:
-            command = importlib.import_module(f"loopc.compiler.cli.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"loopc.compiler.cli.{module}":
-                raise
-            continue  # command not built yet
+        command = importlib.import_module(f"loopc.compiler.cli.{module}")
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         command.add_arguments(command_parser)
         command_parser.set_defaults(handler=command.run)

@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from loopc.runtime.units import parse_duration, parse_memory_mb  # noqa: F401  (re-exported for the planner)
 
-SPEC_VERSION = 1
-
 IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENT, description="lower-case identifier: a-z, 0-9, _")]
 
@@ -492,6 +490,3 @@ class Spec(Strict):
     gate: Gate = Gate()
     deploy: Deploy = Deploy()
     monitors: dict[Ident, Monitor] = {}
-
-
-SPEC_SECTIONS = tuple(Spec.model_fields)

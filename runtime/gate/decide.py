@@ -8,8 +8,6 @@ from typing import Any
 
 from loopc.runtime.evaluate.metrics import METRIC_DIRECTIONS as DEFAULT_DIRECTIONS
 
-STATUSES = ("passed", "rejected", "needs_approval", "overridden")
-
 
 class GateError(ValueError):
     """A gate cannot be decided as asked (unknown metric direction, override not allowed, no reason).

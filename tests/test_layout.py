@@ -42,7 +42,8 @@ COMPILER_ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "api": ({"errors", "frontend", "spec"}, set()),
     "plan": ({"errors", "frontend", "spec"}, {"execution"}),
     "targets": ({"errors", "plan"}, set()),
-    "cli": ({"errors", "frontend", "spec", "api", "plan", "targets"}, set(RUNTIME_ALLOWED)),
+    "diff": ({"errors", "spec"}, set()),
+    "cli": ({"errors", "frontend", "spec", "api", "plan", "targets", "diff"}, set(RUNTIME_ALLOWED)),
 }
 
 

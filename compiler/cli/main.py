@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the whole loop here with the local executor"),
     "graph": ("graph", "print the plan as Mermaid or DOT"),
     "explain": ("explain", "say which steps would run and which input changed"),
+    "plan": ("plan", "what changed against a git revision, per pipeline: retrain, re-gate, ..."),
     "registry": ("registry", "list, show, verify, promote and roll back model versions"),
     "inventory": ("inventory", "every model in a spec tree: owner, risk class, data, status"),
     "status": ("status", "state of a pipeline submitted to Slurm"),

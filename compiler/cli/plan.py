@@ -1,0 +1,132 @@
+"""``loopc plan [PATH] --base REV``: what a change to the specs does, per pipeline, for a pull request.
+
+Both sides are composed and validated; their Spec dumps are compared (so formatting, key order,
+comments, anchors and equal numbers written differently are no change), every changed path is
+classified (loopc.compiler.diff.classes), and the plans' step fingerprints say which steps would
+run. Exit codes: 0 nothing changed, 4 something changed, 1 spec errors on either side, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Sequence
+
+from loopc.compiler.cli.explain import History, explain_plan
+from loopc.compiler.diff.checkout import revision_of
+from loopc.compiler.diff.pipelines import PipelineDiff, Side, StepChange, diff_pipelines
+from loopc.compiler.diff.report import PlanReport, SideError, to_json, to_markdown, to_text
+from loopc.compiler.errors import SpecError, SpecErrors, UsageError
+from loopc.compiler.plan.pipeline import Plan
+
+EXIT_CHANGED = 4
+_NO_SPECS = "LPC502"
+_RENDER = {"text": to_text, "json": to_json, "markdown": to_markdown}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default=".", help="pipeline file or directory of specs (default: .)")
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", metavar="REV", help="git revision to compare with (origin/main, a commit)")
+    base.add_argument("--base-dir", metavar="DIR", help="the same specs as they were, in another folder")
+    parser.add_argument("--format", "-f", choices=tuple(_RENDER), default="text",
+                        help="text (default), json, or markdown to post on a pull request")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="worker processes for large trees (default 1; 0: one per 128 pipelines)")
+
+
+def run(args: argparse.Namespace) -> int:
+    head_path = Path(args.path)
+    if not head_path.exists():
+        raise UsageError(f"{args.path}: no such file or directory")
+    label = args.base if args.base is not None else args.base_dir
+    with _base_side(head_path, args) as (base_path, names):
+        base, base_errors = _load("base", base_path, args.jobs, names)
+    head, head_errors = _load("head", head_path, args.jobs)
+    errors = base_errors + head_errors
+    if not errors and not base[0] and not head[0]:
+        errors = [SideError("head", SpecError(str(head_path), 1, 1, _NO_SPECS, "", "no pipeline specs found on "
+                                              "either side", "give the folder that holds the pipeline files"))]
+    report = PlanReport(label, args.path, errors=tuple(errors))
+    if not errors:
+        report = PlanReport(label, args.path, tuple(_with_steps(diff_pipelines(base[0], head[0]), base[1], head[1])))
+    sys.stdout.write(_RENDER[args.format](report))
+    return 1 if report.errors else EXIT_CHANGED if report.changed else 0
+
+
+def _base_side(head_path: Path, args: argparse.Namespace):
+    if args.base is not None:
+        return revision_of(head_path, args.base)
+    base_dir = Path(args.base_dir)
+    if not base_dir.exists():
+        raise UsageError(f"--base-dir {args.base_dir}: no such file or directory")
+    return nullcontext((base_dir, {}))
+
+
+Loaded = tuple[dict[str, Side], list[Plan]]
+
+
+def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None = None) -> tuple[Loaded, list[SideError]]:
+    """The side's pipelines by name and their plans; errors tagged with the side (none: empty side).
+
+    ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``).
+    """
+    from loopc.compiler.api import load_project
+    from loopc.compiler.plan.project import plan_project
+
+    if path is None:
+        return ({}, []), []
+    names = names or {}
+    try:
+        loaded = load_project(path, jobs=jobs or None)
+        plans = plan_project(loaded)
+    except SpecErrors as exc:
+        if all(e.code == _NO_SPECS for e in exc.errors):
+            return ({}, []), []
+        return ({}, []), [SideError(side, _relocated(e, names)) for e in exc.errors]
+    sides = {item.spec.pipeline.name: Side(item.spec, _display(item.display, names)) for item in loaded}
+    return (sides, plans), []
+
+
+def _display(file: str, names: dict[str, str]) -> str:
+    for old, new in names.items():
+        if file.startswith(old):
+            return new + file[len(old):]
+    return file
+
+
+def _relocated(error: SpecError, names: dict[str, str]) -> SpecError:
+    return SpecError(_display(error.file, names), error.line, error.column, error.code,
+                     error.spec_path, error.message, error.hint)
+
+
+def _with_steps(diffs: list[PipelineDiff], base_plans: list[Plan], head_plans: list[Plan]) -> list[PipelineDiff]:
+    """Each diff with the steps whose fingerprints differ (explain's reasons), per plan of its pipeline."""
+    from dataclasses import replace
+
+    out = []
+    for diff in diffs:
+        old = [p for p in base_plans if p.pipeline == diff.name]
+        new = [p for p in head_plans if p.pipeline == diff.name]
+        out.append(replace(diff, steps=tuple(step_changes(old, new))))
+    return out
+
+
+def step_changes(base: Sequence[Plan], head: Sequence[Plan]) -> list[StepChange]:
+    """Steps of ``head`` that are new or whose fingerprint changed (and why), then steps ``head`` dropped."""
+    old_plans = {plan.name: plan for plan in base}
+    changes: list[StepChange] = []
+    for plan in head:
+        old = old_plans.get(plan.name)
+        previous = {s.id: {"id": s.id, "fingerprint": s.fingerprint, "config": s.config} for s in old.steps} if old else {}
+        for step, verdict in zip(plan.steps, explain_plan(plan, History(previous, {}))):
+            if step.id not in previous:
+                changes.append(StepChange(plan.name, step.id, "added", "new step"))
+            elif previous[step.id]["fingerprint"] != step.fingerprint:
+                changes.append(StepChange(plan.name, step.id, "changed", verdict.why))
+    kept = {(plan.name, step.id) for plan in head for step in plan.steps}
+    changes += [StepChange(plan.name, step.id, "removed", "no longer in the plan")
+                for plan in base for step in plan.steps if (plan.name, step.id) not in kept]
+    return changes

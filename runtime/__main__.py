@@ -11,6 +11,10 @@ import traceback
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+class _UsageError(ValueError):
+    """The command line asks for something impossible (exit 2)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"error: {self.prog}: {message}", file=sys.stderr)
@@ -57,10 +61,17 @@ def run_plan_command(args: argparse.Namespace) -> int:
     from loopc.runtime.execution.progress import print_summary
 
     if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+        raise _UsageError(f"--jobs must be at least 1, got {args.jobs}")
     result = run_plan(args.plan_file, _root(args.root), args.run_id, jobs=args.jobs)
     print_summary(result, Console())
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Errors in how the command was called: a bad run id, a run id resumed with another plan."""
+    from loopc.runtime.execution.runs import RunConflict, RunIdError
+
+    return (_UsageError, RunConflict, RunIdError)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -87,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - users get one line; LOOPC_DEBUG=1 shows the traceback
         if os.environ.get("LOOPC_DEBUG"):
             traceback.print_exc()
+        if isinstance(exc, _usage_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         if isinstance(exc, _user_errors()):
             print(f"error: {exc}", file=sys.stderr)
         else:

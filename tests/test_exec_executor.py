@@ -16,19 +16,19 @@ from loopc.runtime.execution.progress import PlainProgress
 
 
 def write_plan(folder: Path, steps: dict[str, dict], deps: dict[str, list[str]], kind: str = "train",
-               triggers: str | None = None, name: str = "demo") -> Path:
+               triggers: str | None = None, name: str = "demo", state_dir: str = ".loopc") -> Path:
     """A compiled plan of echo steps in the local target's layout."""
     (folder / "steps").mkdir(parents=True, exist_ok=True)
     entries = []
     for step_id, config in steps.items():
         doc = {"format": 1, "pipeline": "demo", "plan": name, "id": step_id, "kind": "echo", "stage": "x",
                "deps": deps.get(step_id, []), "fingerprint": f"fp-{step_id}-{json.dumps(config, sort_keys=True)}",
-               "cacheable": True, "state_dir": ".loopc", "spec_hash": "h", "resources": {}, "config": config}
+               "cacheable": True, "state_dir": state_dir, "spec_hash": "h", "resources": {}, "config": config}
         (folder / "steps" / f"{step_id}.json").write_text(json.dumps(doc), encoding="utf-8")
         entries.append({"id": step_id, "kind": "echo", "stage": "x", "deps": deps.get(step_id, []),
                         "file": f"steps/{step_id}.json", "cacheable": True, "resources": {}})
     plan = {"format": 1, "pipeline": "demo", "plan": name, "kind": kind, "triggers": triggers,
-            "state_dir": ".loopc", "spec_hash": "h", "steps": entries}
+            "state_dir": state_dir, "spec_hash": "h", "steps": entries}
     (folder / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
     return folder / "plan.json"
 
@@ -64,12 +64,12 @@ def test_parallel_workers_give_the_same_keys_as_serial(tmp_path):
 
 
 def test_a_failed_step_skips_its_dependents_and_resume_retries_it(tmp_path):
-    plan = diamond(tmp_path, b={"fail": "boom"})
+    plan = diamond(tmp_path, b={"require": "fixed"})
     result = run_plan(plan, tmp_path, "r1", jobs=1, progress=quiet())
     assert result.statuses() == {"a": "done", "b": "failed", "c": "done", "d": "skipped"}
-    assert not result.ok and "boom" in result.records["b"]["message"]
-    fixed = diamond(tmp_path, b={"outputs": {"rows": 1}})
-    resumed = run_plan(fixed, tmp_path, "r1", jobs=1, progress=quiet())
+    assert not result.ok and "needs fixed" in result.records["b"]["message"]
+    (tmp_path / "fixed").touch()  # the cause lies outside the plan: the same plan resumes
+    resumed = run_plan(plan, tmp_path, "r1", jobs=1, progress=quiet())
     assert resumed.ok
     # a and c finished in r1 before: not executed again (their records are unchanged)
     assert resumed.records["a"]["started_at"] == result.records["a"]["started_at"]

@@ -69,11 +69,20 @@ def backend_named(target: str):
 
 def compile_plans(plans: list[Plan], target: str, out_dir: Path, options: EmitOptions) -> WriteResult:
     """Check and render ``plans`` with ``target``'s backend and write the files under ``out_dir``."""
+    return write_compiled(out_dir, render_plans(plans, target, options), target)
+
+
+def render_plans(plans: list[Plan], target: str, options: EmitOptions) -> dict[str, str]:
+    """Check and render ``plans`` with ``target``'s backend: ``{relative path: text}``."""
     backend = backend_named(target)
     problems = backend.check(plans, options)
     if problems:
         raise LoopcError(f"target '{target}' cannot run these plans:\n" + "\n".join(f"  - {p}" for p in problems))
-    files = backend.render(plans, options)
+    return backend.render(plans, options)
+
+
+def write_compiled(out_dir: Path, files: dict[str, str], target: str) -> WriteResult:
+    """:func:`write_files`, with a write error turned into a LoopcError that says what to do."""
     try:
         return write_files(out_dir, files, target)
     except OSError as exc:

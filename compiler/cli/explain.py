@@ -139,9 +139,11 @@ def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def read_history(state: Path, plan: Plan) -> History:
-    """The last compiled plan under ``state/compiled/<plan>/`` and the latest run record of each step."""
+    """The plan `loopc run` compiled last (else ``state/compiled/<plan>/``) and the latest run record of each step."""
+    from loopc.compiler.cli.run import latest_compiled
+
     compiled: dict[str, dict[str, Any]] = {}
-    folder = state / "compiled" / plan.name
+    folder = (latest_compiled(state, plan.pipeline) or state / "compiled") / plan.name
     manifest = _read_json(folder / "plan.json") or {}
     for entry in manifest.get("steps", []) if isinstance(manifest.get("steps"), list) else []:
         document = _read_json(folder / str(entry.get("file", f"steps/{entry.get('id')}.json")))

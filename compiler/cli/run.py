@@ -1,12 +1,23 @@
-"""``loopc run SPEC [OVERRIDES]``: compile for the local target and run the loop here, now."""
+"""``loopc run SPEC [OVERRIDES]``: compile for the local target and run the loop here, now.
+
+Each compile lands in ``<state>/compiled/<pipeline>/<digest>/``, named by the sha256 of its files and
+never changed once complete, so concurrent runs with different overrides each execute their own plan.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopc.compiler.errors import LoopcError, UsageError
+
+if TYPE_CHECKING:
+    from loopc.compiler.plan.pipeline import Plan
+
+LATEST = "latest"  # compiled/<pipeline>/latest: the digest `loopc run` compiled last (read by `loopc explain`)
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compile_local(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[CompiledPipeline]:
-    """load_project + plan_project + local backend into ``ROOT/<state_dir>/compiled/`` (as `loopc compile`)."""
+    """load_project + plan_project + local backend into ``ROOT/<state_dir>/compiled/<pipeline>/<digest>/``."""
     from loopc.compiler.api import load_project
-    from loopc.compiler.cli.compile import compile_plans
     from loopc.compiler.plan.project import plan_project
-    from loopc.compiler.targets import EmitOptions
 
     loaded = load_project(spec_path, overrides)
     plans = plan_project(loaded)
@@ -49,10 +58,51 @@ def compile_local(spec_path: str | Path, overrides: list[str] | tuple[str, ...] 
     for item in {item.spec.pipeline.name: item for item in loaded}.values():
         name, state = item.spec.pipeline.name, item.root / item.spec.pipeline.state_dir
         mine = [plan for plan in plans if plan.pipeline == name]
-        compile_plans(mine, "local", state / "compiled", EmitOptions(root=None))
+        folder = publish_plans(mine, state / "compiled" / name)
         compiled.append(CompiledPipeline(name, item.root, state,
-                                         {plan.name: state / "compiled" / plan.name / "plan.json" for plan in mine}))
+                                         {plan.name: folder / plan.name / "plan.json" for plan in mine}))
     return compiled
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """sha256 over the relative paths and texts of compiled files (in path order)."""
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        digest.update(relative.encode("utf-8") + b"\0" + files[relative].encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def publish_plans(plans: list[Plan], pipeline_dir: Path) -> Path:
+    """Write the local files of ``plans`` into ``pipeline_dir/<digest>/`` unless complete there; return it.
+
+    A folder is complete once its manifest exists (written last). Files are only ever written with the
+    bytes their digest names, each atomically, so concurrent compiles and runs of one folder are safe.
+    """
+    from loopc.compiler.cli.compile import MANIFEST, render_plans, write_files
+    from loopc.compiler.targets import EmitOptions
+    from loopc.runtime.store.artifacts import atomic_write_bytes
+
+    files = render_plans(plans, "local", EmitOptions(root=None))
+    digest = files_digest(files)
+    folder = pipeline_dir / digest
+    try:
+        if not (folder / MANIFEST).is_file():
+            write_files(folder, files, "local")
+        atomic_write_bytes(pipeline_dir / LATEST, f"{digest}\n".encode(), mode=0o644, durable=False)
+    except OSError as exc:
+        raise LoopcError(f"{exc.filename or folder}: cannot write the compiled plan ({exc.strerror or exc}); "
+                         "check that the state folder (pipeline.state_dir) is writable") from None
+    return folder
+
+
+def latest_compiled(state: Path, pipeline: str) -> Path | None:
+    """The folder `loopc run` last compiled ``pipeline`` into, if any."""
+    try:
+        digest = (state / "compiled" / pipeline / LATEST).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    folder = state / "compiled" / pipeline / digest
+    return folder if digest and folder.is_dir() else None
 
 
 def _one_pipeline(compiled: list[CompiledPipeline], spec: str) -> CompiledPipeline:
@@ -65,18 +115,25 @@ def _one_pipeline(compiled: list[CompiledPipeline], spec: str) -> CompiledPipeli
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from loopc.runtime.execution import runs
     from loopc.runtime.execution.executor import run_plan
     from loopc.runtime.execution.progress import print_summary
     from loopc.runtime.execution.step import StepError
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        run_id = runs.resolve_run_id(args.run_id)
+    except runs.RunIdError as exc:
+        raise UsageError(str(exc)) from None
     pipeline = _one_pipeline(compile_local(args.spec, args.overrides), args.spec)
     plan = pipeline.monitor_plan if args.monitor else pipeline.train_plan
     if plan is None:
         raise UsageError(f"pipeline '{pipeline.pipeline}' has no monitors; add a 'monitors:' section or drop --monitor")
     try:
-        result = run_plan(plan, pipeline.root, args.run_id, jobs=args.jobs)
+        result = run_plan(plan, pipeline.root, run_id, jobs=args.jobs)
+    except runs.RunConflict as exc:
+        raise UsageError(str(exc)) from None
     except (StepError, ValueError) as exc:
         raise LoopcError(str(exc)) from None
     print_summary(result, Console())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from loopc.runtime.execution import runs
-from loopc.runtime.execution.runner import run_step
-from loopc.runtime.execution.step import StepError, load_step
+from loopc.runtime.execution.locks import try_exclusive
+from loopc.runtime.execution.ownership import claim_state
+from loopc.runtime.execution.runner import lock_path, run_step
+from loopc.runtime.execution.step import StepDoc, StepError, step_from_dict
 
 
 class PlanError(StepError):
@@ -48,18 +51,46 @@ class PlanRun:
         return {step_id: record.get("status", "?") for step_id, record in self.records.items()}
 
 
-def load_plan(path: str | Path) -> dict[str, Any]:
-    """Read ``plan.json``; PlanError if it is missing or not a plan."""
-    path = Path(path)
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A plan and every step document it names, read once: the run executes exactly these."""
+
+    plan: dict[str, Any]
+    docs: dict[str, StepDoc]
+    digest: str  # sha256 of plan.json and the step documents, as bytes
+
+
+def _read_json(path: Path, what: str) -> tuple[Any, bytes]:
     try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
-        raise PlanError(f"{path}: cannot read the plan ({exc.strerror}); compile it with `loopc compile`") from None
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+        raise PlanError(f"{path}: cannot read the {what} ({exc.strerror}); compile it with `loopc compile`") from None
+    try:
+        return json.loads(data), data
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"{path}:{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(path)
+        raise PlanError(f"{where}: not valid JSON: {getattr(exc, 'msg', exc)}") from None
+
+
+def read_plan(path: str | Path) -> LoadedPlan:
+    """Read ``plan.json`` and its step documents; PlanError if one is missing or malformed."""
+    path = Path(path)
+    plan, data = _read_json(path, "plan")
     if not isinstance(plan, dict) or not isinstance(plan.get("steps"), list):
         raise PlanError(f"{path}: not a loopc plan (no 'steps' list); compile it with `loopc compile`")
-    return plan
+    digest = hashlib.sha256(data)
+    docs = {}
+    for entry in plan["steps"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not isinstance(entry.get("file"), str):
+            raise PlanError(f"{path}: every step needs an 'id' and a 'file'; compile the plan with `loopc compile`")
+        step_path = path.parent / entry["file"]
+        document, data = _read_json(step_path, "step document")
+        docs[entry["id"]] = step_from_dict(document, str(step_path))
+        if docs[entry["id"]].id != entry["id"]:
+            raise PlanError(f"{step_path}: holds step '{docs[entry['id']].id}', but the plan lists '{entry['id']}' "
+                            "there; compile the plan again with `loopc compile`")
+        digest.update(b"\0" + entry["file"].encode("utf-8") + b"\0" + data)
+    return LoadedPlan(plan, docs, digest.hexdigest())
 
 
 def default_jobs() -> int:
@@ -89,18 +120,18 @@ def _init_worker(threads: int) -> None:
         os.environ.setdefault(name, str(threads))
 
 
-def _run_step_file(step_file: str, root: str, run_id: str) -> dict[str, Any]:
-    """Worker entry point: load a step document and run it."""
-    return run_step(load_step(step_file), root, run_id)
+def _run_step_doc(doc: StepDoc, root: str, run_id: str) -> dict[str, Any]:
+    """Worker entry point: run one step document of the plan."""
+    return run_step(doc, root, run_id)
 
 
 class _Scheduler:
     """Tracks which steps are ready, running and finished; dependents of a failure are skipped."""
 
-    def __init__(self, plan: dict[str, Any], plan_dir: Path, root: Path, run_id: str, progress: Any):
-        self.steps = {step["id"]: step for step in plan["steps"]}
-        self.order = [step["id"] for step in plan["steps"]]
-        self.plan_dir, self.root, self.run_id, self.progress = plan_dir, root, run_id, progress
+    def __init__(self, loaded: LoadedPlan, root: Path, run_id: str, progress: Any):
+        self.steps = {step["id"]: step for step in loaded.plan["steps"]}
+        self.order = [step["id"] for step in loaded.plan["steps"]]
+        self.docs, self.root, self.run_id, self.progress = loaded.docs, root, run_id, progress
         self.records: dict[str, dict[str, Any]] = {}
         self.running: set[str] = set()
 
@@ -120,8 +151,8 @@ class _Scheduler:
                 return dep
         return None
 
-    def args(self, step_id: str) -> tuple[str, str, str]:
-        return str(self.plan_dir / self.steps[step_id]["file"]), str(self.root), self.run_id
+    def args(self, step_id: str) -> tuple[StepDoc, str, str]:
+        return self.docs[step_id], str(self.root), self.run_id
 
     def finish(self, step_id: str, record: dict[str, Any]) -> None:
         self.running.discard(step_id)
@@ -160,7 +191,7 @@ def _run_serial(scheduler: _Scheduler) -> None:
             return
         step_id = ready[0]
         scheduler.start(step_id)
-        scheduler.finish(step_id, _run_step_file(*scheduler.args(step_id)))
+        scheduler.finish(step_id, _run_step_doc(*scheduler.args(step_id)))
 
 
 def _run_parallel(scheduler: _Scheduler, jobs: int) -> None:
@@ -174,7 +205,7 @@ def _run_parallel(scheduler: _Scheduler, jobs: int) -> None:
                 if len(futures) >= jobs:
                     break
                 scheduler.start(step_id)
-                futures[pool.submit(_run_step_file, *scheduler.args(step_id))] = step_id
+                futures[pool.submit(_run_step_doc, *scheduler.args(step_id))] = step_id
             if not futures:
                 return
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -203,20 +234,42 @@ def _retrain_requested(records: dict[str, dict[str, Any]]) -> bool:
     return any((r.get("outputs") or {}).get("action") == "retrain" and not r.get("resumed") for r in records.values())
 
 
+def _prepare_state(state: Path, root: Path, run_id: str, loaded: LoadedPlan, plan_path: Path) -> None:
+    """Claim the state folder, pin the run to this plan, and delete what killed writers left."""
+    claim_state(state, root)
+    runs.pin_plan(state, run_id, {"plan": loaded.plan.get("plan", "?"), "digest": loaded.digest,
+                                  "file": str(plan_path)})
+    remove_stale_staging(state)
+
+
+def remove_stale_staging(state: Path) -> list[str]:
+    """Delete the staging folders of keys no live execution holds the lock of; return those keys."""
+    from loopc.runtime.store.artifacts import open_store
+
+    store, removed = open_store(state), []
+    for key in store.leftover_keys():
+        with try_exclusive(lock_path(state, key)) as free:
+            if free and store.remove_leftovers(key):
+                removed.append(key)
+    return removed
+
+
 def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str | None = None,
              jobs: int | None = None, progress: Any = None, report: bool = True) -> PlanRun:
     """Run every step of a compiled plan; a monitor verdict of ``retrain`` runs the triggered plan."""
     from loopc.runtime.execution.progress import make_progress
 
     plan_path = Path(plan_path).resolve()
-    plan = load_plan(plan_path)
+    loaded = read_plan(plan_path)
+    plan = loaded.plan
     root = Path(root or os.environ.get("LOOPC_ROOT") or os.getcwd()).resolve()
     run_id = runs.resolve_run_id(run_id)
+    _prepare_state(runs.state_path(root, plan.get("state_dir", ".loopc")), root, run_id, loaded, plan_path)
     requested = jobs
     jobs = max(1, min(jobs or default_jobs(), plan_width(plan["steps"])))
     progress = progress or make_progress()
     started = time.time()
-    scheduler = _Scheduler(plan, plan_path.parent, root, run_id, progress)
+    scheduler = _Scheduler(loaded, root, run_id, progress)
     progress.begin(plan, run_id)
     try:
         _run_serial(scheduler) if jobs == 1 else _run_parallel(scheduler, jobs)

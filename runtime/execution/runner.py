@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from loopc.runtime.execution import runs
+from loopc.runtime.execution.locks import exclusive
+from loopc.runtime.execution.ownership import claim_state
 from loopc.runtime.execution.step import StepDoc, StepError
 
 RUNTIME_FORMAT = 1
@@ -55,8 +57,11 @@ class StepContext:
         raise StepError(f"step '{self.doc.id}' needs an upstream '{kind}' step; recompile the plan")
 
     def scratch_dir(self, name: str) -> Path:
-        """A per-key folder that survives a crash (checkpoints); removed once the step publishes."""
-        path = self.state / "scratch" / self.key[:2] / self.key / name
+        """A per-key folder that survives a crash (checkpoints); removed once the step publishes.
+
+        Only the execution holding the key's lock uses it, so concurrent runs never share one.
+        """
+        path = scratch_path(self.state, self.key) / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -74,6 +79,11 @@ class StepContext:
 
             self._registry = open_registry(f"sqlite:///{self.state / 'registry.db'}")
         return self._registry
+
+
+def scratch_path(state: Path, key: str) -> Path:
+    """Where the execution of cache key ``key`` keeps what must survive a crash (checkpoints)."""
+    return state / "scratch" / key[:2] / key
 
 
 StepFunction = Callable[[StepContext], dict[str, Any]]
@@ -188,6 +198,7 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
     """
     root = Path(root).resolve()
     state = runs.state_path(root, doc.state_dir)
+    claim_state(state, root)
     previous = runs.read_record(state, run_id, doc.id)
     if previous and previous.get("status") in runs.FINISHED:
         return {**previous, "resumed": True}
@@ -215,7 +226,7 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
 
 def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging.Logger, started: float):
     from loopc.runtime.execution.dispatch import INPUT_DIGESTS, step_function
-    from loopc.runtime.store.artifacts import atomic_write_json, open_store
+    from loopc.runtime.store.artifacts import open_store
 
     function = step_function(doc.kind)
     upstream = load_upstream(doc, state, run_id)
@@ -225,20 +236,66 @@ def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging
         return _record(doc, run_id, "skipped", started, message=reason)
     digest = INPUT_DIGESTS[doc.kind](doc, root) if doc.kind in INPUT_DIGESTS else ""
     key = cache_key(doc, upstream, digest, run_id)
-    store = open_store(state)
-    artifact = store.path(key).relative_to(state).as_posix()
-    if is_cacheable(doc) and store.exists(key):
-        logger.info("cached: artifact %s exists", key)
-        outputs = json.loads((store.path(key) / OUTPUTS_FILE).read_text(encoding="utf-8"))
-        return _record(doc, run_id, "cached", started, key=key, artifact=artifact, outputs=outputs)
-    logger.info("running %s (%s) key=%s", doc.id, doc.kind, key)
-    with store.stage(key) as out_dir:
-        ctx = StepContext(doc, root, state, run_id, key, Path(out_dir), upstream, logger)
-        try:
-            outputs = function(ctx) or {}
-        finally:
-            ctx.close()
-        atomic_write_json(Path(out_dir) / OUTPUTS_FILE, outputs)
-    shutil.rmtree(state / "scratch" / key[:2] / key, ignore_errors=True)
-    logger.info("done: %s", outputs)
-    return _record(doc, run_id, "done", started, key=key, artifact=artifact, outputs=outputs)
+    job = _Job(doc, root, state, run_id, upstream, key, open_store(state), logger, started)
+    cacheable = is_cacheable(doc)
+    cached = job.cached() if cacheable else None
+    if cached is not None:
+        return cached
+    # Every writer holds its key's lock: concurrent runs of one step produce it once (the others
+    # wait, then find it cached), and staging folders nobody holds a lock for are safe to delete.
+    waiting = f"waiting: another execution is producing key {key} (a concurrent run of the same step)"
+    with exclusive(lock_path(state, key), on_wait=lambda: logger.info("%s", waiting)):
+        cached = job.cached() if cacheable else None  # it finished while we waited
+        if cached is not None:
+            return cached
+        if job.store.remove_leftovers(key):
+            logger.info("removed staging folders a killed execution of key %s left", key)
+        return job.produce(function)
+
+
+def lock_path(state: Path, key: str) -> Path:
+    """The lock that one execution of cache key ``key`` holds while it produces the artifact."""
+    return state / "locks" / key[:2] / f"{key}.lock"
+
+
+@dataclass
+class _Job:
+    """One execution of a step whose cache key is known: take it from the cache, or produce it."""
+
+    doc: StepDoc
+    root: Path
+    state: Path
+    run_id: str
+    upstream: dict[str, dict[str, Any]]
+    key: str
+    store: Any
+    log: logging.Logger
+    started: float
+
+    def _record(self, status: str, outputs: dict[str, Any]) -> dict[str, Any]:
+        artifact = self.store.path(self.key).relative_to(self.state).as_posix()
+        return _record(self.doc, self.run_id, status, self.started, key=self.key, artifact=artifact, outputs=outputs)
+
+    def cached(self) -> dict[str, Any] | None:
+        """The "cached" record when the artifact exists, else None."""
+        if not self.store.exists(self.key):
+            return None
+        self.log.info("cached: artifact %s exists", self.key)
+        return self._record("cached", json.loads((self.store.path(self.key) / OUTPUTS_FILE).read_text(encoding="utf-8")))
+
+    def produce(self, function: StepFunction) -> dict[str, Any]:
+        """Run the step function into a staging folder and publish it; the key's scratch goes afterwards."""
+        from loopc.runtime.store.artifacts import atomic_write_json
+
+        self.log.info("running %s (%s) key=%s", self.doc.id, self.doc.kind, self.key)
+        with self.store.stage(self.key) as out_dir:
+            ctx = StepContext(self.doc, self.root, self.state, self.run_id, self.key, Path(out_dir), self.upstream,
+                              self.log)
+            try:
+                outputs = function(ctx) or {}
+            finally:
+                ctx.close()
+            atomic_write_json(Path(out_dir) / OUTPUTS_FILE, outputs)
+        shutil.rmtree(scratch_path(self.state, self.key), ignore_errors=True)
+        self.log.info("done: %s", outputs)
+        return self._record("done", outputs)

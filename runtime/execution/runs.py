@@ -1,11 +1,13 @@
-"""Run records: what each step produced in one run (``runs/<run_id>/<step_id>.json``)."""
+"""Run records: what each step produced in one run (``runs/<run_id>/<step_id>.json``) and which plan it ran."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,15 @@ from loopc.runtime.store.artifacts import atomic_write_json
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
 FINISHED = ("done", "cached", "skipped")
+RUN_FILE = "run.json"  # planned step ids hold a dot ("train.m"): no step record has this name
+
+
+class RunIdError(ValueError):
+    """A run id (``--run-id`` or ``$LOOPC_RUN_ID``) that is not allowed: a usage error."""
+
+
+class RunConflict(ValueError):
+    """A run id was started with another plan than the one asked to resume it: a usage error."""
 
 
 def new_run_id() -> str:
@@ -23,12 +34,17 @@ def new_run_id() -> str:
 
 def resolve_run_id(run_id: str | None) -> str:
     """The run id to use: the given one, else ``$LOOPC_RUN_ID``, else a new one."""
-    chosen = run_id or os.environ.get("LOOPC_RUN_ID") or new_run_id()
-    if not RUN_ID.match(chosen):
-        raise ValueError(
-            f"run id '{chosen}' may use only letters, digits and _.:+- (at most 128 characters)"
+    return check_run_id(run_id or os.environ.get("LOOPC_RUN_ID") or new_run_id())
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a valid run id, else RunIdError."""
+    if not RUN_ID.match(run_id):
+        raise RunIdError(
+            f"run id '{run_id}' may start with a letter or digit and use only letters, digits and _.:+- "
+            "(at most 128 characters)"
         )
-    return chosen
+    return run_id
 
 
 def state_path(root: str | Path, state_dir: str) -> Path:
@@ -64,21 +80,39 @@ def write_record(state: Path, run_id: str, record: dict[str, Any]) -> Path:
     return path
 
 
-def run_records(state: Path, run_id: str) -> dict[str, dict[str, Any]]:
-    """Every step record of a run, by step id."""
-    records: dict[str, dict[str, Any]] = {}
-    folder = run_dir(state, run_id)
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(record, dict) and "step" in record:
-            records[record["step"]] = record
-    return records
+def create_once(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+    """Write ``obj`` as JSON to ``path`` unless the file exists; return what the file holds then.
+
+    The file appears complete or not at all (written aside, then hard-linked into place), and of
+    several concurrent callers exactly one creates it. ValueError when the file there is not JSON.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(obj, sort_keys=True, indent=2) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        os.unlink(temp)
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def list_runs(state: Path) -> list[str]:
-    """Run ids under a state folder, oldest first."""
-    folder = state / "runs"
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+def pin_plan(state: Path, run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Record in ``runs/<run_id>/run.json`` the plan this run executes; RunConflict if it began with another.
+
+    ``plan`` holds ``plan`` (name), ``digest`` (sha256 of the plan and its step documents) and ``file``.
+    """
+    path = run_dir(state, run_id) / RUN_FILE
+    try:
+        pinned = create_once(path, plan)
+    except (OSError, ValueError) as exc:
+        raise RunConflict(f"{path}: cannot read which plan run '{run_id}' executes ({exc}); "
+                          "start a new run (leave out --run-id)") from None
+    if (pinned.get("plan"), pinned.get("digest")) != (plan["plan"], plan["digest"]):
+        raise RunConflict(
+            f"run '{run_id}' was started with another plan (plan '{pinned.get('plan')}', digest "
+            f"{str(pinned.get('digest'))[:12]}, from {pinned.get('file')}); resume it with that plan and the same "
+            "overrides, or start a new run (leave out --run-id): unchanged steps come from the cache"
+        )
+    return pinned

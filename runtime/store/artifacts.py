@@ -17,6 +17,8 @@ from typing import Any
 
 MANIFEST = "_manifest.json"
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,127}$")
+# What a writer leaves beside an artifact when it is killed: ``.staging-<key>-<pid>-<hex8>``, ``.trash-<key>-<hex8>``.
+_LEFTOVER = re.compile(r"^\.(?:staging-(?P<staged>.+)-\d+|trash-(?P<trashed>.+))-[0-9a-f]{8}$")
 
 
 class StoreError(Exception):
@@ -114,6 +116,14 @@ class ArtifactStore(ABC):
     def keys(self) -> list[str]:
         """Keys of every complete artifact, sorted."""
 
+    def leftover_keys(self) -> list[str]:
+        """Keys with staging or trash folders beside them (a writer's, or one a killed writer left)."""
+        return []
+
+    def remove_leftovers(self, key: str) -> int:
+        """Delete the staging and trash folders of ``key``; only safe while no writer of ``key`` runs."""
+        return 0
+
     def manifest(self, key: str) -> dict[str, Any]:
         """The manifest of a complete artifact: ``{"key": ..., "files": {relative path: size}}``."""
         if not self.exists(key):
@@ -141,6 +151,21 @@ class LocalArtifactStore(ArtifactStore):
             return []
         found = [p.parent.name for p in base.glob(f"*/*/{MANIFEST}") if not p.parent.name.startswith(".")]
         return sorted(found)
+
+    def _leftovers(self) -> Iterator[tuple[str, Path]]:
+        for path in (self.root / "artifacts").glob("*/.*-*"):
+            match = _LEFTOVER.match(path.name)
+            if match and path.is_dir():
+                yield match["staged"] or match["trashed"], path
+
+    def leftover_keys(self) -> list[str]:
+        return sorted({key for key, _ in self._leftovers()})
+
+    def remove_leftovers(self, key: str) -> int:
+        doomed = [path for owner, path in self._leftovers() if owner == check_key(key)]
+        for path in doomed:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(doomed)
 
     @contextlib.contextmanager
     def stage(self, key: str) -> Iterator[Path]:

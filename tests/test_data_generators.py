@@ -15,7 +15,7 @@ import yaml
 from scipy import stats
 
 from loopc.runtime.data.checks import enforce_schema, run_checks
-from loopc.runtime.data.sources import read_source
+from loopc.runtime.data.snapshot import read_source
 from loopc.runtime.data.split import split_table
 from loopc.runtime.features.transforms import fit_features
 

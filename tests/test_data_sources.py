@@ -9,7 +9,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from loopc.runtime.data.sources import DataError, fingerprint_source, read_source
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.snapshot import fingerprint_source, read_source
 
 
 def _write(path, table):

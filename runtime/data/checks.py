@@ -12,9 +12,11 @@ import pyarrow.compute as pc
 
 from loopc.runtime import units
 from loopc.runtime.data import expressions
-from loopc.runtime.data.casting import ARROW_TYPES, Violation, cast_column, examples, jsonable
-from loopc.runtime.data.sources import DataError, read_source
+from loopc.runtime.data.casting import Violation, cast_column, examples, jsonable
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.snapshot import SourceTable, read_snapshot, take_snapshot
 
+MAX_FILES = 5  # files named in one message
 
 
 class ValidationFailed(DataError):
@@ -70,11 +72,13 @@ def _null_mask(array: pa.Array, bad: np.ndarray) -> np.ndarray:
 
 
 def _range_mask(array: pa.Array, spec: dict) -> np.ndarray:
+    """Rows outside [min, max]; an infinite value is outside every declared range. Nulls (and NaN,
+    which casting turned into null) are left to ``nullable``."""
     values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
     low = -np.inf if spec.get("min") is None else spec["min"]
     high = np.inf if spec.get("max") is None else spec["max"]
     with np.errstate(invalid="ignore"):
-        return ~np.isnan(values) & ((values < low) | (values > high))
+        return ~np.isnan(values) & ((values < low) | (values > high) | np.isinf(values))
 
 
 def _allowed_mask(array: pa.Array, allowed: list, ctype: str) -> np.ndarray:
@@ -101,17 +105,20 @@ def _duplicate_mask(array: pa.Array) -> np.ndarray:
     return mask
 
 
-def _column_violations(dataset: str, name: str, raw: pa.Array, spec: dict) -> tuple[pa.Array, list]:
-    """Cast one column and collect every rule it breaks."""
+def _column_violations(dataset: str, name: str, raw: pa.Array, spec: dict,
+                       absent: np.ndarray | None = None) -> tuple[pa.Array, list]:
+    """Cast one column and collect every rule it breaks; ``absent`` rows (from files without the
+    column) are reported by ``_missing_from_some`` rather than as nulls."""
     ctype = spec["type"]
     raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
     cast, bad = cast_column(raw, ctype)
     found = [_violation(dataset, name, "type", bad, raw, f"cannot be read as {ctype} (found {raw.type})", True)]
     if not spec.get("nullable", True):
-        found.append(_null_violation(dataset, name, _null_mask(cast, bad)))
+        nulls = _null_mask(cast, bad)
+        found.append(_null_violation(dataset, name, nulls if absent is None else nulls & ~absent))
     if ctype in ("int", "float") and (spec.get("min") is not None or spec.get("max") is not None):
         low, high = spec.get("min"), spec.get("max")
-        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        bounds = f"{'(-inf' if low is None else f'[{low}'}, {'inf)' if high is None else f'{high}]'}"
         found.append(_violation(dataset, name, "range", _range_mask(cast, spec), cast, f"fall outside {bounds}"))
     if spec.get("allowed") is not None:
         allowed = spec["allowed"]
@@ -123,20 +130,46 @@ def _column_violations(dataset: str, name: str, raw: pa.Array, spec: dict) -> tu
     return cast, [v for v in found if v is not None]
 
 
-def enforce_schema(table: pa.Table, columns: dict, dataset: str = "") -> tuple[pa.Table, list[Violation]]:
+def _listing(paths: list[str]) -> str:
+    return ", ".join(paths[:MAX_FILES]) + (f" and {len(paths) - MAX_FILES} more" if len(paths) > MAX_FILES else "")
+
+
+def _missing_everywhere(dataset: str, name: str, spec: dict, table: pa.Table, files: SourceTable | None) -> Violation:
+    where = f" from every file ({_listing([p.path for p in files.parts])})" if files else ""
+    message = f"column is missing{where} (expected {spec['type']}); present: {', '.join(table.column_names)}"
+    return Violation(dataset, name, "missing_column", table.num_rows, [], message)
+
+
+def _missing_from_some(dataset: str, name: str, spec: dict, absent: np.ndarray, paths: list[str],
+                       files: SourceTable) -> Violation:
+    """A column some files lack: an error when it is not nullable, else a warning (its rows read as null)."""
+    nullable = spec.get("nullable", True)
+    rows = int(absent.sum())
+    message = (f"column is missing from {len(paths)} of {len(files.parts)} file(s): {_listing(paths)}; their "
+               f"{rows} row(s) are read as null" + ("" if nullable else " but the column is not nullable"))
+    return Violation(dataset, name, "missing_column", rows, paths[:MAX_FILES], message,
+                     "warning" if nullable else "error")
+
+
+def enforce_schema(table: pa.Table, columns: dict, dataset: str = "",
+                   files: SourceTable | None = None) -> tuple[pa.Table, list[Violation]]:
     """Cast ``table`` to the declared ``columns`` (Column dicts) and list every violation.
 
     Declared columns come first in declaration order, extra columns are kept after them
     and reported as warnings. A column that cannot be cast keeps its castable values;
-    the uncastable ones become null and are reported once, under rule ``type``.
+    the uncastable ones become null and are reported once, under rule ``type``. With
+    ``files`` (the read that gave ``table``), a column some files lack is reported as
+    missing from those files, by name.
     """
     violations, arrays, names = [], [], []
     for name, spec in columns.items():
         if name not in table.column_names:
-            message = f"column is missing (expected {spec['type']}); present: {', '.join(table.column_names)}"
-            violations.append(Violation(dataset, name, "missing_column", table.num_rows, [], message))
+            violations.append(_missing_everywhere(dataset, name, spec, table, files))
             continue
-        cast, found = _column_violations(dataset, name, table.column(name), spec)
+        absent, paths = files.rows_lacking(name) if files else (None, [])
+        if paths:
+            violations.append(_missing_from_some(dataset, name, spec, absent, paths, files))
+        cast, found = _column_violations(dataset, name, table.column(name), spec, absent)
         violations.extend(found)
         arrays.append(cast)
         names.append(name)
@@ -296,7 +329,7 @@ def validate_dataset(name: str, dataset: dict, root, now: dt.datetime) -> tuple[
 
     The caller decides what a failed report means (``raise_for_report`` stops the run).
     """
-    raw = read_source(dataset["source"], root)
-    table, violations = enforce_schema(raw, dataset["columns"], name)
+    files = read_snapshot(take_snapshot(dataset["source"], root))
+    table, violations = enforce_schema(files.table, dataset["columns"], name, files)
     results = run_checks(table, dataset.get("checks") or [], now)
-    return table, validation_report(name, violations, results, rows=raw.num_rows)
+    return table, validation_report(name, violations, results, rows=files.table.num_rows)

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopc.runtime.data.sources import DataError
+from loopc.runtime.data.errors import DataError
 
 SPLITS = ("train", "valid", "test")
 

@@ -1,4 +1,4 @@
-"""Step kinds by name: kind -> function(StepContext) -> outputs, and per-kind input digests.
+"""Step kinds by name: kind -> function(StepContext) -> outputs, and per-kind input snapshots.
 
 Functions are named as "module:function" and imported on first use, so the execution machinery
 never imports the step modules (which import it) and a worker loads only what it runs.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from loopc.runtime.execution.runner import InputDigest, StepFunction
+from loopc.runtime.execution.runner import InputSnapshot, StepFunction
 from loopc.runtime.execution.step import StepDoc, StepError
 
 # kind -> "module:function"; modules are imported on first use so a worker loads only what it runs.
@@ -42,10 +42,11 @@ def step_function(kind: str) -> StepFunction:
     return _resolve(STEP_KINDS[kind])
 
 
-def _validate_digest(doc: StepDoc, root: Path) -> str:
-    """Content fingerprint of a validate step's source files (the data version)."""
-    return _resolve("loopc.runtime.steps.data:source_fingerprint")(doc, root)
+def _validate_snapshot(doc: StepDoc, root: Path):
+    """The snapshot of a validate step's source files: its ``digest`` (the data version) enters the
+    cache key, and the step reads exactly those files."""
+    return _resolve("loopc.runtime.steps.data:source_snapshot")(doc, root)
 
 
-INPUT_DIGESTS: dict[str, InputDigest] = {"validate": _validate_digest}
+INPUT_SNAPSHOTS: dict[str, InputSnapshot] = {"validate": _validate_snapshot}
 

@@ -39,6 +39,7 @@ class StepContext:
     out_dir: Path
     upstream: dict[str, dict[str, Any]]
     log: logging.Logger
+    inputs: Any = None  # what the runner fixed before the cache key (a validate step's data Snapshot)
     _registry: Any = field(default=None, repr=False)
 
     @property
@@ -87,7 +88,8 @@ def scratch_path(state: Path, key: str) -> Path:
 
 
 StepFunction = Callable[[StepContext], dict[str, Any]]
-InputDigest = Callable[[StepDoc, Path], str]
+# kind -> the step's inputs fixed once (an object whose ``digest`` enters the cache key; the step reads it)
+InputSnapshot = Callable[[StepDoc, Path], Any]
 
 
 def _sha256(*parts: str) -> str:
@@ -225,7 +227,7 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
 
 
 def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging.Logger, started: float):
-    from loopc.runtime.execution.dispatch import INPUT_DIGESTS, step_function
+    from loopc.runtime.execution.dispatch import INPUT_SNAPSHOTS, step_function
     from loopc.runtime.store.artifacts import open_store
 
     function = step_function(doc.kind)
@@ -234,9 +236,9 @@ def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging
     if reason:
         logger.info("skipped: %s", reason)
         return _record(doc, run_id, "skipped", started, message=reason)
-    digest = INPUT_DIGESTS[doc.kind](doc, root) if doc.kind in INPUT_DIGESTS else ""
-    key = cache_key(doc, upstream, digest, run_id)
-    job = _Job(doc, root, state, run_id, upstream, key, open_store(state), logger, started)
+    inputs = INPUT_SNAPSHOTS[doc.kind](doc, root) if doc.kind in INPUT_SNAPSHOTS else None
+    key = cache_key(doc, upstream, "" if inputs is None else inputs.digest, run_id)
+    job = _Job(doc, root, state, run_id, upstream, key, open_store(state), logger, started, inputs)
     cacheable = is_cacheable(doc)
     cached = job.cached() if cacheable else None
     if cached is not None:
@@ -271,6 +273,7 @@ class _Job:
     store: Any
     log: logging.Logger
     started: float
+    inputs: Any = None
 
     def _record(self, status: str, outputs: dict[str, Any]) -> dict[str, Any]:
         artifact = self.store.path(self.key).relative_to(self.state).as_posix()
@@ -290,7 +293,7 @@ class _Job:
         self.log.info("running %s (%s) key=%s", self.doc.id, self.doc.kind, self.key)
         with self.store.stage(self.key) as out_dir:
             ctx = StepContext(self.doc, self.root, self.state, self.run_id, self.key, Path(out_dir), self.upstream,
-                              self.log)
+                              self.log, inputs=self.inputs)
             try:
                 outputs = function(ctx) or {}
             finally:

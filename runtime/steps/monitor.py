@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopc.runtime.data import sources as data
 from loopc.runtime.data.checks import enforce_schema, parse_duration
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.registry.interface import CHAMPION
 from loopc.runtime.steps.common import ModelBundle, load_bundle
@@ -20,10 +21,11 @@ CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
 
 
 def _live_rows(ctx: StepContext, monitor: dict[str, Any], now: float) -> pa.Table:
-    """The monitor source, cast to the dataset schema, limited to ``window`` when one is set."""
+    """The monitor source (read from one snapshot, never the state directory), cast to the dataset
+    schema, limited to ``window`` when one is set."""
     try:
-        table = data.read_source(monitor["source"], ctx.root)
-    except data.DataError as exc:
+        table = read_snapshot(take_snapshot(monitor["source"], ctx.root, exclude=[ctx.state])).table
+    except DataError as exc:
         raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
     declared = {c: s for c, s in ctx.config["columns"].items() if c in table.column_names}
     cast, _ = enforce_schema(table, declared, ctx.config["monitor_name"])

@@ -1,0 +1,7 @@
+"""The one error type of the data package."""
+
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """A dataset cannot be read, does not match its schema, or fails its checks."""

@@ -1,0 +1,60 @@
+"""Parsing one file's bytes (Parquet or CSV) into a table, with its hive partition columns."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.sources import FORMATS
+
+CSV_OPTIONS = {"delimiter", "quote_char", "skip_rows", "encoding"}
+
+
+def file_format(source: dict, name: str) -> str:
+    """``parquet`` or ``csv``: the source's declared format, else the file's extension."""
+    declared = source.get("format")
+    if declared:
+        return declared
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"cannot tell the format of '{name}'; set source.format to parquet or csv")
+    return FORMATS[suffix]
+
+
+def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:
+    unknown = sorted(set(options) - CSV_OPTIONS)
+    if unknown:
+        raise DataError(f"unknown csv option(s) {unknown}; supported: {sorted(CSV_OPTIONS)}")
+    read = pacsv.ReadOptions(skip_rows=int(options.get("skip_rows", 0)), encoding=options.get("encoding", "utf8"))
+    parse = pacsv.ParseOptions(
+        delimiter=options.get("delimiter", ","), quote_char=options.get("quote_char", '"')
+    )
+    return pacsv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse)
+
+
+def _hive_columns(name: str) -> dict[str, str]:
+    """``year=2024/month=01/part.parquet`` -> {'year': '2024', 'month': '01'}."""
+    return dict(part.split("=", 1) for part in PurePosixPath(name).parts[:-1] if "=" in part)
+
+
+def parse_file(data: pa.Buffer, name: str, path: str, source: dict) -> pa.Table:
+    """The table in ``data`` (the bytes of file ``name`` of ``source``, found at ``path``)."""
+    fmt = file_format(source, name)
+    try:
+        if fmt == "parquet":
+            if source.get("options"):
+                raise DataError(f"parquet sources take no options, got {sorted(source['options'])}")
+            table = pq.read_table(pa.BufferReader(data))
+        else:
+            table = _read_csv(data, dict(source.get("options") or {}))
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"cannot read {fmt} file '{path}': {error}") from None
+    if source.get("partitioning") == "hive":
+        for key, value in _hive_columns(name).items():
+            if key not in table.column_names:
+                table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+    return table

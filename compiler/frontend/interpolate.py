@@ -1,11 +1,19 @@
-"""Resolve ``${...}`` interpolations with OmegaConf, only when a spec contains one."""
+"""Resolve ``${...}`` interpolations with OmegaConf, only when a spec contains one.
+
+Only resolvers that read the spec itself run: ``oc.select``, ``oc.dict.keys`` and ``oc.dict.values``
+(ALLOWED_RESOLVERS). Every other resolver is refused before anything resolves (LPC411): ``oc.env`` reads
+the environment (a secret would be compiled into DAG files and step documents; name secrets in
+``pipeline.secrets`` instead, resolved where the step runs), ``oc.decode`` and ``oc.create`` parse text
+as YAML outside loopc's loader checks, ``oc.deprecated`` and resolvers other libraries register are not
+part of the spec language, and a resolver name built from an interpolation cannot be checked.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
 from loopc.compiler.errors import SpecError
-from loopc.compiler.frontend.load import Position, SpecPath
+from loopc.compiler.frontend.load import ALIAS_NODE_BUDGET, Position, SpecPath
 from loopc.compiler.frontend.tree import set_located
 
 
@@ -14,20 +22,27 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
     paths = list(_interpolated(tree, ()))
     if not paths:
         return []
+    refused = [error for path in paths for error in _refused_resolvers(tree, positions, path)]
+    if refused:
+        return refused
     from omegaconf import (
         OmegaConf,  # imported only when needed: it costs more than the rest of a load
     )
 
     config = OmegaConf.create(tree)
     errors, resolved = [], []
+    budget = [ALIAS_NODE_BUDGET]
     for path in paths:
         try:
             node: Any = config
             for key in path:
                 node = node[key]
-            if OmegaConf.is_config(node):
-                node = OmegaConf.to_container(node, resolve=True)
-            resolved.append((path, node))
+            resolved.append((path, _plain(node, budget)))
+        except _TooLarge:
+            file, line, col = positions.get(path, ("<unknown>", 1, 1))
+            message = f"interpolations expand to more than {ALIAS_NODE_BUDGET} nodes (an interpolation bomb?)"
+            hint = "refer to large sections fewer times"
+            return [*errors, SpecError(file, line, col, "LPC007", ".".join(map(str, path)), message, hint)]
         except Exception as exc:  # noqa: BLE001 - OmegaConf raises many types; each is a user error here
             file, line, col = positions.get(path, ("<unknown>", 1, 1))
             message = f"cannot resolve interpolation {_select(tree, path)!r}: {_first_line(exc)}"
@@ -36,6 +51,60 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
     for path, value in resolved:
         set_located(tree, positions, path, value, positions.get(path, ("<unknown>", 1, 1)), merge=False)
     return errors
+
+
+ALLOWED_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
+
+
+def _refused_resolvers(tree: dict[str, Any], positions: dict[SpecPath, Position], path: SpecPath) -> list[SpecError]:
+    """LPC411 for every resolver in the string at ``path`` outside ALLOWED_RESOLVERS."""
+    text = _select(tree, path)
+    names = sorted(set(resolver_names(text)) - ALLOWED_RESOLVERS)
+    if not names:
+        return []
+    file, line, col = positions.get(path, ("<unknown>", 1, 1))
+    shown = ", ".join(repr(n) for n in names)
+    message = f"interpolation {text!r} uses resolver {shown}; loopc runs only resolvers that read the spec itself"
+    hint = ("write the value into the spec or an override; secrets go in pipeline.secrets (resolved where the "
+            f"step runs); allowed resolvers: {', '.join(sorted(ALLOWED_RESOLVERS))}")
+    return [SpecError(file, line, col, "LPC411", ".".join(map(str, path)), message, hint)]
+
+
+def resolver_names(text: str) -> list[str]:
+    """The resolver names in an interpolated string (a name built from ``${...}`` is returned as written)."""
+    from omegaconf import grammar_parser
+    from omegaconf.errors import GrammarParseError
+    from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
+
+    try:
+        root = grammar_parser.parse(text, parser_rule="configValue", lexer_mode="DEFAULT_MODE")
+    except GrammarParseError:
+        return []  # not an interpolation OmegaConf can run: resolving it reports LPC408
+    names, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, OmegaConfGrammarParser.ResolverNameContext):
+            names.append(node.getText())
+        stack.extend(node.getChild(i) for i in range(getattr(node, "getChildCount", lambda: 0)()))
+    return names
+
+
+class _TooLarge(Exception):
+    """Resolved interpolations passed ALIAS_NODE_BUDGET nodes."""
+
+
+def _plain(value: Any, budget: list[int]) -> Any:
+    """``value`` (a resolved OmegaConf node) as plain dicts and lists, spending one unit of ``budget`` per node."""
+    from omegaconf import DictConfig, ListConfig
+
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
+    if isinstance(value, DictConfig):
+        return {key: _plain(value[key], budget) for key in value}
+    if isinstance(value, ListConfig):
+        return [_plain(value[index], budget) for index in range(len(value))]
+    return value
 
 
 def _interpolated(node: Any, path: SpecPath) -> Iterator[SpecPath]:

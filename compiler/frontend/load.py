@@ -25,6 +25,9 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOLS = {"true": True, "false": False, "True": True, "False": False}
 _PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
 _MAX_DEPTH = 200
+ALIAS_NODE_BUDGET = 100_000  # nodes that aliases may copy into one file's tree (a YAML "billion laughs" stops here)
+_PLAIN_TAGS = frozenset({_STR_TAG, _INT_TAG, _BOOL_TAG, _NULL_TAG, "tag:yaml.org,2002:float",
+                         "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 
 
 class SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -110,11 +113,26 @@ def parse_spec(text: str, path: str, require_mapping: bool = True) -> RawDocumen
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
         message = f"the top level must be a mapping of sections, found {kind}"
         raise SpecErrors([SpecError(path, line, col, "LPC003", "", message, "write 'key: value' lines")])
+    if "!" in text:
+        _refuse_tags(text, path)
     builder = _TreeBuilder(path)
     tree = builder.build(root, ())
     if builder.errors:
         raise SpecErrors(builder.errors)
     return RawDocument(path, tree, builder.positions, _package_header(text), "${" in text)
+
+
+def _refuse_tags(text: str, path: str) -> None:
+    """Every explicit ``!tag`` (``!!python/...``, ``!!str``, ``!custom``) on any node is an LPC006 error."""
+    errors = []
+    for event in yaml.parse(text, Loader=SpecLoader):
+        tag = getattr(event, "tag", None)
+        if tag is not None and isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+            line, col = event.start_mark.line + 1, event.start_mark.column + 1
+            hint = "remove the tag; quote a value to make it text"
+            errors.append(SpecError(path, line, col, "LPC006", "", f"YAML tags are not supported: {tag!r}", hint))
+    if errors:
+        raise SpecErrors(errors)
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> SpecError:
@@ -150,6 +168,10 @@ class _TreeBuilder:
         self.positions: dict[SpecPath, Position] = {}
         self.errors: list[SpecError] = []
         self._active: set[int] = set()
+        self._built: set[int] = set()  # collections expanded once: meeting one again means an alias
+        self._sizes: dict[int, int] = {}
+        self._copied = 0  # nodes copied by aliases so far
+        self._alias_at: SpecPath | None = None  # where the alias being copied now was written
 
     def build(self, node: Node, path: SpecPath) -> Any:
         """The plain value of ``node`` (written at ``path``), recording where every node below starts."""
@@ -162,6 +184,13 @@ class _TreeBuilder:
         if id(node) in self._active or len(path) > _MAX_DEPTH:
             self._error(node, path, "LPC006", "recursive alias: a node contains itself", None)
             return None
+        copy = id(node) in self._built
+        if copy and not self._within_alias_budget(node, path):
+            return None
+        outermost = copy and self._alias_at is None
+        if outermost:
+            self._alias_at = path
+        self._built.add(id(node))
         self._active.add(id(node))
         try:
             if node.__class__ is MappingNode:
@@ -169,8 +198,30 @@ class _TreeBuilder:
             return self._sequence(node, path)
         finally:
             self._active.discard(id(node))
+            if outermost:
+                self._alias_at = None
+
+    def _within_alias_budget(self, node: Node, path: SpecPath) -> bool:
+        """Count the nodes an alias copies; past ALIAS_NODE_BUDGET the file is refused (LPC007, once)."""
+        if self._copied > ALIAS_NODE_BUDGET:
+            return False
+        if self._alias_at is not None:  # inside a copy: its size was counted with the outermost alias
+            return True
+        self._copied += _tree_size(node, self._sizes)
+        if self._copied <= ALIAS_NODE_BUDGET:
+            return True
+        alias = self._alias_at if self._alias_at is not None else path
+        written = alias[:-1] if alias and isinstance(alias[-1], int) else alias  # alias marks are lost: its list
+        file, line, col = self.positions.get(written, (self.file, *_mark(node)))
+        message = f"aliases expand to more than {ALIAS_NODE_BUDGET} nodes (an alias bomb?)"
+        hint = "write the repeated parts out, or use fewer nested aliases"
+        self.errors.append(SpecError(file, line, col, "LPC007", ".".join(str(p) for p in alias), message, hint))
+        return False
 
     def _sequence(self, node: SequenceNode, path: SpecPath) -> list[Any]:
+        if node.tag not in _PLAIN_TAGS:
+            self._error(node, path, "LPC006", f"YAML tags are not supported: {node.tag!r}", None)
+            return []
         result, file, positions = [], self.file, self.positions
         for index, item in enumerate(node.value):
             child = (*path, index)
@@ -193,9 +244,14 @@ class _TreeBuilder:
             return _SCALARS.construct_object(node)
         except ConstructorError as exc:
             self._error(node, path, "LPC006", f"unsupported YAML value: {exc.problem}", "remove the '!' tag")
-            return None
+        except (ValueError, TypeError, OverflowError) as exc:
+            self._error(node, path, "LPC006", f"unsupported YAML value {node.value!r}: {exc}", None)
+        return None
 
     def _mapping(self, node: MappingNode, path: SpecPath) -> dict[str, Any]:
+        if node.tag not in _PLAIN_TAGS:  # parse_spec refuses written tags first; this keeps the builder safe alone
+            self._error(node, path, "LPC006", f"YAML tags are not supported: {node.tag!r}", None)
+            return {}
         result: dict[str, Any] = {}
         first: dict[str, Node] = {}
         file, positions = self.file, self.positions
@@ -241,3 +297,28 @@ class _TreeBuilder:
     def _error(self, node: Node, path: SpecPath, code: str, message: str, hint: str | None) -> None:
         spec_path = ".".join(str(p) for p in path)
         self.errors.append(SpecError(self.file, *_mark(node), code, spec_path, message, hint))
+
+
+def _tree_size(root: Node, sizes: dict[int, int]) -> int:
+    """Nodes in the tree ``root`` expands to (aliases counted each time), capped past the alias budget."""
+    cap = ALIAS_NODE_BUDGET + 1
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    visiting: set[int] = set()  # a node met again while its children are counted: a cycle, reported as LPC006
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes or (not children_done and id(node) in visiting):
+            continue
+        children = _children(node)
+        if children_done:
+            sizes[id(node)] = min(cap, 1 + sum(sizes.get(id(c), 0) for c in children))
+            continue
+        visiting.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: Node) -> list[Node]:
+    if node.__class__ is MappingNode:
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if node.__class__ is SequenceNode else []

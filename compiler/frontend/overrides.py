@@ -7,10 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.frontend.load import SpecLoader
+from loopc.compiler.frontend.load import parse_spec
 
 OVERRIDE_FILE = "<override>"
 _SYNTAX = re.compile(r"^(?P<prefix>~|\+\+|\+)?(?P<key>/?[A-Za-z_][\w./\-]*)(?:@(?P<package>[\w.]*))?"
@@ -73,7 +71,7 @@ def parse_override(text: str, index: int = 0) -> Override:
         raise SpecErrors([override_error(None, text, index, "LPC404", f"malformed override '{text}'", hint)])
     value = match["value"]
     texts = tuple(_split_sweep(value)) if value is not None else ()
-    values = tuple(_parse_value(part) for part in texts)
+    values = tuple(_parse_value(part, text, index) for part in texts)
     return Override(text, index, match["prefix"] or "", match["key"], match["package"], values, texts)
 
 
@@ -96,13 +94,20 @@ def _split_sweep(value: str) -> list[str]:
     return parts
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, override: str, index: int) -> Any:
+    """The YAML value of one override; text that is not YAML stays text; tags and alias bombs are errors."""
     if text == "":
         return ""
     try:
-        return yaml.load(text, Loader=SpecLoader)
-    except yaml.YAMLError:
-        return text
+        return parse_spec(text, OVERRIDE_FILE, require_mapping=False).tree
+    except SpecErrors as exc:
+        codes = {e.code for e in exc.errors}
+        if codes == {"LPC002"}:
+            return None
+        if codes == {"LPC001"}:
+            return text
+        message = f"override value {text!r}: {exc.errors[0].message}"
+        raise SpecErrors([override_error(None, override, index, "LPC404", message, exc.errors[0].hint)]) from None
 
 
 def expand_sweeps(overrides: list[Override]) -> list[tuple[list[Override], dict[str, str]]]:

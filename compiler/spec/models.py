@@ -8,11 +8,12 @@ in ``loopc.compiler.spec.validate``, not here: a model only knows its own fields
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from loopc.compiler.spec.cron import cron_problem
 from loopc.runtime.units import parse_duration, parse_memory_mb  # noqa: F401  (re-exported for the planner)
 
 IDENT = r"^[a-z][a-z0-9_]{0,62}$"
@@ -21,7 +22,16 @@ Ident = Annotated[str, Field(pattern=IDENT, description="lower-case identifier: 
 class Strict(BaseModel):
     """Base for every spec model: immutable, unknown keys rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .nan and .inf are refused in every number field (LPC105)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def cron_schedule(value: str | None, allow_once: bool = False) -> str | None:
+    """``value`` when it is a cron schedule every target accepts (see spec/cron.py), else a cron_schedule error."""
+    problem = None if value is None else cron_problem(value, allow_once)
+    if problem:
+        raise PydanticCustomError("cron_schedule", problem)
+    return value
 
 
 Duration = Annotated[str, Field(pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
@@ -73,14 +83,7 @@ class Pipeline(Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is None or value.startswith("@"):
-            if value not in (None, "@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"):
-                raise ValueError(f"unknown preset '{value}'; use @hourly, @daily, @weekly, @monthly or @yearly")
-            return value
-        fields = value.split()
-        if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z]+", f) for f in fields):
-            raise ValueError(f"'{value}' is not a 5-field cron expression such as '0 3 * * 1'")
-        return value
+        return cron_schedule(value, allow_once=True)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -474,6 +477,11 @@ class Monitor(Strict):
     performance: list[Threshold] = Field([], description="checked when the label column is present")
     max_null_rate: float | None = Field(None, ge=0, le=1)
     action: Action = Action()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return cron_schedule(value)
 
 
 # --------------------------------------------------------------------------- the spec

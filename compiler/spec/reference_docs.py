@@ -117,7 +117,7 @@ NOTES: dict[str, str] = {
     "Shadow.enabled": "run the shadow step", "Shadow.min_rows": "rows both models must score",
     "Shadow.min_agreement": "fraction of rows where they must agree",
     "Shadow.max_metric_drop": "metric -> largest allowed drop versus the champion",
-    "Monitor.source": "live rows to watch", "Monitor.schedule": "cron or preset; null: with the pipeline",
+    "Monitor.source": "live rows to watch", "Monitor.schedule": "cron or preset (written into scrontab; no @once); null: with the pipeline",
     "Monitor.time_column": "timestamp column for `window`", "Monitor.min_rows": "fewer rows: no verdict",
     "Monitor.data_drift": "input drift per column (null: off)",
     "Monitor.prediction_drift": "drift of the model's predictions (null: off)",

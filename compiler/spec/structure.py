@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from loopc.compiler.errors import SpecError
 from loopc.compiler.frontend.load import Position, SpecPath
+from loopc.compiler.spec.cron import CRON_HINT
 from loopc.compiler.spec.locate import ALIASES, dotted, position_of, tree_path
 
 _TYPES = {
@@ -66,6 +67,8 @@ def _describe(kind: str, error: dict[str, Any], loc: tuple, root: type[BaseModel
         return "LPC105", f"{_lower(error['msg'])}, got {got}", None
     if kind == "string_pattern_mismatch":
         return "LPC106", f"{got} has the wrong format", _pattern_hint(loc, ctx.get("pattern", ""))
+    if kind == "cron_schedule":
+        return "LPC108", error["msg"], CRON_HINT
     if kind in ("value_error", "assertion_error"):
         return "LPC107", _lower(str(ctx.get("error", error["msg"]))), None
     code = "LPC103" if kind.endswith(("_type", "_parsing")) else "LPC104"

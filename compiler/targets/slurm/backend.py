@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from loopc.compiler.errors import LoopcError
 from loopc.compiler.plan.pipeline import Plan, Step
+from loopc.compiler.spec.cron import cron_problem, normalized
 from loopc.compiler.targets import EmitOptions
 from loopc.compiler.targets.common import plan_files
 from loopc.compiler.targets.jinja import loopc_version, render
@@ -100,6 +101,10 @@ def comment_lines(text: str) -> list[str]:
 def plan_problems(plan: Plan) -> list[str]:
     """Names that an sbatch line or job name cannot carry safely; empty when the plan is fine."""
     problems = []
+    if not SAFE_NAME.match(plan.pipeline):
+        problems.append(f"pipeline name {plan.pipeline!r} must be made of letters, digits, '_', '.', '-'")
+    if plan.kind == "monitor" and plan.schedule is not None and cron_problem(plan.schedule):
+        problems.append(f"monitor plan {plan.name}: {cron_problem(plan.schedule)} (scrontab takes one cron line)")
     if not SAFE_NAME.match(plan.name) or (plan.triggers and not SAFE_NAME.match(plan.triggers)):
         problems.append(f"plan name {plan.name!r} must be made of letters, digits, '_', '.', '-'")
     for step in plan.steps:
@@ -147,7 +152,7 @@ def submit_view(plan: Plan, jobs: list[Job], options: EmitOptions) -> dict:
         "jobs": [{"name": j.name, "script": j.script, "deps": list(j.deps)} for j in jobs],
         "record": [{"step": s, "job": j, "index": i} for s, j, i in record],
         "description": comment_lines(plan.description), "python": options.python, "root": options.root,
-        "schedule": plan.schedule if plan.kind == "monitor" else None,
+        "schedule": normalized(plan.schedule) if plan.kind == "monitor" and plan.schedule else None,
     }
 
 

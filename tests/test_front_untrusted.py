@@ -1,0 +1,206 @@
+"""Spec text is untrusted: tags, alias and interpolation bombs, outside resolvers, bad schedules, NaN/inf."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loopc.compiler.cli.main import main
+from loopc.compiler.errors import SpecErrors
+from loopc.compiler.frontend.compose import compose_spec
+from loopc.compiler.frontend.interpolate import ALLOWED_RESOLVERS, resolver_names
+from loopc.compiler.frontend.load import ALIAS_NODE_BUDGET, parse_spec
+from loopc.compiler.spec.cron import MACROS, cron_problem, normalized
+from loopc.compiler.spec.validate import validate_spec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
+
+
+def _errors(text: str) -> list[tuple[str, int, int, str]]:
+    with pytest.raises(SpecErrors) as caught:
+        parse_spec(text, "f.yaml")
+    return [(e.code, e.line, e.column, e.spec_path) for e in caught.value.errors]
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("a: !!python/list [1]\n", 1, 4), ("a: !!python/object:os.system {x: 1}\n", 1, 4),
+    ("a:\n  - !!set {b}\n", 2, 5), ("a: !custom {x: 1}\n", 1, 4), ("a: !!str 1\n", 1, 4), ("a: ! [1]\n", 1, 4),
+    ("a: !!binary aGk=\n", 1, 4), ("a: !!timestamp 2020-01-01\n", 1, 4), ("a: !!int abc\n", 1, 4),
+    ("!!map {a: 1}\n", 1, 1), ("a: [1, !!float x]\n", 1, 8), ("? !!python/tuple [1]\n: v\n", 1, 3),
+])
+def test_every_tag_on_every_kind_of_node_is_refused_where_written(text: str, line: int, col: int) -> None:
+    assert _errors(text) == [("LPC006", line, col, "")]
+
+
+def test_an_exclamation_mark_in_text_is_not_a_tag() -> None:
+    assert parse_spec("a: 'hi!'\nb: x != y\n", "f").tree == {"a": "hi!", "b": "x != y"}
+
+
+def _laughs(levels: int, width: int = 9) -> str:
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nuse: *l{levels - 1}\n"
+
+
+def test_a_billion_laughs_stops_at_the_alias_budget_with_a_located_error() -> None:
+    errors = _errors(_laughs(10))
+    assert len(errors) == 1 and errors[0][0] == "LPC007"
+    code, line, col, path = errors[0]
+    assert path.split(".")[0] in {f"l{i}" for i in range(10)} and line == int(path[1]) + 1 and col == 1
+
+
+def test_aliases_below_the_budget_still_expand() -> None:
+    tree = parse_spec(_laughs(3), "f").tree
+    assert len(tree["use"]) == 9 and tree["use"][0][0] == ["lol"] * 9
+    nodes_per_l5 = sum(9 ** k for k in range(1, 6)) + 1  # l4 alone copies fewer nodes than the budget allows
+    assert nodes_per_l5 < ALIAS_NODE_BUDGET < 9 ** 6
+
+
+def test_mapping_alias_bomb_is_located_at_the_key_that_copies() -> None:
+    keys = "abcdefghij"
+    lines = ["m0: &m0 {" + ", ".join(f"{k}: 1" for k in keys) + "}"]
+    lines += [f"m{i}: &m{i} {{" + ", ".join(f"{k}: *m{i - 1}" for k in keys) + "}" for i in range(1, 7)]
+    errors = _errors("\n".join(lines) + "\n")
+    # copies so far: 210 + 2210 + 22210, then 22221 per key of m4: the fourth key (d) passes 100000
+    assert [(c, p) for c, _, _, p in errors] == [("LPC007", "m4.d")]
+    assert errors[0][1:3] == (5, lines[4].index("d: *m3") + 1)
+
+
+def test_recursive_alias_is_reported_not_counted_as_a_bomb() -> None:
+    assert {code for code, *_ in _errors("a: &a [*a]\nb: *a\n")} == {"LPC006"}
+
+
+def test_override_values_are_parsed_with_the_same_checks(tmp_path: Path) -> None:
+    code, errors = _validate(EXAMPLES / "churn", ["pipeline.description=!!python/object:os.system x"])
+    assert code == 1 and [(e["code"], e["file"], e["line"]) for e in errors] == [("LPC404", "<override>", 1)]
+    assert "tags are not supported" in errors[0]["message"]
+    bomb = "[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]," \
+           " &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e]]"
+    code, errors = _validate(EXAMPLES / "churn", [f"+pipeline.x={bomb}"])
+    assert code == 1 and errors[0]["code"] == "LPC404" and "alias bomb" in errors[0]["message"]
+
+
+def _validate(target: Path, overrides: list[str]) -> tuple[int, list[dict]]:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["validate", str(target), *overrides, "--format", "json"])
+    return code, json.loads(out.getvalue())
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("loopc: 1\n" + body)
+    return path
+
+
+@pytest.mark.parametrize("resolver", ["oc.env:HOME", "oc.env:HOME,x", "oc.decode:'{a: 1}'", "oc.create:'{a: 1}'",
+                                      "oc.deprecated:a", "now:%Y", "${n}:HOME", "my.custom:1"])
+def test_resolvers_that_read_outside_the_spec_are_refused(tmp_path: Path, resolver: str, monkeypatch) -> None:
+    monkeypatch.setenv("LOOPC_TEST_SECRET", "hunter2")
+    path = _write(tmp_path, f"n: oc.env\na: 1\nx:\n  y: \"pre ${{{resolver}}} post\"\n")
+    with pytest.raises(SpecErrors) as caught:
+        compose_spec(path)
+    assert [(e.code, e.line, e.column, e.spec_path) for e in caught.value.errors] == [("LPC411", 5, 3, "x.y")]
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_resolver_nested_in_an_allowed_one_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a: 1\nx: ${oc.select:missing,${oc.env:HOME}}\n")
+    with pytest.raises(SpecErrors) as caught:
+        compose_spec(path)
+    assert [e.code for e in caught.value.errors] == ["LPC411"]
+
+
+def test_allowed_resolvers_and_escapes_resolve(tmp_path: Path) -> None:
+    body = "a: {k: 1, j: 2}\ns: ${oc.select:a.k,0}\nd: ${oc.select:nope,7}\nkeys: ${oc.dict.keys:a}\n" \
+           "vals: ${oc.dict.values:a}\nlit: \\${oc.env:HOME}\nref: ${a.j}\n"
+    tree = compose_spec(_write(tmp_path, body))[0].tree
+    assert (tree["s"], tree["d"], tree["keys"], tree["vals"], tree["ref"]) == (1, 7, ["k", "j"], [1, 2], 2)
+    assert tree["lit"] == "${oc.env:HOME}"
+    assert ALLOWED_RESOLVERS == {"oc.select", "oc.dict.keys", "oc.dict.values"}
+
+
+def test_resolver_names_are_found_at_any_depth() -> None:
+    assert sorted(resolver_names("a ${x} ${oc.select:${oc.env:A},${oc.decode:'1'}} ${${n}:v}")) == [
+        "${n}", "oc.decode", "oc.env", "oc.select"]
+    assert resolver_names("no interpolation ${") == []
+
+
+def test_an_interpolation_bomb_stops_at_the_budget(tmp_path: Path) -> None:
+    lines, previous = ["a: [" + ", ".join(["lol"] * 10) + "]"], "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: [" + ", ".join([f"'${{{previous}}}'"] * 10) + "]")
+        previous = name
+    with pytest.raises(SpecErrors) as caught:
+        compose_spec(_write(tmp_path, "\n".join(lines) + "\n"))
+    assert [e.code for e in caught.value.errors] == ["LPC007"]
+    error = caught.value.errors[0]
+    assert error.line >= 3 and error.spec_path.split(".")[0] in "bcdefghi"
+
+
+@pytest.mark.parametrize("value", [
+    "0 3 * * 1", "*/15 * * * *", "0 0 1,15 * *", "5-10/2 8-18 * JAN-MAR mon-fri", "0 0 * * 7", "  0   3 * * 1 ",
+    *MACROS,
+])
+def test_cron_expressions_every_scheduler_accepts(value: str) -> None:
+    assert cron_problem(value) is None
+    assert normalized(value) == " ".join(value.split())
+
+
+@pytest.mark.parametrize("value", [
+    "* * * * * touch /tmp/x; :", "* * * * *\n* * * * * touch /tmp/x", "0 3 * * 1\r", "0\t3 * * * *", "60 * * * *",
+    "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "5-1 * * * *", "* * * * * *", "* * * *",
+    "@reboot", "@once", "@every 5m", "$(id) * * * *", "`id` * * * *", "0 3 * * 1\u2028", "0 3 * * \x00",
+    "a b c d e", "1- * * * *", "*/ * * * *", ",1 * * * *", "0 3 * * 1 #", "",
+])
+def test_anything_else_is_refused(value: str) -> None:
+    assert cron_problem(value) is not None
+
+
+def test_once_is_only_for_the_pipeline_schedule() -> None:
+    assert cron_problem("@once", allow_once=True) is None
+
+
+@pytest.mark.parametrize("override, path", [
+    ("monitors.weekly_drift.schedule='* * * * * touch /tmp/x; :'", "monitors.weekly_drift.schedule"),
+    ("pipeline.schedule='0 3 * * 1; id'", "pipeline.schedule"),
+    ("monitors.weekly_drift.schedule=@once", "monitors.weekly_drift.schedule"),
+])
+def test_bad_schedules_are_located_spec_errors(override: str, path: str) -> None:
+    composed = compose_spec(EXAMPLES / "churn" / "pipeline.yaml", [override])[0]
+    with pytest.raises(SpecErrors) as caught:
+        validate_spec(composed)
+    assert [(e.code, e.spec_path, e.file) for e in caught.value.errors] == [("LPC108", path, "<override>")]
+    assert "five fields" in caught.value.errors[0].hint
+
+
+def test_a_newline_in_a_monitor_schedule_is_located_in_its_file(tmp_path: Path) -> None:
+    text = (EXAMPLES / "churn" / "pipeline.yaml").read_text()
+    assert '    schedule: "0 * * * *"\n' in text
+    project = tmp_path / "churn"
+    import shutil
+
+    shutil.copytree(EXAMPLES / "churn", project, ignore=shutil.ignore_patterns("data", ".loopc"))
+    (project / "pipeline.yaml").write_text(text.replace('    schedule: "0 * * * *"\n',
+                                                        '    schedule: "0 * * * *\\n* * * * * id"\n'))
+    code, errors = _validate(project, [])
+    line = text.splitlines().index('    schedule: "0 * * * *"') + 1
+    assert code == 1 and [(e["code"], e["line"], e["column"]) for e in errors] == [("LPC108", line, 5)]
+
+
+@pytest.mark.parametrize("override", [
+    "gate.thresholds.0.min=.nan", "gate.thresholds.1.max=.inf", "features.tenure.transforms.0.max=-.inf",
+    "model.optimizer.lr=.nan", "deploy.shadow.min_agreement=.nan", "+deploy.shadow.max_metric_drop={auc: .inf}",
+    "+model.optimizer.params={eps: .nan}", "datasets.customers.columns.tenure_months.max=.inf",
+])
+def test_non_finite_numbers_are_refused_where_written(override: str) -> None:
+    composed = compose_spec(EXAMPLES / "churn" / "pipeline.yaml", [override])[0]
+    with pytest.raises(SpecErrors) as caught:
+        validate_spec(composed)
+    assert {e.code for e in caught.value.errors} >= {"LPC105"}
+    assert all(e.file == "<override>" for e in caught.value.errors)

@@ -41,7 +41,7 @@ COMPILER_ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "spec": ({"errors", "frontend"}, {"data", "evaluate", "units"}),
     "api": ({"errors", "frontend", "spec"}, set()),
     "plan": ({"errors", "frontend", "spec"}, {"execution"}),
-    "targets": ({"errors", "plan"}, set()),
+    "targets": ({"errors", "plan", "spec"}, set()),  # spec: the cron grammar scheduler files must obey
     "diff": ({"errors", "spec"}, set()),
     "cli": ({"errors", "frontend", "spec", "api", "plan", "targets", "diff"}, set(RUNTIME_ALLOWED)),
 }

@@ -49,7 +49,7 @@ def entry(spec: Any, file: str, root: Path) -> dict[str, Any]:
 
 def registry_status(path: Path, model: str, alias: str) -> dict[str, Any]:
     """Champion, version count and last promotion of ``model`` from the registry at ``path``, if any."""
-    if not path.is_file():
+    if not path.exists():
         return {"registry": False}
     try:
         from loopc.runtime.registry.connect import open_registry
@@ -57,7 +57,7 @@ def registry_status(path: Path, model: str, alias: str) -> dict[str, Any]:
     except ImportError:  # runtime without a registry: report the spec side only
         return {"registry": False}
     try:
-        registry = open_registry(str(path))
+        registry = open_registry(str(path), read_only=True)
         try:
             champion = registry.get_alias(model, alias)
             versions = registry.versions(model)
@@ -65,7 +65,7 @@ def registry_status(path: Path, model: str, alias: str) -> dict[str, Any]:
         finally:
             registry.close()
     except RegistryError as exc:
-        raise LoopcError(f"{path}: cannot read the registry: {exc}") from None
+        raise LoopcError(f"cannot read the registry: {exc}") from None
     last = moves[-1] if moves else None
     return {
         "registry": True, "alias": alias, "versions": len(versions),

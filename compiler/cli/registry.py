@@ -1,4 +1,4 @@
-"""``loopc registry list|show|promote|rollback``: read and steer the model registry of a project."""
+"""``loopc registry list|show|verify|promote|rollback``: read, check and steer the model registry of a project."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="one version: lineage, metrics, gate decision, model card")
     show.add_argument("model")
     show.add_argument("number", type=int, metavar="VERSION")
+    verify = sub.add_parser("verify", help="check the audit hash chain, the protective triggers and the aliases")
     promote = sub.add_parser("promote", help="make a version champion by hand (audited manual override)")
     promote.add_argument("model")
     promote.add_argument("number", type=int, metavar="VERSION")
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for command in (promote, rollback):
         command.add_argument("--reason", required=True, help="why (recorded in the audit log)")
         command.add_argument("--actor", default=None, help="who (default: the current user)")
-    for command in (listing, show, promote, rollback):
+    for command in (listing, show, verify, promote, rollback):
         command.add_argument("--root", default=None, help="project directory (default: the spec's, else the cwd)")
         command.add_argument("--spec", default=None, help="pipeline file whose state_dir holds the registry")
         command.add_argument("--state-dir", default=".loopc", help="state folder under the root (default .loopc)")
@@ -47,14 +48,15 @@ def state_dir(args: argparse.Namespace) -> Path:
     return Path(args.root or os.getcwd()) / args.state_dir
 
 
+READ_ONLY = frozenset({"list", "show", "verify"})
+
+
 def open_registry(args: argparse.Namespace):
+    """The project's registry: read-only for list/show/verify; never created here (the loop creates it)."""
     from loopc.runtime.registry.connect import open_registry
 
-    state = state_dir(args)
-    path = state / "registry.db"
-    if not path.is_file():
-        raise LoopcError(f"no registry at {path}; run the loop first (`loopc run SPEC`) or pass --root/--spec")
-    return open_registry(f"sqlite:///{path}")
+    path = state_dir(args) / "registry.db"
+    return open_registry(f"sqlite:///{path}", read_only=args.action in READ_ONLY, create=False)
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
@@ -91,6 +93,16 @@ def _show(registry, args: argparse.Namespace, console) -> int:
     return 0
 
 
+def _verify(registry, args: argparse.Namespace, console) -> int:
+    problems = registry.verify()
+    for problem in problems:
+        print(f"{registry.path}: {problem}")
+    if not problems:
+        entries = registry.audit_log()
+        print(f"{registry.path}: ok ({len(entries)} audit entries chained, triggers present, aliases consistent)")
+    return 1 if problems else 0
+
+
 def _actor(args: argparse.Namespace) -> str:
     if args.actor:
         return args.actor
@@ -101,7 +113,7 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 def _promote(registry, args: argparse.Namespace, console) -> int:
-    from loopc.runtime.registry.interface import CHAMPION, NO_VERSION
+    from loopc.runtime.registry.interface import CHAMPION, NO_VERSION, Event
 
     if not args.reason.strip():
         raise UsageError("--reason must say why this version is promoted by hand")
@@ -111,12 +123,10 @@ def _promote(registry, args: argparse.Namespace, console) -> int:
         console.print(f"{args.model} version {version.version} is already champion")
         return 0
     actor = _actor(args)
-    registry.record_event("manual_promotion", args.model, version.version, actor, args.reason,
-                          {"status_before": version.status, "champion_before": current.version if current else None})
-    registry.set_alias(args.model, CHAMPION, version.version, actor=actor, reason=f"manual override: {args.reason}",
-                       expect_current=current.version if current else NO_VERSION)
-    if registry.aliases(args.model).get("challenger") == version.version:
-        registry.remove_alias(args.model, "challenger", actor=actor, reason="promoted by hand")
+    event = Event("manual_promotion", args.reason,
+                  {"status_before": version.status, "champion_before": current.version if current else None})
+    registry.promote(args.model, version.version, actor=actor, reason=f"manual override: {args.reason}",
+                     expect_current=current.version if current else NO_VERSION, event=event)
     was = f" (was {current.version})" if current else ""
     console.print(f"{args.model} version {version.version} is now champion{was}; audited as {actor}")
     return 0
@@ -133,13 +143,17 @@ def run(args: argparse.Namespace) -> int:
 
     from loopc.runtime.registry.interface import RegistryError
 
-    actions = {"list": _list, "show": _show, "promote": _promote, "rollback": _rollback}
+    actions = {"list": _list, "show": _show, "verify": _verify, "promote": _promote, "rollback": _rollback}
     if not getattr(args, "action", None):
-        raise UsageError("loopc registry: choose an action: list, show, promote or rollback")
-    registry = open_registry(args)
+        raise UsageError("loopc registry: choose an action: list, show, verify, promote or rollback")
+    try:
+        registry = open_registry(args)
+    except RegistryError as exc:
+        raise LoopcError(str(exc)) from None
     try:
         return actions[args.action](registry, args, Console())
     except RegistryError as exc:
-        raise LoopcError(str(exc)) from None
+        text = str(exc)
+        raise LoopcError(text if str(registry.path) in text else f"registry {registry.path}: {text}") from None
     finally:
         registry.close()

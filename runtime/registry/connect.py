@@ -7,8 +7,13 @@ import os
 from loopc.runtime.registry.interface import Registry, RegistryError
 
 
-def open_registry(url: str | os.PathLike[str]) -> Registry:
-    """The registry at ``url``: ``sqlite:///path.db`` (SQLAlchemy style) or a plain file path."""
+def open_registry(url: str | os.PathLike[str], *, read_only: bool = False, create: bool = True) -> Registry:
+    """The registry at ``url``: ``sqlite:///path.db`` (SQLAlchemy style) or a plain file path.
+
+    ``read_only`` opens it for reading only (no write lock, works beside a writer and in a read-only
+    folder; a missing registry is an error). ``create`` (writers) makes a new registry where none
+    exists; an existing file that is empty, damaged, not a loopc registry or newer is always refused.
+    """
     text = os.fspath(url)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
@@ -24,4 +29,4 @@ def open_registry(url: str | os.PathLike[str]) -> Registry:
         raise RegistryError(f"registry URL {url!r} names no file; give a path such as .loopc/registry.db")
     from loopc.runtime.registry.sqlite import SqliteRegistry
 
-    return SqliteRegistry(text)
+    return SqliteRegistry(text, read_only=read_only, create=create and not read_only)

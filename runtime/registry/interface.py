@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 ARCHIVED = "archived"
 NO_VERSION = 0  # expect_current=NO_VERSION: "I expect the alias to be unset"
 
 
 class RegistryError(Exception):
-    """A registry operation failed: unknown model or version, bad URL, locked database.
+    """A registry operation failed: unknown model or version, bad URL, locked, missing or damaged database.
 
     The message says what, where and how to fix it; it is shown without a traceback.
     """
@@ -80,8 +81,21 @@ class AuditEntry:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Event:
+    """An audit event written in the same transaction as the change it explains."""
+
+    action: str
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
 class Registry(ABC):
-    """What the runtime needs from a model registry. Every change runs in one transaction.
+    """What the runtime needs from a model registry.
+
+    Every change runs in ONE transaction together with its audit entries: a change is either
+    complete and audited or absent. Audit entries form a hash chain (``chain.entry_hash``), appended
+    under the write lock. A registry opened read-only never writes and never blocks a writer.
 
     :func:`loopc.runtime.registry.connect.open_registry` picks the implementation from a URL;
     each backend is one module beside this one that implements these abstract methods.
@@ -130,6 +144,19 @@ class Registry(ABC):
         """
 
     @abstractmethod
+    def promote(
+        self, model: str, version: int, *, actor: str, reason: str, expect_current: int | None = None,
+        event: Event | None = None,
+    ) -> int | None:
+        """Make ``version`` champion in ONE transaction and return the champion it replaced.
+
+        The transaction writes ``event`` (if any), moves the champion alias, archives the replaced
+        champion, removes the challenger alias when it points at ``version``, and audits each.
+        ``expect_current`` as in :meth:`set_alias`; promoting the current champion again changes
+        nothing but a challenger alias left on it (idempotent, so a resumed run can repeat it).
+        """
+
+    @abstractmethod
     def remove_alias(self, model: str, alias: str, *, actor: str, reason: str) -> None:
         """Unset ``alias`` (audited); nothing happens when it is not set."""
 
@@ -170,8 +197,13 @@ class Registry(ABC):
         actor: str,
         reason: str,
         details: dict[str, Any] | None = None,
+        event_key: str | None = None,
     ) -> AuditEntry:
-        """Append an event (gate override, approval, monitor breach, ...) to the audit log."""
+        """Append an event (gate override, approval, monitor breach, ...) to the audit log.
+
+        With ``event_key`` (e.g. run id and step id) the event is recorded once: a repeat with the
+        same key returns the entry already there.
+        """
 
     @abstractmethod
     def rollback(self, model: str, *, actor: str, reason: str) -> ModelVersion:
@@ -179,3 +211,8 @@ class Registry(ABC):
 
         Successive rollbacks walk further back through earlier promotions.
         """
+
+    @abstractmethod
+    def verify(self) -> list[str]:
+        """Problems found, one line each (empty: clean): the audit hash chain, the protective
+        triggers, and the aliases and statuses against a replay of the audit log."""

@@ -1,18 +1,24 @@
-"""SQL schema of the embedded SQLite registry, created idempotently and versioned."""
+"""SQL schema of the embedded SQLite registry (version 2), and the upgrade from version 1.
+
+The schema is created once, when the registry file is created (see ``sqlite.create_database``), and
+upgraded only by a writer after the version check; opening an existing registry runs no DDL.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+from loopc.runtime.registry.chain import GENESIS_HASH, entry_hash
+
+SCHEMA_VERSION = 2
 
 # Portable SQL where possible (PostgreSQL later): JSON is stored as TEXT, times as ISO-8601 UTC.
 TABLES = """
-CREATE TABLE IF NOT EXISTS schema_version (
+CREATE TABLE schema_version (
     version     INTEGER PRIMARY KEY,
     applied_at  TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS model_versions (
+CREATE TABLE model_versions (
     model                TEXT    NOT NULL,
     version              INTEGER NOT NULL,
     created_at           TEXT    NOT NULL,
@@ -29,7 +35,7 @@ CREATE TABLE IF NOT EXISTS model_versions (
     PRIMARY KEY (model, version),
     UNIQUE (model, artifact)
 );
-CREATE TABLE IF NOT EXISTS aliases (
+CREATE TABLE aliases (
     model       TEXT    NOT NULL,
     alias       TEXT    NOT NULL,
     version     INTEGER NOT NULL,
@@ -37,7 +43,7 @@ CREATE TABLE IF NOT EXISTS aliases (
     PRIMARY KEY (model, alias),
     FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
 );
-CREATE TABLE IF NOT EXISTS audit_log (
+CREATE TABLE audit_log (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     at            TEXT    NOT NULL,
     actor         TEXT    NOT NULL,
@@ -49,57 +55,75 @@ CREATE TABLE IF NOT EXISTS audit_log (
     reason        TEXT    NOT NULL DEFAULT '',
     details       TEXT    NOT NULL DEFAULT '{}'
 );
-CREATE INDEX IF NOT EXISTS audit_log_model ON audit_log (model, id);
-CREATE TRIGGER IF NOT EXISTS model_versions_immutable
+CREATE INDEX audit_log_model ON audit_log (model, id);
+"""
+
+# Version 2: every audit entry is chained to the one before by hash; events recorded "once" carry a key.
+CHAIN = """
+ALTER TABLE audit_log ADD COLUMN event_key TEXT;
+ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX audit_log_event_key ON audit_log (event_key);
+CREATE TABLE audit_head (
+    singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
+    last_id    INTEGER NOT NULL,
+    hash       TEXT    NOT NULL
+);
+"""
+
+TRIGGERS = {
+    "model_versions_immutable": """CREATE TRIGGER model_versions_immutable
 BEFORE UPDATE OF model, version, created_at, artifact, spec_hash, step_fingerprints, dataset_fingerprints,
     code_version, seed, lineage, metrics, gate ON model_versions
 BEGIN
     SELECT RAISE(ABORT, 'model versions are immutable: only their status changes');
-END;
-CREATE TRIGGER IF NOT EXISTS model_versions_no_delete BEFORE DELETE ON model_versions
+END""",
+    "model_versions_no_delete": """CREATE TRIGGER model_versions_no_delete BEFORE DELETE ON model_versions
 BEGIN
     SELECT RAISE(ABORT, 'model versions cannot be deleted: the audit log refers to them');
-END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+END""",
+    "audit_log_no_update": """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be updated');
-END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+END""",
+    "audit_log_no_delete": """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted');
-END;
-"""
+END""",
+}
 
 
-def ensure_schema(conn: sqlite3.Connection, now: str) -> int:
-    """Create the tables if missing (idempotent) and return the database's schema version.
+def create_schema(conn: sqlite3.Connection, now: str) -> None:
+    """Every table, index and trigger of the current version, in a new (empty) database."""
+    for statement in statements(TABLES) + statements(CHAIN):
+        conn.execute(statement)
+    for sql in TRIGGERS.values():
+        conn.execute(sql)
+    conn.execute("INSERT INTO audit_head (singleton, last_id, hash) VALUES (1, 0, ?)", (GENESIS_HASH,))
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, now))
 
-    Runs in one IMMEDIATE transaction so concurrent first openers do not race.
+
+def upgrade_from_1(conn: sqlite3.Connection, now: str) -> None:
+    """Version 1 -> 2 inside the caller's write transaction: add the chain and hash existing entries.
+
+    The update trigger is lifted only inside this one transaction.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _statements(TABLES):
-            conn.execute(statement)
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        if row[0] is None:
-            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, now))
-            version = SCHEMA_VERSION
-        else:
-            version = int(row[0])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return version
+    for statement in statements(CHAIN):
+        conn.execute(statement)
+    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+    previous, last_id = GENESIS_HASH, 0
+    for row in conn.execute(
+        "SELECT id, at, actor, action, model, version, alias, from_version, reason, details, event_key"
+        " FROM audit_log ORDER BY id"
+    ).fetchall():
+        digest = entry_hash(previous, row)
+        conn.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?", (previous, digest, row[0]))
+        previous, last_id = digest, row[0]
+    conn.execute(TRIGGERS["audit_log_no_update"])
+    conn.execute("INSERT INTO audit_head (singleton, last_id, hash) VALUES (1, ?, ?)", (last_id, previous))
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, now))
 
 
-def _statements(script: str) -> list[str]:
-    """Split the schema script into statements, keeping trigger bodies whole."""
-    statements, current = [], []
-    for line in script.strip().splitlines():
-        current.append(line)
-        text = "\n".join(current)
-        if line.rstrip().endswith(";") and sqlite3.complete_statement(text):
-            statements.append(text)
-            current = []
-    return statements
+def statements(script: str) -> list[str]:
+    """Split a schema script into statements."""
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.registry.interface import (
+    CHALLENGER,
     CHAMPION,
     NO_VERSION,
     AliasConflict,
@@ -22,11 +23,14 @@ from loopc.runtime.steps.common import (
 )
 from loopc.runtime.store.artifacts import atomic_write_json
 
-CHALLENGER = "challenger"
-
 
 def _actor(ctx: StepContext) -> str:
     return f"loopc run {ctx.run_id}"
+
+
+def _once(ctx: StepContext) -> str:
+    """The event key of this step in this run: a resumed step records its event once."""
+    return f"{ctx.run_id}/{ctx.doc.id}"
 
 
 def _champion_evaluation(ctx: StepContext, champion, eval_rows: str, gate: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +67,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
                "champion_version": champion.version if champion else None, "decision": decision.to_dict()}
     if decision.status == "rejected":
         ctx.registry.record_event("gate_rejected", name, None, _actor(ctx), decision.summary,
-                                  {"run_id": ctx.run_id, "artifact": artifact})
+                                  {"run_id": ctx.run_id, "artifact": artifact}, event_key=_once(ctx))
         outputs["stop"] = "the gate rejected the candidate"
     ctx.log.info("gate: %s", decision.summary)
     return outputs
@@ -151,7 +155,8 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
     atomic_write_json(ctx.out_dir / "shadow.json", {**result.to_dict(), "champion_version": champion.version,
                                              "challenger_version": number})
     ctx.registry.record_event("shadow", name, number, _actor(ctx), result.summary,
-                              {"champion_version": champion.version, "agreement": result.agreement})
+                              {"champion_version": champion.version, "agreement": result.agreement},
+                              event_key=_once(ctx))
     return {"passed": result.passed, "rows": result.rows, "agreement": result.agreement,
             "summary": result.summary, "champion_version": champion.version}
 
@@ -171,29 +176,33 @@ def _holds(ctx: StepContext, name: str, number: int) -> list[str]:
 
 
 def run_promote(ctx: StepContext) -> dict[str, Any]:
-    """Move the champion alias when gate, shadow and approval allow; otherwise say how to approve."""
+    """Move the champion alias when gate, shadow and approval allow; otherwise say how to approve.
+
+    The move (archive the old champion, move the alias, clear the challenger, audit) is one registry
+    transaction; a resumed step repeats it harmlessly and clears a challenger left on the champion.
+    """
     name, alias = ctx.config["model_name"], CHAMPION
     _, registered = ctx.upstream_of_kind("register")
     number = registered["outputs"]["version"]
     current = ctx.registry.get_alias(name, alias)
     if current is not None and current.version == number:
+        ctx.registry.promote(name, number, actor=_actor(ctx), reason=f"resumed run {ctx.run_id}",
+                             expect_current=number)
         return {"promoted": False, "version": number, "summary": f"version {number} is already {alias}"}
     held = _holds(ctx, name, number)
     if held:
         how = f"approve with: loopc registry promote {name} {number} --reason \"...\" --root {ctx.root}"
         summary = f"version {number} stays {CHALLENGER}: {'; '.join(held)}; {how}"
-        ctx.registry.record_event("promotion_held", name, number, _actor(ctx), "; ".join(held))
+        ctx.registry.record_event("promotion_held", name, number, _actor(ctx), "; ".join(held), event_key=_once(ctx))
         return {"promoted": False, "version": number, "summary": summary, "held": held}
     reason = f"gate and shadow passed in run {ctx.run_id}"
     try:
-        ctx.registry.set_alias(name, alias, number, actor=_actor(ctx), reason=reason,
-                               expect_current=current.version if current else NO_VERSION)
-        ctx.registry.remove_alias(name, CHALLENGER, actor=_actor(ctx), reason=f"version {number} became {alias}")
+        previous = ctx.registry.promote(name, number, actor=_actor(ctx), reason=reason,
+                                        expect_current=current.version if current else NO_VERSION)
     except AliasConflict as exc:
         raise StepFailed(f"{alias} of '{name}' moved while this run was going ({exc}); run again") from None
     except RegistryError as exc:
         raise StepFailed(f"promoting '{name}' version {number}: {exc}") from None
-    previous = current.version if current else None
     ctx.log.info("promoted %s version %d to %s (previous %s)", name, number, alias, previous)
     return {"promoted": True, "version": number, "previous": previous,
             "summary": f"version {number} is now {alias}" + (f" (was {previous})" if previous else "")}

@@ -92,7 +92,7 @@ def to_text(report: PlanReport) -> str:
             continue
         lines.append(f"{diff.name} ({diff.file}): {diff.status}" + (f", {diff.klass}" if diff.klass else ""))
         lines += _aligned([[c.klass, c.topic, f"{c.change.display}: {_values(c)}"] for c in diff.changes], "  ")
-        if diff.steps:
+        if diff.steps and diff.status == "changed":
             lines.append(f"  steps that would run on {', '.join(diff.targets)}:")
             lines += _aligned([[s.plan, s.step, s.why] for s in diff.steps], "    ")
     lines.append(f"{_plural(len(report.pipelines), 'pipeline')}: {report.summary()}")
@@ -146,12 +146,18 @@ def _pipeline_markdown(diff: PipelineDiff) -> list[str]:
         lines += [f"| {c.klass} ({_cell(c.topic)}) | {_code(c.change.display)} | "
                   f"{_code(display_value(c.change.old, _VALUE_LIMIT))} | "
                   f"{_code(display_value(c.change.new, _VALUE_LIMIT))} |" for c in diff.changes]
-    if diff.steps:
-        lines += ["", f"<details><summary>{len(diff.steps)} steps would run</summary>", "",
+    if diff.steps and diff.status == "changed":
+        lines += ["", f"<details><summary>{_step_count(diff)}</summary>", "",
                   "| plan | step | why |", "| --- | --- | --- |"]
         lines += [f"| {_code(s.plan)} | {_code(s.step)} | {_cell(s.why)} |" for s in diff.steps]
         lines += ["", "</details>"]
     return lines
+
+
+def _step_count(diff: PipelineDiff) -> str:
+    removed = sum(step.change == "removed" for step in diff.steps)
+    text = _plural(len(diff.steps) - removed, "step") + " would run"
+    return text + (f", {removed} removed" if removed else "")
 
 
 def _cell(text: str) -> str:

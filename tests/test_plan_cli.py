@@ -1,0 +1,167 @@
+"""``loopc plan`` through the real CLI in a scratch git repository: a base commit, a changed work tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from golden_support import assert_matches_golden
+
+from loopc.compiler.diff.compare import Change
+from loopc.compiler.diff.pipelines import PipelineDiff, SpecChange
+from loopc.compiler.diff.report import PlanReport, to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = REPO / "tests" / "diff_cases" / "base"
+DEMAND = REPO / "specs" / "examples" / "demand"
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def loopc(cwd: Path, *args: str, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"TMPDIR": str(tmp)} if tmp else {})}
+    return subprocess.run([sys.executable, "-m", "loopc.compiler.cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A base commit with two pipelines (churn, demand) under specs/."""
+    root = tmp_path / "project"
+    shutil.copytree(BASE, root / "specs" / "churn")
+    shutil.copytree(DEMAND, root / "specs" / "demand", ignore=shutil.ignore_patterns("*.py"))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+def change_work_tree(root: Path) -> None:
+    """churn: retrain + re-gate + operational + metadata edits; demand removed; churn_eu added."""
+    churn = root / "specs" / "churn"
+    shutil.copytree(churn, root / "specs" / "churn_eu")
+    edit(root / "specs" / "churn_eu" / "pipeline.yaml", "name: churn\n", "name: churn_eu\n")
+    edit(churn / "model" / "logistic.yaml", "lr: 0.05", "lr: 0.02")
+    edit(churn / "pipeline.yaml", "owner: growth-ml@example.com", "owner: retention-ml@example.com")
+    edit(churn / "pipeline.yaml", "{metric: auc, min: 0.70}", "{metric: auc, min: 0.72}")
+    edit(churn / "pipeline.yaml", "cooldown: 1h", "cooldown: 6h")
+    edit(churn / "pipeline.yaml", "p_value: 0.001", "p_value: 1e-3  # written differently: no change")
+    shutil.rmtree(root / "specs" / "demand")
+
+
+def test_plan_of_a_pull_request_matches_the_golden_text_and_markdown(repo, tmp_path):
+    change_work_tree(repo)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    status, worktrees = git(repo, "status", "--porcelain"), git(repo, "worktree", "list")
+    text = loopc(repo, "plan", "specs", "--base", "main", tmp=scratch)
+    markdown = loopc(repo, "plan", "specs", "--base", "main", "--format", "markdown", tmp=scratch)
+    assert (text.returncode, markdown.returncode) == (4, 4), text.stderr + markdown.stderr
+    assert_matches_golden("plan", "pull_request", {"plan.txt": text.stdout, "plan.md": markdown.stdout})
+    assert (git(repo, "status", "--porcelain"), git(repo, "worktree", "list")) == (status, worktrees)
+    assert list(scratch.iterdir()) == []  # the extracted base is gone
+
+
+def test_json_lists_statuses_classes_and_the_steps_that_would_run(repo):
+    change_work_tree(repo)
+    done = loopc(repo, "plan", "specs", "--base", "main", "--format", "json")
+    assert done.returncode == 4, done.stderr
+    report = json.loads(done.stdout)
+    by_name = {p["name"]: p for p in report["pipelines"]}
+    assert {n: (p["status"], p["class"]) for n, p in by_name.items()} == {
+        "churn": ("changed", "retrain"), "churn_eu": ("added", None), "demand": ("removed", None)}
+    assert by_name["demand"]["file"] == "main:specs/demand/pipeline.yaml"
+    changes = {c["path"]: (c["class"], c["old"], c["new"]) for c in by_name["churn"]["changes"]}
+    assert changes == {"model.optimizer.lr": ("retrain", 0.05, 0.02),
+                       "gate.thresholds[0].min": ("re-gate", 0.7, 0.72),
+                       "monitors.weekly_drift.action.cooldown": ("operational", "1h", "6h"),
+                       "pipeline.owner": ("metadata", "growth-ml@example.com", "retention-ml@example.com")}
+    steps = {s["step"]: s["why"] for s in by_name["churn"]["steps"]}
+    assert steps["train.churn_classifier"] == "config changed: model.optimizer.lr"
+    assert "validate.customers" not in steps and "features.churn_classifier" not in steps
+    assert {s["change"] for s in by_name["churn_eu"]["steps"]} == {"added"}
+    assert {s["change"] for s in by_name["demand"]["steps"]} == {"removed"}
+    assert report["summary"] == {"changed": 1, "added": 1, "removed": 1, "unchanged": 0}
+
+
+def test_nothing_changed_exits_zero_and_says_so(repo):
+    edit(repo / "specs" / "churn" / "pipeline.yaml", "p_value: 0.001", "p_value: 1e-3")  # same value
+    done = loopc(repo, "plan", "specs", "--base", "HEAD")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.endswith("2 pipelines: 0 changed, 0 added, 0 removed, 2 unchanged\n")
+
+
+def test_a_single_pipeline_file_brings_its_config_groups(repo):
+    edit(repo / "specs" / "churn" / "model" / "logistic.yaml", "epochs: 30", "epochs: 31")
+    done = loopc(repo / "specs", "plan", "churn/pipeline.yaml", "--base", "HEAD", "--format", "json")
+    assert done.returncode == 4, done.stdout + done.stderr
+    (churn,) = json.loads(done.stdout)["pipelines"]
+    assert [c["path"] for c in churn["changes"]] == ["model.training.epochs"]
+
+
+def test_a_folder_new_since_the_base_is_all_added(repo):
+    shutil.copytree(repo / "specs" / "churn", repo / "more" / "churn_us")
+    edit(repo / "more" / "churn_us" / "pipeline.yaml", "name: churn\n", "name: churn_us\n")
+    done = loopc(repo, "plan", "more", "--base", "HEAD", "--format", "json")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert [(p["name"], p["status"]) for p in json.loads(done.stdout)["pipelines"]] == [("churn_us", "added")]
+
+
+def test_errors_on_either_side_exit_one_and_name_the_side(repo):
+    pipeline = repo / "specs" / "churn" / "pipeline.yaml"
+    edit(pipeline, "min_rows: 200\n    min_agreement", "min_rows: -1\n    min_agreement")
+    git(repo, "commit", "-q", "-am", "a broken base")
+    edit(pipeline, "min_rows: -1\n    min_agreement", "min_rows: 200\n    min_agreement")
+    edit(pipeline, "no_champion: promote", "no_champion: promote_all")
+    done = loopc(repo, "plan", "specs", "--base", "HEAD")
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("base (HEAD): HEAD:specs/churn/pipeline.yaml:") and "deploy.shadow.min_rows" in line
+               for line in lines), done.stdout
+    assert any(line.startswith("head (specs): specs/churn/pipeline.yaml:") and "gate.no_champion" in line
+               for line in lines), done.stdout
+    assert "Traceback" not in done.stderr
+    errors = json.loads(loopc(repo, "plan", "specs", "--base", "HEAD", "-f", "json").stdout)["errors"]
+    assert sorted(e["side"] for e in errors) == ["base", "head"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--base", "no-such-branch"], "not a commit"),
+    (["--base-dir", "missing"], "no such file or directory"),
+    ([], "one of the arguments --base --base-dir is required"),
+])
+def test_usage_errors_exit_two(repo, args, message):
+    done = loopc(repo, "plan", "specs", *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_outside_a_git_work_tree_base_is_a_usage_error(tmp_path):
+    shutil.copytree(BASE, tmp_path / "specs")
+    done = loopc(tmp_path, "plan", "specs", "--base", "HEAD")
+    assert done.returncode == 2 and "not inside a git work tree" in done.stderr, done.stderr
+    assert loopc(tmp_path, "plan", "specs", "--base-dir", "specs").returncode == 0
+
+
+def test_markdown_escapes_what_a_spec_wrote():
+    change = Change(("pipeline", "description"), "a | b", "<img src=x> `code` *bold* [link](y)")
+    diff = PipelineDiff("churn", "changed", "specs/p|ipe.yaml", ("local",), (SpecChange(change, "metadata", "description"),))
+    text = to_markdown(PlanReport("main", "specs", (diff,)))
+    row = next(line for line in text.splitlines() if "pipeline.description" in line)
+    assert row.count("|") - row.count("\\|") == 5  # the table's own pipes only
+    assert "<img" not in text and "&lt;img src=x&gt;" in text
+    assert "\\`code\\`" in text and "\\*bold\\*" in text and "\\[link\\]" in text

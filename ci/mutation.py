@@ -50,14 +50,14 @@ def stage(module: str) -> Path:
     for name, folder in PACKAGES.items():
         shutil.copytree(REPO / folder, root / "src" / "loopc" / name, ignore=ignore)
     shutil.copytree(REPO / "tests", root / "tests", ignore=ignore)
-    os.symlink("src/loopc/specs", root / "specs")
+    shutil.copytree(REPO / "specs", root / "specs", ignore=ignore)  # tests read specs/examples from the root
     tests = [t for t in MODULES[module] if (REPO / t).exists()]
     args = ", ".join(f'"{t}"' for t in tests)
     (root / "pyproject.toml").write_text(
         (REPO / "pyproject.toml").read_text(encoding="utf-8").split("[tool.pytest.ini_options]")[0]
         + '[tool.pytest.ini_options]\naddopts = "-p no:cacheprovider -p no:xdist"\n'
         'markers = ["airflow: engine", "slurm: engine", "slow: end-to-end"]\n\n'
-        '[tool.mutmut]\nsource_paths = ["src"]\n'
+        '[tool.mutmut]\nsource_paths = ["src"]\nalso_copy = ["specs"]\n'
         f'only_mutate = ["src/loopc/{module}"]\n'
         f"pytest_add_cli_args_test_selection = [{args}]\n"
         'pytest_add_cli_args = ["-q", "-x", "-m", "not airflow and not slurm and not slow"]\n'
@@ -67,16 +67,23 @@ def stage(module: str) -> Path:
     return root
 
 
+KILLED = ("killed", "timeout")  # a mutant that makes the tests fail or hang is caught
+
+
 def run(module: str) -> tuple[int, int, list[str]]:
-    """(killed, total, survivor names) of one module's mutation run."""
+    """(killed, total, names of the mutants not killed) of one module's mutation run."""
     root = stage(module)
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {**os.environ, "PYTHONPATH": "", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([*mutmut, "run", "--max-children", os.environ.get("MUTATION_JOBS", "2")], cwd=root, env=env)
+    with open(root / "run.log", "w", encoding="utf-8") as log:
+        jobs = os.environ.get("MUTATION_JOBS", "2")
+        subprocess.run([*mutmut, "run", "--max-children", jobs], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=root, env=env, capture_output=True, text=True)
     (root / "results.txt").write_text(results.stdout, encoding="utf-8")
     states = re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$", results.stdout, re.MULTILINE)
-    survivors = [name for name, state in states if state.strip() in ("survived", "no tests")]
+    if not states or any(state.strip() == "not checked" for _, state in states):
+        return 0, 0, [f"the mutation run did not complete (the tests fail unmutated?); see {root / 'run.log'}"]
+    survivors = [f"{name} ({state.strip()})" for name, state in states if state.strip() not in KILLED]
     return len(states) - len(survivors), len(states), survivors
 
 
@@ -92,11 +99,11 @@ def main(argv: list[str]) -> int:
         table.append((module, killed, total, survivors))
     print("\nmodule | killed/total | score")
     for module, killed, total, survivors in table:
-        score = 100.0 * killed / total if total else 100.0
-        print(f"{module} | {killed}/{total} | {score:.1f}%")
+        score = f"{100.0 * killed / total:.1f}%" if total else "no result"
+        print(f"{module} | {killed}/{total} | {score}")
         for name in survivors:
-            print(f"    survived: {name}")
-    return 0
+            print(f"    not killed: {name}")
+    return 0 if all(total for _, _, total, _ in table) else 1
 
 
 if __name__ == "__main__":

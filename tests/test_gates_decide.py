@@ -28,6 +28,16 @@ def _result(auc=0.80, log_loss=0.45, north=0.75, south_rows=400, dpd=0.05):
     }
 
 
+def gate_of(**sections) -> dict:
+    """A full Gate.model_dump(mode="json") with only ``sections`` set (the rest at the spec defaults)."""
+    return {"split": "test", "thresholds": [], "champion": [], "slices": [], "fairness": [], "no_champion": "promote",
+            "override": {"allowed": True, "require_reason": True}, **sections}  # fmt: skip
+
+
+def regression(metrics: dict) -> dict:
+    return {"metrics": metrics, "slices": {}, "fairness": {}}
+
+
 def _decide(candidate, champion=None, gate=CHURN_GATE, **kw):
     return decide_gate(gate, task="binary_classification", candidate=candidate, champion=champion, **kw)
 
@@ -67,20 +77,21 @@ def test_champion_comparison_with_tolerated_regression():
 def test_minimize_and_relative_directions():
     assert improvement("rmse", 9.0, 10.0, relative=False, directions={"rmse": "minimize"}) == pytest.approx(1.0)
     assert improvement("mae", 1.02, 1.0, relative=True, directions={"mae": "minimize"}) == pytest.approx(-0.02)
-    gate = {"champion": [{"metric": "rmse", "min_delta": 0.0}, {"metric": "mae", "min_delta": -0.02, "relative": True}]}
+    gate = gate_of(champion=[{"metric": "rmse", "min_delta": 0.0, "relative": False},
+                             {"metric": "mae", "min_delta": -0.02, "relative": True}])  # fmt: skip
     champ = {"metrics": {"rmse": 10.0, "mae": 2.0}}
-    ok = decide_gate(gate, task="regression", candidate={"metrics": {"rmse": 9.9, "mae": 2.03}}, champion=champ)
+    ok = decide_gate(gate, task="regression", candidate=regression({"rmse": 9.9, "mae": 2.03}), champion=champ)
     assert ok.passed  # mae 1.5% worse is within the 2% relative tolerance
-    bad = decide_gate(gate, task="regression", candidate={"metrics": {"rmse": 9.9, "mae": 2.05}}, champion=champ)
+    bad = decide_gate(gate, task="regression", candidate=regression({"rmse": 9.9, "mae": 2.05}), champion=champ)
     assert [c.metric for c in bad.failures] == ["mae"]
 
 
 def test_unknown_direction_is_a_clear_error_unless_given():
-    gate = {"champion": [{"metric": "pinball", "min_delta": 0.0}]}
+    gate = gate_of(champion=[{"metric": "pinball", "min_delta": 0.0, "relative": False}])
     with pytest.raises(GateError, match="no direction known for metric 'pinball'"):
-        decide_gate(gate, task="regression", candidate={"metrics": {"pinball": 1}}, champion={"metrics": {"pinball": 2}})
+        decide_gate(gate, task="regression", candidate=regression({"pinball": 1}), champion={"metrics": {"pinball": 2}})
     decision = decide_gate(
-        gate, task="regression", candidate={"metrics": {"pinball": 1}}, champion={"metrics": {"pinball": 2}},
+        gate, task="regression", candidate=regression({"pinball": 1}), champion={"metrics": {"pinball": 2}},
         directions={"pinball": "minimize"},
     )  # fmt: skip
     assert decision.passed

@@ -17,8 +17,9 @@ EVALUATION = {
     "slices": {"region": {"north": {"auc": 0.8, "rows": 120}, "south|x": {"auc": 0.7, "rows": 20}}},
     "fairness": {"gender": {"demographic_parity_difference": 0.04}},
 }
-GATE = {"thresholds": [{"metric": "auc", "min": 0.7}], "slices": [{"column": "region", "metric": "auc", "min": 0.6,
-        "min_rows": 50}], "no_champion": "promote"}  # fmt: skip
+GATE = {"split": "test", "thresholds": [{"metric": "auc", "min": 0.7, "max": None}], "champion": [],
+        "slices": [{"column": "region", "metric": "auc", "min": 0.6, "max": None, "min_rows": 50}], "fairness": [],
+        "no_champion": "promote", "override": {"allowed": True, "require_reason": True}}  # Gate.model_dump()
 
 
 def _card(tmp_path):

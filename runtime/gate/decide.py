@@ -51,12 +51,12 @@ class GateDecision:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> GateDecision:
-        checks = tuple(GateCheck(**check) for check in data.get("checks", []))
-        return GateDecision(data["passed"], data["status"], checks, data.get("summary", ""), data.get("override"))
+        checks = tuple(GateCheck(**check) for check in data["checks"])
+        return GateDecision(data["passed"], data["status"], checks, data["summary"], data["override"])
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
 
 
 def _number(value: Any) -> float | None:
@@ -76,13 +76,14 @@ def check_bounds(
         bound = low if low is not None else high
         return [GateCheck(rule, metric, None, bound, False, f"{where}{metric} was not computed", scope)]
     checks = []
-    for bound, ok, sign, name in (
-        (low, number >= (low if low is not None else -math.inf), (">=", "<"), "min"),
-        (high, number <= (high if high is not None else math.inf), ("<=", ">"), "max"),
-    ):
-        if bound is not None:
-            detail = f"{where}{metric} {_fmt(number)} {sign[0] if ok else sign[1]} {name} {_fmt(bound)}"
-            checks.append(GateCheck(rule, metric, number, bound, ok, detail, scope))
+    if low is not None:
+        ok = number >= low
+        detail = f"{where}{metric} {_fmt(number)} {'>=' if ok else '<'} min {_fmt(low)}"
+        checks.append(GateCheck(rule, metric, number, low, ok, detail, scope))
+    if high is not None:
+        ok = number <= high
+        detail = f"{where}{metric} {_fmt(number)} {'<=' if ok else '>'} max {_fmt(high)}"
+        checks.append(GateCheck(rule, metric, number, high, ok, detail, scope))
     return checks
 
 
@@ -105,20 +106,19 @@ def improvement(
 
 
 def _threshold_checks(gate: dict, candidate: dict) -> list[GateCheck]:
-    metrics = candidate.get("metrics", {})
     checks = []
-    for rule in gate.get("thresholds", []):
-        value = metrics.get(rule["metric"])
-        checks += check_bounds("threshold", rule["metric"], value, rule.get("min"), rule.get("max"))
+    for rule in gate["thresholds"]:
+        value = candidate["metrics"].get(rule["metric"])
+        checks += check_bounds("threshold", rule["metric"], value, rule["min"], rule["max"])
     return checks
 
 
 def _champion_checks(gate: dict, candidate: dict, champion: dict, directions: dict[str, str]) -> list[GateCheck]:
     checks = []
-    for rule in gate.get("champion", []):
-        metric, min_delta, relative = rule["metric"], float(rule.get("min_delta", 0.0)), bool(rule.get("relative"))
-        new = _number(candidate.get("metrics", {}).get(metric))
-        old = _number(champion.get("metrics", {}).get(metric))
+    for rule in gate["champion"]:
+        metric, min_delta, relative = rule["metric"], float(rule["min_delta"]), bool(rule["relative"])
+        new = _number(candidate["metrics"].get(metric))
+        old = _number(champion["metrics"].get(metric))
         if new is None or old is None:
             detail = f"{metric} of the {'candidate' if new is None else 'champion'} was not computed"
             checks.append(GateCheck("champion", metric, None, min_delta, False, detail))
@@ -136,35 +136,34 @@ def _champion_checks(gate: dict, candidate: dict, champion: dict, directions: di
 
 def _slice_checks(gate: dict, candidate: dict) -> list[GateCheck]:
     checks = []
-    slices = candidate.get("slices", {})
-    for rule in gate.get("slices", []):
-        column, metric, min_rows = rule["column"], rule["metric"], int(rule.get("min_rows", 30))
+    slices = candidate["slices"]
+    for rule in gate["slices"]:
+        column, metric, min_rows = rule["column"], rule["metric"], int(rule["min_rows"])
         if column not in slices:
             detail = f"no slice results for column '{column}'; evaluate with it among the slice columns"
             checks.append(GateCheck("slice", metric, None, None, False, detail, column))
             continue
         for group in sorted(slices[column], key=str):
             result, scope = slices[column][group], f"{column}={group}"
-            rows = int(result.get("rows", 0))
+            rows = int(result["rows"])
             if rows < min_rows:
                 detail = f"{scope}: {rows} rows < min_rows {min_rows}, not judged"
                 checks.append(GateCheck("slice", metric, _number(result.get(metric)), None, True, detail, scope, True))
                 continue
-            checks += check_bounds("slice", metric, result.get(metric), rule.get("min"), rule.get("max"), scope)
+            checks += check_bounds("slice", metric, result.get(metric), rule["min"], rule["max"], scope)
     return checks
 
 
 def _fairness_checks(gate: dict, candidate: dict) -> list[GateCheck]:
-    fairness = candidate.get("fairness", {})
     checks = []
-    for rule in gate.get("fairness", []):
-        gap = fairness.get(rule["column"], {}).get(rule["metric"])
+    for rule in gate["fairness"]:
+        gap = candidate["fairness"].get(rule["column"], {}).get(rule["metric"])
         checks += check_bounds("fairness", rule["metric"], gap, None, rule["max"], rule["column"])
     return checks
 
 
 def _no_champion_checks(gate: dict) -> list[GateCheck]:
-    policy = gate.get("no_champion", "promote")
+    policy = gate["no_champion"]
     if policy == "reject":
         return [GateCheck("no_champion", "", None, None, False, "no champion exists and the policy is 'reject'")]
     detail = f"no champion exists: policy '{policy}'"
@@ -174,7 +173,7 @@ def _no_champion_checks(gate: dict) -> list[GateCheck]:
 def _verdict(gate: dict, checks: list[GateCheck], has_champion: bool) -> str:
     if any(not check.passed for check in checks):
         return "rejected"
-    if not has_champion and gate.get("no_champion", "promote") == "require_approval":
+    if not has_champion and gate["no_champion"] == "require_approval":
         return "needs_approval"
     return "passed"
 
@@ -186,7 +185,7 @@ def _summary(status: str, checks: list[GateCheck], override: dict | None) -> str
     tail = f"; {skipped} slice group(s) too small to judge" if skipped else ""
     if status == "overridden":
         why = "; ".join(failed) or "approval required"
-        return f"overridden by {override['actor']}: {override.get('reason', '')} (would have failed: {why}){tail}"
+        return f"overridden by {override['actor']}: {override['reason']} (would have failed: {why}){tail}"
     if status == "rejected":
         return f"rejected: {'; '.join(failed)}{tail}"
     if status == "needs_approval":
@@ -195,12 +194,12 @@ def _summary(status: str, checks: list[GateCheck], override: dict | None) -> str
 
 
 def _check_override(gate: dict, override: dict) -> dict:
-    policy = gate.get("override", {"allowed": True, "require_reason": True})
-    if not policy.get("allowed", True):
+    policy = gate["override"]
+    if not policy["allowed"]:
         raise GateError("this gate does not allow manual overrides (gate.override.allowed is false)")
     if not override.get("actor"):
         raise GateError("a gate override needs an 'actor': who takes responsibility for it")
-    if policy.get("require_reason", True) and not str(override.get("reason", "")).strip():
+    if policy["require_reason"] and not str(override.get("reason", "")).strip():
         raise GateError("a gate override needs a 'reason' (gate.override.require_reason is true); say why")
     return {"actor": str(override["actor"]), "reason": str(override.get("reason", ""))}
 
@@ -222,16 +221,17 @@ def decide_gate(
     directions ("maximize" / "minimize") on top of DEFAULT_DIRECTIONS. ``task`` is kept in
     the checks' context: fairness gaps only exist for classification.
 
-    ``gate`` is ``Gate.model_dump(mode="json")``; ``candidate`` and ``champion`` are evaluation
-    results ``{"metrics": {name: value}, "slices": {column: {value: {metric: v, "rows": n}}},
-    "fairness": {column: {metric: gap}}}`` computed on the same rows.
+    ``gate`` is ``Gate.model_dump(mode="json")`` (every key present); ``candidate`` and
+    ``champion`` are evaluation results ``{"metrics": {name: value}, "slices": {column: {value:
+    {metric: v, "rows": n}}}, "fairness": {column: {metric: gap}}}`` computed on the same rows
+    (``champion`` needs only "metrics").
     """
     directions = {**DEFAULT_DIRECTIONS, **(directions or {})}
     checks = _threshold_checks(gate, candidate)
     has_champion = champion is not None
     checks += _champion_checks(gate, candidate, champion, directions) if has_champion else _no_champion_checks(gate)
     checks += _slice_checks(gate, candidate)
-    if gate.get("fairness") and task == "regression":
+    if gate["fairness"] and task == "regression":
         raise GateError("fairness thresholds need a classification task; remove gate.fairness for regression")
     checks += _fairness_checks(gate, candidate)
     status = _verdict(gate, checks, has_champion)

@@ -140,3 +140,13 @@ def test_monitor_alert_is_reported_and_triggers_nothing(tmp_path):
     result = run_plan(monitor, tmp_path, "m1", jobs=1, progress=quiet())
     assert result.triggered is None
     assert result.notes == ["ALERT from m: psi high"]
+
+
+def test_a_retrain_triggered_under_loopc_run_id_gets_a_run_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPC_RUN_ID", "m1")
+    compiled = tmp_path / "compiled"
+    write_plan(compiled / "demo", {"t": {}}, {})
+    monitor = write_plan(compiled / "demo_monitor", {"m": {"outputs": {"action": "retrain"}}}, {},
+                         kind="monitor", triggers="demo", name="demo_monitor")
+    result = run_plan(monitor, tmp_path, None, jobs=1, progress=quiet())
+    assert result.run_id == "m1" and result.triggered.run_id != "m1" and result.triggered.ok

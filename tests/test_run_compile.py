@@ -65,3 +65,13 @@ def test_loopc_run_refuses_a_state_folder_another_project_claimed(churn, tmp_pat
     assert f"belongs to the project at {churn.resolve()}, not to {other.resolve()}" in err
     assert "pipeline.state_dir" in err
     assert sorted(p.name for p in (tmp_path / "shared" / "runs").iterdir()) == ["mine"]
+
+
+def test_loopc_run_refuses_to_resume_a_run_with_other_overrides(churn, capsys):
+    assert loopc_main(["run", str(churn / "pipeline.yaml"), "--run-id", "r1"]) == 1  # no data: validate fails
+    capsys.readouterr()
+    assert loopc_main(["run", str(churn / "pipeline.yaml"), "model.optimizer.lr=0.02", "--run-id", "r1"]) == 2
+    err = capsys.readouterr().err
+    assert "run 'r1' was started with another plan" in err and "leave out --run-id" in err
+    assert loopc_main(["run", str(churn / "pipeline.yaml"), "--run-id", "r1"]) == 1  # the same plan resumes
+    assert "started with another plan" not in capsys.readouterr().err

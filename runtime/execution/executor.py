@@ -281,7 +281,8 @@ def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str 
     if plan.get("kind") == "monitor" and plan.get("triggers") and _retrain_requested(records):
         triggered_path = plan_path.parent.parent / plan["triggers"] / "plan.json"
         result.notes.append(f"drift breach: running plan '{plan['triggers']}'")
-        result.triggered = run_plan(triggered_path, root, None, jobs=requested, progress=progress, report=report)
+        result.triggered = run_plan(triggered_path, root, runs.new_run_id(), jobs=requested, progress=progress,
+                                    report=report)  # a run of its own, even under $LOOPC_RUN_ID
     if report:
         from loopc.runtime.execution.report import write_report
 

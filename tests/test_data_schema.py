@@ -190,3 +190,34 @@ def test_nested_values_in_a_scalar_column_are_a_type_violation():
     table = pa.table({"tags": [[1], [2], None]})
     _, violations = enforce_schema(table, {"tags": {"type": "string"}}, "d")
     assert [(v.rule, v.count, v.examples) for v in violations] == [("type", 2, ["[1]", "[2]"])]
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize(("spec", "values", "bad"), [
+    ({"min": 0}, [1.0, INF, 2.0], ["inf"]),
+    ({"max": 10}, [1.0, -INF, 2.0], ["-inf"]),
+    ({"min": 0}, [1.0, -INF, 2.0], ["-inf"]),
+    ({"max": 10}, [1.0, INF, 2.0], ["inf"]),
+    ({"min": 0, "max": 10}, [INF, -INF, 2.0], ["inf", "-inf"]),
+])
+def test_an_infinite_value_is_outside_every_declared_range(spec, values, bad):
+    _, violations = enforce_schema(pa.table({"x": values}), {"x": {"type": "float", **spec}}, "d")
+    assert [(v.rule, v.count, v.examples) for v in violations] == [("range", len(bad), bad)]
+
+
+def test_infinity_without_a_range_passes_and_a_one_sided_range_reads_half_open():
+    _, violations = enforce_schema(pa.table({"x": [INF]}), {"x": {"type": "float"}}, "d")
+    assert violations == []
+    _, [low] = enforce_schema(pa.table({"x": [INF]}), {"x": {"type": "float", "min": 0}}, "d")
+    _, [high] = enforce_schema(pa.table({"x": [-1.0]}), {"x": {"type": "float", "max": -2}}, "d")
+    assert "fall outside [0, inf)" in low.message and "fall outside (-inf, -2]" in high.message
+
+
+@pytest.mark.parametrize(("nullable", "rules"), [(True, []), (False, [("nullable", 1)])])
+def test_nan_is_null_never_a_range_violation(nullable, rules):
+    spec = {"type": "float", "min": 0, "max": 10, "nullable": nullable}
+    table, violations = enforce_schema(pa.table({"x": [1.0, np.nan]}), {"x": spec}, "d")
+    assert [(v.rule, v.count) for v in violations] == rules
+    assert table.column("x").to_pylist() == [1.0, None]

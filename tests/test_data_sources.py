@@ -103,3 +103,25 @@ def test_fingerprint_sees_renames_and_new_files(tmp_path):
     assert renamed != before
     _batches(tmp_path, 3)
     assert fingerprint_source(source, tmp_path) not in (before, renamed)
+
+
+def test_remote_filesystems_get_a_timeout(monkeypatch):
+    import datetime as dt
+
+    import pyarrow.fs as pafs
+
+    from loopc.runtime.data.sources import _bounded, remote_timeout
+
+    monkeypatch.setenv("LOOPC_SOURCE_TIMEOUT", "7")
+    s3 = _bounded(pafs.S3FileSystem(region="eu-west-1", endpoint_override="http://127.0.0.1:1"))
+    options = s3.__reduce__()[1][0]
+    assert (options["connect_timeout"], options["request_timeout"]) == (7.0, 7.0)
+    assert (options["region"], options["endpoint_override"]) == ("eu-west-1", "http://127.0.0.1:1")
+    gcs = _bounded(pafs.GcsFileSystem(anonymous=True))
+    assert gcs.__reduce__()[1][0]["retry_time_limit"] == dt.timedelta(seconds=7)
+    monkeypatch.delenv("LOOPC_SOURCE_TIMEOUT")
+    assert remote_timeout() == 60.0
+    for bad in ("soon", "0"):
+        monkeypatch.setenv("LOOPC_SOURCE_TIMEOUT", bad)
+        with pytest.raises(DataError, match="LOOPC_SOURCE_TIMEOUT"):
+            remote_timeout()

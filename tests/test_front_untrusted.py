@@ -204,3 +204,14 @@ def test_non_finite_numbers_are_refused_where_written(override: str) -> None:
         validate_spec(composed)
     assert {e.code for e in caught.value.errors} >= {"LPC105"}
     assert all(e.file == "<override>" for e in caught.value.errors)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+datasets.customers.checks.3={kind: row_count}", "'datasets.customers.checks' is a list of 3 items"),
+    ("++datasets.customers.checks.7.min=1", "it has no item '7'"),
+    ("++datasets.customers.checks.name=1", "it has no item 'name'"),
+])
+def test_overrides_past_the_end_of_a_list_are_located_errors(override: str, message: str) -> None:
+    code, errors = _validate(EXAMPLES / "churn", [override])
+    assert code == 1 and [(e["code"], e["file"], e["line"]) for e in errors] == [("LPC405", "<override>", 1)]
+    assert message in errors[0]["message"]

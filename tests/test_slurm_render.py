@@ -114,6 +114,23 @@ def test_monitor_plan_submits_the_training_plan_on_retrain_and_has_a_schedule():
     assert "--scrontab" in files["p_monitor/submit.sh"] and "--scrontab" not in files["p/submit.sh"]
 
 
+@pytest.mark.parametrize("schedule", ["* * * * * touch /tmp/x; :", "0 * * * *\n* * * * * id", "@once", "61 * * * *"])
+def test_a_schedule_scrontab_cannot_carry_is_refused_before_writing(schedule):
+    """Plans built without the spec checks (library use) meet the same cron grammar as specs do."""
+    plans = [_plan(_step("validate.d")),
+             _plan(_step("monitor.w", "monitor"), kind="monitor", triggers="p", schedule=schedule)]
+    assert any(p.startswith("monitor plan p_monitor: ") and "scrontab" in p for p in BACKEND.check(plans, EmitOptions()))
+    with pytest.raises(SlurmTargetError, match="scrontab takes one cron line"):
+        BACKEND.render(plans, EmitOptions())
+
+
+def test_the_scrontab_line_has_single_spaces_between_fields():
+    plans = [_plan(_step("validate.d")),
+             _plan(_step("monitor.w", "monitor"), kind="monitor", triggers="p", schedule=" 0  *  * * 1 ")]
+    files = BACKEND.render(plans, EmitOptions())
+    assert files["p_monitor/schedule.scrontab"].splitlines()[-1] == "0 * * * 1 bash ./submit.sh"
+
+
 @pytest.mark.parametrize("field", ["partition", "account", "qos"])
 @pytest.mark.parametrize("value", ["gpu\n#SBATCH --wrap=x", "a\rb", "", "tab\there"])
 def test_names_slurm_cannot_carry_are_refused_with_a_clear_error(field, value):

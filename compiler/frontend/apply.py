@@ -47,7 +47,25 @@ def _apply(tree: dict[str, Any], positions: dict[SpecPath, Position], override: 
     parent = select(tree, path[:-1])
     if override.prefix == "" and not isinstance(parent, dict) and not isinstance(path[-1], int):
         return _missing_key(tree, override, path)
+    outside = _outside_a_list(tree, path)
+    if outside is not None:
+        return override_error(override, override.text, override.index, "LPC405", outside,
+                              "a list item is changed by its index (0, 1, ...); to replace the list write key=[...]")
     set_located(tree, positions, path, override.value, where, merge=True)
+    return None
+
+
+def _outside_a_list(tree: dict[str, Any], path: SpecPath) -> str | None:
+    """Why ``path`` cannot be written when it goes through a list by a missing index or a name; else None."""
+    node: Any = tree
+    for depth, key in enumerate(path):
+        if isinstance(node, list):
+            if not isinstance(key, int) or key >= len(node):
+                where = ".".join(map(str, path[:depth]))
+                return f"'{where}' is a list of {len(node)} items: it has no item '{key}'"
+        elif not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
     return None
 
 

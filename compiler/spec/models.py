@@ -36,6 +36,10 @@ def cron_schedule(value: str | None, allow_once: bool = False) -> str | None:
 
 Duration = Annotated[str, Field(pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
 MemorySize = Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*([KMGTkmgt]i?[Bb]?)?$")]
+# Names written into #SBATCH lines and Airflow operator arguments: one word, no option-like leading '-'.
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}"
+SchedulerName = Annotated[str, Field(pattern=rf"^{_NAME}$")]
+PartitionList = Annotated[str, Field(pattern=rf"^{_NAME}(,{_NAME})*$", description="one partition or a comma list")]
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -49,13 +53,13 @@ class Resources(Strict):
     memory: MemorySize | None = None
     time: Duration | None = None
     nodes: int | None = Field(None, ge=1, le=1024)
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    partition: PartitionList | None = None
+    account: SchedulerName | None = None
+    qos: SchedulerName | None = None
     retries: int | None = Field(None, ge=0, le=20)
     retry_delay: Duration | None = None
-    pool: str | None = None
-    queue: str | None = None
+    pool: SchedulerName | None = None
+    queue: SchedulerName | None = None
     priority: int | None = Field(None, ge=-1000, le=1000)
 
 
@@ -73,7 +77,7 @@ class Pipeline(Strict):
     risk_class: RiskClass = "minimal"
     intended_use: str | None = None
     targets: list[Target] = ["local"]
-    tags: list[str] = []
+    tags: list[Annotated[str, Field(max_length=100)]] = []
     state_dir: str = Field(".loopc", description="registry, artifacts and run records, relative to the spec")
     resources: Resources = Resources()
     secrets: dict[str, str] = Field(

@@ -58,7 +58,7 @@ def _verify_cli(root: Path, capsys) -> None:
     capsys.readouterr()
 
 
-PROMOTE_POINTS = ["promote.after_event", "set_alias.after_alias", "set_alias.after_archive", "promote.after_clear",
+PROMOTE_POINTS = ["promote.after_event", "promote.after_alias", "promote.after_archive", "promote.after_clear",
                   "promote.before_commit"]
 
 

@@ -214,7 +214,8 @@ class SqliteRegistry(Registry):
             current = self._alias(conn, model, alias)
             _check_expected(model, alias, current, expect_current)
             if current != version:
-                self._move(conn, model, alias, version, current, actor=actor, action="set_alias", reason=reason)
+                self._move(conn, model, alias, version, current, actor=actor, action="set_alias", reason=reason,
+                           operation="set_alias")
 
     def promote(self, model, version, *, actor, reason, expect_current=None, event: Event | None = None):
         with self._write("promote") as conn:
@@ -226,7 +227,8 @@ class SqliteRegistry(Registry):
                     _name("action", event.action)
                     self._audit(conn, actor, event.action, model, version, None, None, event.reason, event.details)
                     faults.point("promote.after_event")
-                self._move(conn, model, CHAMPION, version, current, actor=actor, action="set_alias", reason=reason)
+                self._move(conn, model, CHAMPION, version, current, actor=actor, action="set_alias", reason=reason,
+                           operation="promote")
             if self._alias(conn, model, CHALLENGER) == version:
                 conn.execute("DELETE FROM aliases WHERE model = ? AND alias = ?", (model, CHALLENGER))
                 faults.point("promote.after_clear")
@@ -256,7 +258,8 @@ class SqliteRegistry(Registry):
                     f"model '{model}': champion v{current} has no earlier champion to roll back to; "
                     "set the champion alias to a chosen version instead"
                 )
-            self._move(conn, model, CHAMPION, row[0], current, actor=actor, action="rollback", reason=reason)
+            self._move(conn, model, CHAMPION, row[0], current, actor=actor, action="rollback", reason=reason,
+                       operation="rollback")
             return self._version(conn, model, row[0])
 
     @_reads
@@ -273,10 +276,13 @@ class SqliteRegistry(Registry):
         row = conn.execute("SELECT version FROM aliases WHERE model = ? AND alias = ?", (model, alias)).fetchone()
         return None if row is None else int(row[0])
 
-    def _move(self, conn, model, alias, version, current, *, actor, action, reason) -> None:
-        """Point ``alias`` at ``version`` and audit it; a replaced champion becomes ``archived``."""
+    def _move(self, conn, model, alias, version, current, *, actor, action, reason, operation) -> None:
+        """Point ``alias`` at ``version`` and audit it; a replaced champion becomes ``archived``.
+
+        ``operation`` names the kill points (``promote.after_alias``, ``promote.after_archive``).
+        """
         self._upsert_alias(conn, model, alias, version)
-        faults.point(f"{action}.after_alias")
+        faults.point(f"{operation}.after_alias")
         self._audit(conn, actor, action, model, version, alias, current, reason, {})
         if alias != CHAMPION:
             return
@@ -286,7 +292,7 @@ class SqliteRegistry(Registry):
         archived = self._alias(conn, model, ARCHIVED)
         self._upsert_alias(conn, model, ARCHIVED, current)
         conn.execute("UPDATE model_versions SET status = ? WHERE model = ? AND version = ?", (ARCHIVED, model, current))
-        faults.point(f"{action}.after_archive")
+        faults.point(f"{operation}.after_archive")
         why = f"replaced as champion by v{version}"
         self._audit(conn, actor, "set_alias", model, current, ARCHIVED, archived, why, {})
 

@@ -33,10 +33,18 @@ class SpecError:
     hint: str | None = field(default=None, compare=False)
 
     def render(self) -> str:
-        """``path:line:col: LPC### spec.path: message (hint)``."""
+        """``path:line:col: LPC### spec.path: message (hint)``, one line: control characters escaped."""
         where = f"{self.file}:{self.line}:{self.column}"
         text = f"{where}: {self.code} {self.spec_path or '<root>'}: {self.message}"
-        return f"{text} ({self.hint})" if self.hint else text
+        return one_line(f"{text} ({self.hint})" if self.hint else text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters written as escapes (``\\n``, ``\\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 class SpecErrors(LoopcError):

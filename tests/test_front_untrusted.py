@@ -215,3 +215,11 @@ def test_overrides_past_the_end_of_a_list_are_located_errors(override: str, mess
     code, errors = _validate(EXAMPLES / "churn", [override])
     assert code == 1 and [(e["code"], e["file"], e["line"]) for e in errors] == [("LPC405", "<override>", 1)]
     assert message in errors[0]["message"]
+
+
+def test_error_lines_escape_control_characters_and_line_breaks() -> None:
+    from loopc.compiler.errors import SpecError, one_line
+
+    error = SpecError("a\nb.yaml", 1, 2, "LPC101", "x\u2028y", "unknown key '\x1b[31m\r'", "did you mean 'é'?")
+    assert error.render() == "a\\nb.yaml:1:2: LPC101 x\\u2028y: unknown key '\\x1b[31m\\r' (did you mean 'é'?)"
+    assert one_line("plain text é 🙂") == "plain text é 🙂"

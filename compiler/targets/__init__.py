@@ -2,7 +2,8 @@
 
 Owns the Backend protocol, EmitOptions, the target registry (``backends()``), the shared Jinja
 environment (``jinja``) and the files every target writes alike (``common``). Imports only
-``loopc.compiler.plan`` and ``loopc.compiler.errors``; never the front end, the spec checks or the CLI.
+``loopc.compiler.plan``, ``loopc.compiler.errors`` and the spec's grammars (``spec.cron``: what a
+scheduler file may hold); never the front end or the CLI.
 """
 
 from __future__ import annotations

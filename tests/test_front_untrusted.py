@@ -223,3 +223,46 @@ def test_error_lines_escape_control_characters_and_line_breaks() -> None:
     error = SpecError("a\nb.yaml", 1, 2, "LPC101", "x\u2028y", "unknown key '\x1b[31m\r'", "did you mean 'é'?")
     assert error.render() == "a\\nb.yaml:1:2: LPC101 x\\u2028y: unknown key '\\x1b[31m\\r' (did you mean 'é'?)"
     assert one_line("plain text é 🙂") == "plain text é 🙂"
+
+
+AIRFLOW_SCHEDULE_CHECK = """
+import json, sys
+from airflow.sdk import DAG
+out = {}
+for expr in json.load(sys.stdin):
+    try:
+        DAG(dag_id="x", schedule=expr).timetable.validate()
+        out[expr] = None
+    except Exception as exc:  # the reason Airflow gives
+        out[expr] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+"""
+
+
+def _random_cron(rng) -> str:
+    """A cron expression drawn from the grammar spec/cron.py accepts (values at and inside the bounds)."""
+    bounds = [(0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, ("JAN", "jun", "Dec")), (0, 7, ("SUN", "mon", "SAT"))]
+    fields = []
+    for low, high, names in bounds:
+        items = []
+        for _ in range(rng.randint(1, 3)):
+            a, b = sorted(rng.choice([low, high, rng.randint(low, high)]) for _ in range(2))
+            item = rng.choice(["*", str(a), f"{a}-{b}", rng.choice(names) if names else str(b)])
+            items.append(item + (f"/{rng.randint(1, high)}" if rng.random() < 0.3 else ""))
+        fields.append(",".join(items))
+    return " ".join(fields)
+
+
+@pytest.mark.airflow
+def test_every_schedule_the_grammar_accepts_airflow_accepts(airflow_python) -> None:
+    import random
+    import subprocess
+
+    rng = random.Random(7)
+    expressions = [_random_cron(rng) for _ in range(300)] + list(MACROS) + ["@once"]
+    assert all(cron_problem(e, allow_once=True) is None for e in expressions)
+    done = subprocess.run([airflow_python, "-c", AIRFLOW_SCHEDULE_CHECK], input=json.dumps(expressions),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused = {e: why for e, why in json.loads(done.stdout.splitlines()[-1]).items() if why}
+    assert refused == {}

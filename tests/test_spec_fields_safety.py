@@ -397,3 +397,42 @@ def test_sbatch_accepts_every_job_script_with_hostile_text(slurm_cluster) -> Non
                                   text=True, timeout=60)
             assert done.returncode == 0, (script.name, done.stderr)
             assert re.search(r"to start at", done.stderr), done.stderr
+
+
+@pytest.mark.airflow
+def test_airflow_imports_the_hostile_dags_and_their_commands_run_nothing(airflow_python, tmp_path) -> None:
+    """Airflow's own DagBag parses the DAGs; the commands it renders pass exactly their arguments."""
+    from test_airflow_support import ARGV_DUMP, run_command
+
+    base = base_spec()
+    accepted, _, _ = sort_places(base, ALL_AT_ONCE)
+    spec = with_text(base, accepted, ALL_AT_ONCE)
+    dump = tmp_path / "bin" / "python"
+    dump.parent.mkdir()
+    dump.write_text(ARGV_DUMP)
+    dump.chmod(0o755)
+    spec_hash = sha256_text(canonical_json(spec.model_dump(mode="json")))
+    files = backends()["airflow"].render(plan_pipeline(spec, spec_hash=spec_hash), EmitOptions(python=str(dump)))
+    dags = write_tree(tmp_path / "dags", files)
+    job = {"dags_folder": str(dags), "out": str(tmp_path / "report.json"), "migrate": False, "runs": []}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    env = dict(os.environ, AIRFLOW_HOME=str(tmp_path / "home"), AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+               AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    driver = Path(__file__).resolve().parent / "airflow_driver.py"
+    done = subprocess.run([airflow_python, str(driver), str(tmp_path / "job.json")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["import_errors"] == {}
+    assert sorted(report["dags"]) == ["loopc_churn", "loopc_churn_monitor"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for dag in report["dags"].values():
+        assert dag["description"] == spec.pipeline.description
+        assert dag["tags"] == sorted({*spec.pipeline.tags, "loopc"})
+        commands = [task["command"] for task in dag["tasks"].values() if "command" in task]
+        assert commands
+        for command in commands:
+            argv = run_command(command, scratch, scratch / "argv", {"LOOPC_ROOT": str(scratch)})
+            assert argv[:3] == ["-m", "loopc.runtime", "run-step"] and len(argv) == 8, argv
+    assert no_marks(tmp_path) == []

@@ -24,9 +24,10 @@ PACKAGES = {"runtime": "runtime", "compiler": "compiler", "templates": "template
 
 MODULES: dict[str, list[str]] = {
     "runtime/gate/decide.py": ["tests/test_gates_decide.py", "tests/test_spec_boundaries_gate.py"],
-    "runtime/evaluate/metrics.py": ["tests/test_evaluate_metrics.py"],
-    "runtime/evaluate/evaluation.py": ["tests/test_evaluate_metrics.py", "tests/test_evaluate_fairness.py"],
-    "runtime/evaluate/fairness.py": ["tests/test_evaluate_fairness.py"],
+    "runtime/evaluate/metrics.py": ["tests/test_evaluate_metrics.py", "tests/test_spec_boundaries_evaluate.py"],
+    "runtime/evaluate/evaluation.py": ["tests/test_evaluate_metrics.py", "tests/test_evaluate_fairness.py",
+                                       "tests/test_spec_boundaries_evaluate.py"],
+    "runtime/evaluate/fairness.py": ["tests/test_evaluate_fairness.py", "tests/test_spec_boundaries_evaluate.py"],
     "runtime/monitor/drift.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py"],
     "runtime/monitor/profile.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py"],
     "runtime/monitor/verdict.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py"],

@@ -39,19 +39,15 @@ def binary_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float | None:
-    """Expected calibration error over equal-width probability bins (p == 1 falls in the last bin)."""
-    if len(y) == 0:
-        return None
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error of at least one row over equal-width probability bins (p == 1 in the last)."""
     index = np.minimum((p * bins).astype(np.int64), bins - 1)
-    counts = np.bincount(index, minlength=bins)
     gap = np.abs(np.bincount(index, y, bins) - np.bincount(index, p, bins))
-    return float(gap.sum() / len(y)) if counts.sum() else None
+    return float(gap.sum() / len(y))
 
 
 def _binary(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     """Binary metrics; thresholded ones at 0.5."""
-    y = y.astype(np.float64)
     clipped = np.clip(p, EPS, 1 - EPS)
     predicted = p >= 0.5
     tp = float(np.sum(predicted & (y == 1)))
@@ -72,7 +68,7 @@ def _multiclass(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     """Accuracy, log loss (rows renormalized) and macro F1 over classes seen in truth or prediction."""
     y = y.astype(np.int64)
     predicted = np.argmax(p, axis=1)
-    probs = np.clip(p / np.maximum(p.sum(axis=1, keepdims=True), EPS), EPS, 1.0)
+    probs = np.maximum(p / np.maximum(p.sum(axis=1, keepdims=True), EPS), EPS)
     f1s = []
     for label in np.union1d(y, predicted):
         tp = np.sum((predicted == label) & (y == label))
@@ -102,9 +98,12 @@ def check_predictions(
     """Labels and predictions as float64 arrays of matching length, or an EvaluateError."""
     if task not in (BINARY, MULTICLASS, REGRESSION):
         raise EvaluateError(f"unknown task '{task}'; use {BINARY}, {MULTICLASS} or {REGRESSION}")
-    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    y = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64)
-    p = p.reshape(len(p), -1) if task == MULTICLASS else p.reshape(-1)
+    if task != MULTICLASS:
+        p = p.ravel()
+    elif p.ndim != 2:
+        p = p.reshape(len(p), -1) if len(p) else p.reshape(0, 0)
     if len(p) != len(y):
         raise EvaluateError(f"{len(y)} labels but {len(p)} predictions; they must be the same rows")
     if not (np.all(np.isfinite(y)) and np.all(np.isfinite(p))):
@@ -129,8 +128,8 @@ def evaluate_predictions(task: str, y_true, y_pred, *, num_classes: int | None =
 
 def undefined_metrics(task: str, y_true, y_pred, *, num_classes: int | None = None) -> dict[str, str]:
     """Why each ``None`` in :func:`evaluate_predictions` is None: {metric: reason}."""
-    metrics = evaluate_predictions(task, y_true, y_pred, num_classes=num_classes)
-    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    y, p = check_predictions(task, y_true, y_pred, num_classes)
+    metrics = evaluate_predictions(task, y, p)
     reasons = {}
     for name, value in metrics.items():
         if value is not None:
@@ -149,12 +148,12 @@ def undefined_metrics(task: str, y_true, y_pred, *, num_classes: int | None = No
 def slice_metrics(task: str, y_true, y_pred, groups, min_rows: int, *, num_classes: int | None = None) -> dict:
     """Per group value (keys ``str(value)``, sorted): rows, too_small (rows < min_rows) and every metric."""
     y, p = check_predictions(task, y_true, y_pred, num_classes)
-    keys = np.asarray(groups).astype(str).reshape(-1)
+    keys = np.asarray(groups).astype(str).ravel()
     if len(keys) != len(y):
         raise EvaluateError(f"{len(keys)} group values but {len(y)} rows; give one group value per row")
     result = {}
     for key in np.unique(keys):
         rows = keys == key
-        metrics = evaluate_predictions(task, y[rows], p[rows], num_classes=num_classes)
+        metrics = evaluate_predictions(task, y[rows], p[rows])  # classes already checked on all rows
         result[str(key)] = {"rows": int(rows.sum()), "too_small": bool(rows.sum() < min_rows), **metrics}
     return result

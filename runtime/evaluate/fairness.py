@@ -8,8 +8,8 @@ from loopc.runtime.evaluate.evaluation import BINARY, EvaluateError, check_predi
 
 
 def _gap(rates: list[float]) -> float:
-    """max - min of the rates (0.0 for fewer than two groups)."""
-    return float(max(rates) - min(rates)) if len(rates) > 1 else 0.0
+    """max - min of the rates (0.0 for one group or none)."""
+    return float(max(rates) - min(rates)) if rates else 0.0
 
 
 def fairness_gaps(y_true, y_pred_proba, groups, threshold: float = 0.5) -> dict:
@@ -20,8 +20,8 @@ def fairness_gaps(y_true, y_pred_proba, groups, threshold: float = 0.5) -> dict:
     positive labels; None with ``equal_opportunity_note`` when no group has any) and ``groups``:
     {str(value): {rows, positive_rate, true_positive_rate (None without positives)}}.
     """
-    y, p = check_predictions(BINARY, y_true, y_pred_proba, None)
-    keys = np.asarray(groups).astype(str).reshape(-1)
+    y, p = check_predictions(BINARY, y_true, y_pred_proba)
+    keys = np.asarray(groups).astype(str).ravel()
     if len(keys) != len(y):
         raise EvaluateError(f"{len(keys)} group values but {len(y)} rows; give one group value per row")
     predicted = p >= threshold

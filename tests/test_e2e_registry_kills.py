@@ -36,6 +36,7 @@ POINTS = ["register.before_commit", "register.after_commit", "set_alias.after_co
 def base(tmp_path_factory) -> tuple[Path, Path]:
     """A project with champion v1 whose second model (13 epochs) is trained and cached but not registered."""
     project = make_project(tmp_path_factory.mktemp("kills") / "churn")
+    assert not (project / ".loopc" / "registry.db").exists()
     spec_file = project / "pipeline.yaml"
     spec = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
     spec["gate"]["champion"][0]["min_delta"] = -1.0  # the second model passes the gate however it scores
@@ -74,9 +75,22 @@ def test_loop_killed_in_a_registry_transaction_resumes_clean(base, tmp_path, cap
     _verify(project, capsys)
     promote = json.loads((project / ".loopc" / "runs" / "second" / "promote.churn_classifier.json").read_text())
     assert promote["status"] == "done"
+    assert (promote["outputs"]["promoted"], promote["outputs"]["previous"]) == (True, 1)  # this run promoted it
     with open_registry(project / ".loopc" / "registry.db", read_only=True) as reg:
         assert reg.aliases(MODEL) == {"archived": 1, CHAMPION: 2}  # no challenger left behind
         log = reg.audit_log(MODEL)
     assert [(e.action, e.version) for e in log if e.action == "register"] == [("register", 1), ("register", 2)]
     assert len([e for e in log if e.action == "shadow"]) == 1
     assert len([e for e in log if e.action == "set_alias" and e.alias == CHAMPION]) == 2
+
+
+def test_a_truncated_registry_stops_the_loop_and_stays_as_it_is(base, tmp_path):
+    source, plan = base
+    project = Path(shutil.copytree(source, tmp_path / "churn", symlinks=True))
+    db = project / ".loopc" / "registry.db"
+    db.write_bytes(b"")
+    done = _run_plan(project, project / plan.relative_to(source), "third")
+    assert done.returncode == 1
+    gate = json.loads((project / ".loopc" / "runs" / "third" / "gate.churn_classifier.json").read_text())
+    assert gate["status"] == "failed" and f"registry {db} is an empty file" in gate["message"]
+    assert db.stat().st_size == 0

@@ -41,6 +41,13 @@ def _champion_evaluation(ctx: StepContext, champion, eval_rows: str, gate: dict[
     return evaluation(bundle.task, bundle.labels(rows), pred, group_columns(rows, gate), gate, bundle.num_classes)
 
 
+def _champion(ctx: StepContext, name: str):
+    """The champion, or None; a project without a registry yet stays without one (reading creates nothing)."""
+    if not (ctx.state / "registry.db").exists():
+        return None
+    return ctx.registry.get_alias(name, CHAMPION)
+
+
 def run_gate(ctx: StepContext) -> dict[str, Any]:
     """Decide whether the candidate may replace the champion; a rejection stops later steps."""
     from loopc.runtime.gate.decide import GateError, decide_gate
@@ -49,7 +56,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
     evaluate_id, evaluated = ctx.upstream_of_kind("evaluate")
     candidate = read_json(ctx.artifact(evaluate_id) / "metrics.json")
     artifact = evaluated["outputs"]["model_artifact"]
-    champion = ctx.registry.get_alias(name, CHAMPION)
+    champion = _champion(ctx, name)
     if champion is not None and champion.artifact == artifact:
         message = f"this model is already the champion (version {champion.version}): nothing new to gate"
         return {"passed": True, "status": "champion", "summary": message, "champion_version": champion.version,
@@ -175,6 +182,18 @@ def _holds(ctx: StepContext, name: str, number: int) -> list[str]:
     return held
 
 
+def _already_champion(ctx: StepContext, name: str, number: int) -> dict[str, Any]:
+    """Resumed after the promotion committed (or promoted by someone else): clear a stale challenger, report."""
+    ctx.registry.promote(name, number, actor=_actor(ctx), reason=f"resumed run {ctx.run_id}", expect_current=number)
+    moves = [e for e in ctx.registry.audit_log(name)
+             if e.action == "set_alias" and e.alias == CHAMPION and e.version == number and e.actor == _actor(ctx)]
+    if not moves:
+        return {"promoted": False, "version": number, "summary": f"version {number} is already {CHAMPION}"}
+    previous = moves[-1].from_version
+    return {"promoted": True, "version": number, "previous": previous,
+            "summary": f"version {number} is now {CHAMPION}" + (f" (was {previous})" if previous else "")}
+
+
 def run_promote(ctx: StepContext) -> dict[str, Any]:
     """Move the champion alias when gate, shadow and approval allow; otherwise say how to approve.
 
@@ -186,9 +205,7 @@ def run_promote(ctx: StepContext) -> dict[str, Any]:
     number = registered["outputs"]["version"]
     current = ctx.registry.get_alias(name, alias)
     if current is not None and current.version == number:
-        ctx.registry.promote(name, number, actor=_actor(ctx), reason=f"resumed run {ctx.run_id}",
-                             expect_current=number)
-        return {"promoted": False, "version": number, "summary": f"version {number} is already {alias}"}
+        return _already_champion(ctx, name, number)
     held = _holds(ctx, name, number)
     if held:
         how = f"approve with: loopc registry promote {name} {number} --reason \"...\" --root {ctx.root}"

@@ -40,8 +40,9 @@ def psi(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 def js_distance(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (base 2, in [0, 1]) per row of two proportion matrices."""
-    return np.nan_to_num(jensenshannon(reference, current, base=2, axis=1), nan=0.0)
+    """Jensen-Shannon distance (base 2, in [0, 1]) per row of two proportion matrices; 0 for an all-zero row."""
+    with np.errstate(invalid="ignore"):  # an all-zero (empty) row divides 0 by 0; it is reported as None upstream
+        return np.nan_to_num(jensenshannon(reference, current, base=2, axis=1), nan=0.0)
 
 
 def ks_pvalue(statistic: np.ndarray, n_ref: np.ndarray, n_cur: np.ndarray) -> np.ndarray:

@@ -243,15 +243,22 @@ def _prepare_state(state: Path, root: Path, run_id: str, loaded: LoadedPlan, pla
 
 
 def remove_stale_staging(state: Path) -> list[str]:
-    """Delete the staging folders of keys no live execution holds the lock of; return those keys."""
+    """Delete staging folders and lock files of keys no live execution holds; return the keys cleaned.
+
+    A killed execution leaves both behind; taking a key's lock proves nobody writes it now, and
+    releasing the lock deletes its file.
+    """
     from loopc.runtime.store.artifacts import open_store
 
-    store, removed = open_store(state), []
-    for key in store.leftover_keys():
+    store = open_store(state)
+    locked = {path.name.removesuffix(".lock") for path in state.glob("locks/*/*.lock")}
+    cleaned = []
+    for key in sorted(set(store.leftover_keys()) | locked):
         with try_exclusive(lock_path(state, key)) as free:
-            if free and store.remove_leftovers(key):
-                removed.append(key)
-    return removed
+            if free:
+                store.remove_leftovers(key)
+                cleaned.append(key)
+    return cleaned
 
 
 def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str | None = None,

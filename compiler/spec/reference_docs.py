@@ -93,7 +93,7 @@ NOTES: dict[str, str] = {
     "Training.seed": "seed of initialisation and shuffling", "Training.early_stopping": "stop when val_loss stalls",
     "Training.class_weight": "reweight classes by inverse frequency",
     "EarlyStopping.metric": "watched metric", "EarlyStopping.patience": "epochs without improvement",
-    "EarlyStopping.min_delta": "smallest improvement that counts",
+    "EarlyStopping.min_delta": "val_loss must fall by more than this to count as an improvement",
     "Sweep.metric": "metric that picks the best trial (a task metric or val_loss)",
     "Sweep.direction": "whether lower or higher is better", "Sweep.concurrency": "trials run at once",
     "Gate.split": "split the candidate is evaluated on", "Gate.thresholds": "absolute bounds on metrics",

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,11 +43,17 @@ def _root(value: str | None) -> str:
 def run_step_command(args: argparse.Namespace) -> int:
     """Run one step; the last stdout line is its JSON summary."""
     from loopc.runtime.execution import runs
+    from loopc.runtime.execution.cleanup import remove_stale_staging
+    from loopc.runtime.execution.ownership import claim_state
     from loopc.runtime.execution.runner import run_step, summary
     from loopc.runtime.execution.step import load_step
 
     doc = load_step(args.step_file)
-    record = run_step(doc, _root(args.root), runs.resolve_run_id(args.run_id), echo=True)
+    run_id = runs.resolve_run_id(args.run_id)
+    root = Path(_root(args.root)).resolve()
+    claim_state(runs.state_path(root, doc.state_dir), root)
+    remove_stale_staging(runs.state_path(root, doc.state_dir))
+    record = run_step(doc, root, run_id, echo=True)
     if record["status"] == "failed":
         print(f"error: step {doc.id} failed: {record.get('message', '')}", file=sys.stderr)
     print(json.dumps(summary(record), sort_keys=True))

@@ -18,7 +18,8 @@ import pytest
 from test_exec_executor import quiet, write_plan
 
 from loopc.runtime.execution import runs
-from loopc.runtime.execution.executor import remove_stale_staging, run_plan
+from loopc.runtime.execution.cleanup import remove_stale_staging
+from loopc.runtime.execution.executor import run_plan
 from loopc.runtime.execution.locks import exclusive, try_exclusive
 from loopc.runtime.execution.ownership import StateConflict
 from loopc.runtime.execution.runner import lock_path, run_step
@@ -195,6 +196,16 @@ def test_a_step_that_was_killed_cleans_its_own_staging_when_it_runs_again(tmp_pa
     again = run_step(load_step(plan.parent / "steps" / "a.json"), tmp_path, "r1")  # run-step: no sweep first
     assert again["status"] == "done" and not leftover.exists()
     assert open_store(state).leftover_keys() == []
+
+
+def test_run_step_as_the_schedulers_call_it_also_removes_stale_staging(tmp_path):
+    plan = write_plan(tmp_path / "compiled" / "demo", {"a": {}}, {})
+    dead = tmp_path / ".loopc" / "artifacts" / "cd" / f".staging-{'cd' * 32}-999999-0123abcd"
+    dead.mkdir(parents=True)
+    step = [sys.executable, "-m", "loopc.runtime", "run-step", str(plan.parent / "steps" / "a.json"),
+            "--root", str(tmp_path), "--run-id", "r1"]
+    assert subprocess.run(step, capture_output=True, timeout=120).returncode == 0
+    assert not dead.exists()
 
 
 # --------------------------------------------------------------------------- one project per state folder

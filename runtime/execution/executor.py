@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from loopc.runtime.execution import runs
-from loopc.runtime.execution.locks import try_exclusive
+from loopc.runtime.execution.cleanup import remove_stale_staging
 from loopc.runtime.execution.ownership import claim_state
-from loopc.runtime.execution.runner import lock_path, run_step
+from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import StepDoc, StepError, step_from_dict
 
 
@@ -240,25 +240,6 @@ def _prepare_state(state: Path, root: Path, run_id: str, loaded: LoadedPlan, pla
     runs.pin_plan(state, run_id, {"plan": loaded.plan.get("plan", "?"), "digest": loaded.digest,
                                   "file": str(plan_path)})
     remove_stale_staging(state)
-
-
-def remove_stale_staging(state: Path) -> list[str]:
-    """Delete staging folders and lock files of keys no live execution holds; return the keys cleaned.
-
-    A killed execution leaves both behind; taking a key's lock proves nobody writes it now, and
-    releasing the lock deletes its file.
-    """
-    from loopc.runtime.store.artifacts import open_store
-
-    store = open_store(state)
-    locked = {path.name.removesuffix(".lock") for path in state.glob("locks/*/*.lock")}
-    cleaned = []
-    for key in sorted(set(store.leftover_keys()) | locked):
-        with try_exclusive(lock_path(state, key)) as free:
-            if free:
-                store.remove_leftovers(key)
-                cleaned.append(key)
-    return cleaned
 
 
 def run_plan(plan_path: str | Path, root: str | Path | None = None, run_id: str | None = None,

@@ -125,3 +125,18 @@ def test_remote_filesystems_get_a_timeout(monkeypatch):
         monkeypatch.setenv("LOOPC_SOURCE_TIMEOUT", bad)
         with pytest.raises(DataError, match="LOOPC_SOURCE_TIMEOUT"):
             remote_timeout()
+
+
+def test_a_non_utf8_name_in_a_pyarrow_listing_is_a_clear_error(tmp_path):
+    import pyarrow.fs as pafs
+
+    from loopc.runtime.data.sources import _list_remote
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "ok.csv").write_text("x\n1\n")
+    filesystem = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())  # lists through pyarrow
+    assert _list_remote(filesystem, "d") == ["ok.csv"]
+    with open(os.path.join(os.fsencode(tmp_path / "d"), b"caf\xe9.csv"), "wb") as handle:
+        handle.write(b"x\n2\n")
+    with pytest.raises(DataError, match="a file name under 'd' is not valid UTF-8"):
+        _list_remote(filesystem, "d")

@@ -126,12 +126,15 @@ def _list_local(base: str) -> list[str]:
 
 def _list_remote(filesystem: pafs.FileSystem, base: str) -> list[str]:
     """Relative names of every file under ``base``, or [] when it does not exist."""
+    prefix = base.rstrip("/") + "/"
     try:
         infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        return [i.path[len(prefix):] for i in infos if i.type == pafs.FileType.File and i.path.startswith(prefix)]
     except (OSError, pa.ArrowInvalid) as error:
         raise DataError(f"cannot list '{base}': {error}") from None
-    prefix = base.rstrip("/") + "/"
-    return [i.path[len(prefix):] for i in infos if i.type == pafs.FileType.File and i.path.startswith(prefix)]
+    except UnicodeDecodeError:
+        raise DataError(f"a file name under '{base}' is not valid UTF-8; rename it (loopc reads files whose "
+                        "names are UTF-8)") from None
 
 
 def _check_utf8(files: SourceFiles) -> None:

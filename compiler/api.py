@@ -14,6 +14,7 @@ from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.frontend.compose import compose_spec
 from loopc.compiler.frontend.defaults import parse_defaults
 from loopc.compiler.frontend.load import Position, RawDocument, SpecPath, read_spec_file
+from loopc.compiler.spec.cache import CachedSpec, ValidateCache
 from loopc.compiler.spec.models import Spec
 from loopc.compiler.spec.parallel import flatten, map_chunks, worker_count
 from loopc.compiler.spec.validate import validate_spec
@@ -43,56 +44,74 @@ def spec_hash(spec: Spec) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | None = 1) -> list[LoadedSpec]:
+def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | None = 1,
+                 cache: ValidateCache | None = None) -> list[LoadedSpec]:
     """Every pipeline under ``path`` (a pipeline file or a directory), composed and validated.
 
     Raises SpecErrors with every error of every file. ``jobs``: worker processes (None: one per 128
     files up to the CPU count); the result is the same for any value. Callers other than the CLI keep
-    the default 1: spawned workers re-import the caller's ``__main__``.
+    the default 1: spawned workers re-import the caller's ``__main__``. ``cache``: reuse the specs of
+    pipelines whose files did not change (spec/cache.py); the result is the same.
     """
     overrides = tuple(overrides)
-    found = discover(Path(path))
+    found = discover(Path(path), cache)
     workers = worker_count(len(found), jobs)
     if workers > 1:
-        loaded, errors = flatten(map_chunks(partial(_load_chunk, overrides=overrides), found, workers))
+        loaded, errors = flatten(map_chunks(partial(_load_chunk, overrides=overrides, cache=cache), found, workers))
     else:
-        loaded, errors = _load_chunk(found, overrides)
+        loaded, errors = _load_chunk(found, overrides, cache)
     if errors:
         raise SpecErrors(errors)
     _check_unique_names(loaded)
     return loaded
 
 
-def _load_chunk(found: list[tuple[Path, RawDocument | None]],
-                overrides: tuple[str, ...]) -> tuple[list[LoadedSpec], list[SpecError]]:
+def _load_chunk(found: list[tuple[Path, RawDocument | None]], overrides: tuple[str, ...],
+                cache: ValidateCache | None = None) -> tuple[list[LoadedSpec], list[SpecError]]:
     loaded, errors = [], []
     for file, document in found:
         try:
-            loaded.extend(load_spec(file, overrides, document))
+            loaded.extend(load_spec(file, overrides, document, cache))
         except SpecErrors as exc:
             errors.extend(exc.errors)
     return loaded, errors
 
 
-def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument | None = None) -> list[LoadedSpec]:
+def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument | None = None,
+              cache: ValidateCache | None = None) -> list[LoadedSpec]:
     """Compose and validate one pipeline file: one LoadedSpec per sweep point."""
-    results, errors = [], []
+    key = cache.key(file.read_bytes(), str(file), overrides) if cache is not None else ""
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        absolute = file.resolve()
+        return [LoadedSpec(item.spec, absolute, absolute.parent, item.spec_hash, item.sweep_point, str(file),
+                           item.positions) for item in hit]
+    results, errors, inputs = [], [], set()
     for composed in compose_spec(file, overrides, display=str(file), primary=document):
+        inputs.update(composed.inputs)
         try:
             spec = validate_spec(composed)
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
             continue
-        absolute = file.resolve()
-        results.append(LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), composed.sweep_point,
-                                  str(file), composed.positions))
+        results.append(_loaded(file, spec, composed.sweep_point, composed.positions))
     if errors:
         raise SpecErrors(errors)
+    if cache is not None:
+        cache.put(key, inputs, [CachedSpec(r.spec, r.spec_hash, r.sweep_point, r.positions) for r in results])
     return results
 
 
-def discover(path: Path) -> list[tuple[Path, RawDocument | None]]:
-    """Pipeline files under ``path``, sorted; a file named directly is always a pipeline."""
+def _loaded(file: Path, spec: Spec, sweep_point: dict[str, str], positions: dict[SpecPath, Position]) -> LoadedSpec:
+    absolute = file.resolve()
+    return LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), sweep_point, str(file), positions)
+
+
+def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path, RawDocument | None]]:
+    """Pipeline files under ``path``, sorted; a file named directly is always a pipeline.
+
+    With ``cache``, a pipeline file seen before is not parsed here (its config groups are cached).
+    """
     if path.is_file():
         return [(path, None)]
     if not path.exists():
@@ -105,12 +124,20 @@ def discover(path: Path) -> list[tuple[Path, RawDocument | None]]:
             continue
         if not _looks_like_spec(file):
             continue
+        known = cache.groups(file) if cache is not None else None
+        if known is not None:
+            group_dirs.update(file.parent / g for g in known)
+            found.append((file, None))
+            continue
         try:
             document = read_spec_file(file, str(file))
         except SpecErrors as exc:
             errors.extend(exc.errors)
             continue
-        group_dirs.update(file.parent / g for g in _groups(document))
+        groups = _groups(document)
+        if cache is not None:
+            cache.put_groups(file, groups)
+        group_dirs.update(file.parent / g for g in groups)
         found.append((file, document))
     if errors:
         raise SpecErrors(errors)

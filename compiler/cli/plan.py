@@ -20,6 +20,7 @@ from loopc.compiler.diff.pipelines import PipelineDiff, Side, StepChange, diff_p
 from loopc.compiler.diff.report import PlanReport, SideError, to_json, to_markdown, to_text
 from loopc.compiler.errors import SpecError, SpecErrors, UsageError
 from loopc.compiler.plan.pipeline import Plan
+from loopc.compiler.spec.cache import ValidateCache, default_dir
 
 EXIT_CHANGED = 4
 _NO_SPECS = "LPC502"
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text (default), json, or markdown to post on a pull request")
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                         help="worker processes for large trees (default 1; 0: one per 128 pipelines)")
+    parser.add_argument("--cache", action="store_true",
+                        help="reuse validation results for unchanged pipelines of PATH (as loopc validate --cache)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     label = args.base if args.base is not None else args.base_dir
     with _base_side(head_path, args) as (base_path, names):
         base, base_errors = _load("base", base_path, args.jobs, names)
-    head, head_errors = _load("head", head_path, args.jobs)
+    head, head_errors = _load("head", head_path, args.jobs, cache=ValidateCache(default_dir()) if args.cache else None)
     errors = base_errors + head_errors
     if not errors and not base[0] and not head[0]:
         errors = [SideError("head", SpecError(str(head_path), 1, 1, _NO_SPECS, "", "no pipeline specs found on "
@@ -68,7 +71,8 @@ def _base_side(head_path: Path, args: argparse.Namespace):
 Loaded = tuple[dict[str, Side], list[Plan]]
 
 
-def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None = None) -> tuple[Loaded, list[SideError]]:
+def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None = None,
+          cache: ValidateCache | None = None) -> tuple[Loaded, list[SideError]]:
     """The side's pipelines by name and their plans; errors tagged with the side (none: empty side).
 
     ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``).
@@ -80,7 +84,7 @@ def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None 
         return ({}, []), []
     names = names or {}
     try:
-        loaded = load_project(path, jobs=jobs or None)
+        loaded = load_project(path, jobs=jobs or None, cache=cache)
         plans = plan_project(loaded)
     except SpecErrors as exc:
         if all(e.code == _NO_SPECS for e in exc.errors):

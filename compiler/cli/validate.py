@@ -8,6 +8,7 @@ import sys
 
 from loopc.compiler.api import load_project
 from loopc.compiler.errors import SpecError, SpecErrors, UsageError
+from loopc.compiler.spec.cache import ValidateCache, default_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text (default), json (a list of errors) or github (workflow annotations)")
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                         help="worker processes for large trees (default 1; 0: one per 128 pipelines, up to the CPUs)")
+    parser.add_argument("--cache", action="store_true",
+                        help="reuse results for pipelines whose files did not change ($LOOPC_CACHE_DIR, else ~/.cache/loopc)")
 
 
 def split_targets(targets: list[str]) -> tuple[list[str], list[str]]:
@@ -32,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     paths, overrides = split_targets(args.targets)
     errors: list[SpecError] = []
     count = 0
+    cache = ValidateCache(default_dir()) if args.cache else None
     for path in paths:
         try:
-            count += len(load_project(path, overrides, jobs=args.jobs or None))
+            count += len(load_project(path, overrides, jobs=args.jobs or None, cache=cache))
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
     errors.sort()

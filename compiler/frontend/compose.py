@@ -30,6 +30,7 @@ class ComposedSpec:
     positions: dict[SpecPath, Position]
     overrides: tuple[str, ...] = ()
     sweep_point: dict[str, str] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()  # every config file or group folder composition looked at (cache keys)
 
 
 class ConfigRepository:
@@ -39,11 +40,14 @@ class ConfigRepository:
         self.config_dir = config_dir
         self.display_dir = display_dir
         self._documents: dict[str, RawDocument | None] = {}
+        self.inputs: set[str] = set()  # paths looked at, present or not: what the composed result depends on
 
     def display(self, relative: str) -> str:
         return relative if self.display_dir in ("", ".") else f"{self.display_dir}/{relative}"
 
     def is_group(self, group: str) -> bool:
+        if group:
+            self.inputs.add(str(self.config_dir / group))
         return bool(group) and (self.config_dir / group).is_dir()
 
     def groups(self) -> list[str]:
@@ -58,6 +62,7 @@ class ConfigRepository:
         """The parsed ``relative``.yaml, or None when it does not exist."""
         if relative not in self._documents:
             path = self.config_dir / f"{relative}.yaml"
+            self.inputs.add(str(path))
             self._documents[relative] = _read_config(path, self.display(f"{relative}.yaml")) if path.is_file() else None
         return self._documents[relative]
 
@@ -119,7 +124,7 @@ def _compose_one(primary: RawDocument, repo: ConfigRepository, overrides: list[O
     if ctx.errors:
         raise SpecErrors(ctx.errors)
     texts = tuple(o.text for o in overrides)
-    return ComposedSpec(primary.file, tree, positions, texts, point)
+    return ComposedSpec(primary.file, tree, positions, texts, point, tuple(sorted(repo.inputs)))
 
 
 def _appended_entry(override: Override) -> DefaultEntry | None:

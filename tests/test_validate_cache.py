@@ -1,0 +1,125 @@
+"""The validate cache (compiler/spec/cache.py): a hit gives exactly what validating gives, and any change
+to a file composition read or looked for, or to loopc's code, is a miss."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import loopc.compiler.api as api
+from loopc.compiler.api import load_project
+from loopc.compiler.cli.main import main
+from loopc.compiler.errors import SpecErrors
+from loopc.compiler.spec import cache as cache_module
+from loopc.compiler.spec.cache import ValidateCache
+
+BASE = Path(__file__).resolve().parent / "diff_cases" / "base"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copytree(BASE, tmp_path / "specs")
+    return tmp_path / "specs"
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ValidateCache:
+    return ValidateCache(tmp_path / "cache")
+
+
+def facts(loaded) -> list[tuple]:
+    return [(i.spec, i.spec_hash, i.sweep_point, i.positions, i.file, i.display) for i in loaded]
+
+
+def refuse_to_compose(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("composed although the cache holds the result")
+    monkeypatch.setattr(api, "compose_spec", refuse)
+    monkeypatch.setattr(api, "read_spec_file", refuse)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.mark.parametrize("overrides", [(), ("model.optimizer.lr=0.01,0.1",), ("model=mlp",)])
+def test_a_hit_gives_what_validating_gives_without_composing(project, cache, monkeypatch, overrides):
+    fresh = load_project(project, overrides)
+    assert facts(load_project(project, overrides, cache=cache)) == facts(fresh)  # cold: stores
+    refuse_to_compose(monkeypatch)
+    assert facts(load_project(project, overrides, cache=cache)) == facts(fresh)  # warm: reads
+
+
+def test_editing_a_config_group_file_is_a_miss(project, cache):
+    load_project(project, cache=cache)
+    edit(project / "model" / "logistic.yaml", "epochs: 30", "epochs: 31")
+    (item,) = load_project(project, cache=cache)
+    assert item.spec.model.training.epochs == 31
+
+
+def test_a_file_looked_for_and_absent_then_created_is_a_miss(project, cache):
+    edit(project / "pipeline.yaml", "  - _self_\n", "  - optional extra: more\n  - _self_\n")
+    (before,) = load_project(project, cache=cache)
+    (project / "extra").mkdir()
+    (project / "extra" / "more.yaml").write_text("# @package _global_\nmonitors:\n  daily:\n"
+                                                 "    source: {path: data/daily.parquet}\n")
+    (after,) = load_project(project, cache=cache)
+    assert sorted(before.spec.monitors) == ["weekly_drift"]
+    assert sorted(after.spec.monitors) == ["daily", "weekly_drift"]
+
+
+def test_a_file_outside_the_pipeline_folder_is_an_input_too(project, cache):
+    shared = project.parent / "shared"
+    shared.mkdir()
+    shutil.move(project / "model" / "logistic.yaml", shared / "logistic.yaml")
+    edit(project / "pipeline.yaml", "- model: logistic", "- model: ../../shared/logistic")
+    assert load_project(project, cache=cache)[0].spec.model.training.epochs == 30
+    edit(shared / "logistic.yaml", "epochs: 30", "epochs: 32")
+    assert load_project(project, cache=cache)[0].spec.model.training.epochs == 32
+
+
+def test_a_different_loopc_is_a_miss(project, cache, monkeypatch):
+    load_project(project, cache=cache)
+    monkeypatch.setattr(cache_module, "code_digest", lambda: "another loopc")
+    refuse_to_compose(monkeypatch)
+    with pytest.raises(AssertionError, match="composed although"):
+        load_project(project, cache=cache)
+
+
+def test_a_damaged_entry_is_a_miss_not_an_error(project, cache):
+    fresh = load_project(project)
+    load_project(project, cache=cache)
+    entries = list(cache.folder.rglob("*.json"))
+    assert len(entries) == 2  # the pipeline's specs and its config groups
+    for entry in entries:
+        entry.write_text('{"inputs": [], "specs": [{"spec": {"loopc": 2}}]}' if "specs" in entry.parts else "[1]")
+    assert facts(load_project(project, cache=cache)) == facts(fresh)
+
+
+def test_errors_are_never_stored(project, cache):
+    edit(project / "pipeline.yaml", "no_champion: promote", "no_champion: always")
+    for _ in range(2):
+        with pytest.raises(SpecErrors, match="gate.no_champion"):
+            load_project(project, cache=cache)
+    assert list((cache.folder / "specs").rglob("*.json")) == []  # discovery's groups entry may exist
+
+
+def test_validate_and_plan_take_the_cache_on_request(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOOPC_CACHE_DIR", str(tmp_path / "cli-cache"))
+    assert main(["validate", str(project)]) == 0
+    assert not (tmp_path / "cli-cache").exists()
+    assert main(["validate", str(project), "--cache"]) == 0
+    assert len(list((tmp_path / "cli-cache").rglob("*.json"))) == 2
+    other = tmp_path / "other"
+    shutil.copytree(project, other)
+    assert main(["plan", str(other), "--base-dir", str(project)]) == 0
+    assert len(list((tmp_path / "cli-cache").rglob("*.json"))) == 2
+    assert main(["plan", str(other), "--base-dir", str(project), "--cache"]) == 0
+    assert len(list((tmp_path / "cli-cache").rglob("*.json"))) == 3  # the head's specs; its groups entry is shared
+    refuse_to_compose(monkeypatch)
+    assert main(["validate", str(project), "--cache"]) == 0
+    assert capsys.readouterr().out.endswith("1 spec valid\n")

@@ -205,3 +205,27 @@ def test_a_write_error_names_the_path_without_root(tmp_path):
     with pytest.raises(StepFailed, match=f"cannot write '{target}': Not a directory"):
         with writing(target) as path:
             pq.write_table(pa.table({"id": [1]}), path)
+
+
+def _monitor_context(root: Path):
+    import logging
+
+    from loopc.runtime.execution.runner import StepContext
+    from loopc.runtime.execution.step import StepDoc
+
+    doc = StepDoc("monitor.m", "monitor", (), "fp", {"monitor_name": "m", "columns": COLUMNS}, state_dir=STATE)
+    return StepContext(doc, root, root / STATE, "r1", "k" * 64, root / "out", {}, logging.getLogger("test"))
+
+
+def test_the_monitor_reads_its_source_through_a_snapshot(project, monkeypatch):
+    from loopc.runtime.execution.runner import StepFailed
+    from loopc.runtime.steps.monitor import _live_rows
+
+    _csv(project / STATE / "artifacts" / "own.csv", [100])  # loopc's state, under the monitor's glob
+    ctx = _monitor_context(project)
+    rows = _live_rows(ctx, {"source": {"path": "**/*.csv"}}, now=0.0)
+    assert sorted(rows.column("id").to_pylist()) == [1, 2, 3]
+    target = project / "data" / "a.csv"
+    _wrap_read(monkeypatch, lambda: _csv(target, [1, 2, 9]))
+    with pytest.raises(StepFailed, match=f"monitor 'm': file '{target}' changed after the source's snapshot"):
+        _live_rows(ctx, {"source": {"path": "data/*.csv"}}, now=0.0)

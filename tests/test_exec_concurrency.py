@@ -138,6 +138,8 @@ def test_a_waiter_is_told_once_and_gets_the_lock_after_its_holder(tmp_path):
     def waiter() -> None:
         with exclusive(path, on_wait=waiting.set):
             order.append("waiter")
+            with try_exclusive(path) as taken:  # the holder deleted the file it waited on: it locked the new one
+                order.append(f"third party got it: {taken}")
 
     with exclusive(path):
         thread = threading.Thread(target=waiter)
@@ -145,7 +147,7 @@ def test_a_waiter_is_told_once_and_gets_the_lock_after_its_holder(tmp_path):
         assert waiting.wait(60), "the waiter was not told it waits"
         order.append("holder")
     thread.join(60)
-    assert order == ["holder", "waiter"] and not path.exists()
+    assert order == ["holder", "waiter", "third party got it: False"] and not path.exists()
 
 
 # --------------------------------------------------------------------------- staging left by killed steps

@@ -2,8 +2,8 @@
 
 Only resolvers that read the spec itself run: ``oc.select``, ``oc.dict.keys`` and ``oc.dict.values``
 (ALLOWED_RESOLVERS). Every other resolver is refused before anything resolves (LPC411): ``oc.env`` reads
-the environment (a secret would be compiled into DAG files and step documents; name secrets in
-``pipeline.secrets`` instead, resolved where the step runs), ``oc.decode`` and ``oc.create`` parse text
+the environment (a secret would be compiled into DAG files and step documents; ``pipeline.secrets``
+names it instead, without its value), ``oc.decode`` and ``oc.create`` parse text
 as YAML outside loopc's loader checks, ``oc.deprecated`` and resolvers other libraries register are not
 part of the spec language, and a resolver name built from an interpolation cannot be checked.
 """
@@ -65,8 +65,8 @@ def _refused_resolvers(tree: dict[str, Any], positions: dict[SpecPath, Position]
     file, line, col = positions.get(path, ("<unknown>", 1, 1))
     shown = ", ".join(repr(n) for n in names)
     message = f"interpolation {text!r} uses resolver {shown}; loopc runs only resolvers that read the spec itself"
-    hint = ("write the value into the spec or an override; secrets go in pipeline.secrets (resolved where the "
-            f"step runs); allowed resolvers: {', '.join(sorted(ALLOWED_RESOLVERS))}")
+    hint = ("write the value into the spec or an override; name a secret in pipeline.secrets (its value is never "
+            f"written); allowed resolvers: {', '.join(sorted(ALLOWED_RESOLVERS))}")
     return [SpecError(file, line, col, "LPC411", ".".join(map(str, path)), message, hint)]
 
 

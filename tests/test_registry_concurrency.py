@@ -66,6 +66,7 @@ def test_one_winner_from_the_same_starting_champion(tmp_path):
         assert champions == [winner]
         moves = [(e.alias, e.version, e.from_version) for e in reg.audit_log("churn") if e.action == "set_alias"]
         assert moves == [(CHAMPION, 1, None), (CHAMPION, winner, 1), ("archived", 1, None)]
+        assert reg.verify() == []
 
 
 def test_retrying_promoters_leave_a_consistent_chain(tmp_path):
@@ -85,3 +86,4 @@ def test_retrying_promoters_leave_a_consistent_chain(tmp_path):
         assert [v.version for v in reg.versions("churn") if v.status == CHAMPION] == [final]
         assert len([e for e in log if e.alias == "archived"]) == WRITERS
         assert [e.id for e in log] == sorted(e.id for e in log)
+        assert reg.verify() == []

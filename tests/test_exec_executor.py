@@ -150,3 +150,17 @@ def test_a_retrain_triggered_under_loopc_run_id_gets_a_run_of_its_own(tmp_path, 
                          kind="monitor", triggers="demo", name="demo_monitor")
     result = run_plan(monitor, tmp_path, None, jobs=1, progress=quiet())
     assert result.run_id == "m1" and result.triggered.run_id != "m1" and result.triggered.ok
+
+
+def test_a_plan_whose_entries_or_step_files_do_not_match_is_a_clear_error(tmp_path):
+    plan = write_plan(tmp_path / "compiled" / "demo", {"a": {}, "b": {}}, {})
+    manifest = json.loads(plan.read_text())
+    manifest["steps"][1]["file"] = "steps/a.json"
+    plan.write_text(json.dumps(manifest))
+    with pytest.raises(PlanError, match="holds step 'a', but the plan lists 'b'"):
+        run_plan(plan, tmp_path, "r", progress=quiet())
+    del manifest["steps"][1]["file"]
+    plan.write_text(json.dumps(manifest))
+    with pytest.raises(PlanError, match="every step needs an 'id' and a 'file'"):
+        run_plan(plan, tmp_path, "r", progress=quiet())
+    assert not (tmp_path / ".loopc").exists()  # refused before anything was written

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 from loopc.compiler.spec.models import Spec
 
@@ -31,7 +31,30 @@ class CachedSpec:
     spec: Spec
     spec_hash: str
     sweep_point: dict[str, str]
-    positions: dict[tuple[str | int, ...], tuple[str, int, int]]
+    positions: Mapping[tuple[str | int, ...], tuple[str, int, int]]
+
+
+class LazyPositions(Mapping):
+    """A source map kept as JSON text until something looks a position up (most runs never do)."""
+
+    def __init__(self, text: str):
+        self._text: str | None = text
+        self._map: dict[tuple[str | int, ...], tuple[str, int, int]] = {}
+
+    def _positions(self) -> dict[tuple[str | int, ...], tuple[str, int, int]]:
+        if self._text is not None:
+            paths, wheres = json.loads(self._text)
+            self._map, self._text = dict(zip(map(tuple, paths), map(tuple, wheres))), None
+        return self._map
+
+    def __getitem__(self, path: tuple[str | int, ...]) -> tuple[str, int, int]:
+        return self._positions()[path]
+
+    def __iter__(self) -> Iterator[tuple[str | int, ...]]:
+        return iter(self._positions())
+
+    def __len__(self) -> int:
+        return len(self._positions())
 
 
 def default_dir() -> Path:
@@ -113,13 +136,13 @@ def code_digest() -> str:
 
 
 def _to_json(item: CachedSpec) -> dict[str, Any]:
-    return {"spec": item.spec.model_dump(mode="json"), "spec_hash": item.spec_hash, "sweep_point": item.sweep_point,
-            "paths": list(item.positions), "positions": list(item.positions.values())}
+    return {"spec": item.spec.model_dump_json(), "spec_hash": item.spec_hash, "sweep_point": item.sweep_point,
+            "positions": json.dumps([list(item.positions), list(item.positions.values())], separators=(",", ":"))}
 
 
 def _from_json(data: dict[str, Any]) -> CachedSpec:
-    positions = dict(zip(map(tuple, data["paths"]), map(tuple, data["positions"])))
-    return CachedSpec(Spec.model_validate(data["spec"]), str(data["spec_hash"]), dict(data["sweep_point"]), positions)
+    positions = LazyPositions(str(data["positions"]))
+    return CachedSpec(Spec.model_validate_json(data["spec"]), str(data["spec_hash"]), dict(data["sweep_point"]), positions)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -177,8 +177,6 @@ HOSTILE_FILES = {
         [f"l0: &l0 [{', '.join(['lol'] * 9)}]"] + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]"
                                                    for i in range(1, 10)]) + "\n").encode(),
     "tags": b"loopc: 1\npipeline: !!python/object/apply:os.system [id]\n",
-    "binary": bytes(range(256)),
-    "env": b"loopc: 1\npipeline: {name: x, description: '${oc.env:HOME}'}\n",
     "keys": b'loopc: 1\n"\\e[31m\\nx": 1\n',
 }
 

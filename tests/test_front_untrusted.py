@@ -143,6 +143,12 @@ def test_an_interpolation_bomb_stops_at_the_budget(tmp_path: Path) -> None:
     assert error.line >= 3 and error.spec_path.split(".")[0] in "bcdefghi"
 
 
+def test_interpolations_below_the_budget_resolve(tmp_path: Path) -> None:
+    body = "a: [" + ", ".join(["x"] * 1000) + "]\nb: [" + ", ".join(["'${a}'"] * 15) + "]\n"
+    tree = compose_spec(_write(tmp_path, body))[0].tree
+    assert len(tree["b"]) == 15 and tree["b"][14] == ["x"] * 1000
+
+
 @pytest.mark.parametrize("value", [
     "0 3 * * 1", "*/15 * * * *", "0 0 1,15 * *", "5-10/2 8-18 * JAN-MAR mon-fri", "0 0 * * 7", "  0   3 * * 1 ",
     *MACROS,

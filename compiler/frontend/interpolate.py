@@ -13,8 +13,11 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from loopc.compiler.errors import SpecError
-from loopc.compiler.frontend.load import ALIAS_NODE_BUDGET, Position, SpecPath
+from loopc.compiler.frontend.load import Position, SpecPath
 from loopc.compiler.frontend.tree import set_located
+
+INTERPOLATION_NODE_BUDGET = 20_000  # nodes resolved interpolations may produce in one spec (OmegaConf is slow)
+ALLOWED_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
 
 
 def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Position]) -> list[SpecError]:
@@ -31,7 +34,7 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
 
     config = OmegaConf.create(tree)
     errors, resolved = [], []
-    budget = [ALIAS_NODE_BUDGET]
+    budget = [INTERPOLATION_NODE_BUDGET]
     for path in paths:
         try:
             node: Any = config
@@ -40,7 +43,7 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
             resolved.append((path, _plain(node, budget)))
         except _TooLarge:
             file, line, col = positions.get(path, ("<unknown>", 1, 1))
-            message = f"interpolations expand to more than {ALIAS_NODE_BUDGET} nodes (an interpolation bomb?)"
+            message = f"interpolations expand to more than {INTERPOLATION_NODE_BUDGET} nodes (an interpolation bomb?)"
             hint = "refer to large sections fewer times"
             return [*errors, SpecError(file, line, col, "LPC007", ".".join(map(str, path)), message, hint)]
         except Exception as exc:  # noqa: BLE001 - OmegaConf raises many types; each is a user error here
@@ -51,9 +54,6 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
     for path, value in resolved:
         set_located(tree, positions, path, value, positions.get(path, ("<unknown>", 1, 1)), merge=False)
     return errors
-
-
-ALLOWED_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
 
 
 def _refused_resolvers(tree: dict[str, Any], positions: dict[SpecPath, Position], path: SpecPath) -> list[SpecError]:
@@ -90,7 +90,7 @@ def resolver_names(text: str) -> list[str]:
 
 
 class _TooLarge(Exception):
-    """Resolved interpolations passed ALIAS_NODE_BUDGET nodes."""
+    """Resolved interpolations passed INTERPOLATION_NODE_BUDGET nodes."""
 
 
 def _plain(value: Any, budget: list[int]) -> Any:

@@ -34,3 +34,59 @@ def slurm_cluster() -> None:
     done = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0 or not done.stdout.strip():
         engine_missing(f"sinfo does not answer ({done.stderr.strip()}); run ci/slurm-up.sh")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """URL of a real PostgreSQL server with a database loopc may create databases from ($LOOPC_TEST_POSTGRES_URL)."""
+    url = os.environ.get("LOOPC_TEST_POSTGRES_URL", "")
+    if not url:
+        engine_missing("no PostgreSQL: set LOOPC_TEST_POSTGRES_URL (ci/postgres-up.sh starts one on loopback)")
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as error:
+        engine_missing(f"PostgreSQL at LOOPC_TEST_POSTGRES_URL does not answer: {error}")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str):
+    """A fresh, empty database on the test server for one test (dropped afterwards)."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request, tmp_path) -> str:
+    """A new, empty registry's URL on each backend: a SQLite file under tmp_path, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state/registry.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """An S3-compatible endpoint ($LOOPC_TEST_S3_ENDPOINT, e.g. ci/s3-up.sh's moto server) with test credentials."""
+    endpoint = os.environ.get("LOOPC_TEST_S3_ENDPOINT", "")
+    if not endpoint:
+        engine_missing("no S3 endpoint: set LOOPC_TEST_S3_ENDPOINT (ci/s3-up.sh starts one on loopback)")
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(endpoint, timeout=5).close()
+    except (urllib.error.URLError, OSError) as error:
+        if not isinstance(error, urllib.error.HTTPError):
+            engine_missing(f"S3 endpoint {endpoint} does not answer: {error}")
+    return endpoint

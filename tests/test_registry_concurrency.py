@@ -1,4 +1,4 @@
-"""Several processes promote at once: exactly one champion, a complete and consistent audit log."""
+"""Eight processes promote at once, on SQLite and on PostgreSQL: exactly one champion, a complete verified audit log."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import multiprocessing
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.registry.interface import CHAMPION, AliasConflict
 
-WRITERS = 6
+WRITERS = 8
 
 
 def _setup(path: str) -> None:
@@ -54,8 +54,8 @@ def _run(target, path: str) -> list:
             return pool.map(target, [(path, v, barrier) for v in range(2, WRITERS + 2)])
 
 
-def test_one_winner_from_the_same_starting_champion(tmp_path):
-    path = str(tmp_path / "registry.db")
+def test_one_winner_from_the_same_starting_champion(registry_url):
+    path = registry_url
     _setup(path)
     results = _run(_promote_once, path)
     assert sorted(results) == ["conflict"] * (WRITERS - 1) + ["won"]
@@ -69,8 +69,8 @@ def test_one_winner_from_the_same_starting_champion(tmp_path):
         assert reg.verify() == []
 
 
-def test_retrying_promoters_leave_a_consistent_chain(tmp_path):
-    path = str(tmp_path / "registry.db")
+def test_retrying_promoters_leave_a_consistent_chain(registry_url):
+    path = registry_url
     _setup(path)
     _run(_promote_until_done, path)
     with open_registry(path) as reg:

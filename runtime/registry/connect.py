@@ -6,15 +6,22 @@ import os
 
 from loopc.runtime.registry.interface import Registry, RegistryError
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 
 def open_registry(url: str | os.PathLike[str], *, read_only: bool = False, create: bool = True) -> Registry:
-    """The registry at ``url``: ``sqlite:///path.db`` (SQLAlchemy style) or a plain file path.
+    """The registry at ``url``: ``postgresql://user@host:port/db``, ``sqlite:///path.db`` or a plain file path.
 
     ``read_only`` opens it for reading only (no write lock, works beside a writer and in a read-only
     folder; a missing registry is an error). ``create`` (writers) makes a new registry where none
-    exists; an existing file that is empty, damaged, not a loopc registry or newer is always refused.
+    exists (a new SQLite file, or the tables in an empty PostgreSQL database); one that is damaged,
+    not a loopc registry or newer is always refused.
     """
     text = os.fspath(url)
+    if text.startswith(POSTGRES_SCHEMES):
+        from loopc.runtime.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(text, read_only=read_only, create=create and not read_only)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif text.startswith("sqlite:"):
@@ -22,8 +29,8 @@ def open_registry(url: str | os.PathLike[str], *, read_only: bool = False, creat
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise RegistryError(
-            f"registry URL {url!r}: scheme '{scheme}' is not supported yet; "
-            "use sqlite:///relative/registry.db, sqlite:////absolute/registry.db or a plain path"
+            f"registry URL scheme '{scheme}' is not supported; use postgresql://user@host:port/database, "
+            "sqlite:///relative/registry.db, sqlite:////absolute/registry.db or a plain path"
         )
     if not text or text == ":memory:":
         raise RegistryError(f"registry URL {url!r} names no file; give a path such as .loopc/registry.db")

@@ -1,10 +1,11 @@
-"""SQLite registry: schema, version numbering, alias transactions, append-only audit, rollback."""
+"""Registry on every backend (SQLite and PostgreSQL): schema, numbering, alias transactions, append-only audit, rollback."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
+from registry_support import DB_ERRORS, param, raw_connection
 
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.registry.interface import (
@@ -30,8 +31,8 @@ def _register(reg: Registry, model: str = "churn", artifact: str = "a1", **extra
 
 
 @pytest.fixture
-def reg(tmp_path):
-    with open_registry(f"sqlite:///{tmp_path}/state/registry.db") as registry:
+def reg(registry_url):
+    with open_registry(registry_url) as registry:
         yield registry
 
 
@@ -46,19 +47,18 @@ def test_schema_is_idempotent_and_versioned(tmp_path):
     assert {"model_versions", "aliases", "audit_log", "audit_log_no_update", "audit_log_no_delete"} <= tables
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "r.db"
-    open_registry(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_version VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
-    conn.commit()
-    with pytest.raises(RegistryError, match="newer than this loopc"):
-        open_registry(path)
+def test_newer_schema_is_refused(registry_url):
+    open_registry(registry_url).close()
+    conn = raw_connection(registry_url)
+    conn.execute(f"INSERT INTO schema_version VALUES ({param(registry_url)}, 'later')", (SCHEMA_VERSION + 1,))
+    for read_only in (False, True):
+        with pytest.raises(RegistryError, match="newer than this loopc"):
+            open_registry(registry_url, read_only=read_only)
 
 
 def test_urls(tmp_path):
-    with pytest.raises(RegistryError, match="scheme 'postgresql' is not supported yet"):
-        open_registry("postgresql://db/loopc")
+    with pytest.raises(RegistryError, match="scheme 'mysql' is not supported; use postgresql://"):
+        open_registry("mysql://db/loopc")
     with pytest.raises(RegistryError, match="names no file"):
         open_registry("sqlite:///")
     with pytest.raises(RegistryError, match="write sqlite:///relative.db"):
@@ -134,24 +134,29 @@ def test_expect_current_conflict_changes_nothing(reg):
     assert reg.audit_log() == before and reg.aliases("churn") == {"champion": 1}
 
 
-def test_audit_log_is_append_only(reg, tmp_path):
+def test_audit_log_is_append_only(reg, registry_url):
     _register(reg)
     entry = reg.record_event("gate_override", "churn", 1, "alice", "business need", {"ticket": "OPS-1"})
     assert (entry.action, entry.details, entry.reason) == ("gate_override", {"ticket": "OPS-1"}, "business need")
-    conn = sqlite3.connect(tmp_path / "state" / "registry.db", isolation_level=None)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    conn = raw_connection(registry_url)
+    with pytest.raises(DB_ERRORS, match="append-only"):
         conn.execute("UPDATE audit_log SET actor = 'mallory'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(DB_ERRORS, match="append-only"):
         conn.execute("DELETE FROM audit_log")
+    if not registry_url.startswith("sqlite:"):
+        with pytest.raises(DB_ERRORS, match="append-only"):
+            conn.execute("TRUNCATE audit_log")
     assert [e.actor for e in reg.audit_log()] == ["ci", "alice"]
 
 
-def test_versions_are_immutable_but_status(reg, tmp_path):
+def test_versions_are_immutable_but_status(reg, registry_url):
     _register(reg)
-    conn = sqlite3.connect(tmp_path / "state" / "registry.db", isolation_level=None)
-    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+    conn = raw_connection(registry_url)
+    with pytest.raises(DB_ERRORS, match="immutable"):
         conn.execute("UPDATE model_versions SET metrics = '{}'")
-    with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):
+    with pytest.raises(DB_ERRORS, match="immutable"):
+        conn.execute("UPDATE model_versions SET version = 9")
+    with pytest.raises(DB_ERRORS, match="cannot be deleted"):
         conn.execute("DELETE FROM model_versions")
     reg.set_alias("churn", "champion", 1, actor="ci", reason="first")
     assert reg.version("churn", 1).status == "champion" and reg.version("churn", 1).metrics == {"auc": 0.8}

@@ -272,3 +272,13 @@ def test_every_schedule_the_grammar_accepts_airflow_accepts(airflow_python) -> N
     assert done.returncode == 0, done.stderr[-2000:]
     refused = {e: why for e, why in json.loads(done.stdout.splitlines()[-1]).items() if why}
     assert refused == {}
+
+
+def test_transform_and_transforms_together_is_an_error_not_a_silent_choice() -> None:
+    """The shorthand used to replace 'transforms' silently (a vocabulary written there was dropped)."""
+    composed = compose_spec(EXAMPLES / "churn" / "pipeline.yaml",
+                            ["+features.contract.transforms=[{kind: onehot, vocabulary: [monthly]}]"])[0]
+    with pytest.raises(SpecErrors) as caught:
+        validate_spec(composed)
+    assert [(e.code, e.spec_path) for e in caught.value.errors] == [("LPC107", "features.contract")]
+    assert "not both" in caught.value.errors[0].message

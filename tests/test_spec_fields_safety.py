@@ -119,7 +119,10 @@ def base_spec() -> ComposedSpec:
                                       "+monitors.weekly_drift.time_column=snapshot_date",
                                       "+monitors.weekly_drift.window=7d",
                                       "+monitors.weekly_drift.data_drift.columns=[tenure_months]",
-                                      "+features.contract.transforms=[{kind: onehot, vocabulary: [monthly]}]"])
+                                      "~features.contract.transform",
+                                      "+features.contract.transforms=[{kind: onehot, vocabulary: [monthly]}]",
+                                      "~features.support_calls.transform",
+                                      "+features.support_calls.transforms=[{kind: bucketize, boundaries: [1, 3]}]"])
     checks = composed[0].tree["datasets"]["customers"]["checks"]
     checks.append({"kind": "freshness", "column": "snapshot_date", "max_age": "30d"})
     return composed[0]
@@ -158,11 +161,12 @@ def place_value(tree: dict[str, Any], place: tuple[Any, ...], text: str) -> None
     """Write ``text`` at ``place``; a dict key is renamed, and every reference to the old name follows it."""
     *parents, last = place
     node: Any = tree
-    for index, key in enumerate(parents):
+    for key, after in zip(parents, [*parents[1:], last]):
+        empty = [] if isinstance(after, int) else {}
         if isinstance(node, list) and key >= len(node):
-            node.append([] if index + 1 < len(parents) and isinstance(parents[index + 1], int) else {})
+            node.append(empty)
         elif isinstance(node, dict) and key not in node:
-            node[key] = [] if index + 1 < len(parents) and isinstance(parents[index + 1], int) else {}
+            node[key] = empty
         node = node[key]
     if isinstance(last, tuple):
         old = last[1]
@@ -436,3 +440,52 @@ def test_airflow_imports_the_hostile_dags_and_their_commands_run_nothing(airflow
             argv = run_command(command, scratch, scratch / "argv", {"LOOPC_ROOT": str(scratch)})
             assert argv[:3] == ["-m", "loopc.runtime", "run-step"] and len(argv) == 8, argv
     assert no_marks(tmp_path) == []
+
+
+def number_slots(model: type[BaseModel] = Spec) -> set[tuple[str, ...]]:
+    """Model paths of every float-typed value (``*``: any key or item), found like string_slots."""
+    slots: set[tuple[str, ...]] = set()
+
+    def walk(tp: Any, path: tuple[str, ...]) -> None:
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is typing.Annotated:
+            walk(args[0], path)
+        elif origin in (typing.Union, types.UnionType):
+            for member in args:
+                walk(member, path)
+        elif tp is float:
+            slots.add(path)
+        elif origin is list:
+            walk(args[0], (*path, "*"))
+        elif origin is dict:
+            walk(args[1], (*path, "*"))
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            for name, field in tp.model_fields.items():
+                walk(field.annotation, (*path, name))
+
+    walk(model, ())
+    return slots
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_no_number_field_takes_nan_or_infinity(value: float) -> None:
+    """Every float field of the models, somewhere in the base spec: refused as not finite (LPC105) there.
+
+    A place created on another member of a union (``boundaries`` on a onehot transform) is refused as an
+    unknown key instead; every slot still needs one place where the value itself is refused.
+    """
+    base = base_spec()
+    refused_as_non_finite = set()
+    for slot in sorted(number_slots()):
+        for place in places(base.tree, slot):
+            tree = copy.deepcopy(base.tree)
+            place_value(tree, place, value)  # type: ignore[arg-type]
+            result = _check(base, tree)
+            assert not isinstance(result, Spec), (place, value)
+            dotted = ".".join(str(p) for p in place)
+            if any(e.code == "LPC105" and "finite" in e.message and e.spec_path.replace("[", ".").replace("]", "")
+                   == dotted for e in result):
+                refused_as_non_finite.add(slot)
+            else:
+                assert {e.code for e in result} & {"LPC101", "LPC107"}, (place, result)
+    assert refused_as_non_finite == number_slots(), sorted(number_slots() - refused_as_non_finite)

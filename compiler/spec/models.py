@@ -266,6 +266,8 @@ class Feature(Strict):
     def _shorthand(cls, data: Any) -> Any:
         """Accept ``transform: standardize`` or a list of names as shorthand for ``transforms``."""
         if isinstance(data, dict) and "transform" in data:
+            if "transforms" in data:
+                raise ValueError("give 'transform' (one name or a list) or 'transforms', not both")
             data = dict(data)
             one = data.pop("transform")
             data["transforms"] = one if isinstance(one, list) else [one]

@@ -254,7 +254,10 @@ Transform = Annotated[
 
 
 class Feature(Strict):
-    """A typed model input computed from one column or an expression over columns."""
+    """A typed model input computed from one column or an expression over columns.
+
+    ``transform: NAME`` (or a list of names) is shorthand for ``transforms``; give one of the two.
+    """
 
     column: str | None = None
     expr: str | None = Field(None, description="arithmetic over numeric columns, e.g. 'a / (b + 1)'")

@@ -1,4 +1,4 @@
-"""``loopc registry list|show|verify|promote|rollback``: read, check and steer the model registry of a project."""
+"""``loopc registry list|show|verify|migrate|promote|rollback``: read, check and steer the model registry."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("model")
     show.add_argument("number", type=int, metavar="VERSION")
     verify = sub.add_parser("verify", help="check the audit hash chain, the protective triggers and the aliases")
+    migrate = sub.add_parser("migrate", help="create the registry's tables or bring them to this loopc's schema")
     promote = sub.add_parser("promote", help="make a version champion by hand (audited manual override)")
     promote.add_argument("model")
     promote.add_argument("number", type=int, metavar="VERSION")
@@ -30,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for command in (promote, rollback):
         command.add_argument("--reason", required=True, help="why (recorded in the audit log)")
         command.add_argument("--actor", default=None, help="who (default: the current user)")
-    for command in (listing, show, verify, promote, rollback):
+    for command in (listing, show, verify, migrate, promote, rollback):
+        command.add_argument("--registry", default=None, metavar="URL",
+                             help="registry URL (postgresql://..., sqlite:///...); default $LOOPC_REGISTRY, "
+                                  "else registry.db in the state folder")
         command.add_argument("--root", default=None, help="project directory (default: the spec's, else the cwd)")
         command.add_argument("--spec", default=None, help="pipeline file whose state_dir holds the registry")
         command.add_argument("--state-dir", default=".loopc", help="state folder under the root (default .loopc)")
@@ -51,12 +55,17 @@ def state_dir(args: argparse.Namespace) -> Path:
 READ_ONLY = frozenset({"list", "show", "verify"})
 
 
+def registry_url(args: argparse.Namespace) -> str:
+    """``--registry``, else ``$LOOPC_REGISTRY``, else the SQLite file in the state folder."""
+    url = args.registry or os.environ.get("LOOPC_REGISTRY", "")
+    return url or f"sqlite:///{state_dir(args) / 'registry.db'}"
+
+
 def open_registry(args: argparse.Namespace):
-    """The project's registry: read-only for list/show/verify; never created here (the loop creates it)."""
+    """The project's registry: read-only for list/show/verify; created only by ``migrate`` (else the loop does)."""
     from loopc.runtime.registry.connect import open_registry
 
-    path = state_dir(args) / "registry.db"
-    return open_registry(f"sqlite:///{path}", read_only=args.action in READ_ONLY, create=False)
+    return open_registry(registry_url(args), read_only=args.action in READ_ONLY, create=args.action == "migrate")
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
@@ -96,11 +105,19 @@ def _show(registry, args: argparse.Namespace, console) -> int:
 def _verify(registry, args: argparse.Namespace, console) -> int:
     problems = registry.verify()
     for problem in problems:
-        print(f"{registry.path}: {problem}")
+        print(f"{registry.label}: {problem}")
     if not problems:
         entries = registry.audit_log()
-        print(f"{registry.path}: ok ({len(entries)} audit entries chained, triggers present, aliases consistent)")
+        print(f"{registry.label}: ok ({len(entries)} audit entries chained, triggers present, aliases consistent)")
     return 1 if problems else 0
+
+
+def _migrate(registry, args: argparse.Namespace, console) -> int:
+    registry.migrate()
+    before, now = registry.schema_on_open, registry.schema
+    change = "created" if before == 0 else ("already current" if before == now else f"migrated from version {before}")
+    print(f"{registry.label}: schema version {now} ({change})")
+    return 0
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -143,9 +160,10 @@ def run(args: argparse.Namespace) -> int:
 
     from loopc.runtime.registry.interface import RegistryError
 
-    actions = {"list": _list, "show": _show, "verify": _verify, "promote": _promote, "rollback": _rollback}
+    actions = {"list": _list, "show": _show, "verify": _verify, "migrate": _migrate, "promote": _promote,
+               "rollback": _rollback}
     if not getattr(args, "action", None):
-        raise UsageError("loopc registry: choose an action: list, show, verify, promote or rollback")
+        raise UsageError("loopc registry: choose an action: list, show, verify, migrate, promote or rollback")
     try:
         registry = open_registry(args)
     except RegistryError as exc:
@@ -154,6 +172,6 @@ def run(args: argparse.Namespace) -> int:
         return actions[args.action](registry, args, Console())
     except RegistryError as exc:
         text = str(exc)
-        raise LoopcError(text if str(registry.path) in text else f"registry {registry.path}: {text}") from None
+        raise LoopcError(text if registry.label in text else f"registry {registry.label}: {text}") from None
     finally:
         registry.close()

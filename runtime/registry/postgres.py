@@ -65,7 +65,7 @@ class PostgresRegistry(SqlRegistry):
     def _open(self, create: bool) -> None:
         if self.read_only:
             self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        self.schema = self._found_schema(self._conn)
+        self.schema = self.schema_on_open = self._found_schema(self._conn)
         if self.schema == 0 and not create:
             raise RegistryError(f"no loopc registry in {self.label} (the database has no loopc tables); "
                                 "create it with `loopc registry migrate --registry URL` or run the loop")

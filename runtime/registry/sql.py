@@ -77,6 +77,7 @@ class SqlRegistry(Registry):
 
     label: str  # what messages call the registry: a file path, or a URL without its password
     schema: int
+    schema_on_open: int  # the schema version found when opened, before any migration (0: created then)
     backend_errors: tuple[type[BaseException], ...] = ()
     _clock: Callable[[], datetime] = staticmethod(utc_now)
 
@@ -106,6 +107,10 @@ class SqlRegistry(Registry):
     @abstractmethod
     def _current_schema(self) -> int:
         """The schema version this loopc writes."""
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Bring the schema to the current version (idempotent); return the version found before."""
 
     # ------------------------------------------------------------------ versions
 

@@ -33,7 +33,8 @@ class SqliteRegistry(SqlRegistry):
         self.label = str(self.path)
         self.read_only = read_only
         self._clock = clock
-        if create and not self.path.exists():
+        created = create and not self.path.exists()
+        if created:
             try:
                 create_database(self.path, self._now())
             except (sqlite3.Error, OSError) as error:
@@ -45,6 +46,7 @@ class SqliteRegistry(SqlRegistry):
             raise RegistryError(f"cannot open registry {self.path}: {error}; check the path and permissions") from None
         try:
             self.schema = schema_version(self._conn, self.path)
+            self.schema_on_open = 0 if created else self.schema
             if self.schema < SCHEMA_VERSION and not read_only:
                 self.migrate()
         except BaseException:

@@ -282,3 +282,13 @@ def test_transform_and_transforms_together_is_an_error_not_a_silent_choice() -> 
         validate_spec(composed)
     assert [(e.code, e.spec_path) for e in caught.value.errors] == [("LPC107", "features.contract")]
     assert "not both" in caught.value.errors[0].message
+
+
+@pytest.mark.parametrize("override", ['datasets.customers.source.path="data/\\x00x"', '+pipeline.state_dir="a\\nb"',
+                                      'monitors.weekly_drift.source.path="in\\tcoming"'])
+def test_paths_with_control_characters_are_refused(override: str) -> None:
+    composed = compose_spec(EXAMPLES / "churn" / "pipeline.yaml", [override])[0]
+    with pytest.raises(SpecErrors) as caught:
+        validate_spec(composed)
+    assert [(e.code, e.file) for e in caught.value.errors] == [("LPC106", "<override>")]
+    assert "control characters" in caught.value.errors[0].hint

@@ -195,19 +195,25 @@ def _check(base: ComposedSpec, tree: dict[str, Any]) -> Spec | list:
         return exc.errors
 
 
+def variants(text: str) -> dict[str, str]:
+    """The text as given, cut to 90 characters (tags), and without control characters (paths)."""
+    printable = "".join(ch for ch in text if ch.isprintable() or ch == " ")
+    return {"full": text, "short": text[:90], "printable": printable, "short printable": printable[:90]}
+
+
 def sort_places(base: ComposedSpec, text: str) -> tuple[list, set, set]:
-    """Every (slot, place) with ``text`` alone (cut to 90 characters where the full text is too long):
-    the accepted (slot, place, length), the slots that reached a spec, all slots tried."""
+    """Every (slot, place) with ``text`` alone (or the first of its variants the spec takes there):
+    the accepted (slot, place, variant), the slots that reached a spec, all slots tried."""
     accepted, reached, tried = [], set(), set()
     for slot in sorted(string_slots()):
         for place in places(base.tree, slot):
             tried.add(slot)
-            for length in dict.fromkeys((len(text), min(len(text), 90))):
+            for variant, value in variants(text).items():
                 tree = copy.deepcopy(base.tree)
-                place_value(tree, place, f"{text[:length]}{SLOT_MARK}0")
+                place_value(tree, place, f"{value}{SLOT_MARK}0")
                 result = _check(base, tree)
                 if isinstance(result, Spec):
-                    accepted.append((slot, place, length))
+                    accepted.append((slot, place, variant))
                     reached.add(slot)
                     break
                 assert result and all(e.code.startswith("LPC") and e.line >= 1 and e.message for e in result), result
@@ -218,8 +224,8 @@ def with_text(base: ComposedSpec, accepted: list, text: str) -> Spec:
     """The spec with ``text`` + a place number at every accepted place (keys renamed last)."""
     tree = copy.deepcopy(base.tree)
     ordered = sorted(enumerate(accepted), key=lambda item: isinstance(item[1][1][-1], tuple))
-    for number, (_, place, length) in ordered:
-        place_value(tree, place, f"{text[:length]}{SLOT_MARK}{number}")
+    for number, (_, place, variant) in ordered:
+        place_value(tree, place, f"{variants(text)[variant]}{SLOT_MARK}{number}")
     result = _check(base, tree)
     assert isinstance(result, Spec), result
     return result

@@ -36,6 +36,8 @@ def cron_schedule(value: str | None, allow_once: bool = False) -> str | None:
 
 Duration = Annotated[str, Field(pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
 MemorySize = Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*([KMGTkmgt]i?[Bb]?)?$")]
+# File paths and URIs: any text but control characters (no file system takes NUL; newlines are mistakes).
+PathText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
 # Names written into #SBATCH lines and Airflow operator arguments: one word, no option-like leading '-'.
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}"
 SchedulerName = Annotated[str, Field(pattern=rf"^{_NAME}$")]
@@ -78,7 +80,7 @@ class Pipeline(Strict):
     intended_use: str | None = None
     targets: list[Target] = ["local"]
     tags: list[Annotated[str, Field(max_length=100)]] = []
-    state_dir: str = Field(".loopc", description="registry, artifacts and run records, relative to the spec")
+    state_dir: PathText = Field(".loopc", description="registry, artifacts and run records, relative to the spec")
     resources: Resources = Resources()
     secrets: dict[str, str] = Field(
         {}, description="name -> environment variable or Airflow connection id; values are never inlined"
@@ -118,7 +120,7 @@ class Column(Strict):
 class Source(Strict):
     """Where rows come from: a path, a glob or a pyarrow filesystem URI (s3://, gs://, file://)."""
 
-    path: str = Field(min_length=1)
+    path: PathText = Field(min_length=1)
     format: Literal["parquet", "csv"] | None = Field(None, description="default: from the file extension")
     partitioning: Literal["hive"] | None = None
     options: dict[str, str | int | float | bool] = {}

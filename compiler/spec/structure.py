@@ -89,6 +89,8 @@ def _pattern_hint(loc: tuple, pattern: str) -> str | None:
         return "use a lower-case identifier: a-z, 0-9 and _, starting with a letter"
     if "d)?" in pattern:
         return "write a duration such as '30m', '2h', '1d12h' or '45s'"
+    if "\\x00" in pattern:
+        return "a path has no control characters (line breaks, tabs, NUL)"
     if "_.+-" in pattern:
         return "use letters, digits, '_', '.', '+', '-' (a scheduler's partition, account, QoS, pool or queue name)"
     if "KMGT" in pattern:

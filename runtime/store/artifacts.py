@@ -1,4 +1,4 @@
-"""Content-addressed artifact store with atomic publish; a local folder now, any filesystem later."""
+"""Content-addressed artifact store with atomic publish: a local folder, or any pyarrow filesystem (remote.py)."""
 
 from __future__ import annotations
 
@@ -221,18 +221,25 @@ def _discard_incomplete(final: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def open_store(url_or_path: str | os.PathLike[str]) -> ArtifactStore:
-    """The artifact store at ``url_or_path``: a local path or ``file://`` URL (the state directory).
+STORE_ENV = "LOOPC_STORE"
 
-    Other schemes (``s3://``, ``gs://``, ``hdfs://``) are reserved for a pyarrow-filesystem store.
+
+def open_store(url_or_path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> ArtifactStore:
+    """The artifact store at ``url_or_path``: a local path or ``file://`` URL (the state directory), or any
+    URL pyarrow.fs resolves (``s3://bucket/prefix``, ``gs://``, ``abfs://``, ``hdfs://``).
+
+    A remote store keeps its bounded local cache in ``cache_dir`` (default: ``./.loopc-cache``).
     """
     text = os.fspath(url_or_path)
     if text.startswith("file://"):
         return LocalArtifactStore(text[len("file://") :])
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
-        scheme = text.split("://", 1)[0]
-        raise StoreError(
-            f"artifact store URL {text!r}: scheme '{scheme}' is not supported yet; "
-            "use a local path or a file:// URL"
-        )
+        from loopc.runtime.store.remote import RemoteArtifactStore
+
+        return RemoteArtifactStore(text, cache_dir if cache_dir is not None else Path(".loopc-cache"))
     return LocalArtifactStore(text)
+
+
+def store_url(state: str | os.PathLike[str]) -> str:
+    """The store a run uses: ``$LOOPC_STORE`` when set (it overrides the compiled one), else the state folder."""
+    return os.environ.get(STORE_ENV) or os.fspath(state)

@@ -292,3 +292,11 @@ def test_paths_with_control_characters_are_refused(override: str) -> None:
         validate_spec(composed)
     assert [(e.code, e.file) for e in caught.value.errors] == [("LPC106", "<override>")]
     assert "control characters" in caught.value.errors[0].hint
+
+
+def test_optimizer_keyword_names_are_identifiers() -> None:
+    """They become Python keyword arguments of the optax optimizer; any other text failed only in training."""
+    composed = compose_spec(EXAMPLES / "churn" / "pipeline.yaml", ['+model.optimizer.params={"b1; x": 0.9}'])[0]
+    with pytest.raises(SpecErrors) as caught:
+        validate_spec(composed)
+    assert [(e.code, e.spec_path) for e in caught.value.errors] == [("LPC106", "model.optimizer.params.b1; x")]

@@ -320,7 +320,7 @@ class Optimizer(Strict):
 
     name: Literal["sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad", "lamb", "lion", "adafactor"] = "adamw"
     lr: float = Field(1e-3, gt=0, le=10)
-    params: dict[str, float | int | bool] = Field({}, description="extra optax keyword arguments")
+    params: dict[Ident, float | int | bool] = Field({}, description="extra optax keyword arguments")
     clip_norm: float | None = Field(None, gt=0)
 
 

@@ -1,10 +1,14 @@
 """Snapshots of a dataset source: the files fixed once, then read exactly as they were fixed.
 
 A step never lists its source twice. ``take_snapshot`` lists the files and records each one's
-size, modification time and content digest; the cache key and the lineage use the snapshot's
-``digest``. ``read_snapshot`` reads those files and nothing else, and fails naming the file when
-one no longer holds the bytes the snapshot recorded (modified, truncated, replaced or deleted).
-A file added after the snapshot is not read: the next snapshot sees it.
+size and modification time, and with ``content=True`` its sha256; the cache key and the lineage
+use the snapshot's ``digest``. A metadata snapshot (``content=False``, what the runner takes for
+a validate step) costs one ``stat`` per file; its content digests are computed by the read that
+parses the bytes (``SourceTable.entries``), and ``verify_files`` re-digests them before a model is
+registered, so a change that keeps size and mtime is still caught. ``read_snapshot`` reads those
+files and nothing else, and fails naming the file when one no longer holds what the snapshot
+recorded (modified, truncated, replaced or deleted). A file added after the snapshot is not read:
+the next snapshot sees it.
 """
 
 from __future__ import annotations
@@ -49,13 +53,24 @@ class Snapshot:
 
     @property
     def digest(self) -> str:
-        """sha256 over each file's relative name and content digest, in name order."""
+        """sha256 over each file's relative name and content digest, in name order.
+
+        A metadata snapshot (no content digests) uses each file's size and mtime_ns instead.
+        """
         total = hashlib.sha256()
         for entry in sorted(self.entries, key=lambda e: e.name):
             encoded = entry.name.encode("utf-8")
             total.update(len(encoded).to_bytes(8, "big") + encoded)
-            total.update(bytes.fromhex(entry.digest))
+            if entry.digest:
+                total.update(bytes.fromhex(entry.digest))
+            else:
+                total.update(b"meta" + entry.size.to_bytes(8, "big") + entry.mtime_ns.to_bytes(16, "big", signed=True))
         return total.hexdigest()
+
+    @property
+    def content(self) -> bool:
+        """True when every file's content digest was recorded at listing time."""
+        return all(entry.digest for entry in self.entries)
 
     def path(self, entry: SourceFile) -> str:
         return self.files.path(entry.name)
@@ -64,6 +79,10 @@ class Snapshot:
         """What the snapshot fixed, for lineage: source path, base, digest, and every file."""
         return {"source": self.source["path"], "base": self.files.base, "digest_algorithm": DIGEST,
                 "digest": self.digest, "files": [e.to_dict() for e in self.entries]}
+
+    def with_entries(self, entries: tuple[SourceFile, ...]) -> Snapshot:
+        """The same snapshot with the content digests a read computed (``SourceTable.entries``)."""
+        return Snapshot(self.source, self.files, entries)
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,7 @@ class SourceTable:
 
     table: pa.Table
     parts: tuple[FilePart, ...]
+    entries: tuple[SourceFile, ...] = ()
 
     def rows_lacking(self, column: str) -> tuple[np.ndarray, list[str]]:
         """(mask of the rows from files without ``column``, those files' paths)."""
@@ -116,10 +136,12 @@ def _hash_file(filesystem: pafs.FileSystem, path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _snapshot_file(files: SourceFiles, name: str) -> SourceFile:
-    """Size, mtime and digest of one file; DataError if it changes while it is hashed."""
+def _snapshot_file(files: SourceFiles, name: str, content: bool = True) -> SourceFile:
+    """Size, mtime and (with ``content``) digest of one file; DataError if it changes while it is hashed."""
     path = files.path(name)
     before = _stat(files.filesystem, path)
+    if not content:
+        return SourceFile(name, before.size, before.mtime_ns or 0, "")
     digest, size = _hash_file(files.filesystem, path)
     after = _stat(files.filesystem, path)
     if (before.size, before.mtime_ns) != (after.size, after.mtime_ns) or size != after.size:
@@ -127,13 +149,13 @@ def _snapshot_file(files: SourceFiles, name: str) -> SourceFile:
     return SourceFile(name, size, after.mtime_ns or 0, digest)
 
 
-def take_snapshot(source: dict, root: Path, exclude: Iterable[Path] = ()) -> Snapshot:
-    """List ``source`` (a Source dict) once and fix every file's size, mtime and digest.
+def take_snapshot(source: dict, root: Path, exclude: Iterable[Path] = (), content: bool = True) -> Snapshot:
+    """List ``source`` (a Source dict) once and fix every file's size, mtime and (``content``) digest.
 
     ``exclude`` names folders (the state directory) whose files are never part of a source.
     """
     files = resolve_files(source, root, exclude)
-    return Snapshot(dict(source), files, tuple(_snapshot_file(files, name) for name in files.names))
+    return Snapshot(dict(source), files, tuple(_snapshot_file(files, name, content) for name in files.names))
 
 
 def _read_bytes(filesystem: pafs.FileSystem, path: str) -> pa.Buffer:
@@ -142,34 +164,79 @@ def _read_bytes(filesystem: pafs.FileSystem, path: str) -> pa.Buffer:
         return handle.read_buffer()
 
 
-def _read_entry(snapshot: Snapshot, entry: SourceFile) -> pa.Buffer:
-    """The bytes of ``entry``, checked against the snapshot; DataError naming the file otherwise."""
+def _changed(path: str, entry: SourceFile, size: int) -> DataError:
+    return DataError(f"file '{path}' changed after the source's snapshot was taken ({entry.size} bytes then, "
+                     f"{size} now); nothing was read from it: run again once the source is stable")
+
+
+def _read_entry(snapshot: Snapshot, entry: SourceFile) -> tuple[pa.Buffer, SourceFile]:
+    """The bytes of ``entry`` and its entry with the content digest, checked against the snapshot.
+
+    A content snapshot compares the digest; a metadata snapshot compares size and mtime before and
+    after the read. DataError naming the file otherwise.
+    """
     path = snapshot.path(entry)
     try:
         data = _read_bytes(snapshot.files.filesystem, path)
+        after = None if entry.digest else _stat(snapshot.files.filesystem, path)
     except FileNotFoundError:
         raise DataError(f"file '{path}' was deleted after the source's snapshot was taken; run again") from None
     except (OSError, pa.ArrowInvalid) as error:
         raise DataError(f"cannot read '{path}': {error}") from None
-    if data.size != entry.size or hashlib.sha256(memoryview(data)).hexdigest() != entry.digest:
-        raise DataError(f"file '{path}' changed after the source's snapshot was taken ({entry.size} bytes then, "
-                        f"{data.size} now); nothing was read from it: run again once the source is stable")
-    return data
+    digest = hashlib.sha256(memoryview(data)).hexdigest()
+    if data.size != entry.size or (entry.digest and digest != entry.digest):
+        raise _changed(path, entry, data.size)
+    if after is not None and (after.size, after.mtime_ns or 0) != (entry.size, entry.mtime_ns):
+        raise _changed(path, entry, after.size)
+    return data, SourceFile(entry.name, entry.size, entry.mtime_ns, digest)
 
 
 def read_snapshot(snapshot: Snapshot) -> SourceTable:
-    """The rows of exactly the snapshot's files, in name order, each checked against its digest."""
-    tables, parts = [], []
+    """The rows of exactly the snapshot's files, in name order, each checked against the snapshot."""
+    tables, parts, entries = [], [], []
     for entry in snapshot.entries:
         path = snapshot.path(entry)
-        table = parse_file(_read_entry(snapshot, entry), entry.name, path, snapshot.source)
+        data, read = _read_entry(snapshot, entry)
+        table = parse_file(data, entry.name, path, snapshot.source)
+        del data
         tables.append(table)
+        entries.append(read)
         parts.append(FilePart(path, table.num_rows, frozenset(table.column_names)))
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise DataError(f"files of source '{snapshot.source['path']}' have incompatible schemas: {error}") from None
-    return SourceTable(table, tuple(parts))
+    return SourceTable(table, tuple(parts), tuple(entries))
+
+
+def source_filesystem(record: dict) -> pafs.FileSystem:
+    """The filesystem of a snapshot record (``Snapshot.to_dict``): the URI's, or the local one."""
+    scheme, sep, _ = record["source"].partition("://")
+    if not sep:
+        return pafs.LocalFileSystem()
+    try:
+        return pafs.FileSystem.from_uri(f"{scheme}://{record['base']}")[0]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
+        raise DataError(f"cannot open '{record['source']}': {error}") from None
+
+
+def verify_files(record: dict) -> None:
+    """Re-digest every file of a snapshot record; DataError naming the first whose bytes changed.
+
+    What a metadata snapshot cannot see (a change that keeps size and mtime) is caught here.
+    """
+    filesystem = source_filesystem(record)
+    base = record["base"]
+    for entry in record["files"]:
+        path = f"{base.rstrip('/')}/{entry['name']}" if base else entry["name"]
+        try:
+            digest, size = _hash_file(filesystem, path)
+        except DataError:
+            raise DataError(f"file '{path}' the model was trained on is gone or unreadable; run again") from None
+        if (size, digest) != (entry["size"], entry["digest"]):
+            raise DataError(f"file '{path}' no longer holds the bytes the model was trained on ({entry['size']} "
+                            f"bytes, sha256 {entry['digest'][:12]}... then; {size} bytes, {digest[:12]}... now), "
+                            "though its size and mtime may match; run again (touch the file so its mtime changes)")
 
 
 def read_source(source: dict, root: Path, exclude: Iterable[Path] = ()) -> pa.Table:

@@ -113,16 +113,29 @@ def assign_splits(table: pa.Table, split: dict) -> np.ndarray:
     raise DataError(f"unknown split method '{method}'; use hash, time or random")
 
 
+def split_columns(split: dict) -> list[str]:
+    """The columns a ``Split`` reads to assign rows: the hash key, the time column, or none (random)."""
+    method = split.get("method", "random")
+    return [split["key"]] if method == "hash" else [split["column"]] if method == "time" else []
+
+
+def split_counts(assignment: np.ndarray, split: dict) -> dict[str, int]:
+    """Rows per split; DataError when a split with a positive fraction comes out empty."""
+    counts = np.bincount(assignment, minlength=len(SPLITS))
+    sizes = {name: int(counts[index]) for index, name in enumerate(SPLITS)}
+    empty = [n for n in SPLITS if split.get(n, 0) > 0 and sizes[n] == 0]
+    if len(assignment) and empty:
+        listed = ", ".join(f"{n}={sizes[n]}" for n in SPLITS)
+        raise DataError(f"split '{split.get('method')}' left {', '.join(empty)} empty ({listed} of "
+                        f"{len(assignment)} rows); add rows or change the fractions or the split column")
+    return sizes
+
+
 def split_table(table: pa.Table, split: dict) -> dict[str, pa.Table]:
     """``{"train", "valid", "test"}`` tables, each keeping the input's row order.
 
     Raises DataError when a split with a positive fraction comes out empty.
     """
     assignment = assign_splits(table, split)
-    parts = {name: table.filter(pa.array(assignment == index)) for index, name in enumerate(SPLITS)}
-    empty = [n for n in SPLITS if split.get(n, 0) > 0 and parts[n].num_rows == 0]
-    if table.num_rows and empty:
-        sizes = ", ".join(f"{n}={parts[n].num_rows}" for n in SPLITS)
-        raise DataError(f"split '{split.get('method')}' left {', '.join(empty)} empty ({sizes} of "
-                        f"{table.num_rows} rows); add rows or change the fractions or the split column")
-    return parts
+    split_counts(assignment, split)
+    return {name: table.filter(pa.array(assignment == index)) for index, name in enumerate(SPLITS)}

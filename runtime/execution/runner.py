@@ -17,7 +17,7 @@ from loopc.runtime.execution.locks import exclusive
 from loopc.runtime.execution.ownership import claim_state
 from loopc.runtime.execution.step import StepDoc, StepError
 
-RUNTIME_FORMAT = 1
+RUNTIME_FORMAT = 2
 OUTPUTS_FILE = "outputs.json"
 # Kinds whose result depends on the registry's current state: never served from the cache.
 STATEFUL_KINDS = frozenset({"gate", "register", "shadow", "promote", "monitor"})
@@ -41,14 +41,18 @@ class StepContext:
     log: logging.Logger
     inputs: Any = None  # what the runner fixed before the cache key (a validate step's data Snapshot)
     _registry: Any = field(default=None, repr=False)
+    store: Any = field(default=None, repr=False)  # the artifact store (upstream artifacts are read through it)
 
     @property
     def config(self) -> dict[str, Any]:
         return self.doc.config
 
     def artifact(self, step_id: str) -> Path:
-        """The published artifact folder of an upstream step."""
-        return self.state / self.upstream[step_id]["artifact"]
+        """The published artifact folder of an upstream step (a remote store's is fetched into its local cache)."""
+        record = self.upstream[step_id]
+        if self.store is not None and record.get("key"):
+            return Path(self.store.path(record["key"]))
+        return self.state / record["artifact"]
 
     def upstream_of_kind(self, kind: str) -> tuple[str, dict[str, Any]]:
         """The (step id, record) of the nearest upstream step of ``kind`` (direct deps first)."""
@@ -76,9 +80,9 @@ class StepContext:
     def registry(self):
         """The project's registry (opened on first use)."""
         if self._registry is None:
-            from loopc.runtime.registry.connect import open_registry
+            from loopc.runtime.registry.connect import open_registry, project_registry_url
 
-            self._registry = open_registry(f"sqlite:///{self.state / 'registry.db'}")
+            self._registry = open_registry(project_registry_url(self.state))
         return self._registry
 
 
@@ -228,7 +232,7 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
 
 def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging.Logger, started: float):
     from loopc.runtime.execution.dispatch import INPUT_SNAPSHOTS, step_function
-    from loopc.runtime.store.artifacts import open_store
+    from loopc.runtime.store.artifacts import open_store, store_url
 
     function = step_function(doc.kind)
     upstream = load_upstream(doc, state, run_id)
@@ -238,7 +242,8 @@ def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging
         return _record(doc, run_id, "skipped", started, message=reason)
     inputs = INPUT_SNAPSHOTS[doc.kind](doc, root) if doc.kind in INPUT_SNAPSHOTS else None
     key = cache_key(doc, upstream, "" if inputs is None else inputs.digest, run_id)
-    job = _Job(doc, root, state, run_id, upstream, key, open_store(state), logger, started, inputs)
+    job = _Job(doc, root, state, run_id, upstream, key,
+               open_store(store_url(state), cache_dir=state / "cache"), logger, started, inputs)
     cacheable = is_cacheable(doc)
     cached = job.cached() if cacheable else None
     if cached is not None:
@@ -293,7 +298,7 @@ class _Job:
         self.log.info("running %s (%s) key=%s", self.doc.id, self.doc.kind, self.key)
         with self.store.stage(self.key) as out_dir:
             ctx = StepContext(self.doc, self.root, self.state, self.run_id, self.key, Path(out_dir), self.upstream,
-                              self.log, inputs=self.inputs)
+                              self.log, inputs=self.inputs, store=self.store)
             try:
                 outputs = function(ctx) or {}
             finally:

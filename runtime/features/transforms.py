@@ -344,6 +344,30 @@ def fit_features(train: pa.Table, features: dict[str, dict], columns: dict[str, 
     return FittedFeatures([fit_feature(train, name, feature) for name, feature in features.items()])
 
 
+def feature_columns(feature: dict) -> list[str]:
+    """The raw columns one ``Feature`` dict reads (its column, or the columns of its expression)."""
+    if feature.get("column") is not None:
+        return [feature["column"]]
+    try:
+        return sorted(expressions.columns_in(feature.get("expr") or ""))
+    except expressions.ExpressionError:
+        return []  # fit_feature reports the bad expression with the feature's name
+
+
+def fit_features_by_column(read, rows: int, features: dict[str, dict],
+                           columns: dict[str, dict] | None = None) -> FittedFeatures:
+    """:func:`fit_features` reading only one feature's columns at a time: ``read(names)`` gives the
+    train rows of those columns. Memory is bounded by one feature's columns, not the table; the
+    fitted states are those of :func:`fit_features` on the whole train table."""
+    if rows == 0:
+        raise FeatureError("cannot fit features: the train split has no rows")
+    fitted = []
+    for name, feature in features.items():
+        train = _declared_text(read(feature_columns(feature)), {name: feature}, columns or {})
+        fitted.append(fit_feature(train, name, feature))
+    return FittedFeatures(fitted)
+
+
 def _declared_text(table: pa.Table, features: dict, columns: dict) -> pa.Table:
     """Cast columns declared string/category to text, so their type follows the spec, not the file."""
     for feature in features.values():

@@ -169,19 +169,33 @@ def build_profile(
                            f"{', '.join(table.column_names)}")  # fmt: skip
 
     def sketch(name: str) -> dict[str, Any]:
-        column = table.column(name)
-        if column_kind(name, columns[name], column.type) == "numeric":
-            result = numeric_sketch(*numeric_values(column, name), quantiles=quantiles, psi_bins=psi_bins)
-        else:
-            result = categorical_sketch(*category_counts(column), max_categories=max_categories)
-        return {**result, "type": columns[name].get("type") or str(column.type)}
+        return column_sketch(table.column(name), name, columns[name], quantiles=quantiles, psi_bins=psi_bins,
+                             max_categories=max_categories)
 
     names = sorted(columns)
     profiled = dict(zip(names, map_columns(sketch, names, threads)))
+    return complete_profile(profiled, table.num_rows, predictions, quantiles=quantiles, psi_bins=psi_bins)
+
+
+def column_sketch(column: pa.ChunkedArray | pa.Array, name: str, spec: dict[str, Any], *,
+                  quantiles: int = QUANTILES, psi_bins: int = PSI_BINS,
+                  max_categories: int = MAX_CATEGORIES) -> dict[str, Any]:
+    """The sketch of one column (numeric quantiles or category counts), as ``build_profile`` keeps it."""
+    if column_kind(name, spec, column.type) == "numeric":
+        result = numeric_sketch(*numeric_values(column, name), quantiles=quantiles, psi_bins=psi_bins)
+    else:
+        result = categorical_sketch(*category_counts(column), max_categories=max_categories)
+    return {**result, "type": spec.get("type") or str(column.type)}
+
+
+def complete_profile(columns: dict[str, dict[str, Any]], rows: int, predictions: np.ndarray | None = None, *,
+                     quantiles: int = QUANTILES, psi_bins: int = PSI_BINS) -> dict[str, Any]:
+    """The profile document from column sketches made one column at a time, and the predictions."""
     prediction = None
     if predictions is not None:
         values, kind = prediction_values(predictions)
         finite = values[np.isfinite(values)]
         prediction = {**numeric_sketch(finite, len(values) - len(finite), quantiles=quantiles, psi_bins=psi_bins),
                       "type": kind}  # fmt: skip
-    return {"format": PROFILE_FORMAT, "rows": table.num_rows, "columns": profiled, "predictions": prediction}
+    return {"format": PROFILE_FORMAT, "rows": rows, "columns": dict(sorted(columns.items())),
+            "predictions": prediction}

@@ -15,16 +15,26 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.data import checks
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.snapshot import Snapshot, read_snapshot, take_snapshot
-from loopc.runtime.data.split import split_table
+from loopc.runtime.data.formats import file_format
+from loopc.runtime.data.rows import (
+    ROWS_FILE,
+    ValidatedRows,
+    batch_rows,
+    describe_source,
+    describe_table,
+    open_rows,
+    write_table,
+)
+from loopc.runtime.data.snapshot import Snapshot, read_snapshot, take_snapshot, verify_files
+from loopc.runtime.data.split import assign_splits, split_columns, split_counts
 from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
-from loopc.runtime.steps.common import SPLITS, label_classes, label_vector
+from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, read_json
 from loopc.runtime.store.artifacts import atomic_write_json
 
 TABLE, SNAPSHOT = "table.parquet", "snapshot.json"
-PROFILE_ROWS, PROFILE_COLUMNS = "profile_rows.parquet", "profile_columns.json"
+ASSIGNMENT, SPLIT_FILE, PROFILE_SKETCH = "assignment.npy", "split.json", "profile_sketch.json"
 
 
 @contextlib.contextmanager
@@ -38,12 +48,15 @@ def writing(path: Path) -> Iterator[Path]:
 
 
 def source_snapshot(doc: StepDoc, root: Path) -> Snapshot:
-    """The files a validate step reads, fixed once (its cache input and lineage); StepFailed if unreadable.
+    """The files a validate step reads, fixed once by their size and mtime (its cache input and lineage).
 
-    Files inside the project's state directory are never data.
+    No byte is read here: the validate step digests the content as it reads it, and register
+    re-digests it (``verify_sources``). StepFailed if unreadable. Files inside the project's state
+    directory are never data.
     """
     try:
-        return take_snapshot(doc.config["dataset"]["source"], root, exclude=[runs.state_path(root, doc.state_dir)])
+        return take_snapshot(doc.config["dataset"]["source"], root, exclude=[runs.state_path(root, doc.state_dir)],
+                             content=False)
     except DataError as exc:
         raise StepFailed(f"dataset '{doc.config['dataset_name']}': {exc}") from None
 
@@ -64,91 +77,233 @@ def _snapshot(ctx: StepContext) -> Snapshot:
     return ctx.inputs
 
 
+def _readable_in_place(source: dict, snapshot: Snapshot) -> bool:
+    """Parquet files without hive columns: downstream reads them and casts per batch (nothing rewritten)."""
+    if source.get("partitioning") == "hive":
+        return False
+    try:
+        return all(file_format(source, entry.name) == "parquet" for entry in snapshot.entries)
+    except DataError:
+        return False
+
+
+def _write_rows(ctx: StepContext, read: Snapshot, files, cast: pa.Table) -> str:
+    """rows.json: the snapshot's own files when they can be read in place, else the cast table."""
+    columns = ctx.config["dataset"]["columns"]
+    if _readable_in_place(read.source, read):
+        record = describe_source(read.to_dict(), [part.rows for part in files.parts], columns)
+    else:
+        with writing(ctx.out_dir / TABLE) as path:
+            write_table(cast, path)
+        record = describe_table(ctx.out_dir / TABLE, cast.num_rows, columns)
+    record["names"] = cast.column_names
+    with writing(ctx.out_dir / ROWS_FILE) as path:
+        atomic_write_json(path, record)
+    return record["layout"]
+
+
 def run_validate(ctx: StepContext) -> dict[str, Any]:
-    """Read the snapshot's files, enforce the schema, run the checks; fail with every violation named."""
+    """Read the snapshot's files, enforce the schema, run the checks; fail with every violation named.
+
+    The rows are not written again when the source is Parquet: rows.json says which files to read.
+    """
     name, dataset, snapshot = ctx.config["dataset_name"], ctx.config["dataset"], _snapshot(ctx)
     try:
         files = read_snapshot(snapshot)
     except DataError as exc:
         raise StepFailed(f"dataset '{name}': {exc}") from None
+    read = snapshot.with_entries(files.entries)
     cast, violations = checks.enforce_schema(files.table, dataset["columns"], name, files)
     results = checks.run_checks(cast, dataset.get("checks", []), dt.datetime.now(dt.timezone.utc))
     report = checks.validation_report(name, violations, results, rows=files.table.num_rows)
-    report["fingerprint"] = fingerprint = snapshot.digest
+    report["fingerprint"] = fingerprint = read.digest
     if not report["passed"]:
         where = _write_failure_report(ctx, report)
         raise StepFailed(f"{checks.render_report(report)}\nfull report: {where}\n"
                          "fix the data (or the dataset's schema and checks) and run again")
-    for file, content in (("validation.json", report), (SNAPSHOT, snapshot.to_dict())):
+    for file, content in (("validation.json", report), (SNAPSHOT, read.to_dict())):
         with writing(ctx.out_dir / file) as path:
             atomic_write_json(path, content)
-    with writing(ctx.out_dir / TABLE) as path:
-        pq.write_table(cast, path)
-    ctx.log.info("dataset %s: %d rows, fingerprint %s, %d warning(s)", name, cast.num_rows, fingerprint,
-                 report["warnings"])
+    layout = _write_rows(ctx, read, files, cast)
+    ctx.log.info("dataset %s: %d rows (%s), fingerprint %s, %d warning(s)", name, cast.num_rows, layout,
+                 fingerprint, report["warnings"])
     return {"dataset": name, "rows": cast.num_rows, "fingerprint": fingerprint, "warnings": report["warnings"]}
 
 
 def run_split(ctx: StepContext) -> dict[str, Any]:
-    """Deterministic train/valid/test tables of the validated dataset."""
+    """Which row goes to train, valid or test: one byte per row (assignment.npy) and the counts.
+
+    Only the split's own column is read; no row is copied.
+    """
     validate_id, _ = ctx.upstream_of_kind("validate")
-    table = pq.read_table(ctx.artifact(validate_id) / TABLE)
+    rows, split = open_rows(ctx.artifact(validate_id)), ctx.config["split"]
     try:
-        parts = split_table(table, ctx.config["split"])
+        assignment = assign_splits(_split_input(rows, split), split).astype(np.uint8)
+        counts = split_counts(assignment, split)
     except DataError as exc:
         raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
-    for split, part in parts.items():
-        with writing(ctx.out_dir / f"{split}.parquet") as path:
-            pq.write_table(part, path)
-    rows = {split: part.num_rows for split, part in parts.items()}
-    return {"dataset": ctx.config["dataset_name"], "rows": sum(rows.values()), "split_rows": rows}
+    with writing(ctx.out_dir / ASSIGNMENT) as path:
+        np.save(path, assignment, allow_pickle=False)
+    with writing(ctx.out_dir / SPLIT_FILE) as path:
+        atomic_write_json(path, {"format": 1, "split": split, "rows_artifact": ctx.upstream[validate_id]["artifact"],
+                                 "counts": counts})
+    return {"dataset": ctx.config["dataset_name"], "rows": len(assignment), "split_rows": counts}
 
 
-def _fit(ctx: StepContext, train: pa.Table):
-    from loopc.runtime.features.transforms import FeatureError, fit_features
+def _split_input(rows: ValidatedRows, split: dict) -> pa.Table:
+    """The columns a split reads (a row-count placeholder for random); DataError naming a missing one."""
+    needed = split_columns(split)
+    for name in needed:
+        if name not in rows.names:
+            raise DataError(f"split method '{split.get('method')}' uses column '{name}', which the table lacks "
+                            f"(columns: {', '.join(rows.names)})")
+    return rows.read(needed) if needed else pa.table({"row": pa.nulls(rows.num_rows)})
+
+
+class _TrainColumns:
+    """Train rows of a few columns at a time; profiled columns are sketched as they pass."""
+
+    def __init__(self, rows: ValidatedRows, train: np.ndarray, profiled: dict[str, dict]):
+        self.rows, self.train, self.profiled, self.sketches = rows, train, profiled, {}
+
+    def __call__(self, names: list[str]) -> pa.Table:
+        from loopc.runtime.monitor.profile import column_sketch
+
+        table = self.rows.read([n for n in names if n in self.rows.names], self.train)
+        for name in table.column_names:
+            if name in self.profiled and name not in self.sketches:
+                self.sketches[name] = column_sketch(table.column(name), name, self.profiled[name])
+        return table
+
+    def profile(self) -> dict[str, dict]:
+        """The sketch of every profiled column (those no feature read are read now)."""
+        for name in self.profiled:
+            if name not in self.sketches:
+                self([name])
+        return self.sketches
+
+
+def _fit(ctx: StepContext, read: _TrainColumns, rows: int):
+    from loopc.runtime.features.transforms import FeatureError, fit_features_by_column
 
     try:
-        return fit_features(train, ctx.config["features"], ctx.config["columns"])
+        return fit_features_by_column(read, rows, ctx.config["features"], ctx.config["columns"])
     except FeatureError as exc:
         raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
 
 
-def _save_profile_rows(ctx: StepContext, train: pa.Table) -> None:
-    """The train rows (profiled columns only) the train step profiles with the model's predictions."""
-    columns = {c: ctx.config["columns"][c] for c in ctx.config["profile_columns"]
-               if c in train.column_names and c in ctx.config["columns"]}
-    with writing(ctx.out_dir / PROFILE_ROWS) as path:
-        pq.write_table(train.select(list(columns)), path)
-    with writing(ctx.out_dir / PROFILE_COLUMNS) as path:
-        atomic_write_json(path, columns)
+def _profiled(ctx: StepContext, rows: ValidatedRows) -> dict[str, dict]:
+    """The profiled columns the train step's reference profile describes, with their specs."""
+    return {c: ctx.config["columns"][c] for c in ctx.config["profile_columns"]
+            if c in rows.names and c in ctx.config["columns"]}
 
 
-def _save_split(ctx: StepContext, split: str, x: np.ndarray, y: np.ndarray, slices: pa.Table) -> None:
-    """One split's feature matrix, labels and slice columns."""
-    for name, array in ((f"x_{split}.npy", x), (f"y_{split}.npy", y)):
-        with writing(ctx.out_dir / name) as path:
-            np.save(path, array, allow_pickle=False)
-    with writing(ctx.out_dir / f"slices_{split}.parquet") as path:
-        pq.write_table(slices, path)
+class _SplitWriter:
+    """One split's float32 matrix and labels (memory-mapped .npy filled batch by batch) and slice columns."""
+
+    def __init__(self, out_dir: Path, split: str, rows: int, dim: int):
+        self.out_dir, self.split, self.cursor, self.slices = out_dir, split, 0, None
+        self.x = self._array(f"x_{split}.npy", (rows, dim))
+        self.y = self._array(f"y_{split}.npy", (rows,))
+
+    def _array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        with writing(self.out_dir / name) as path:
+            if 0 in shape:
+                np.save(path, np.zeros(shape, np.float32), allow_pickle=False)
+                return np.zeros(shape, np.float32)
+            return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+
+    def add(self, x: np.ndarray, y: np.ndarray, slices: pa.Table) -> None:
+        end = self.cursor + len(y)
+        self.x[self.cursor:end], self.y[self.cursor:end], self.cursor = x, y, end
+        with writing(self.out_dir / f"slices_{self.split}.parquet") as path:
+            if self.slices is None:
+                self.slices = pq.ParquetWriter(path, slices.schema)
+            self.slices.write_table(slices)
+
+    def close(self, schema: pa.Schema) -> None:
+        for array in (self.x, self.y):
+            if isinstance(array, np.memmap):
+                array.flush()
+        with writing(self.out_dir / f"slices_{self.split}.parquet") as path:
+            if self.slices is None:
+                pq.write_table(schema.empty_table(), path)
+            else:
+                self.slices.close()
+
+
+def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarray, fitted, classes,
+                    counts: dict[str, int], slices: list[str]) -> None:
+    """Every split's matrix, labels and slice columns, written batch by batch in row order."""
+    from loopc.runtime.features.transforms import FeatureError
+
+    label, task = ctx.config["label"], ctx.config["task"]
+    needed = sorted({c for c in fitted.input_columns if c in rows.names} | {label} | set(slices))
+    writers = {s: _SplitWriter(ctx.out_dir, s, counts[s], fitted.dim) for s in SPLITS}
+    size = batch_rows(4 * (fitted.dim + len(needed)) + 8 * len(needed))
+    try:
+        for offset, batch in rows.batches(needed, size):
+            part = np.asarray(assignment[offset:offset + batch.num_rows])
+            x, y = fitted.apply(batch), label_vector(batch.column(label), task, classes)
+            for index, split in enumerate(SPLITS):
+                keep = part == index
+                if keep.any():
+                    writers[split].add(x[keep], y[keep], batch.select(slices).filter(pa.array(keep)))
+    except FeatureError as exc:
+        raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
+    except DataError as exc:
+        raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
+    for split, writer in writers.items():
+        writer.close(pa.schema([pa.field(c, pa.string()) for c in slices]))
+
+
+def open_split(state: Path, split_dir: Path) -> tuple[ValidatedRows, np.ndarray, dict]:
+    """(the validated rows, the per-row split index, split.json) of a split artifact."""
+    record = read_json(split_dir / SPLIT_FILE)
+    return open_rows(state / record["rows_artifact"]), np.load(split_dir / ASSIGNMENT, mmap_mode="r"), record
 
 
 def run_features(ctx: StepContext) -> dict[str, Any]:
-    """Fit transforms on train only; save them, every split's matrix, labels and slice columns."""
+    """Fit transforms on train only (one feature's columns at a time); write every split's float32
+    matrix, labels and slice columns batch by batch, and the profiled train columns' sketches."""
     split_id, split_record = ctx.upstream_of_kind("split")
-    tables = {s: pq.read_table(ctx.artifact(split_id) / f"{s}.parquet") for s in SPLITS}
-    label, task = ctx.config["label"], ctx.config["task"]
-    if label not in tables["train"].column_names:
+    rows, assignment, record = open_split(ctx.state, ctx.artifact(split_id))
+    counts, label, task = record["counts"], ctx.config["label"], ctx.config["task"]
+    if label not in rows.names:
         raise StepFailed(f"model '{ctx.config['model_name']}': label column '{label}' is not in the dataset")
-    fitted = _fit(ctx, tables["train"])
-    classes = label_classes(task, tables["train"].column(label))
+    read = _TrainColumns(rows, np.asarray(assignment) == 0, _profiled(ctx, rows))
+    try:
+        fitted = _fit(ctx, read, counts["train"])
+        classes = label_classes(task, read([label]).column(label))
+        profile = read.profile()
+    except DataError as exc:
+        raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
     with writing(ctx.out_dir / "transform.json") as path:
         path.write_text(fitted.to_json(), encoding="utf-8")
     with writing(ctx.out_dir / "labels.json") as path:
         atomic_write_json(path, {"task": task, "label": label, "classes": classes})
-    slices = [c for c in ctx.config["slice_columns"] if c in tables["train"].column_names]
-    for split, table in tables.items():
-        _save_split(ctx, split, fitted.apply(table), label_vector(table.column(label), task, classes),
-                    table.select(slices))
-    _save_profile_rows(ctx, tables["train"])
+    slices = [c for c in ctx.config["slice_columns"] if c in rows.names]
+    _write_matrices(ctx, rows, assignment, fitted, classes, counts, slices)
+    with writing(ctx.out_dir / PROFILE_SKETCH) as path:
+        atomic_write_json(path, {"rows": counts["train"], "columns": profile})
     return {"model": ctx.config["model_name"], "features": fitted.dim, "split_artifact": split_record["artifact"],
-            "rows": {s: t.num_rows for s, t in tables.items()}, "classes": classes}
+            "rows": counts, "classes": classes}
+
+
+def split_rows(state: Path, split_artifact: str, split: str) -> pa.Table:
+    """Every column of one split's rows (the rows gate and shadow score with both models)."""
+    rows, assignment, _ = open_split(state, state / split_artifact)
+    try:
+        return rows.read(rows.names, np.asarray(assignment) == SPLITS.index(split))
+    except DataError as exc:
+        raise StepFailed(str(exc)) from None
+
+
+def verify_sources(ctx: StepContext) -> None:
+    """Before a model is registered: every validated file still holds the bytes it was trained on."""
+    for step_id, record in ctx.upstream.items():
+        if record.get("kind") == "validate":
+            try:
+                verify_files(read_json(ctx.artifact(step_id) / SNAPSHOT))
+            except DataError as exc:
+                raise StepFailed(f"dataset of step '{step_id}': {exc}") from None

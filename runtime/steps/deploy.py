@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.registry.interface import (
     CHALLENGER,
@@ -21,6 +19,7 @@ from loopc.runtime.steps.common import (
     loopc_version,
     read_json,
 )
+from loopc.runtime.steps.data import split_rows, verify_sources
 from loopc.runtime.store.artifacts import atomic_write_json
 
 
@@ -33,10 +32,10 @@ def _once(ctx: StepContext) -> str:
     return f"{ctx.run_id}/{ctx.doc.id}"
 
 
-def _champion_evaluation(ctx: StepContext, champion, eval_rows: str, gate: dict[str, Any]) -> dict[str, Any]:
+def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict[str, Any]) -> dict[str, Any]:
     """The champion scored on the SAME raw rows as the candidate, through its own fitted transform."""
     bundle = load_bundle(ctx.state / champion.artifact)
-    rows = pq.read_table(ctx.state / eval_rows)
+    rows = split_rows(ctx.state, eval_rows["split_artifact"], eval_rows["split"])
     pred = bundle.score(rows)
     return evaluation(bundle.task, bundle.labels(rows), pred, group_columns(rows, gate), gate, bundle.num_classes)
 
@@ -123,6 +122,8 @@ def run_register(ctx: StepContext) -> dict[str, Any]:
     evaluate_id, evaluated = ctx.upstream_of_kind("evaluate")
     artifact = evaluated["outputs"]["model_artifact"]
     existing = ctx.registry.find_by_artifact(name, artifact)
+    if existing is None:
+        verify_sources(ctx)
     version = existing or ctx.registry.register_version(
         name, artifact=artifact, spec_hash=ctx.doc.spec_hash, lineage=_lineage(ctx, model),
         metrics=evaluated["outputs"]["metrics"], gate=gate["outputs"].get("decision"), actor=_actor(ctx))
@@ -151,7 +152,7 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
         why = "no champion yet" if champion is None else "the challenger is the champion"
         return {"passed": True, "rows": 0, "summary": f"{why}: nothing to compare"}
     features_id, features = ctx.upstream_of_kind("features")
-    rows = pq.read_table(ctx.state / features["outputs"]["split_artifact"] / "test.parquet")
+    rows = split_rows(ctx.state, features["outputs"]["split_artifact"], "test")
     challenger = load_bundle(ctx.state / ctx.registry.version(name, number).artifact)
     incumbent = load_bundle(ctx.state / champion.artifact)
     labels = challenger.labels(rows) if challenger.model["label"] in rows.column_names else None

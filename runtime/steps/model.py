@@ -21,7 +21,9 @@ from loopc.runtime.store.artifacts import atomic_write_json
 
 
 def _matrices(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    return np.load(features_dir / f"x_{split}.npy"), np.load(features_dir / f"y_{split}.npy")
+    """A split's float32 features and labels, memory-mapped: rows are paged in as they are used."""
+    return (np.load(features_dir / f"x_{split}.npy", mmap_mode="r"),
+            np.load(features_dir / f"y_{split}.npy", mmap_mode="r"))
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -69,12 +71,11 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
 
 
 def _write_profile(out_dir: Path, features_dir: Path, train_pred: np.ndarray) -> None:
-    """The monitoring reference: profiled train columns and the model's train predictions."""
-    from loopc.runtime.monitor.profile import build_profile
+    """The monitoring reference: the features step's column sketches and the model's train predictions."""
+    from loopc.runtime.monitor.profile import complete_profile
 
-    rows = pq.read_table(features_dir / "profile_rows.parquet")
-    profile = build_profile(rows, read_json(features_dir / "profile_columns.json"), train_pred)
-    atomic_write_json(out_dir / "profile.json", profile)
+    sketch = read_json(features_dir / "profile_sketch.json")
+    atomic_write_json(out_dir / "profile.json", complete_profile(sketch["columns"], sketch["rows"], train_pred))
 
 
 def _trial_value(record: dict[str, Any], metric: str) -> float | None:
@@ -121,9 +122,9 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
 
     pred = predict(bundle.params, bundle.model["architecture"], bundle.task, x)
     groups = group_columns(pq.read_table(features_dir / f"slices_{split}.parquet"), gate)
-    result = evaluation(bundle.task, y, pred, groups, gate, bundle.num_classes)
+    result = evaluation(bundle.task, np.asarray(y), pred, groups, gate, bundle.num_classes)
     result["split"] = split
     atomic_write_json(ctx.out_dir / "metrics.json", result)
-    eval_rows = f"{features_record['outputs']['split_artifact']}/{split}.parquet"
+    eval_rows = {"split_artifact": features_record["outputs"]["split_artifact"], "split": split}
     return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
             "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows}

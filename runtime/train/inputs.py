@@ -1,4 +1,8 @@
-"""Training inputs checked and shaped on the host: labels, features, row weights, target scaling."""
+"""Training inputs checked and shaped on the host: labels, features, row weights, target scaling.
+
+Feature matrices arrive as float32 (memory-mapped .npy files from the features step) and are
+checked chunk by chunk, never copied: the trainer hands them to the device as they are.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +27,17 @@ def _labels(task: str, y: np.ndarray, num_classes: int | None, where: str) -> np
     return y
 
 
+CHECK_ROWS = 65536
+
+
 def _features(x: np.ndarray, rows: int, where: str) -> np.ndarray:
-    """A finite float32 [rows, n_features] matrix, or a TrainError."""
-    x = np.asarray(x, dtype=np.float32)
+    """A finite float32 [rows, n_features] matrix (the same array when it is float32 already), or a TrainError."""
+    x = x if isinstance(x, np.ndarray) and x.dtype == np.float32 else np.asarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] != rows:
         raise TrainError(f"{where} features must be a 2-D matrix with one row per label, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise TrainError(f"{where} features contain NaN or infinity; add an impute transform")
+    for start in range(0, rows, CHECK_ROWS):
+        if not np.isfinite(x[start:start + CHECK_ROWS]).all():
+            raise TrainError(f"{where} features contain NaN or infinity; add an impute transform")
     return x
 
 

@@ -164,7 +164,7 @@ def _device_data(x, y, w, dtype, mesh, chunk: int | None = None) -> tuple:
     """Rows on the device(s), features already in the compute dtype; optionally padded to ``chunk``."""
     if chunk is not None:
         x, y, w = pad_rows(x, y, w, min(chunk, max(len(y), 1)))
-    return tuple(put_replicated(a, mesh) for a in (x.astype(dtype), y, w))
+    return tuple(put_replicated(a, mesh) for a in (x.astype(dtype, copy=False), y, w))
 
 
 def _host_copy(tree):
@@ -322,7 +322,7 @@ def _setup(job: _Job, progress, train, valid, scaling) -> _Setup:
                                    chunk)
     _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
                                    job.mesh, progress, None, valid_data, weighted)
-    host_data = (train[0].astype(job.dtype), train[1], train[2])
+    host_data = (train[0].astype(job.dtype, copy=False), train[1], train[2])
     return _Setup(epoch_fn, eval_fn, host_data, valid_data, scaling[1] ** 2, seconds, True)
 
 

@@ -1,0 +1,277 @@
+"""The streaming data path: validate describes the rows instead of copying them, split is one byte per
+row, features are fitted column by column and written batch by batch, and all of it gives exactly what
+the old in-memory implementation gave (kept here, and only here, as the reference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from loopc.compiler.cli.run import compile_local
+from loopc.runtime.data.checks import enforce_schema
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.rows import RowFile, ValidatedRows, batch_rows, open_rows
+from loopc.runtime.data.split import split_table
+from loopc.runtime.execution.executor import run_plan
+from loopc.runtime.execution.progress import PlainProgress
+from loopc.runtime.execution.runner import run_step
+from loopc.runtime.execution.step import load_step
+from loopc.runtime.features.transforms import fit_features
+from loopc.runtime.monitor.profile import build_profile
+from loopc.runtime.registry.connect import open_registry
+from loopc.runtime.steps.common import label_classes, label_vector
+
+SPLITS = ("train", "valid", "test")
+PROFILED = ["a", "b", "c", "cat", "region"]  # the features' columns and the monitor's
+COLUMNS = {
+    "id": {"type": "string", "nullable": False},
+    "a": {"type": "float"},
+    "b": {"type": "float", "nullable": False},
+    "c": {"type": "int", "nullable": False},
+    "cat": {"type": "category"},
+    "region": {"type": "string", "nullable": False},
+    "label": {"type": "bool", "nullable": False},
+}
+FEATURES = {  # in name order, as the step document carries them
+    "a_med": {"column": "a", "transforms": [{"kind": "impute", "strategy": "median"}, {"kind": "standardize"}]},
+    "a_raw": {"column": "a", "transforms": [{"kind": "minmax"}]},
+    "b_log": {"column": "b", "transforms": [{"kind": "clip", "min": 0.0}, {"kind": "log"}]},
+    "b_q": {"column": "b", "transforms": [{"kind": "bucketize", "quantiles": 7}]},
+    "c_mm": {"column": "c", "transforms": [{"kind": "minmax"}]},
+    "cat": {"column": "cat", "transforms": [{"kind": "onehot"}]},
+    "ratio": {"expr": "b / (c + 1)", "transforms": [{"kind": "standardize"}]},
+}
+SPEC = """\
+loopc: 1
+pipeline: {{name: stream}}
+datasets:
+  rows:
+    source: {{path: {source}}}
+    columns:
+{columns}
+    split: {{method: {method}, {split_args}train: 0.6, valid: 0.25, test: 0.15}}
+features:
+{features}
+model:
+  name: m
+  task: binary_classification
+  dataset: rows
+  label: label
+  features: [{names}]
+  architecture: {{kind: linear}}
+  training: {{epochs: 1, batch_size: 256, seed: 0}}
+gate:
+  split: test
+  thresholds: [{{metric: auc, min: 0.0}}]
+  slices: [{{column: region, metric: accuracy, min: 0.0, min_rows: 1}}]
+  no_champion: promote
+monitors:
+  drift:
+    source: {{path: {source}}}
+    data_drift: {{columns: [a, b, cat, region]}}
+    schedule: "0 * * * *"
+"""
+
+
+def random_table(rows: int, seed: int) -> pa.Table:
+    """Floats with NaN and nulls, integers, categories with nulls, a string key: every cast and transform."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(3, 2, rows)
+    a[rng.random(rows) < 0.05] = np.nan
+    a_nulls = rng.random(rows) < 0.05
+    cats = np.array(["x", "y", "z", "w"])[rng.integers(0, 4, rows)].astype(object)
+    cats[rng.random(rows) < 0.1] = None
+    return pa.table({
+        "id": [f"k{i}" for i in rng.permutation(rows)],
+        "a": pa.array(a, mask=a_nulls),
+        "b": rng.exponential(1.0, rows) - 0.2,
+        "c": rng.integers(0, 50, rows),
+        "cat": pa.array(list(cats), pa.string()),
+        "region": np.array(["north", "south"])[rng.integers(0, 2, rows)],
+        "label": rng.random(rows) < 0.4,
+    })
+
+
+def write_project(root: Path, parts: list[pa.Table], fmt: str = "parquet", method: str = "hash") -> None:
+    data = root / "data"
+    data.mkdir(parents=True)
+    for index, part in enumerate(parts):
+        if fmt == "parquet":
+            pq.write_table(part, data / f"part-{index}.parquet", row_group_size=700)
+        else:
+            pacsv.write_csv(part, data / f"part-{index}.csv")
+    columns = "\n".join(f"      {name}: {json.dumps(spec)}" for name, spec in COLUMNS.items())
+    features = "\n".join(f"  {name}: {json.dumps(spec)}" for name, spec in FEATURES.items())
+    split_args = {"hash": "key: id, seed: 3, ", "time": "column: c, ", "random": "seed: 5, "}[method]
+    (root / "pipeline.yaml").write_text(SPEC.format(source=f"data/*.{fmt}", columns=columns, method=method,
+                                                    split_args=split_args, features=features,
+                                                    names=", ".join(FEATURES)), encoding="utf-8")
+
+
+def run_until(project: Path, last: str, run_id: str = "r1") -> dict[str, dict]:
+    plan_file = compile_local(project / "pipeline.yaml")[0].train_plan
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    records = {}
+    for step in plan["steps"]:
+        records[step["id"]] = run_step(load_step(plan_file.parent / step["file"]), project, run_id)
+        assert records[step["id"]]["status"] == "done", records[step["id"]]
+        if step["id"] == last:
+            return records
+    raise AssertionError(f"no step {last}")
+
+
+def reference(root: Path, method: str) -> dict:
+    """The old in-memory path: whole table, cast, three split tables, fit on train, apply to each."""
+    files = sorted((root / "data").iterdir())
+    parts = [pq.read_table(f) if f.suffix == ".parquet" else pacsv.read_csv(f) for f in files]
+    table, _ = enforce_schema(pa.concat_tables(parts, promote_options="permissive"), COLUMNS)
+    split = {"hash": {"method": "hash", "key": "id", "seed": 3}, "time": {"method": "time", "column": "c"},
+             "random": {"method": "random", "seed": 5}}[method] | {"train": 0.6, "valid": 0.25, "test": 0.15}
+    tables = split_table(table, split)
+    fitted = fit_features(tables["train"], FEATURES, COLUMNS)
+    classes = label_classes("binary_classification", tables["train"].column("label"))
+    profile = build_profile(tables["train"].select(PROFILED), {c: COLUMNS[c] for c in PROFILED})
+    return {"fitted": fitted, "profile": profile, "tables": tables,
+            "x": {s: fitted.apply(t) for s, t in tables.items()},
+            "y": {s: label_vector(t.column("label"), "binary_classification", classes) for s, t in tables.items()}}
+
+
+@pytest.mark.parametrize("fmt, method", [("parquet", "hash"), ("parquet", "time"), ("csv", "random")])
+def test_streamed_steps_equal_the_in_memory_reference(tmp_path, monkeypatch, fmt, method):
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # batches of 1,024 rows: many batches, across row groups
+    parts = [random_table(2500, 1), random_table(1800, 2)]
+    write_project(tmp_path, parts, fmt, method)
+    records = run_until(tmp_path, "features.m")
+    state = tmp_path / ".loopc"
+    validate, split, features = (state / records[s]["artifact"] for s in ("validate.rows", "split.rows", "features.m"))
+    expected = reference(tmp_path, method)
+    assert (features / "transform.json").read_text(encoding="utf-8") == expected["fitted"].to_json()
+    for name in SPLITS:
+        x = np.load(features / f"x_{name}.npy")
+        assert x.dtype == np.float32 and np.array_equal(x, expected["x"][name]), name
+        assert np.array_equal(np.load(features / f"y_{name}.npy"), expected["y"][name]), name
+        slices = pq.read_table(features / f"slices_{name}.parquet")
+        assert slices.column("region").to_pylist() == expected["tables"][name].column("region").to_pylist()
+    sketch = json.loads((features / "profile_sketch.json").read_text(encoding="utf-8"))
+    assert sketch["columns"] == json.loads(json.dumps(expected["profile"]["columns"]))
+    assert sketch["rows"] == expected["tables"]["train"].num_rows
+    # nothing copied: validate describes the source files (a CSV is written once, cast), split is a byte a row
+    assert (validate / "table.parquet").exists() == (fmt == "csv")
+    assert sorted(p.name for p in split.iterdir() if not p.name.startswith(("_", "outputs"))) == [
+        "assignment.npy", "split.json"]
+    assert np.load(split / "assignment.npy").nbytes == 4300
+
+
+def test_a_column_missing_from_one_file_reads_as_null_in_its_rows(tmp_path):
+    parts = [random_table(900, 1), random_table(600, 2).drop_columns(["cat"])]
+    write_project(tmp_path, parts)
+    records = run_until(tmp_path, "validate.rows")
+    rows = open_rows(tmp_path / ".loopc" / records["validate.rows"]["artifact"])
+    cat = rows.read(["cat"]).column("cat")
+    assert cat.to_pylist()[900:] == [None] * 600 and cat.to_pylist()[:900] == parts[0].column("cat").to_pylist()
+
+
+def test_batches_follow_the_memory_budget(monkeypatch):
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "64M")
+    assert batch_rows(8) == (64 << 20) // 64
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
+    assert batch_rows(8) == 16384 and batch_rows(1 << 20) == 1024  # never fewer than 1,024 rows
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "lots")
+    with pytest.raises(DataError, match="LOOPC_MEMORY_BUDGET"):
+        batch_rows(8)
+
+
+def _one_file(path: Path) -> ValidatedRows:
+    stat = path.stat()
+    file = RowFile(path.as_posix(), stat.st_size, stat.st_mtime_ns, pq.ParquetFile(path).metadata.num_rows)
+    return ValidatedRows(__import__("pyarrow.fs").fs.LocalFileSystem(), (file,), {"v": {"type": "float"}}, True,
+                         ("v",))
+
+
+def test_a_corrupt_row_group_names_the_file_the_row_group_and_the_columns(tmp_path):
+    path = tmp_path / "v.parquet"
+    pq.write_table(pa.table({"v": np.random.default_rng(0).normal(size=4000)}), path, row_group_size=1000,
+                   compression="snappy")
+    rows = _one_file(path)
+    column = pq.ParquetFile(path).metadata.row_group(2).column(0)
+    stat = path.stat()
+    with open(path, "r+b") as handle:  # scramble the third row group's data page, keep size and mtime
+        handle.seek(column.data_page_offset + 8)
+        handle.write(b"\xff" * (column.total_compressed_size - 16))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(DataError) as error:
+        list(rows.batches(["v"]))
+    assert f"file '{path}' row group 2 (columns v)" in str(error.value)
+
+
+def test_a_file_changed_after_validation_fails_the_read_naming_it(tmp_path):
+    path = tmp_path / "v.parquet"
+    pq.write_table(pa.table({"v": [1.0, 2.0]}), path)
+    rows = _one_file(path)
+    pq.write_table(pa.table({"v": [1.0, 2.0, 3.0]}), path)
+    with pytest.raises(DataError, match=f"file '{path}' changed after it was validated"):
+        rows.read(["v"])
+
+
+def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_path):
+    """The whole loop on a Parquet source: gate, register and shadow read the test rows through the split."""
+    write_project(tmp_path, [random_table(1500, 1)])
+    pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
+    quiet = PlainProgress(__import__("rich.console").console.Console(file=open(os.devnull, "w")))
+    first = run_plan(pipeline.train_plan, tmp_path, "one", jobs=1, progress=quiet)
+    assert first.ok, first.records
+    retrained = compile_local(tmp_path / "pipeline.yaml", ["model.training.seed=1"])[0]
+    second = run_plan(retrained.train_plan, tmp_path, "two", jobs=1, progress=quiet)
+    assert second.ok, second.records
+    gate = second.records["gate.m"]["outputs"]
+    assert gate["champion_version"] == 1 and gate["decision"]  # the champion was scored on the same rows
+    profile = json.loads((tmp_path / ".loopc" / first.records["train.m"]["artifact"] / "profile.json").read_text())
+    assert sorted(profile["columns"]) == PROFILED and profile["predictions"]["count"] > 0
+
+
+def test_bytes_changed_under_the_same_size_and_mtime_are_not_registered(tmp_path):
+    """A metadata key cannot see this change; register re-digests the files and refuses, naming the file."""
+    write_project(tmp_path, [random_table(1500, 1)])
+    run_until(tmp_path, "features.m", "first")
+    path = tmp_path / "data" / "part-0.parquet"
+    stat, data = path.stat(), bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
+    quiet = PlainProgress(__import__("rich.console").console.Console(file=open(os.devnull, "w")))
+    result = run_plan(pipeline.train_plan, tmp_path, "second", jobs=1, progress=quiet)
+    statuses = result.statuses()
+    assert statuses["validate.rows"] == statuses["features.m"] == "cached"  # the stale key was served
+    assert statuses["register.m"] == "failed" and not result.ok
+    message = result.records["register.m"]["message"]
+    assert f"file '{path}' no longer holds the bytes the model was trained on" in message
+    with open_registry(f"sqlite:///{tmp_path / '.loopc' / 'registry.db'}") as registry:
+        assert registry.versions("m") == []
+
+
+def test_a_memory_mapped_matrix_reaches_training_uncopied_and_is_checked_to_its_last_row(tmp_path):
+    from loopc.runtime.train.inputs import CHECK_ROWS, prepare_training_data
+    from loopc.runtime.train.nets import TrainError
+
+    rows = CHECK_ROWS + 10
+    written = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(rows, 3))
+    written[:] = 1.0
+    written.flush()
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    train, _, _ = prepare_training_data(mapped, np.zeros(rows), mapped[:5], np.zeros(5), "binary_classification",
+                                        None, {}, None)
+    assert np.shares_memory(train[0], mapped)  # no host copy of the features
+    written[rows - 1, 2] = np.inf  # in the last chunk only
+    written.flush()
+    with pytest.raises(TrainError, match="training features contain NaN or infinity"):
+        prepare_training_data(np.load(tmp_path / "x.npy", mmap_mode="r"), np.zeros(rows), mapped[:5], np.zeros(5),
+                              "binary_classification", None, {}, None)

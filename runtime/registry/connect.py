@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from loopc.runtime.registry.interface import Registry, RegistryError
+from loopc.runtime.registry.interface import Registry, RegistryError, RegistryMissing
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+REGISTRY_ENV = "LOOPC_REGISTRY"
+
+
+def project_registry_url(state: str | os.PathLike[str]) -> str:
+    """The registry a run uses: ``$LOOPC_REGISTRY`` when set (it overrides the compiled one), else
+    ``registry.db`` in the state folder."""
+    return os.environ.get(REGISTRY_ENV) or f"sqlite:///{Path(state) / 'registry.db'}"
+
+
+def registry_exists(url: str) -> bool:
+    """True when a registry exists at ``url``; asking creates nothing (other failures raise RegistryError)."""
+    try:
+        open_registry(url, read_only=True).close()
+    except RegistryMissing:
+        return False
+    return True
 
 
 def open_registry(url: str | os.PathLike[str], *, read_only: bool = False, create: bool = True) -> Registry:

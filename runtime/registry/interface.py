@@ -19,6 +19,10 @@ class RegistryError(Exception):
     """
 
 
+class RegistryMissing(RegistryError):
+    """No registry exists at the URL yet (no SQLite file; a PostgreSQL database without loopc's tables)."""
+
+
 class AliasConflict(RegistryError):
     """An alias moved since the caller looked at it (optimistic check ``expect_current``)."""
 

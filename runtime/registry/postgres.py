@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from loopc.runtime.registry import faults
-from loopc.runtime.registry.interface import RegistryError
+from loopc.runtime.registry.interface import RegistryError, RegistryMissing
 from loopc.runtime.registry.postgres_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, TRIGGERS
 from loopc.runtime.registry.sql import SqlRegistry, _first_line, utc_now
 
@@ -67,7 +67,7 @@ class PostgresRegistry(SqlRegistry):
             self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         self.schema = self.schema_on_open = self._found_schema(self._conn)
         if self.schema == 0 and not create:
-            raise RegistryError(f"no loopc registry in {self.label} (the database has no loopc tables); "
+            raise RegistryMissing(f"no loopc registry in {self.label} (the database has no loopc tables); "
                                 "create it with `loopc registry migrate --registry URL` or run the loop")
         if self.schema < SCHEMA_VERSION and not self.read_only:
             self.migrate()

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from loopc.runtime.registry import faults
-from loopc.runtime.registry.interface import RegistryError
+from loopc.runtime.registry.interface import RegistryError, RegistryMissing
 from loopc.runtime.registry.schema import SCHEMA_VERSION, create_schema
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -25,7 +25,7 @@ _FIX = "restore it from a backup, or move it away to start a new registry"
 def check_file(path: Path) -> None:
     """RegistryError unless ``path`` is a non-empty SQLite file (read without opening SQLite)."""
     if not path.exists():
-        raise RegistryError(f"no registry at {path}; run the loop first (`loopc run SPEC`) or pass --root/--spec")
+        raise RegistryMissing(f"no registry at {path}; run the loop first (`loopc run SPEC`) or pass --root/--spec")
     if not path.is_file():
         raise RegistryError(f"registry {path} is not a file")
     try:

@@ -78,12 +78,21 @@ def _decide_action(ctx: StepContext, monitor: dict[str, Any], breach: bool, now:
     return action["on_breach"], f"action {action['on_breach']}"
 
 
+def _champion(ctx: StepContext, name: str):
+    """The champion, or None; a project without a registry yet stays without one (asking creates nothing)."""
+    from loopc.runtime.registry.connect import project_registry_url, registry_exists
+
+    if not registry_exists(project_registry_url(ctx.state)):
+        return None
+    return ctx.registry.get_alias(name, CHAMPION)
+
+
 def run_monitor(ctx: StepContext) -> dict[str, Any]:
     """Drift, prediction drift, data quality and performance of live rows against the champion."""
     from loopc.runtime.monitor.verdict import MonitorError, drift_report
 
     monitor, model = ctx.config["monitor"], ctx.config["model"]
-    champion = ctx.registry.get_alias(model["name"], CHAMPION)
+    champion = _champion(ctx, model["name"])
     if champion is None:
         return {"action": "none", "breach": False, "summary": f"no champion of '{model['name']}' yet; run `loopc run` first"}
     bundle = load_bundle(ctx.state / champion.artifact)
@@ -107,7 +116,8 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     atomic_write_json(ctx.out_dir / "drift.json", details)
     if report.breach:
         ctx.registry.record_event("monitor_breach", model["name"], champion.version, f"loopc monitor {ctx.run_id}",
-                                  report.summary, {"action": action, "monitor": ctx.config["monitor_name"]})
+                                  report.summary, {"action": action, "monitor": ctx.config["monitor_name"]},
+                                  event_key=f"{ctx.run_id}/{ctx.doc.id}")
     for unknown in report.notes:
         ctx.log.warning("%s", unknown)
     ctx.log.info("%s; action %s %s", report.summary, action, note)

@@ -33,6 +33,7 @@ from loopc.runtime.store.artifacts import MANIFEST, ArtifactStore, StoreError, c
 
 CHUNK = 1 << 20
 CACHE_ENV = "LOOPC_STORE_CACHE_MB"
+STALE_ENV = "LOOPC_STORE_STALE_S"
 KILL_AT = "LOOPC_TEST_KILL_AT"
 
 
@@ -225,11 +226,22 @@ class RemoteArtifactStore(ArtifactStore):
             for writer in sorted(writers):
                 yield owner, writer, writer == committed
 
+    def _idle_s(self, folder: str) -> float:
+        """Seconds since anything in ``folder`` was last written."""
+        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        times = [info.mtime.timestamp() for info in self._call("list artifacts", self.fs.get_file_info, selector)
+                 if info.mtime is not None]
+        return time.time() - max(times, default=0.0)
+
     def leftover_keys(self) -> list[str]:
         return sorted({key for key, _, committed in self._writer_folders() if not committed})
 
-    def remove_leftovers(self, key: str) -> int:
-        doomed = [writer for _, writer, committed in self._writer_folders(key) if not committed]
+    def remove_leftovers(self, key: str, older_than_s: float | None = None) -> int:
+        """Delete uncommitted writer folders of ``key`` untouched for ``older_than_s`` (default
+        ``$LOOPC_STORE_STALE_S`` or one hour): a writer on another machine may still be uploading a younger one."""
+        limit = float(os.environ.get(STALE_ENV, "3600")) if older_than_s is None else older_than_s
+        doomed = [writer for _, writer, committed in self._writer_folders(key)
+                  if not committed and self._idle_s(f"{self._prefix(key)}/{writer}") >= limit]
         for writer in doomed:
             self._call("delete a leftover upload", self.fs.delete_dir, f"{self._prefix(key)}/{writer}")
         return len(doomed)

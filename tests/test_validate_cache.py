@@ -123,3 +123,13 @@ def test_validate_and_plan_take_the_cache_on_request(project, tmp_path, monkeypa
     refuse_to_compose(monkeypatch)
     assert main(["validate", str(project), "--cache"]) == 0
     assert capsys.readouterr().out.endswith("1 spec valid\n")
+
+
+def test_the_code_digest_covers_everything_validation_may_import():
+    from test_layout import COMPILER_ALLOWED
+
+    covered = {entry.partition("/")[2].removesuffix(".py") for entry in cache_module._CODE}
+    compiler_units, runtime_units = COMPILER_ALLOWED["spec"]
+    assert (compiler_units | runtime_units | {"spec", "api"}) <= covered
+    root = Path(cache_module.__file__).resolve().parents[2]
+    assert all((root / entry).exists() for entry in cache_module._CODE)

@@ -21,7 +21,10 @@ from typing import Any, Iterable, Iterator, Mapping
 from loopc.compiler.spec.models import Spec
 
 CACHE_FORMAT = 1
-_CODE_PACKAGES = ("frontend", "spec")
+# What validation runs: the front end, the spec checks and the runtime modules they use (expression
+# language, metric table, units), relative to the folder holding compiler/ and runtime/.
+_CODE = ("compiler/frontend", "compiler/spec", "compiler/api.py", "compiler/errors.py", "runtime/data",
+         "runtime/evaluate", "runtime/units.py")
 
 
 @dataclass(frozen=True)
@@ -126,12 +129,20 @@ def input_digest(path: str) -> str:
 
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """sha256 of loopc's front-end and spec sources and api.py: a changed loopc never reuses an entry."""
-    compiler = Path(__file__).resolve().parents[1]
-    files = sorted(p for package in _CODE_PACKAGES for p in (compiler / package).rglob("*.py"))
-    digest = hashlib.sha256()
-    for path in [*files, compiler / "api.py"]:
-        digest.update(path.relative_to(compiler).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    """sha256 of the sources validation runs and pydantic's version: a changed loopc never reuses an entry."""
+    from pydantic import VERSION
+
+    import loopc.compiler
+    import loopc.runtime
+
+    roots = {"compiler": Path(loopc.compiler.__file__).parent, "runtime": Path(loopc.runtime.__file__).parent}
+    digest = hashlib.sha256(f"pydantic {VERSION}\0".encode())
+    for entry in _CODE:
+        side, _, rest = entry.partition("/")
+        target = roots[side] / rest
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            digest.update(f"{side}/{path.relative_to(roots[side]).as_posix()}".encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -165,3 +165,12 @@ def test_markdown_escapes_what_a_spec_wrote():
     assert row.count("|") - row.count("\\|") == 5  # the table's own pipes only
     assert "<img" not in text and "&lt;img src=x&gt;" in text
     assert "\\`code\\`" in text and "\\*bold\\*" in text and "\\[link\\]" in text
+
+
+def test_the_base_is_read_as_committed_whatever_the_export_attributes(repo):
+    (repo / ".gitattributes").write_text("*.yaml export-ignore\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "attributes that git archive would obey")
+    done = loopc(repo, "plan", "specs", "--base", "HEAD", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["summary"] == {"changed": 0, "added": 0, "removed": 0, "unchanged": 2}

@@ -1,14 +1,14 @@
 """The base side of ``loopc plan``: the same path at a git revision, extracted into a temporary folder.
 
-``git archive`` reads the object database only: the repository, its index, work tree and
-worktree list are left as they are.
+The files are read from the object database (``git ls-tree`` and ``git cat-file --batch``), as
+committed: no ``export-ignore``/``export-subst`` attributes apply, and the repository, its index,
+work tree and worktree list are left as they are. Symbolic links and submodules are left out.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,18 +53,36 @@ def _toplevel(path: Path) -> Path:
 
 
 def _extract(top: Path, sha: str, relative: str, into: Path) -> None:
-    """``git archive SHA -- relative`` unpacked into ``into`` (links leaving it are refused)."""
-    command = ["git", "-c", "core.quotePath=false", "archive", "--format=tar", sha, "--", relative]
-    with subprocess.Popen(command, cwd=top, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                archive.extractall(into, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            proc.kill()
-            raise LoopcError(f"cannot unpack {sha[:12]}:{relative}: {exc}") from None
-        error = proc.stderr.read().decode(errors="replace").strip()
-    if proc.returncode != 0:
-        raise LoopcError(f"git archive {sha[:12]} -- {relative} failed: {error}")
+    """The regular files of ``sha`` under ``relative`` written below ``into`` at their repository paths."""
+    listing = subprocess.run(["git", "ls-tree", "-r", "-z", "--full-tree", sha, "--", relative], cwd=top,
+                             capture_output=True, check=False)
+    if listing.returncode != 0:
+        raise LoopcError(f"git ls-tree {sha[:12]} -- {relative} failed: {listing.stderr.decode(errors='replace')}")
+    blobs = []  # (object id, path)
+    for record in filter(None, listing.stdout.split(b"\0")):
+        meta, _, path = record.partition(b"\t")
+        mode, kind, oid = meta.split()
+        if kind == b"blob" and mode in (b"100644", b"100755"):
+            blobs.append((oid.decode(), path.decode("utf-8", errors="surrogateescape")))
+    if blobs:
+        _write_blobs(top, blobs, into)
+
+
+def _write_blobs(top: Path, blobs: list[tuple[str, str]], into: Path) -> None:
+    request = "".join(f"{oid}\n" for oid, _ in blobs).encode()
+    done = subprocess.run(["git", "cat-file", "--batch"], cwd=top, input=request, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise LoopcError(f"git cat-file failed: {done.stderr.decode(errors='replace')}")
+    data, offset = done.stdout, 0
+    for oid, path in blobs:
+        header_end = data.index(b"\n", offset)
+        size = int(data[offset:header_end].split()[2])
+        target = into / path
+        if ".." in Path(path).parts or Path(path).is_absolute():
+            raise LoopcError(f"refusing to write {path!r} outside the scratch folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data[header_end + 1: header_end + 1 + size])
+        offset = header_end + 1 + size + 1  # the content is followed by a newline
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

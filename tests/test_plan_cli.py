@@ -174,3 +174,15 @@ def test_the_base_is_read_as_committed_whatever_the_export_attributes(repo):
     done = loopc(repo, "plan", "specs", "--base", "HEAD", "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["summary"] == {"changed": 0, "added": 0, "removed": 0, "unchanged": 2}
+
+
+def test_every_pipeline_deleted_is_a_change_but_no_pipeline_on_either_side_is_an_error(repo):
+    shutil.rmtree(repo / "specs")
+    (repo / "specs").mkdir()
+    (repo / "specs" / "notes.yaml").write_text("not: a pipeline\n")
+    done = loopc(repo, "plan", "specs", "--base", "HEAD", "--format", "json")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert json.loads(done.stdout)["summary"] == {"changed": 0, "added": 0, "removed": 2, "unchanged": 0}
+    (repo / "other").mkdir()
+    done = loopc(repo, "plan", "other", "--base", "HEAD")
+    assert done.returncode == 1 and "LPC502" in done.stdout and "no pipeline specs found on either side" in done.stdout

@@ -6,6 +6,8 @@ import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from loopc.compiler.diff.classes import (
@@ -122,3 +124,26 @@ def test_true_is_not_one_but_one_is_one_point_zero():
 def test_display_path_quotes_keys_that_are_not_identifiers():
     assert display_path(("datasets", "d", "columns", "a b|c", "min")) == 'datasets.d.columns["a b|c"].min'
     assert display_path(("gate", "thresholds", 0, "min")) == "gate.thresholds[0].min"
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1.0, 2.0]), st.sampled_from("ab"))
+_trees = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.sampled_from("xyz"), inner, max_size=3)),
+                      max_leaves=12)
+
+
+@given(_trees, _trees)
+def test_compare_finds_a_change_exactly_when_the_values_differ(old, new):
+    changes = compare(old, new)
+    assert (changes == []) == same_value(old, new)
+    assert compare(old, old) == []
+    for change in changes:
+        assert not same_value(change.old, change.new)
+
+
+@given(st.dictionaries(st.sampled_from("xyz"), _trees, min_size=1), st.sampled_from("xyz"), _trees)
+def test_a_changed_key_is_reported_at_or_below_its_path(old, key, value):
+    new = {**old, key: value}
+    assume(not same_value(old.get(key, MISSING), value))
+    paths = [c.path for c in compare(old, new)]
+    assert paths and all(path[:1] == (key,) for path in paths)

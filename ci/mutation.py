@@ -38,7 +38,8 @@ MODULES: dict[str, list[str]] = {
     "runtime/execution/runner.py": ["tests/test_spec_boundaries_cache.py", "tests/test_exec_step.py"],
     "compiler/targets/slurm/backend.py": ["tests/test_spec_boundaries_slurm.py", "tests/test_slurm_render.py"],
     "runtime/registry/sqlite.py": ["tests/test_registry_sqlite.py", "tests/test_registry_concurrency.py"],
-    "compiler/plan/pipeline.py": ["tests/test_plan_steps.py", "tests/test_plan_fingerprint.py"],
+    "compiler/plan/pipeline.py": ["tests/test_spec_boundaries_plan.py", "tests/test_plan_steps.py",
+                                  "tests/test_plan_fingerprint.py"],
     "compiler/targets/jinja.py": ["tests/test_airflow_safety.py", "tests/test_slurm_safety.py"],
 }
 

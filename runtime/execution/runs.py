@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loopc.runtime.store.artifacts import atomic_write_json
+from loopc.runtime.store.artifacts import atomic_write_json, run_record_store
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
 FINISHED = ("done", "cached", "skipped")
@@ -66,17 +66,24 @@ def log_path(state: Path, run_id: str, step_id: str) -> Path:
 
 
 def read_record(state: Path, run_id: str, step_id: str) -> dict[str, Any] | None:
-    """The record of a step in a run, or None when the step has not finished in that run."""
+    """The record of a step in a run, or None when the step has not finished in that run.
+
+    With a remote ``$LOOPC_STORE`` a record this machine lacks is read from the store (another worker wrote it).
+    """
     try:
         return json.loads(record_path(state, run_id, step_id).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return None
+        store = run_record_store(state)
+        return None if store is None else store.get_record(run_id, step_id)
 
 
 def write_record(state: Path, run_id: str, record: dict[str, Any]) -> Path:
     """Write a step's record atomically; the record names its step in ``record['step']``."""
     path = record_path(state, run_id, record["step"])
     atomic_write_json(path, record)
+    store = run_record_store(state)
+    if store is not None:
+        store.put_record(run_id, record["step"], record)
     return path
 
 

@@ -31,7 +31,7 @@ from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
 from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, read_json
-from loopc.runtime.store.artifacts import atomic_write_json
+from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 TABLE, SNAPSHOT = "table.parquet", "snapshot.json"
 ASSIGNMENT, SPLIT_FILE, PROFILE_SKETCH = "assignment.npy", "split.json", "profile_sketch.json"
@@ -260,7 +260,7 @@ def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarra
 def open_split(state: Path, split_dir: Path) -> tuple[ValidatedRows, np.ndarray, dict]:
     """(the validated rows, the per-row split index, split.json) of a split artifact."""
     record = read_json(split_dir / SPLIT_FILE)
-    return open_rows(state / record["rows_artifact"]), np.load(split_dir / ASSIGNMENT, mmap_mode="r"), record
+    return open_rows(local_artifact(state, record["rows_artifact"])), np.load(split_dir / ASSIGNMENT, mmap_mode="r"), record
 
 
 def run_features(ctx: StepContext) -> dict[str, Any]:
@@ -292,7 +292,7 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
 
 def split_rows(state: Path, split_artifact: str, split: str) -> pa.Table:
     """Every column of one split's rows (the rows gate and shadow score with both models)."""
-    rows, assignment, _ = open_split(state, state / split_artifact)
+    rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
     try:
         return rows.read(rows.names, np.asarray(assignment) == SPLITS.index(split))
     except DataError as exc:

@@ -20,7 +20,7 @@ from loopc.runtime.steps.common import (
     read_json,
 )
 from loopc.runtime.steps.data import split_rows, verify_sources
-from loopc.runtime.store.artifacts import atomic_write_json
+from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 
 def _actor(ctx: StepContext) -> str:
@@ -34,7 +34,7 @@ def _once(ctx: StepContext) -> str:
 
 def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict[str, Any]) -> dict[str, Any]:
     """The champion scored on the SAME raw rows as the candidate, through its own fitted transform."""
-    bundle = load_bundle(ctx.state / champion.artifact)
+    bundle = load_bundle(local_artifact(ctx.state, champion.artifact))
     rows = split_rows(ctx.state, eval_rows["split_artifact"], eval_rows["split"])
     pred = bundle.score(rows)
     return evaluation(bundle.task, bundle.labels(rows), pred, group_columns(rows, gate), gate, bundle.num_classes)
@@ -42,7 +42,9 @@ def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict
 
 def _champion(ctx: StepContext, name: str):
     """The champion, or None; a project without a registry yet stays without one (reading creates nothing)."""
-    if not (ctx.state / "registry.db").exists():
+    from loopc.runtime.registry.connect import project_registry_url, registry_exists
+
+    if not registry_exists(project_registry_url(ctx.state)):
         return None
     return ctx.registry.get_alias(name, CHAMPION)
 
@@ -153,8 +155,8 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
         return {"passed": True, "rows": 0, "summary": f"{why}: nothing to compare"}
     features_id, features = ctx.upstream_of_kind("features")
     rows = split_rows(ctx.state, features["outputs"]["split_artifact"], "test")
-    challenger = load_bundle(ctx.state / ctx.registry.version(name, number).artifact)
-    incumbent = load_bundle(ctx.state / champion.artifact)
+    challenger = load_bundle(local_artifact(ctx.state, ctx.registry.version(name, number).artifact))
+    incumbent = load_bundle(local_artifact(ctx.state, champion.artifact))
     labels = challenger.labels(rows) if challenger.model["label"] in rows.column_names else None
     try:
         result = compare_shadow(task, incumbent.score(rows), challenger.score(rows), labels, shadow)

@@ -17,7 +17,7 @@ from loopc.runtime.steps.common import (
     load_bundle,
     read_json,
 )
-from loopc.runtime.store.artifacts import atomic_write_json
+from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 
 def _matrices(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +116,7 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     features_id, features_record = ctx.upstream_of_kind("features")
     features_dir = ctx.artifact(features_id)
     artifact, key = model_artifact(ctx)
-    bundle = load_bundle(ctx.state / artifact)
+    bundle = load_bundle(local_artifact(ctx.state, artifact))
     x, y = _matrices(features_dir, split)
     from loopc.runtime.train.predict import predict
 

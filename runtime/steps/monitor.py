@@ -15,7 +15,7 @@ from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.registry.interface import CHAMPION
 from loopc.runtime.steps.common import ModelBundle, load_bundle
-from loopc.runtime.store.artifacts import atomic_write_json
+from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
 
@@ -95,7 +95,7 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     champion = _champion(ctx, model["name"])
     if champion is None:
         return {"action": "none", "breach": False, "summary": f"no champion of '{model['name']}' yet; run `loopc run` first"}
-    bundle = load_bundle(ctx.state / champion.artifact)
+    bundle = load_bundle(local_artifact(ctx.state, champion.artifact))
     profile = bundle.profile()
     if profile is None:
         raise StepFailed(f"champion version {champion.version} has no reference profile; retrain it with `loopc run`")

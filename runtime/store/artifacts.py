@@ -124,6 +124,13 @@ class ArtifactStore(ABC):
         """Delete the staging and trash folders of ``key``; only safe while no writer of ``key`` runs."""
         return 0
 
+    def put_record(self, run_id: str, step_id: str, record: dict[str, Any]) -> None:
+        """Keep a run record in the store too (remote stores: workers on other machines read it)."""
+
+    def get_record(self, run_id: str, step_id: str) -> dict[str, Any] | None:
+        """A run record kept in the store, or None."""
+        return None
+
     def manifest(self, key: str) -> dict[str, Any]:
         """The manifest of a complete artifact: ``{"key": ..., "files": {relative path: size}}``."""
         if not self.exists(key):
@@ -243,3 +250,22 @@ def open_store(url_or_path: str | os.PathLike[str], *, cache_dir: str | os.PathL
 def store_url(state: str | os.PathLike[str]) -> str:
     """The store a run uses: ``$LOOPC_STORE`` when set (it overrides the compiled one), else the state folder."""
     return os.environ.get(STORE_ENV) or os.fspath(state)
+
+
+def local_artifact(state: str | os.PathLike[str], artifact: str) -> Path:
+    """An artifact folder (or a file in one) named relative to the state folder, as run records and the
+    registry hold it: the local path when present, else fetched into the cache from ``$LOOPC_STORE``."""
+    path = Path(state) / artifact
+    parts = Path(artifact).parts
+    if path.exists() or len(parts) < 3 or parts[0] not in ("artifacts", "cache") or not _KEY.match(parts[2]):
+        return path
+    store = open_store(store_url(state), cache_dir=Path(state) / "cache")
+    return Path(store.path(parts[2])).joinpath(*parts[3:])
+
+
+def run_record_store(state: str | os.PathLike[str]) -> ArtifactStore | None:
+    """The remote store that also holds run records (``$LOOPC_STORE`` set to a remote URL), else None."""
+    url = store_url(state)
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url) or url.startswith("file://"):
+        return None
+    return open_store(url, cache_dir=Path(state) / "cache")

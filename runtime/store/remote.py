@@ -119,6 +119,24 @@ class RemoteArtifactStore(ArtifactStore):
         return self._call("read an artifact", self.fs.open_input_stream,
                           f"{self._prefix(key)}/{manifest['writer']}/{name}")
 
+    def _record_location(self, run_id: str, step_id: str) -> str:
+        return f"{self.base}/runs/{run_id}/{step_id}.json"
+
+    def put_record(self, run_id: str, step_id: str, record: dict[str, Any]) -> None:
+        """Write a run record as one object (one PUT: readers see the old record or the new one)."""
+        self._write_object(self._record_location(run_id, step_id),
+                           json.dumps(record, sort_keys=True, indent=2).encode("utf-8"))
+
+    def get_record(self, run_id: str, step_id: str) -> dict[str, Any] | None:
+        location = self._record_location(run_id, step_id)
+        if self._call("look up a run record", self.fs.get_file_info, location).type != pafs.FileType.File:
+            return None
+        with self._call("read a run record", self.fs.open_input_stream, location) as stream:
+            try:
+                return json.loads(stream.read().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return None
+
     # ------------------------------------------------------------------ local cache
 
     def path(self, key: str) -> Path:

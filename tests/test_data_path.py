@@ -275,3 +275,56 @@ def test_a_memory_mapped_matrix_reaches_training_uncopied_and_is_checked_to_its_
     with pytest.raises(TrainError, match="training features contain NaN or infinity"):
         prepare_training_data(np.load(tmp_path / "x.npy", mmap_mode="r"), np.zeros(rows), mapped[:5], np.zeros(5),
                               "binary_classification", None, {}, None)
+
+
+def test_validating_parquet_column_by_column_gives_the_whole_table_report(tmp_path):
+    """Every rule and check, violations included, on files that differ in columns: the same report."""
+    import datetime as dt
+
+    from loopc.runtime.data.checks import run_checks, validation_report
+    from loopc.runtime.data.columnwise import validate_in_place
+    from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
+
+    rng = np.random.default_rng(7)
+    first = random_table(1200, 3).append_column("extra", pa.array(rng.integers(0, 3, 1200)))
+    second = random_table(700, 4).drop_columns(["cat"]).set_column(2, "b", pa.array(
+        [None if i % 97 == 0 else float(v) for i, v in enumerate(rng.normal(0, 5, 700))]))
+    first = first.set_column(3, "c", pa.array(np.arange(1200) * 1.0))
+    second = second.set_column(3, "c", pa.array([v + (0.5 if v % 50 == 0 else 0.0) for v in range(700)]))
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(first, data / "a.parquet", row_group_size=500)
+    pq.write_table(second, data / "b.parquet", row_group_size=300)
+    columns = {**COLUMNS, "b": {"type": "float", "nullable": False, "min": -4.0, "max": 10.0},
+               "cat": {"type": "category", "nullable": False, "allowed": ["x", "y", "z"]},
+               "c": {"type": "int", "nullable": False, "unique": True}, "ghost": {"type": "float"}}
+    dataset = {"source": {"path": "data/*.parquet"}, "columns": columns, "checks": [
+        {"kind": "row_count", "min": 5000}, {"kind": "null_rate", "column": "a", "max": 0.01},
+        {"kind": "null_rate", "column": "ghost", "max": 0.5}, {"kind": "freshness", "column": "c", "max_age": "1d"},
+        {"kind": "expression", "name": "pos", "expr": "b + c > 1", "min_fraction": 0.99},
+        {"kind": "expression", "name": "bad", "expr": "nothere > 1"}]}
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    files = read_snapshot(take_snapshot(dataset["source"], tmp_path))
+    cast, violations = enforce_schema(files.table, columns, "d", files)
+    expected = validation_report("d", violations, run_checks(cast, dataset["checks"], now), rows=1900)
+    result = validate_in_place(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, now)
+    assert expected["errors"] > 8 and result.report == expected
+    assert result.names == tuple(cast.column_names)
+    assert [e.digest for e in result.entries] == [e.digest for e in files.entries]
+
+
+def test_files_with_incompatible_column_types_fail_validation_naming_the_source(tmp_path):
+    from loopc.runtime.data.columnwise import validate_in_place
+    from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
+
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"c": [1, 2]}), tmp_path / "data" / "a.parquet")
+    pq.write_table(pa.table({"c": ["x"]}), tmp_path / "data" / "b.parquet")
+    dataset = {"source": {"path": "data/*.parquet"}, "columns": {"c": {"type": "int"}}}
+    shot = take_snapshot(dataset["source"], tmp_path, content=False)
+    with pytest.raises(DataError) as whole:
+        read_snapshot(shot)
+    with pytest.raises(DataError) as by_column:
+        validate_in_place(shot, "d", dataset, None)
+    assert "files of source 'data/*.parquet' have incompatible schemas" in str(by_column.value)
+    assert str(by_column.value).split(":")[0] == str(whole.value).split(":")[0]

@@ -110,14 +110,16 @@ def _parse_times(text: pa.Array, ctype: str) -> pa.Array:
 def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     """Numbers and booleans to int/float/bool; a float that is not whole is bad for int."""
     values = pc.cast(array, pa.float64(), safe=False)
+    if ctype == "float":
+        nan = pc.is_nan(values)
+        cast = pc.if_else(nan, None, values) if pc.any(nan).as_py() else values  # no NaN: the same buffers
+        return cast, np.zeros(len(array), bool)
     numbers = values.to_numpy(zero_copy_only=False)
     valid = _valid(array)
     if ctype == "int":
         bad = valid & ~(np.isfinite(numbers) & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**62))
-    elif ctype == "bool":
-        bad = valid & ~np.isin(numbers, (0.0, 1.0))
     else:
-        return pc.if_else(pc.is_nan(values), None, values), np.zeros(len(array), bool)
+        bad = valid & ~np.isin(numbers, (0.0, 1.0))
     masked = pc.if_else(pa.array(bad), None, values)
     return pc.cast(masked, ARROW_TYPES[ctype]), bad
 

@@ -175,11 +175,31 @@ def enforce_schema(table: pa.Table, columns: dict, dataset: str = "",
         names.append(name)
     for name in table.column_names:
         if name not in columns:
-            message = "column is not declared in the schema; it is kept but not checked"
-            violations.append(Violation(dataset, name, "extra_column", 0, [], message, "warning"))
+            violations.append(extra_column(dataset, name))
             arrays.append(table.column(name))
             names.append(name)
     return pa.Table.from_arrays(arrays, names=names), violations
+
+
+def extra_column(dataset: str, name: str) -> Violation:
+    """The warning for a column the schema does not declare."""
+    return Violation(dataset, name, "extra_column", 0, [], "column is not declared in the schema; it is kept but "
+                     "not checked", "warning")
+
+
+def missing_everywhere(dataset: str, name: str, spec: dict, shape: pa.Table, files: SourceTable | None) -> Violation:
+    """A declared column no file has (``shape``: a table with every column name and the row count)."""
+    return _missing_everywhere(dataset, name, spec, shape, files)
+
+
+def check_columns(check: dict) -> list[str]:
+    """The columns one check reads ([] for row_count; an expression's columns; [] if it does not parse)."""
+    if check.get("kind") == "expression":
+        try:
+            return sorted(expressions.columns_in(check.get("expr") or ""))
+        except expressions.ExpressionError:
+            return []
+    return [check["column"]] if check.get("column") is not None else []
 
 
 # --------------------------------------------------------------------------- checks

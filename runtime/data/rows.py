@@ -86,8 +86,9 @@ class ValidatedRows:
         parts = [batch if keep is None else batch.filter(pa.array(keep[offset:offset + batch.num_rows]))
                  for offset, batch in self.batches(columns)]
         if not parts:
-            return pa.table({c: pa.array([], ARROW_TYPES[self.columns[c]["type"]]) for c in columns})
-        return pa.concat_tables(parts)
+            return pa.table({c: pa.array([], ARROW_TYPES[self.columns[c]["type"]] if c in self.columns else pa.null())
+                             for c in columns})
+        return pa.concat_tables(parts, promote_options="permissive")
 
     def _file_batches(self, file: RowFile, columns: list[str], size: int) -> Iterator[pa.Table]:
         _check_unchanged(self.filesystem, file)

@@ -209,6 +209,27 @@ def read_snapshot(snapshot: Snapshot) -> SourceTable:
     return SourceTable(table, tuple(parts), tuple(entries))
 
 
+def digest_entries(snapshot: Snapshot) -> tuple[SourceFile, ...]:
+    """Every file's entry with its sha256, streamed (bounded memory); DataError naming a file that
+    differs from the snapshot's size and mtime before or after it is hashed."""
+    entries = []
+    for entry in snapshot.entries:
+        path = snapshot.path(entry)
+        try:
+            before = _stat(snapshot.files.filesystem, path)
+            digest, size = _hash_file(snapshot.files.filesystem, path)
+            after = _stat(snapshot.files.filesystem, path)
+        except DataError:
+            raise DataError(f"file '{path}' was deleted after the source's snapshot was taken; run again") from None
+        for info in (before, after):
+            if (info.size, info.mtime_ns or 0) != (entry.size, entry.mtime_ns):
+                raise _changed(path, entry, info.size)
+        if size != entry.size or (entry.digest and digest != entry.digest):
+            raise _changed(path, entry, size)
+        entries.append(SourceFile(entry.name, entry.size, entry.mtime_ns, digest))
+    return tuple(entries)
+
+
 def source_filesystem(record: dict) -> pafs.FileSystem:
     """The filesystem of a snapshot record (``Snapshot.to_dict``): the URI's, or the local one."""
     scheme, sep, _ = record["source"].partition("://")

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopc.runtime.data import checks
+from loopc.runtime.data.columnwise import validate_in_place
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import file_format
 from loopc.runtime.data.rows import (
@@ -87,19 +88,34 @@ def _readable_in_place(source: dict, snapshot: Snapshot) -> bool:
         return False
 
 
-def _write_rows(ctx: StepContext, read: Snapshot, files, cast: pa.Table) -> str:
-    """rows.json: the snapshot's own files when they can be read in place, else the cast table."""
+def _write_rows(ctx: StepContext, read: Snapshot, parts, names: list[str], cast: pa.Table | None) -> str:
+    """rows.json: the snapshot's own files when they are read in place, else the cast table (written once)."""
     columns = ctx.config["dataset"]["columns"]
-    if _readable_in_place(read.source, read):
-        record = describe_source(read.to_dict(), [part.rows for part in files.parts], columns)
+    if cast is None:
+        record = describe_source(read.to_dict(), [part.rows for part in parts], columns)
     else:
         with writing(ctx.out_dir / TABLE) as path:
             write_table(cast, path)
         record = describe_table(ctx.out_dir / TABLE, cast.num_rows, columns)
-    record["names"] = cast.column_names
+    record["names"] = list(names)
     with writing(ctx.out_dir / ROWS_FILE) as path:
         atomic_write_json(path, record)
     return record["layout"]
+
+
+def _validate(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime):
+    """(report, files as read, their parts, column names, the cast table or None when read in place).
+
+    Parquet sources are validated one column at a time and never held whole; others in memory.
+    """
+    if _readable_in_place(dataset["source"], snapshot):
+        result = validate_in_place(snapshot, name, dataset, now)
+        return result.report, result.entries, result.parts, result.names, None
+    files = read_snapshot(snapshot)
+    cast, violations = checks.enforce_schema(files.table, dataset["columns"], name, files)
+    results = checks.run_checks(cast, dataset.get("checks", []), now)
+    report = checks.validation_report(name, violations, results, rows=files.table.num_rows)
+    return report, files.entries, files.parts, cast.column_names, cast
 
 
 def run_validate(ctx: StepContext) -> dict[str, Any]:
@@ -109,13 +125,10 @@ def run_validate(ctx: StepContext) -> dict[str, Any]:
     """
     name, dataset, snapshot = ctx.config["dataset_name"], ctx.config["dataset"], _snapshot(ctx)
     try:
-        files = read_snapshot(snapshot)
+        report, entries, parts, names, cast = _validate(snapshot, name, dataset, dt.datetime.now(dt.timezone.utc))
     except DataError as exc:
         raise StepFailed(f"dataset '{name}': {exc}") from None
-    read = snapshot.with_entries(files.entries)
-    cast, violations = checks.enforce_schema(files.table, dataset["columns"], name, files)
-    results = checks.run_checks(cast, dataset.get("checks", []), dt.datetime.now(dt.timezone.utc))
-    report = checks.validation_report(name, violations, results, rows=files.table.num_rows)
+    read = snapshot.with_entries(entries)
     report["fingerprint"] = fingerprint = read.digest
     if not report["passed"]:
         where = _write_failure_report(ctx, report)
@@ -124,10 +137,10 @@ def run_validate(ctx: StepContext) -> dict[str, Any]:
     for file, content in (("validation.json", report), (SNAPSHOT, read.to_dict())):
         with writing(ctx.out_dir / file) as path:
             atomic_write_json(path, content)
-    layout = _write_rows(ctx, read, files, cast)
-    ctx.log.info("dataset %s: %d rows (%s), fingerprint %s, %d warning(s)", name, cast.num_rows, layout,
+    layout = _write_rows(ctx, read, parts, names, cast)
+    ctx.log.info("dataset %s: %d rows (%s), fingerprint %s, %d warning(s)", name, report["rows"], layout,
                  fingerprint, report["warnings"])
-    return {"dataset": name, "rows": cast.num_rows, "fingerprint": fingerprint, "warnings": report["warnings"]}
+    return {"dataset": name, "rows": report["rows"], "fingerprint": fingerprint, "warnings": report["warnings"]}
 
 
 def run_split(ctx: StepContext) -> dict[str, Any]:

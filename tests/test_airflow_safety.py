@@ -32,6 +32,8 @@ long_text = st.builds(lambda chunk, times: (chunk + f"{{{{ x }}}}'$(touch {MARKE
                       hostile, st.integers(200, 600))
 free_text = st.one_of(hostile, hostile, long_text)
 tag = hostile.map(lambda text: text[:100])
+# paths take any text but control characters (the spec refuses those, LPC106)
+path_text = hostile.map(lambda text: "".join(ch for ch in text if ord(ch) >= 32 and ord(ch) != 127))
 # a file-name component: no '/', no NUL, short enough for the file system
 name_part = hostile.map(lambda t: t.replace("/", "_").replace("\x00", "_").encode()[:60].decode("utf-8", "ignore"))
 dir_name = name_part.filter(lambda t: t not in ("", ".", ".."))
@@ -57,9 +59,9 @@ def hostile_tree(text: dict[str, Any]) -> dict[str, Any]:
 
 texts = st.fixed_dictionaries({
     "description": free_text, "owner": hostile, "intended_use": free_text, "tags": st.lists(tag, max_size=4),
-    "secret_name": hostile, "secret_ref": hostile, "dataset_description": free_text, "source_path": hostile,
+    "secret_name": hostile, "secret_ref": hostile, "dataset_description": free_text, "source_path": path_text,
     "column_description": free_text, "feature_description": hostile, "model_description": free_text,
-    "monitor_path": hostile,
+    "monitor_path": path_text,
 })
 
 

@@ -70,6 +70,7 @@ def test_calibration_error_puts_p_equal_one_in_the_last_bin_with_its_neighbours(
 def test_check_predictions_returns_flat_float64_arrays():
     y, p = check_predictions(BIN, np.array([[True], [False]]), np.array([[0.25], [0.75]]))
     assert y.dtype == np.float64 and p.dtype == np.float64 and y.shape == (2,) and p.shape == (2,)
+    assert check_predictions(REG, [1], [2])[1].dtype == np.float64  # integer predictions too
     assert check_predictions(MULTI, [0, 0], [0.25, 0.75])[1].shape == (2, 1)
     assert check_predictions(MULTI, [], [])[1].shape == (0, 0)
     assert check_predictions(MULTI, [0], np.full((1, 2, 1), 0.5))[1].shape == (1, 2)
@@ -138,6 +139,8 @@ def test_fairness_reports_its_threshold_and_why_equal_opportunity_is_undefined()
     assert gaps["threshold"] == 0.25
     assert gaps["equal_opportunity_note"] == "no group has positive labels, so true-positive rates are undefined"
     assert "equal_opportunity_note" not in fairness_gaps([1, 0], [0.9, 0.1], ["a", "b"])
+    nothing = fairness_gaps([], [], [])
+    assert (nothing["demographic_parity_difference"], nothing["equal_opportunity_difference"]) == (0.0, None)
 
 
 def test_metric_table_per_task_and_unknown_metric_message():

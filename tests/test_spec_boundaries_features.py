@@ -42,19 +42,19 @@ def test_minmax_span_and_its_fallbacks():
 
 
 def test_log_short_form_uses_offset_one_and_the_smallest_shifted_value_as_floor():
-    fitted, matrix = fit1([0.0, 3.0], "log")
-    assert states(fitted) == [{"offset": 1.0, "floor": 1.0}]
-    assert matrix[:, 0].tolist() == pytest.approx([0.0, math.log(4.0)])
+    fitted, matrix = fit1([1.0, 3.0], "log")
+    assert states(fitted) == [{"offset": 1.0, "floor": 2.0}]
+    assert matrix[:, 0].tolist() == pytest.approx([math.log(2.0), math.log(4.0)])
     served = fitted.apply(pa.table({"v": [-0.5]}))
-    assert served[0, 0] == 0.0  # clamped to log(floor)
+    assert served[0, 0] == pytest.approx(math.log(2.0))  # clamped to log(floor)
     assert states(fit1(pa.array([None], pa.float64()), {"kind": "log", "offset": 2.0})[0]) == [
         {"offset": 2.0, "floor": 1.0}]  # fmt: skip
 
 
 def test_log_of_a_value_exactly_at_minus_offset_is_an_error_naming_the_values():
     with pytest.raises(FeatureError) as error:
-        fit1([-1.0, -1.0, 5.0], "log")
-    assert str(error.value) == ("feature 'f' (column 'v'): log needs value + offset > 0, but 2 training value(s) "
+        fit1([-1.0, -0.5, 5.0], "log")
+    assert str(error.value) == ("feature 'f' (column 'v'): log needs value + offset > 0, but 1 training value(s) "
                                 "are <= -1 (smallest -1); add a clip transform with a min before log, or raise "
                                 "the offset")  # fmt: skip
 
@@ -89,6 +89,28 @@ def test_bucket_slots_from_below_the_first_edge_to_above_the_last_and_none_for_n
     assert fitted.names == ["f<1", "f[1,2.5)", "f>=2.5"]
 
 
+def test_one_quantile_gives_no_edges_and_a_single_bucket_named_all():
+    fitted, matrix = fit1([1.0, 2.0], {"kind": "bucketize", "quantiles": 1})
+    assert fitted.names == ["f[all]"] and matrix.tolist() == [[1], [1]]
+
+
+def test_bucket_names_format_edges_with_six_significant_digits():
+    fitted, _ = fit1([0.0], {"kind": "bucketize", "boundaries": [1e-7, 1234567.0]})
+    assert fitted.names == ["f<1e-07", "f[1e-07,1.23457e+06)", "f>=1.23457e+06"]
+
+
+def test_a_terminal_transform_on_a_column_with_nulls_has_no_missing_indicator():
+    values = pa.array([1.0, None, 3.0], pa.float64())
+    assert fit1(values, {"kind": "bucketize", "boundaries": [2.0]})[0].names == ["f<2", "f>=2"]
+    assert fit1(values, "onehot")[0].names == ["f=1", "f=3", "f=<other>"]
+    assert fit1(values, "impute")[0].names == ["f"]
+
+
+def test_an_empty_vocabulary_puts_every_value_in_other():
+    fitted, matrix = fit1(["a", "b"], {"kind": "onehot", "min_frequency": 5})
+    assert fitted.steps[0]["vocabulary"] == [] and matrix.tolist() == [[1], [1]]
+
+
 def test_a_constant_column_has_no_quantile_edges_and_one_bucket():
     fitted, matrix = fit1([4.0, 4.0], {"kind": "bucketize", "quantiles": 4})
     assert fitted.steps[0]["edges"] == [4.0] and fitted.names == ["f<4", "f>=4"]
@@ -96,11 +118,12 @@ def test_a_constant_column_has_no_quantile_edges_and_one_bucket():
 
 
 def test_numbers_used_as_categories_are_named_like_integers_when_whole():
-    values = pa.array([1.0, 2.5, -3.0, 2.0**62, None, 1.0], pa.float64())
+    values = pa.array([1.0, 2.5, -3.0, 2.0**62, None, 1.0, 1000.0], pa.float64())
     fitted, matrix = fit1(values, "onehot")
     vocabulary = fitted.steps[0]["vocabulary"]
-    assert vocabulary == ["1", "-3", "2.5", str(2.0**62)]  # 1 twice first, then by text
-    assert matrix[4].tolist() == [0, 0, 0, 0, 1]  # a null number goes to <other>
+    assert vocabulary == ["1", "-3", "1000", "2.5", str(2.0**62)]  # 1 twice first, then by text
+    assert matrix[4].tolist() == [0, 0, 0, 0, 0, 1]  # a null number goes to <other>
+    assert matrix.dtype == np.float32
     assert fitted.names[-1] == "f=<other>"
 
 
@@ -183,8 +206,23 @@ def test_serving_text_where_training_saw_numbers_is_an_error_naming_the_source()
         assert str(error.value) == f"feature 'f' ({where}): was numeric in training but is text now"
 
 
-def test_no_features_give_an_empty_matrix_with_one_row_per_input_row():
-    assert FittedFeatures([]).apply(pa.table({"v": [1, 2, 3]})).shape == (3, 0)
+def test_no_features_give_an_empty_float32_matrix_with_one_row_per_input_row():
+    empty = FittedFeatures([]).apply(pa.table({"v": [1, 2, 3]}))
+    assert empty.shape == (3, 0) and empty.dtype == np.float32
+
+
+def test_serving_rows_without_the_column_name_the_feature():
+    fitted = fit_feature(pa.table({"v": [1.0]}), "f", {"column": "v"})
+    with pytest.raises(FeatureError) as error:
+        fitted.apply(pa.table({"w": [1.0]}))
+    assert str(error.value) == "feature 'f' (column 'v'): column 'v' is missing (present: w)"
+
+
+def test_saved_features_never_hold_nan():
+    fitted = fit_features(pa.table({"v": [1.0]}), {"f": {"column": "v", "transforms": [
+        {"kind": "clip", "min": float("nan"), "max": None}]}})  # fmt: skip
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        fitted.to_json()
 
 
 def test_fitting_on_no_rows_is_an_error():

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default=None, help="output folder (default: build/<target>)")
     parser.add_argument("--python", default="python3", help="interpreter the emitted jobs call")
     parser.add_argument("--root", default=None, help="project directory at run time (default: $LOOPC_ROOT or cwd)")
+    parser.add_argument("--store", default=None, metavar="URI",
+                        help="artifact store every job uses (s3://bucket/prefix, ...; overrides pipeline.store)")
+    parser.add_argument("--registry", default=None, metavar="URL",
+                        help="model registry every job uses (postgresql://user@host/db; overrides pipeline.registry)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,13 +52,27 @@ def run(args: argparse.Namespace) -> int:
         if args.target not in item.spec.pipeline.targets:
             print(f"warning: pipeline '{item.spec.pipeline.name}' does not list '{args.target}' in "
                   f"pipeline.targets ({', '.join(item.spec.pipeline.targets)})", file=sys.stderr)
-    plans = plan_project(loaded)
+    plans = with_locations(plan_project(loaded), args.store, args.registry)
     out_dir = Path(args.output or f"build/{args.target}")
     result = compile_plans(plans, args.target, out_dir, EmitOptions(python=args.python, root=args.root))
     names = ", ".join(plan.name for plan in plans)
     print(f"compiled {names} for {args.target}: {len(result.files)} files in {out_dir} "
           f"({len(result.changed)} changed, {len(result.removed)} stale removed)")
     return 0
+
+
+def with_locations(plans: list[Plan], store: str | None, registry: str | None) -> list[Plan]:
+    """``plans`` with the store and registry of ``--store``/``--registry`` (checked like the spec's fields)."""
+    import dataclasses
+
+    from loopc.compiler.spec.locations import REGISTRY_SCHEMES, STORE_SCHEMES, location_problem
+
+    for flag, value, schemes in (("--store", store, STORE_SCHEMES), ("--registry", registry, REGISTRY_SCHEMES)):
+        problem = None if value is None else location_problem(value, schemes)
+        if problem:
+            raise UsageError(f"{flag}: {problem}")
+    chosen = {name: value for name, value in (("store", store), ("registry", registry)) if value is not None}
+    return [dataclasses.replace(plan, **chosen) for plan in plans]
 
 
 def backend_named(target: str):
@@ -105,7 +123,9 @@ def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResul
     stale = sorted(set(previous) - set(files))
     for relative in stale:
         _remove(out_dir, relative)
-    manifest = {"format": 1, "target": target, "files": sorted(files)}
+    from loopc.compiler.cli.toolchain import toolchain
+
+    manifest = {"format": 1, "target": target, "files": sorted(files), "toolchain": toolchain()}
     atomic_write_bytes(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
                        mode=0o644, durable=False)
     return WriteResult(tuple(sorted(files)), tuple(written), tuple(stale))

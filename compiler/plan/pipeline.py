@@ -83,6 +83,8 @@ class Plan:
     tags: tuple[str, ...] = ()
     state_dir: str = ".loopc"
     spec_hash: str = ""
+    store: str | None = None  # artifact store URL (None: the state folder)
+    registry: str | None = None  # registry URL (None: registry.db in the state folder)
     triggers: str | None = None  # monitor plans: the plan name a breach triggers
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +116,7 @@ def step_document(plan: Plan, step: Step) -> dict[str, Any]:
         "spec_hash": plan.spec_hash,
         "resources": step.resources.to_dict(),
         "config": step.config,
+        **{name: value for name, value in (("store", plan.store), ("registry", plan.registry)) if value},
     }
 
 
@@ -229,7 +232,8 @@ def plan_pipeline(
     """
     pipeline = spec.pipeline
     common = {"description": pipeline.description, "owner": pipeline.owner, "tags": tuple(pipeline.tags),
-              "state_dir": pipeline.state_dir, "spec_hash": spec_hash}
+              "state_dir": pipeline.state_dir, "spec_hash": spec_hash, "store": pipeline.store,
+              "registry": pipeline.registry}
     plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source), spec, source),
                   schedule=pipeline.schedule, **common)]
     if spec.monitors:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from loopc.compiler.spec.cron import cron_problem
+from loopc.compiler.spec.locations import REGISTRY_SCHEMES, STORE_SCHEMES, location_problem
 from loopc.runtime.units import parse_duration, parse_memory_mb  # noqa: F401  (re-exported for the planner)
 
 IDENT = r"^[a-z][a-z0-9_]{0,62}$"
@@ -81,6 +82,10 @@ class Pipeline(Strict):
     targets: list[Target] = ["local"]
     tags: list[Annotated[str, Field(max_length=100)]] = []
     state_dir: PathText = Field(".loopc", description="registry, artifacts and run records, relative to the spec")
+    store: str | None = Field(None, description="artifact store URL (s3://bucket/prefix, gs://, abfs://, hdfs://, "
+                              "file://); null: the state folder; $LOOPC_STORE overrides it where jobs run")
+    registry: str | None = Field(None, description="model registry URL (postgresql://user@host:port/db, "
+                                 "sqlite:///path); null: registry.db in the state folder; $LOOPC_REGISTRY overrides it")
     resources: Resources = Resources()
     secrets: dict[str, str] = Field(
         {}, description="name -> environment variable or Airflow connection id; values are never inlined"
@@ -90,6 +95,15 @@ class Pipeline(Strict):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         return cron_schedule(value, allow_once=True)
+
+    @field_validator("store", "registry")
+    @classmethod
+    def _location(cls, value: str | None, info) -> str | None:
+        schemes = STORE_SCHEMES if info.field_name == "store" else REGISTRY_SCHEMES
+        problem = None if value is None else location_problem(value, schemes)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 # --------------------------------------------------------------------------- datasets

@@ -35,6 +35,7 @@ def plan_manifest(plan: Plan) -> dict[str, Any]:
         "tags": list(plan.tags),
         "state_dir": plan.state_dir,
         "spec_hash": plan.spec_hash,
+        **{name: value for name, value in (("store", plan.store), ("registry", plan.registry)) if value},
         "steps": [
             {
                 "id": step.id, "kind": step.kind, "stage": step.stage, "deps": list(step.deps),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from loopc.runtime.execution import runs
+from loopc.runtime.execution.locations import apply_compiled_locations
 from loopc.runtime.execution.locks import exclusive
 from loopc.runtime.execution.ownership import claim_state
 from loopc.runtime.execution.step import StepDoc, StepError
@@ -203,6 +204,7 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
     "failed" (the record says why; StepFailed messages are user-facing, other errors are bugs).
     """
     root = Path(root).resolve()
+    apply_compiled_locations(doc)
     state = runs.state_path(root, doc.state_dir)
     claim_state(state, root)
     previous = runs.read_record(state, run_id, doc.id)

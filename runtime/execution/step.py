@@ -35,6 +35,8 @@ class StepDoc:
     state_dir: str = ".loopc"
     spec_hash: str = ""
     resources: dict[str, Any] = field(default_factory=dict)
+    store: str | None = None  # compiled artifact store URL; $LOOPC_STORE overrides it
+    registry: str | None = None  # compiled registry URL; $LOOPC_REGISTRY overrides it
     format: int = STEP_FORMAT
 
 

@@ -124,6 +124,10 @@ class ArtifactStore(ABC):
         """Delete the staging and trash folders of ``key``; only safe while no writer of ``key`` runs."""
         return 0
 
+    def probe(self) -> None:
+        """Write, read back and delete a small object; StoreError says what failed (``loopc doctor``)."""
+        raise NotImplementedError
+
     def put_record(self, run_id: str, step_id: str, record: dict[str, Any]) -> None:
         """Keep a run record in the store too (remote stores: workers on other machines read it)."""
 
@@ -148,6 +152,20 @@ class LocalArtifactStore(ArtifactStore):
     def path(self, key: str) -> Path:
         key = check_key(key)
         return self.root / "artifacts" / key[:2] / key
+
+    def probe(self) -> None:
+        target = self.root / f".doctor-{uuid.uuid4().hex}"
+        data = uuid.uuid4().bytes
+        try:
+            atomic_write_bytes(target, data)
+            if target.read_bytes() != data:
+                raise StoreError(f"artifact store {self.url}: a probe file read back different bytes")
+        except OSError as error:
+            raise StoreError(f"artifact store {self.url}: cannot write and read {target.name}: "
+                             f"{error.strerror or error}; check the folder and its permissions") from None
+        finally:
+            with contextlib.suppress(OSError):
+                target.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return (self.path(key) / MANIFEST).is_file()

@@ -137,6 +137,16 @@ class RemoteArtifactStore(ArtifactStore):
             except (UnicodeDecodeError, json.JSONDecodeError):
                 return None
 
+    def probe(self) -> None:
+        location, data = f"{self.base}/.doctor-{uuid.uuid4().hex}", uuid.uuid4().bytes
+        self._write_object(location, data, "write a probe object")
+        try:
+            with self._call("read a probe object", self.fs.open_input_stream, location) as stream:
+                if stream.read() != data:
+                    raise StoreError(f"artifact store {self.url}: a probe object read back different bytes")
+        finally:
+            self._call("delete a probe object", self.fs.delete_file, location)
+
     # ------------------------------------------------------------------ local cache
 
     def path(self, key: str) -> Path:
@@ -223,8 +233,8 @@ class RemoteArtifactStore(ArtifactStore):
             _kill_point("store.after_upload")
         return files
 
-    def _write_object(self, location: str, data: bytes) -> None:
-        with self._call("commit an artifact", self.fs.open_output_stream, location) as sink:
+    def _write_object(self, location: str, data: bytes, what: str = "commit an artifact") -> None:
+        with self._call(what, self.fs.open_output_stream, location) as sink:
             sink.write(data)
 
     # ------------------------------------------------------------------ leftovers

@@ -124,6 +124,17 @@ def test_a_schedule_scrontab_cannot_carry_is_refused_before_writing(schedule):
         BACKEND.render(plans, EmitOptions())
 
 
+def test_the_cronline_filter_refuses_what_a_backend_check_missed():
+    from loopc.compiler.errors import InternalError
+    from loopc.compiler.targets.jinja import render
+
+    assert render("slurm", "schedule.scrontab.j2", version="v", pipeline="p", plan="p_monitor",
+                  schedule="@daily").splitlines()[-1] == "@daily bash ./submit.sh"
+    with pytest.raises(InternalError, match="unchecked schedule"):
+        render("slurm", "schedule.scrontab.j2", version="v", pipeline="p", plan="p_monitor",
+               schedule="* * * * * id\n* * * * *")
+
+
 def test_the_scrontab_line_has_single_spaces_between_fields():
     plans = [_plan(_step("validate.d")),
              _plan(_step("monitor.w", "monitor"), kind="monitor", triggers="p", schedule=" 0  *  * * 1 ")]

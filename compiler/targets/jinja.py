@@ -1,8 +1,9 @@
 """Rendering helpers shared by every backend: one Jinja environment per target, safe filters.
 
 Templates never put a spec value between hand-written quotes: every value goes
-through ``pyrepr`` (a Python literal), ``shquote`` (one shell word) or ``ident``
-(a Python/Airflow-safe identifier).
+through ``pyrepr`` (a Python literal), ``shquote`` (one shell word), ``ident``
+(a Python/Airflow-safe identifier) or ``cronline`` (a checked cron schedule: scrontab
+cannot quote one).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from functools import lru_cache
 from importlib import metadata
 
 import jinja2
+
+from loopc.compiler.errors import InternalError
+from loopc.compiler.spec.cron import cron_problem, normalized
 
 
 @lru_cache(maxsize=1)
@@ -40,6 +44,14 @@ def ident(value: object) -> str:
     return text if text and not text[0].isdigit() else f"_{text}"
 
 
+def cronline(value: object) -> str:
+    """A cron schedule as scrontab takes it (one line, single spaces); anything else is a bug upstream."""
+    problem = cron_problem(str(value))
+    if problem:  # backends check schedules before rendering; a plan that skipped the check is a bug
+        raise InternalError(f"unchecked schedule reached a template: {problem}")
+    return normalized(str(value))
+
+
 @lru_cache(maxsize=None)
 def environment(target: str) -> jinja2.Environment:
     """The Jinja environment for one target's templates (loopc.templates/<target>/)."""
@@ -51,7 +63,7 @@ def environment(target: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pyrepr=pyrepr, shquote=shquote, ident=ident)
+    env.filters.update(pyrepr=pyrepr, shquote=shquote, ident=ident, cronline=cronline)
     return env
 
 

@@ -224,3 +224,29 @@ def test_the_cooldown_allows_a_trigger_exactly_when_it_has_elapsed(tmp_path):
     record_trigger(state, 1000.0)
     assert cooldown_allows(state, 60, 1060.0)
     assert not cooldown_allows(state, 60, math.nextafter(1060.0, 0))
+
+
+def test_two_categories_use_the_uncorrected_chi_square_and_keep_a_bucket_of_one_row():
+    (result,) = categorical_drift([categorical_sketch({"a": 30, "b": 1}, 0)], [{"a": 10, "b": 9}])
+    expected = stats.chi2_contingency(np.array([[30, 1], [10, 9]]), correction=False)
+    assert result["chi2"] == pytest.approx(expected.statistic) and result["chi2_pvalue"] == pytest.approx(expected.pvalue)
+    corrected = stats.chi2_contingency(np.array([[30, 1], [10, 9]]), correction=True)
+    assert result["chi2"] != pytest.approx(corrected.statistic)
+
+
+def test_a_capped_reference_with_several_kept_categories_moves_unknown_rows_to_other():
+    sketch = categorical_sketch({"a": 40, "b": 30, "c": 20, "d": 10}, 0, max_categories=3)
+    (result,) = categorical_drift([sketch], [{"a": 40, "b": 30, "c": 20, "z": 10}])
+    assert result["psi"] == pytest.approx(0.0) and result["chi2"] == pytest.approx(0.0)
+
+
+def test_unseen_categories_with_equal_counts_are_listed_by_name():
+    (result,) = categorical_drift([categorical_sketch({"a": 5}, 0)], [{"a": 5, "zz": 2, "yy": 2, "xx": 3}])
+    assert result["unseen_categories"] == ["xx", "yy", "zz"]
+
+
+@pytest.mark.parametrize(("reference", "current"), [([0.0, 2.0], [1.0]), ([0.0, 1.0, 2.0], [1.5, 3.0])])
+def test_ks_p_values_of_tiny_samples_equal_scipy(reference, current):
+    expected = stats.ks_2samp(reference, current, method="asymp")
+    result = numeric(np.array(reference), np.array(current))
+    assert result["ks"] == pytest.approx(expected.statistic) and result["ks_pvalue"] == pytest.approx(expected.pvalue)

@@ -12,7 +12,6 @@ from test_plan_support import EXAMPLES
 from loopc.compiler.cli.compile import MANIFEST
 from loopc.compiler.cli.main import main
 from loopc.runtime.execution.runs import write_record
-from loopc.runtime.registry.connect import open_registry
 
 
 @pytest.fixture()
@@ -191,40 +190,6 @@ def test_explain_table_is_readable(churn, capsys):
     assert code == 0 and "churn (train plan): 9 of 9 steps would run" in out and "why" in out
 
 
-# --------------------------------------------------------------------------- inventory
-
-
-def test_inventory_json_lists_every_pipeline_without_a_registry(capsys):
-    code, out, _ = cli(capsys, "inventory", EXAMPLES, "--format", "json")
-    rows = json.loads(out)
-    assert code == 0 and [r["pipeline"] for r in rows] == ["churn", "demand"]
-    churn = rows[0]
-    assert (churn["model"], churn["owner"], churn["risk_class"]) == (
-        "churn_classifier", "growth-ml@example.com", "limited")
-    assert churn["datasets"] == [{"name": "customers", "source": "data/customers/*.parquet"}]
-    assert churn["targets"] == ["local", "airflow", "slurm"] and churn["status"] == {"registry": False}
-
-
-def test_inventory_reads_champion_and_last_promotion_from_the_registry(churn, capsys):
-    (churn / ".loopc").mkdir()
-    registry = open_registry(str(churn / ".loopc" / "registry.db"))
-    try:
-        for n in (1, 2):
-            version = registry.register_version("churn_classifier", artifact=f"a{n}", spec_hash="h", lineage={},
-                                                metrics={}, gate=None, actor="ci")
-            registry.set_alias("churn_classifier", "champion", version.version, actor="alice", reason=f"v{n}")
-    finally:
-        registry.close()
-    code, out, _ = cli(capsys, "inventory", churn, "-f", "json")
-    status = json.loads(out)[0]["status"]
-    assert (status["champion"], status["versions"]) == (2, 2)
-    assert (status["last_promotion"]["version"], status["last_promotion"]["actor"]) == (2, "alice")
-    code, out, _ = cli(capsys, "inventory", churn, "-f", "markdown")
-    assert out.splitlines()[0].startswith("| pipeline | model |") and "champion v2 of 2 (promoted" in out
-    code, out, _ = cli(capsys, "inventory", churn)
-    assert "churn_classifier" in out and "champion v2" in out
-
-
 def test_compiling_for_a_target_the_pipeline_does_not_list_warns(churn, tmp_path, capsys):
     code, _, err = cli(capsys, "compile", churn, "pipeline.targets=[local]", "--target", "slurm", "-o", tmp_path / "o")
     assert code == 0 and "does not list 'slurm' in pipeline.targets" in err
@@ -251,12 +216,3 @@ def test_changed_paths_name_nested_fields_and_list_items():
     assert changed_paths(old, new) == ["added", "gate.thresholds[0].min", "gone"]
     assert changed_paths({"x": [1, 2]}, {"x": [1, 2, 3]}) == ["x"]
     assert changed_paths({"x": 1}, {"x": 1}) == []
-
-
-def test_inventory_markdown_escapes_pipes():
-    from loopc.compiler.cli.inventory import markdown
-
-    row = {"pipeline": "p", "model": "m", "owner": "a|b", "risk_class": "minimal", "targets": ["local"],
-           "datasets": [{"name": "d", "source": "x|y.parquet"}], "status": {"registry": False}}
-    line = markdown([row]).splitlines()[2]
-    assert line == "| p | m | a\\|b | minimal | d (x\\|y.parquet) | local | no registry |"

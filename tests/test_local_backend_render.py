@@ -126,3 +126,18 @@ def test_run_sh_starts_the_real_local_executor(tmp_path):
 def test_check_accepts_every_example():
     for example in EXAMPLE_NAMES:
         assert backends()["local"].check(example_plans(example), EmitOptions()) == []
+
+
+@pytest.mark.parametrize("pipeline", ["p\nrm -rf ~", "p # x", "a\rb", "-x"])
+def test_names_a_generated_file_cannot_carry_are_refused_by_every_target(pipeline):
+    """Specs give identifiers; a plan built by hand with a line break in its name must not reach a comment line."""
+    from loopc.compiler.errors import LoopcError
+    from loopc.compiler.plan.pipeline import Plan, Step
+    from loopc.compiler.targets import EmitOptions, backends
+
+    step = Step(id="validate.d", kind="validate", stage="data", config={}, deps=(), fingerprint="f" * 64)
+    plan = Plan(pipeline=pipeline, kind="train", steps=(step,), spec_hash="h" * 64)
+    for backend in backends().values():
+        assert backend.check([plan], EmitOptions()), backend.name
+        with pytest.raises(LoopcError):
+            backend.render([plan], EmitOptions())

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from loopc.compiler.plan.pipeline import STEP_FORMAT, Plan, Step, step_json
 
 PLAN_FORMAT = 1
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # pipeline and plan names in comments and file names
+
+
+def name_problems(plan: Plan) -> list[str]:
+    """Pipeline and plan names a generated file cannot carry (specs give identifiers; plans built by hand may not)."""
+    names = [("pipeline name", plan.pipeline), ("plan name", plan.name), ("triggered plan", plan.triggers)]
+    return [f"{label} {value!r} must be made of letters, digits, '_', '.', '-'"
+            for label, value in names if value is not None and not SAFE_NAME.match(value)]
 
 
 def json_text(value: Any) -> str:

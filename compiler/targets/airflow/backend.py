@@ -17,7 +17,7 @@ from typing import Any
 from loopc.compiler.errors import InternalError, LoopcError
 from loopc.compiler.plan.pipeline import Plan, Step, step_json
 from loopc.compiler.targets import EmitOptions
-from loopc.compiler.targets.common import step_file
+from loopc.compiler.targets.common import name_problems, step_file
 from loopc.compiler.targets.jinja import ident, loopc_version, render, shquote
 
 TAG_MAX_LEN = 100  # Airflow rejects longer tags at import time
@@ -69,7 +69,8 @@ def retrain_on_breach(plan: Plan) -> bool:
 def check_plan(plan: Plan) -> list[str]:
     """What stops one plan from becoming a valid Airflow DAG."""
     where = f"plan {plan.name}"
-    issues = [f"{where}: pipeline.tags: {tag[:40]!r}... is longer than Airflow's {TAG_MAX_LEN} characters; "
+    issues = [f"{where}: {problem}" for problem in name_problems(plan)]
+    issues += [f"{where}: pipeline.tags: {tag[:40]!r}... is longer than Airflow's {TAG_MAX_LEN} characters; "
               "shorten it" for tag in plan.tags if len(tag) > TAG_MAX_LEN]
     seen: dict[str, str] = {}
     for step in plan.steps:

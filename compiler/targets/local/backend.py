@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loopc.compiler.errors import LoopcError
 from loopc.compiler.plan.pipeline import Plan
 from loopc.compiler.targets import EmitOptions
-from loopc.compiler.targets.common import plan_files
+from loopc.compiler.targets.common import name_problems, plan_files
 from loopc.compiler.targets.jinja import loopc_version, render
+
+
+class LocalTargetError(LoopcError):
+    """A plan cannot be written as local files (a name a shell comment or folder cannot carry)."""
 
 
 def run_script(plan: Plan, options: EmitOptions) -> str:
@@ -25,11 +30,14 @@ class LocalBackend:
     name: str = "local"
 
     def check(self, plans: list[Plan], options: EmitOptions) -> list[str]:
-        """The local executor runs every plan (multi-node steps run on this one machine)."""
-        return []
+        """Names run.sh cannot carry; otherwise the local executor runs every plan (multi-node steps here)."""
+        return [problem for plan in plans for problem in name_problems(plan)]
 
     def render(self, plans: list[Plan], options: EmitOptions) -> dict[str, str]:
         """``<plan>/plan.json``, ``<plan>/steps/<id>.json`` and ``<plan>/run.sh`` for every plan."""
+        problems = self.check(plans, options)
+        if problems:
+            raise LocalTargetError("cannot write local plans:\n  " + "\n  ".join(problems))
         files: dict[str, str] = {}
         for plan in sorted(plans, key=lambda p: p.name):
             files.update(plan_files(plan))

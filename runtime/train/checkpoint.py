@@ -1,18 +1,27 @@
-"""Params files and training checkpoints: atomic, byte-for-byte deterministic .npz archives."""
+"""Params files and training checkpoints: atomic, byte-for-byte deterministic .npz archives.
+
+A checkpoint folder holds ``checkpoint-<epoch>-<step>.npz`` archives and ``checkpoint.json``, the
+manifest written last: the newest two archives with their size and sha256. A damaged archive
+(truncated, edited) is detected there and the previous one is used, with a warning naming both.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from loopc.runtime.store.artifacts import atomic_write_bytes
+from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
 from loopc.runtime.train.nets import TrainError
 
-CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_NAME = "checkpoint.json"  # the manifest
+KEEP = 2
+LOG = logging.getLogger("loopc.train.checkpoint")
 _EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
 
 
@@ -82,21 +91,73 @@ def load_params(path: Path | str) -> dict:
     return unflatten_tree(arrays)
 
 
-def save_checkpoint(directory: Path, trees: dict[str, dict], leaves: dict[str, list], meta: dict) -> None:
-    """Write ``checkpoint.npz`` in ``directory``: named pytrees, named leaf lists and JSON meta."""
+def save_checkpoint(directory: Path, trees: dict[str, dict], leaves: dict[str, list], meta: dict) -> Path:
+    """Write an archive of named pytrees, leaf lists and JSON meta, then the manifest; returns the archive."""
+    directory = Path(directory)
     arrays = {}
     for name, tree in trees.items():
         arrays.update(flatten_tree(tree, f"{name}/"))
     for name, values in leaves.items():
         arrays.update({f"{name}/{i:06d}": np.asarray(v) for i, v in enumerate(values)})
-    atomic_write_bytes(Path(directory) / CHECKPOINT_NAME, _archive_bytes(arrays, meta))
+    data = _archive_bytes(arrays, meta)
+    name = f"checkpoint-{int(meta.get('epoch', 0)):06d}-{int(meta.get('step', 0)):08d}.npz"
+    atomic_write_bytes(directory / name, data)
+    entry = {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    older = [e for e in _manifest(directory) if e["file"] != name][: KEEP - 1]
+    atomic_write_json(directory / CHECKPOINT_NAME, {"checkpoints": [entry, *older]})
+    kept = {entry["file"], *(e["file"] for e in older)}
+    for stale in directory.glob("checkpoint-*.npz"):
+        if stale.name not in kept:
+            stale.unlink(missing_ok=True)
+    return directory / name
+
+
+def _manifest(directory: Path) -> list[dict]:
+    """The manifest's entries, newest first; [] when there is none."""
+    path = Path(directory) / CHECKPOINT_NAME
+    if not path.exists():
+        return []
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8"))["checkpoints"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainError(f"cannot read the checkpoint manifest {path}: {error}; delete the folder to train "
+                         "from scratch") from error
+
+
+def _damage(path: Path, entry: dict) -> str | None:
+    """Why ``path`` does not match its manifest entry (missing, size, sha256), or None when it does."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if len(data) != entry["bytes"]:
+        return f"has {len(data)} bytes, the manifest says {entry['bytes']} (truncated?)"
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return "does not match the sha256 in the manifest"
+    return None
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, np.ndarray], dict] | None:
-    """``(flat arrays, meta)`` of the checkpoint in ``directory``, or None when there is none."""
-    path = Path(directory) / CHECKPOINT_NAME
-    if not path.exists():
-        return None
+    """``(flat arrays, meta)`` of the newest intact checkpoint in ``directory``, or None when there is none."""
+    directory = Path(directory)
+    entries = _manifest(directory)
+    damaged: list[str] = []
+    for entry in entries:
+        path = directory / entry["file"]
+        problem = _damage(path, entry)
+        if problem is None:
+            if damaged:
+                LOG.warning("checkpoint %s; resuming from the previous checkpoint %s instead",
+                            "; ".join(damaged), path)
+            return _checked(path)
+        damaged.append(f"{path} {problem}")
+    if damaged:
+        raise TrainError(f"no intact checkpoint in {directory}: {'; '.join(damaged)}; delete the folder to "
+                         "train from scratch")
+    return None
+
+
+def _checked(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     arrays, meta = _read_archive(path)
     if meta is None:
         raise TrainError(f"{path} has no meta.json; it is not a loopc checkpoint: delete it")

@@ -145,6 +145,55 @@ def make_streamed_epoch(task: str, architecture: dict, dtype, tx, plan: EpochPla
     return epoch
 
 
+def make_epoch_steps(task: str, architecture: dict, dtype, tx, plan: EpochPlan, mesh, weighted: bool):
+    """``(order_fn, run)`` for an epoch run in pieces: its order from ``(key, index)``, a jitted scan.
+
+    Scanning batches ``[a, b)`` then ``[b, c)`` gives the same bits as one call over ``[a, c)``,
+    so training may stop between pieces (a checkpoint) and resume there.
+    """
+    run = jax.jit(_scan_batches(task, architecture, dtype, tx, plan, mesh, weighted), donate_argnums=(0, 1))
+    return make_order(plan), run
+
+
+def make_order(plan: EpochPlan):
+    """A jitted ``order(key, index) -> (row ids [batches, batch], mask, counts, dropout key)``."""
+    return jax.jit(partial(_epoch_order, plan=plan))
+
+
+def run_batches(run, state: tuple, data: tuple, order: tuple, start: int, stop: int, *, host: bool, mesh):
+    """Scan batches ``[start, stop)``; ``order`` is numpy ``(order, mask, counts, dropout_key)``.
+
+    Host data (numpy, streamed) is gathered for those batches and copied over; device data is indexed.
+    """
+    rows, mask, counts, dropout_key = order
+    idx = rows[start:stop]
+    if host:
+        flat = idx.reshape(-1)
+        data = tuple(put_replicated(a[flat], mesh) for a in data)
+        idx = np.arange(len(flat), dtype=np.int32).reshape(idx.shape)
+    return run(*state, *data, idx, mask[start:stop], counts[start:stop], np.arange(start, stop, dtype=np.int32),
+               dropout_key)
+
+
+def make_global_step(task: str, architecture: dict, dtype, tx, mesh: Mesh):
+    """A jitted step over a batch spread across processes (a global mesh); XLA all-reduces the gradient.
+
+    ``step(params, opt_state, total, x, y, w, count, stop, key, i)``: ``w`` is zero on padding, ``count``
+    the batch's real rows (all processes together); returns the new state and the maximum of ``stop``
+    (a process asking to stop), replicated so every process takes the same decision.
+    """
+    dropout = float(architecture.get("dropout", 0.0) or 0.0) > 0
+    grad_fn = jax.value_and_grad(partial(_batch_loss, task=task, architecture=architecture, dtype=dtype))
+
+    def step(params, opt_state, total, x, y, w, count, stop, key, i):
+        step_key = jax.random.fold_in(key, i) if dropout else None
+        loss, grads = grad_fn(params, x, y, w, count, step_key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, total + loss * count, jnp.max(stop)
+
+    return jax.jit(step, out_shardings=NamedSharding(mesh, PartitionSpec()), donate_argnums=(0, 1))
+
+
 def make_evaluate(task: str, architecture: dict, dtype, chunk: int):
     """A jitted ``evaluate(params, x, y, w) -> weighted mean loss`` over ``chunk``-row pieces.
 

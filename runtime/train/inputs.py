@@ -75,12 +75,19 @@ def pad_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray, multiple: int):
     return pad(x), pad(y), pad(w)
 
 
-def prepare_training_data(x_train, y_train, x_valid, y_valid, task, num_classes, training, sample_weight):
-    """Checked host arrays: (x, y, w) for train and valid, and the regression target scaling."""
+def prepare_training_data(x_train, y_train, x_valid, y_valid, task, num_classes, training, sample_weight,
+                          rows: tuple[int, int] | None = None):
+    """Checked host arrays: (x, y, w) for train and valid, and the regression target scaling.
+
+    With ``rows`` = ``(lo, hi)`` only those training feature rows are read (one process's shard: the
+    returned x has ``hi - lo`` rows); labels and weights stay whole, for the global statistics.
+    """
     output_width(task, num_classes)
     y_tr = _labels(task, y_train, num_classes, "training")
     y_va = _labels(task, y_valid, num_classes, "validation")
-    x_tr, x_va = _features(x_train, len(y_tr), "training"), _features(x_valid, len(y_va), "validation")
+    lo, hi = (0, len(y_tr)) if rows is None else rows
+    x_tr = _features(x_train if rows is None else x_train[lo:hi], hi - lo, "training")
+    x_va = _features(x_valid, len(y_va), "validation")
     if len(y_tr) == 0:
         raise TrainError("the training split has no rows; check the dataset and its split fractions")
     if x_va.shape[0] and x_va.shape[1] != x_tr.shape[1]:

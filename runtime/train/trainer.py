@@ -1,9 +1,15 @@
-"""Train a model with JAX + optax: device-resident data, whole epochs compiled, early stopping, resume."""
+"""Train a model with JAX + optax: device-resident data, whole epochs compiled, early stopping, resume.
+
+With a checkpoint folder an epoch runs in pieces of ``steps_per_call`` batches, so SIGTERM/SIGUSR1
+stop it between pieces with a checkpoint at that step; across processes (``jax.process_count() > 1``)
+each step's batch is assembled from every process's own rows and the gradient is all-reduced.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -15,24 +21,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from loopc.runtime.train import checkpoint as ckpt
+from loopc.runtime.train import distributed as dist
 from loopc.runtime.train.checkpoint import load_params, save_params
 from loopc.runtime.train.epoch import (
     EpochPlan,
     data_mesh,
     make_epoch,
+    make_epoch_steps,
     make_evaluate,
+    make_global_step,
+    make_order,
     make_streamed_epoch,
     plan_epoch,
     put_replicated,
+    run_batches,
 )
 from loopc.runtime.train.inputs import pad_rows, prepare_training_data
 from loopc.runtime.train.nets import DTYPES, TrainError, init_params, output_width
 from loopc.runtime.train.optim import build_optimizer
 from loopc.runtime.train.predict import predict
+from loopc.runtime.train.preempt import Preempted, StopSignals
 
 __all__ = ["TrainError", "TrainResult", "train_model", "predict", "save_params", "load_params"]
 
 EVAL_CHUNK = 16384
+LOG = logging.getLogger("loopc.train")
+STEPS_PER_CALL = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,8 @@ class _Progress:
     bad_epochs: int = 0
     finished: bool = False
     stopped_early: bool = False
+    step: int = 0  # batches of the current epoch already trained
+    total: float = 0.0  # their summed loss (float32)
 
 
 def _fingerprint(**parts) -> str:
@@ -71,7 +87,7 @@ def _fingerprint(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _save(directory: Path, progress: _Progress, fingerprint: str, rng: np.ndarray) -> None:
+def _save(directory: Path, progress: _Progress, fingerprint: str, rng: np.ndarray) -> Path:
     """Write the loop state; the optimizer state is stored as its flat list of leaves."""
     trees = {"params": progress.params}
     if progress.best_params is not None:
@@ -81,9 +97,10 @@ def _save(directory: Path, progress: _Progress, fingerprint: str, rng: np.ndarra
         "best_val": progress.best_val if math.isfinite(progress.best_val) else None,
         "best_epoch": progress.best_epoch, "bad_epochs": progress.bad_epochs,
         "finished": progress.finished, "stopped_early": progress.stopped_early,
+        "step": progress.step, "total": float(progress.total),
     }
     leaves = {"opt_state": jax.tree_util.tree_leaves(progress.opt_state), "rng": [rng]}
-    ckpt.save_checkpoint(directory, jax.device_get(trees), jax.device_get(leaves), meta)
+    return ckpt.save_checkpoint(directory, dist.to_host(trees), dist.to_host(leaves), meta)
 
 
 def _resume(directory: Path, fingerprint: str, progress: _Progress) -> _Progress:
@@ -106,6 +123,7 @@ def _resume(directory: Path, fingerprint: str, progress: _Progress) -> _Progress
         epoch=meta["epoch"], history=meta["history"], best_params=best,
         best_val=math.inf if meta["best_val"] is None else meta["best_val"], best_epoch=meta["best_epoch"],
         bad_epochs=meta["bad_epochs"], finished=meta["finished"], stopped_early=meta["stopped_early"],
+        step=int(meta.get("step", 0)), total=float(np.float32(meta.get("total", 0.0))),
     )
 
 
@@ -120,6 +138,13 @@ class _Setup:
     loss_scale: float
     compile_seconds: float
     streamed: bool
+    rows: int = 0
+    mesh: object = None
+    dtype: object = None
+    mode: str = "whole"  # whole (one call per epoch) | pieces (steps_per_call batches a call) | global
+    order_fn: object = None
+    per_call: int = STEPS_PER_CALL
+    shard: tuple = (0, 0, None)  # global mode: (lo, hi, row bounds of every process)
 
 
 _COMPILED: OrderedDict[str, tuple] = OrderedDict()
@@ -169,7 +194,7 @@ def _device_data(x, y, w, dtype, mesh, chunk: int | None = None) -> tuple:
 
 def _host_copy(tree):
     """Numpy copies that stay valid after the device buffers are donated to the next epoch."""
-    return jax.tree_util.tree_map(lambda a: np.array(a, copy=True), tree)
+    return dist.to_host(tree)
 
 
 def _improved(progress: _Progress, val_loss: float, min_delta: float) -> bool:
@@ -177,12 +202,56 @@ def _improved(progress: _Progress, val_loss: float, min_delta: float) -> bool:
     return val_loss < progress.best_val - min_delta
 
 
-def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None) -> None:
+def _train_epoch(setup: _Setup, progress: _Progress, loop_key, control) -> tuple:
+    """``(params, opt_state, mean train loss)`` of the epoch, in the setup's mode."""
+    if setup.mode == "whole":
+        return setup.epoch_fn(progress.params, progress.opt_state, *setup.train_data, loop_key,
+                              np.int32(progress.epoch))
+    order = tuple(np.asarray(a) for a in setup.order_fn(loop_key, np.int32(progress.epoch)))
+    steps = _global_steps if setup.mode == "global" else _piece_steps
+    total = steps(setup, progress, order, control)
+    return progress.params, progress.opt_state, np.float32(total) / np.float32(setup.rows)
+
+
+def _piece_steps(setup: _Setup, progress: _Progress, order: tuple, control) -> float:
+    """Scan the epoch's remaining batches ``steps_per_call`` at a time; returns the summed loss."""
+    state = (progress.params, progress.opt_state, jnp.float32(progress.total))
+    batches = len(order[0])
+    for start in range(progress.step, batches, setup.per_call):
+        stop = min(start + setup.per_call, batches)
+        state = run_batches(setup.epoch_fn, state, setup.train_data, order, start, stop, host=setup.streamed,
+                            mesh=setup.mesh)
+        progress.params, progress.opt_state = state[0], state[1]
+        control.after_step(progress, stop, batches, lambda: float(state[2]), lambda: False)
+    return float(state[2])
+
+
+def _global_steps(setup: _Setup, progress: _Progress, order: tuple, control) -> float:
+    """One step per global batch: this process's rows of it, padded to the epoch's capacity."""
+    rows, mask, counts, dropout_key = order
+    lo, hi, bounds = setup.shard
+    mesh, (x, y, w) = setup.mesh, setup.train_data
+    capacity = dist.batch_capacity(rows, mask, bounds, jax.local_device_count())
+    total = dist.to_global(np.float32(progress.total), mesh)
+    key = dist.to_global(dropout_key, mesh)
+    for index in range(progress.step, len(rows)):
+        xb, yb, wb = dist.local_batch(x, y, w, rows[index][mask[index] > 0], lo, hi, capacity)
+        flag = np.full(jax.local_device_count(), 1.0 if control.requested() else 0.0, np.float32)
+        progress.params, progress.opt_state, total, wanted = setup.epoch_fn(
+            progress.params, progress.opt_state, total, dist.sharded(mesh, xb.astype(setup.dtype)),
+            dist.sharded(mesh, yb), dist.sharded(mesh, wb), dist.to_global(np.float32(counts[index]), mesh),
+            dist.sharded(mesh, flag), key, dist.to_global(np.int32(index), mesh))
+        control.after_step(progress, index + 1, len(rows), lambda: float(dist.to_host(total)),
+                           lambda: float(dist.to_host(wanted)) > 0)
+    return float(dist.to_host(total))
+
+
+def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None, control) -> None:
     """Train one epoch, evaluate, update history and early-stopping state in place."""
     started = time.perf_counter()
-    params, opt_state, train_loss = setup.epoch_fn(progress.params, progress.opt_state, *setup.train_data,
-                                                   loop_key, np.int32(progress.epoch))
-    val_loss = setup.eval_fn(params, *setup.valid_data) if setup.eval_fn is not None else None
+    params, opt_state, train_loss = _train_epoch(setup, progress, loop_key, control)
+    progress.step, progress.total = 0, 0.0
+    val_loss = setup.eval_fn(_eval_params(setup, params), *setup.valid_data) if setup.eval_fn is not None else None
     train_loss = float(train_loss) * setup.loss_scale
     val_loss = None if val_loss is None else float(val_loss) * setup.loss_scale
     seconds = time.perf_counter() - started
@@ -203,6 +272,11 @@ def _run_epoch(setup: _Setup, progress: _Progress, loop_key, early: dict | None)
     else:
         progress.bad_epochs += 1
         progress.stopped_early = progress.bad_epochs >= int(early.get("patience", 3))
+
+
+def _eval_params(setup: _Setup, params):
+    """Params the (process-local) evaluation takes: host copies when they span processes."""
+    return dist.to_host(params) if setup.mode == "global" else params
 
 
 def _final_params(progress: _Progress, early: dict | None, task: str, scaling) -> dict:
@@ -227,26 +301,33 @@ def train_model(
     task: str, num_classes: int | None, architecture: dict, optimizer: dict, schedule: dict, training: dict,
     precision: str = "float32", checkpoint_dir: Path | None = None, sample_weight: np.ndarray | None = None,
     max_epochs_this_call: int | None = None, device_data_budget: int | None = None,
+    steps_per_call: int = STEPS_PER_CALL, on_step=None,
 ) -> TrainResult:
     """Train with one compiled ``lax.scan`` per epoch over device-resident data; see docs/performance.md.
 
     Dicts are ``model_dump(mode="json")`` of the spec's Model sections. With ``checkpoint_dir`` the
     loop state is saved every ``training.checkpoint_every`` epochs and when the call ends, and a
-    later call resumes from it (ending with the same params as an uninterrupted run);
-    ``max_epochs_this_call`` stops after that many epochs (e.g. a time-limited Slurm job).
+    later call resumes from it (ending with the same params as an uninterrupted run); epochs then run
+    ``steps_per_call`` batches a call, and SIGTERM/SIGUSR1 stop training after the call in progress
+    with a checkpoint at that step (raising :class:`Preempted`). ``on_step(epoch, step)`` is called
+    after each call. ``max_epochs_this_call`` stops after that many epochs.
     Training rows larger than ``device_data_budget`` bytes (default: 40% of the device's memory,
     unlimited on the CPU) stay on the host and are streamed to the device in chunks.
+    With several JAX processes each reads only its row range of ``x_train`` and batches are global:
+    same batches, schedule and shuffling as one process. Only process 0 writes checkpoints.
     With early stopping the best params are returned, otherwise the last epoch's.
     """
     if precision not in DTYPES:
         raise TrainError(f"unknown precision '{precision}'; use one of {', '.join(DTYPES)}")
+    processes, rows = jax.process_count(), len(y_train)
+    shard = dist.row_range(rows, jax.process_index(), processes) if processes > 1 else None
     train, valid, scaling = prepare_training_data(x_train, y_train, x_valid, y_valid, task, num_classes,
-                                                  training, sample_weight)
+                                                  training, sample_weight, rows=shard)
     early = training.get("early_stopping")
     if early is not None and len(valid[1]) == 0:
         raise TrainError("early stopping needs validation rows, but the validation split is empty")
-    mesh = data_mesh()
-    plan = plan_epoch(len(train[1]), int(training.get("batch_size", 256)), 1 if mesh is None else mesh.size)
+    mesh = dist.global_mesh() if processes > 1 else data_mesh()
+    plan = plan_epoch(rows, int(training.get("batch_size", 256)), 1 if mesh is None or processes > 1 else mesh.size)
     epochs = int(training.get("epochs", 10))
     tx = build_optimizer(optimizer, schedule, epochs * plan.batches)
     init_key, loop_key = jax.random.split(jax.random.PRNGKey(int(training.get("seed", 0))))
@@ -255,16 +336,80 @@ def train_model(
     fingerprint = _fingerprint(
         task=task, num_classes=num_classes, architecture=architecture, optimizer=optimizer, schedule=schedule,
         training={k: v for k, v in training.items() if k != "checkpoint_every"}, precision=precision,
-        shapes=[train[0].shape, valid[0].shape], batch=plan.batch,
+        shapes=[(rows, train[0].shape[1]), valid[0].shape], batch=plan.batch,
     )
     if checkpoint_dir is not None:
         progress = _resume(Path(checkpoint_dir), fingerprint, progress)
     job = _Job(task, architecture, DTYPES[precision], tx, json.dumps([optimizer, schedule, epochs * plan.batches],
                sort_keys=True), plan, mesh, _device_budget(device_data_budget))
-    setup = _setup(job, progress, train, valid, scaling)
-    ran = _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint,
-                max_epochs_this_call)
+    if processes > 1:
+        setup = _global_setup(job, progress, train, valid, scaling, shard)
+    else:
+        setup = _setup(job, progress, train, valid, scaling, None if checkpoint_dir is None else steps_per_call)
+    control = _Control(_saver(checkpoint_dir, fingerprint, loop_key, processes), on_step, processes > 1)
+    with (StopSignals() if checkpoint_dir is not None else _NoSignals()) as signals:
+        control.signals = signals
+        ran = _loop(setup, progress, loop_key, early, epochs, training, control, max_epochs_this_call)
     return _result(progress, early, task, scaling, setup, plan, ran, mesh)
+
+
+class _NoSignals:
+    """Without a checkpoint folder signals keep their usual meaning."""
+
+    received = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _saver(checkpoint_dir, fingerprint: str, loop_key, processes: int):
+    """``save(progress) -> archive path``: process 0 writes, every process waits until it has."""
+    if checkpoint_dir is None:
+        return None
+    rng = np.asarray(jax.random.key_data(loop_key)) if hasattr(jax.random, "key_data") else np.asarray(loop_key)
+
+    def save(progress: _Progress) -> Path | None:
+        path = _save(Path(checkpoint_dir), progress, fingerprint, rng) if jax.process_index() == 0 else None
+        if processes > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("loopc checkpoint written")
+        return path
+
+    return save
+
+
+@dataclass
+class _Control:
+    """Between steps: the test hook, then stopping with a checkpoint when a signal asked for it."""
+
+    save: object
+    hook: object
+    agreed_only: bool  # across processes every one stops at the same step, on a collective's answer
+    signals: object = None
+
+    def requested(self) -> bool:
+        return self.signals is not None and self.signals.received is not None
+
+    def after_step(self, progress: _Progress, step: int, batches: int, total, agreed) -> None:
+        """Record the position; stop inside the epoch when asked (``total``/``agreed`` are read lazily)."""
+        progress.step = step
+        if self.hook is not None:
+            self.hook(progress.epoch, step)
+        stop = agreed() if self.agreed_only else self.requested()
+        if stop and step < batches and self.save is not None:
+            progress.total = total()
+            self.stop(progress)
+
+    def stop(self, progress: _Progress) -> None:
+        """Write the checkpoint and raise Preempted naming the position."""
+        path = self.save(progress)
+        name = self.signals.received or "a signal to another process"
+        raise Preempted(f"stopped by {name} in epoch {progress.epoch + 1} after step {progress.step}; "
+                        f"checkpoint {path or 'written by process 0'} saved, a retry resumes there")
 
 
 def _result(progress, early, task, scaling, setup, plan, ran, mesh) -> TrainResult:
@@ -305,37 +450,75 @@ def _device_budget(override: int | None) -> int | None:
     return int(limit * 0.4) if limit else None
 
 
-def _setup(job: _Job, progress, train, valid, scaling) -> _Setup:
-    """Place the data (resident or streamed) and compile; nothing to do when already finished."""
+def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> _Setup:
+    """Place the data (resident or streamed) and compile; nothing to do when already finished.
+
+    ``per_call`` (with a checkpoint folder) runs epochs in pieces of that many batches.
+    """
     if progress.finished:
         return _Setup(None, None, (), None, scaling[1] ** 2, 0.0, False)
     weighted = not bool(np.all(train[2] == 1))
     valid_data = _device_data(*valid, job.dtype, job.mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
     row_bytes = train[0].shape[1] * np.dtype(job.dtype).itemsize + 8
-    if job.budget is None or row_bytes * job.plan.rows <= job.budget:
+    resident = job.budget is None or row_bytes * job.plan.rows <= job.budget
+    common = {"rows": job.plan.rows, "mesh": job.mesh, "dtype": job.dtype}
+    if per_call is not None:
+        order_fn, run = make_epoch_steps(job.task, job.architecture, job.dtype, job.tx, job.plan, job.mesh, weighted)
+        _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
+                                       job.mesh, progress, None, valid_data, weighted)
+        data = (_device_data(*train, job.dtype, job.mesh) if resident
+                else (train[0].astype(job.dtype, copy=False), train[1], train[2]))
+        chunk = per_call if resident else min(per_call, max(1, job.budget // 4 // (row_bytes * job.plan.batch)))
+        return _Setup(run, eval_fn, data, valid_data, scaling[1] ** 2, seconds, not resident, mode="pieces",
+                      order_fn=order_fn, per_call=max(1, int(chunk)), **common)
+    if resident:
         train_data = _device_data(*train, job.dtype, job.mesh)
         epoch_fn, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
                                               job.mesh, progress, train_data, valid_data, weighted)
-        return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, seconds, False)
+        return _Setup(epoch_fn, eval_fn, train_data, valid_data, scaling[1] ** 2, seconds, False, **common)
     chunk = max(1, job.budget // 4 // (row_bytes * job.plan.batch))
     epoch_fn = make_streamed_epoch(job.task, job.architecture, job.dtype, job.tx, job.plan, job.mesh, weighted,
                                    chunk)
     _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
                                    job.mesh, progress, None, valid_data, weighted)
     host_data = (train[0].astype(job.dtype, copy=False), train[1], train[2])
-    return _Setup(epoch_fn, eval_fn, host_data, valid_data, scaling[1] ** 2, seconds, True)
+    return _Setup(epoch_fn, eval_fn, host_data, valid_data, scaling[1] ** 2, seconds, True, **common)
 
 
-def _loop(setup, progress, loop_key, early, epochs, training, checkpoint_dir, fingerprint, limit) -> int:
+def _global_setup(job: _Job, progress: _Progress, train, valid, scaling, shard: tuple[int, int]) -> _Setup:
+    """Across processes: the loop state replicated on the global mesh, this process's rows on the host."""
+    lo, hi = shard
+    count = jax.process_count()
+    LOG.info("process %d of %d trains on rows [%d, %d) of %d", jax.process_index(), count, lo, hi, job.plan.rows)
+    bounds = np.array([dist.row_range(job.plan.rows, i, count)[0] for i in range(count)] + [job.plan.rows])
+    progress.params = dist.to_global(dist.to_host(progress.params), job.mesh)
+    progress.opt_state = dist.to_global(dist.to_host(progress.opt_state), job.mesh)
+    if progress.finished:
+        return _Setup(None, None, (), None, scaling[1] ** 2, 0.0, False, mode="global")
+    local_mesh = data_mesh()
+    valid_data = _device_data(*valid, job.dtype, local_mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
+    eval_fn = None
+    if valid_data is not None:
+        eval_fn = make_evaluate(job.task, job.architecture, job.dtype, min(EVAL_CHUNK, len(valid_data[1])))
+    step = make_global_step(job.task, job.architecture, job.dtype, job.tx, job.mesh)
+    order_fn = make_order(job.plan)
+    data = (train[0], train[1][lo:hi], train[2][lo:hi])
+    return _Setup(step, eval_fn, data, valid_data, scaling[1] ** 2, 0.0, True, rows=job.plan.rows, mesh=job.mesh,
+                  dtype=job.dtype, mode="global", order_fn=order_fn, shard=(lo, hi, bounds))
+
+
+def _loop(setup, progress, loop_key, early, epochs, training, control: _Control, limit) -> int:
     """Run epochs until done, stopped early or ``limit`` reached; returns epochs run in this call."""
     every = int(training.get("checkpoint_every", 1))
-    rng = np.asarray(jax.random.key_data(loop_key)) if hasattr(jax.random, "key_data") else np.asarray(loop_key)
     ran = 0
     while not progress.finished and (limit is None or ran < limit):
-        _run_epoch(setup, progress, loop_key, early)
+        _run_epoch(setup, progress, loop_key, early, control)
         ran += 1
         progress.finished = progress.stopped_early or progress.epoch >= epochs
         last_of_call = progress.finished or (limit is not None and ran >= limit)
-        if checkpoint_dir is not None and (progress.epoch % every == 0 or last_of_call):
-            _save(Path(checkpoint_dir), progress, fingerprint, rng)
+        stopping = not control.agreed_only and control.requested() and not progress.finished
+        if control.save is not None and (progress.epoch % every == 0 or last_of_call or stopping):
+            if stopping:
+                control.stop(progress)
+            control.save(progress)
     return ran

@@ -4,9 +4,11 @@ Generates one Parquet file of ROWS x COLS float columns plus a string id and a b
 table of docs/performance.md, "Data path"), writes a spec for it as a new user would (every column
 standardized, an MLP 256-256), compiles it for the local target and runs every step of the training
 plan in its own process, as every target runs it (``python -m loopc.runtime run-step``). For each
-step it prints wall seconds, the process's peak memory (``ru_maxrss`` from ``wait4``), the bytes the
-step wrote into its artifact, and the ratio to the read floor measured in the same run: pyarrow
-reading the same file in a fresh process with a warm page cache.
+step it prints wall seconds, CPU seconds (user + system, all threads: the steadier figure on a shared
+machine), the process's peak memory (``ru_maxrss`` from ``wait4``), the bytes the step wrote into its
+artifact, and the ratio to the read floor measured in the same run: pyarrow reading the same file in a
+fresh process with a warm page cache. The table is generated in a child process, so the benchmark's
+own memory never shows in a step's peak (Linux children inherit their parent's maxrss).
 
 Run: ``python benchmarks/data_path.py [--rows N] [--cols C] [--epochs E] [--keep DIR] [--json]``.
 Rerunning with ``--keep DIR`` and the same sizes times the warm (cached) run as well.
@@ -84,8 +86,8 @@ def spec_text(cols: int, epochs: int, batch: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in bytes (this process only) and stdout of one child process."""
+def run_measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str, float]:
+    """Wall seconds, peak RSS in bytes (this process only), stdout and CPU seconds of one child process."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -96,7 +98,7 @@ def run_measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float
         text = out.read().decode("utf-8", "replace")
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{text[-3000:]}")
-    return seconds, usage.ru_maxrss * 1024, text
+    return seconds, usage.ru_maxrss * 1024, text, usage.ru_utime + usage.ru_stime
 
 
 def tree_bytes(path: Path) -> int:
@@ -111,7 +113,7 @@ def run_plan_steps(project: Path, plan_dir: Path, run_id: str, env: dict[str, st
     for step in plan["steps"]:
         argv = [sys.executable, "-m", "loopc.runtime", "run-step", str(plan_dir / step["file"]),
                 "--run-id", run_id, "--root", str(project)]
-        seconds, peak, out = run_measured(argv, project, env)
+        seconds, peak, out, cpu = run_measured(argv, project, env)
         summary = json.loads(out.strip().splitlines()[-1])
         record = json.loads((state / "runs" / run_id / f"{step['id']}.json").read_text())
         artifact = Path(record["artifact"]) if record.get("artifact") else None
@@ -119,16 +121,16 @@ def run_plan_steps(project: Path, plan_dir: Path, run_id: str, env: dict[str, st
             artifact = state / artifact
         written = tree_bytes(artifact) if artifact and summary["status"] == "done" else 0
         results.append({"step": step["id"], "kind": step["kind"], "status": summary["status"],
-                        "seconds": seconds, "peak_bytes": peak, "written_bytes": written})
+                        "seconds": seconds, "cpu_s": cpu, "peak_bytes": peak, "written_bytes": written})
     return results
 
 
-def read_floor(path: Path, env: dict[str, str], repeat: int = 3) -> tuple[float, int]:
-    """Best of ``repeat`` fresh-process reads of the file (warm page cache) and that process's peak."""
+def read_floor(path: Path, env: dict[str, str], repeat: int = 3) -> tuple[float, int, float]:
+    """Best of ``repeat`` fresh-process reads of the file (warm page cache): wall s, peak, least CPU s."""
     run_measured([sys.executable, "-c", _FLOOR, str(path)], path.parent, env)  # warm the cache
     runs = [run_measured([sys.executable, "-c", _FLOOR, str(path)], path.parent, env) for _ in range(repeat)]
     best = min(runs, key=lambda r: r[0])
-    return best[0], best[1]
+    return best[0], best[1], min(r[3] for r in runs)
 
 
 def interpreter_start(env: dict[str, str]) -> float:
@@ -144,45 +146,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--keep", type=Path, default=None, help="project folder to create or reuse")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--write-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.write_only is not None:
+        write_table(args.write_only, args.rows, args.cols)
+        return 0
 
     project = args.keep or Path(tempfile.mkdtemp(prefix="loopc-data-path-"))
     data = project / "data" / "table.parquet"
     if not data.exists():
         data.parent.mkdir(parents=True, exist_ok=True)
-        write_table(data, args.rows, args.cols)
+        subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--cols", str(args.cols),
+                        "--write-only", str(data)], check=True)
     (project / "pipeline.yaml").write_text(spec_text(args.cols, args.epochs, args.batch))
     env = {**os.environ, "LOOPC_ROOT": str(project)}
     compiled = project / "compiled"
     subprocess.run([sys.executable, "-m", "loopc.compiler.cli.main", "compile", str(project / "pipeline.yaml"),
                     "--target", "local", "-o", str(compiled)], check=True, env=env, stdout=subprocess.DEVNULL)
 
-    floor_s, floor_peak = read_floor(data, env)
+    floor_s, floor_peak, floor_cpu = read_floor(data, env)
     steps = run_plan_steps(project, compiled / "wide", f"bench-{int(time.time())}", env)
     data_steps = [s for s in steps if s["kind"] in DATA_STEPS]
     result = {
         "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
         "rows": args.rows, "cols": args.cols, "input_bytes": data.stat().st_size,
         "python_start_s": interpreter_start(env),
-        "floor_s": floor_s, "floor_peak_bytes": floor_peak, "steps": steps,
+        "floor_s": floor_s, "floor_cpu_s": floor_cpu, "floor_peak_bytes": floor_peak, "steps": steps,
         "data_steps_s": sum(s["seconds"] for s in data_steps),
+        "data_steps_cpu_s": sum(s["cpu_s"] for s in data_steps),
         "data_steps_written_bytes": sum(s["written_bytes"] for s in data_steps),
         "whole_s": sum(s["seconds"] for s in steps),
     }
     result["data_steps_over_floor"] = result["data_steps_s"] / floor_s
+    result["data_steps_cpu_over_floor"] = result["data_steps_cpu_s"] / floor_cpu
     result["written_over_input"] = result["data_steps_written_bytes"] / result["input_bytes"]
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     mb = 1 << 20
     print(f"{result['machine']}: {args.rows:,} rows x {args.cols} floats, {result['input_bytes'] / mb:.0f} MB on disk")
-    print(f"read floor (fresh process, warm cache): {floor_s:.2f} s, peak {floor_peak / mb:.0f} MB; "
+    print(f"read floor (fresh process, warm cache): {floor_s:.2f} s ({floor_cpu:.2f} CPU s), "
+          f"peak {floor_peak / mb:.0f} MB; "
           f"python + pyarrow start: {result['python_start_s']:.2f} s")
-    print(f"{'step':<28} {'status':<8} {'seconds':>8} {'x floor':>8} {'peak MB':>8} {'written MB':>11}")
+    print(f"{'step':<28} {'status':<8} {'seconds':>8} {'x floor':>8} {'CPU s':>8} {'peak MB':>8} {'written MB':>11}")
     for s in steps:
         print(f"{s['step']:<28} {s['status']:<8} {s['seconds']:8.2f} {s['seconds'] / floor_s:8.1f} "
-              f"{s['peak_bytes'] / mb:8.0f} {s['written_bytes'] / mb:11.1f}")
-    print(f"validate + split + features: {result['data_steps_s']:.2f} s = {result['data_steps_over_floor']:.1f}x floor; "
+              f"{s['cpu_s']:8.2f} {s['peak_bytes'] / mb:8.0f} {s['written_bytes'] / mb:11.1f}")
+    print(f"validate + split + features: {result['data_steps_s']:.2f} s = {result['data_steps_over_floor']:.1f}x floor "
+          f"(CPU {result['data_steps_cpu_s']:.2f} s = {result['data_steps_cpu_over_floor']:.1f}x floor CPU); "
           f"wrote {result['written_over_input']:.2f}x the input; whole plan {result['whole_s']:.1f} s")
     return 0
 

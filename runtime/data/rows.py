@@ -99,7 +99,7 @@ class ValidatedRows:
         present = [c for c in columns if c in parquet.schema_arrow.names]
         for group in range(parquet.num_row_groups):
             try:
-                read = list(parquet.iter_batches(size, row_groups=[group], columns=present, use_threads=True))
+                read = list(parquet.iter_batches(size, row_groups=[group], columns=present, use_threads=False))
             except (OSError, pa.ArrowException) as error:
                 raise DataError(f"file '{file.path}' row group {group} (columns {', '.join(present)}) cannot be "
                                 f"read: {error}") from None

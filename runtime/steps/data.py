@@ -23,6 +23,7 @@ from loopc.runtime.data.rows import (
     batch_rows,
     describe_source,
     describe_table,
+    memory_budget,
     open_rows,
     write_table,
 )
@@ -31,6 +32,7 @@ from loopc.runtime.data.split import assign_splits, split_columns, split_counts
 from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
+from loopc.runtime.features.transforms import feature_columns
 from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, read_json
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
@@ -174,25 +176,37 @@ def _split_input(rows: ValidatedRows, split: dict) -> pa.Table:
 
 
 class _TrainColumns:
-    """Train rows of a few columns at a time; profiled columns are sketched as they pass."""
+    """Train rows of a few columns at a time, read in groups that fit the memory budget (in the order
+    the features ask for them); profiled columns are sketched as their group passes."""
 
-    def __init__(self, rows: ValidatedRows, train: np.ndarray, profiled: dict[str, dict]):
+    def __init__(self, rows: ValidatedRows, train: np.ndarray, profiled: dict[str, dict], plan: list[str]):
         self.rows, self.train, self.profiled, self.sketches = rows, train, profiled, {}
+        self.plan = [c for c in dict.fromkeys([*plan, *profiled]) if c in rows.names]
+        self.group = max(1, memory_budget() // (32 * max(int(np.count_nonzero(train)), 1)))
+        self.table = pa.table({})
 
     def __call__(self, names: list[str]) -> pa.Table:
+        present = [n for n in names if n in self.rows.names]
+        if not set(present) <= set(self.table.column_names):
+            self._load(present)
+        return self.table.select(present)
+
+    def _load(self, names: list[str]) -> None:
+        from loopc.runtime.monitor.drift import map_columns
         from loopc.runtime.monitor.profile import column_sketch
 
-        table = self.rows.read([n for n in names if n in self.rows.names], self.train)
-        for name in table.column_names:
-            if name in self.profiled and name not in self.sketches:
-                self.sketches[name] = column_sketch(table.column(name), name, self.profiled[name])
-        return table
+        rest = [c for c in self.plan[self.plan.index(names[-1]) + 1:] if c not in names] if names else []
+        group = list(dict.fromkeys([*names, *rest[:max(self.group - len(names), 0)]]))
+        self.table = pa.table({})  # the previous group is dropped before the next is read
+        self.table = self.rows.read(group, self.train)
+        todo = [n for n in group if n in self.profiled and n not in self.sketches]
+        sketches = map_columns(lambda n: column_sketch(self.table.column(n), n, self.profiled[n]), todo)
+        self.sketches.update(zip(todo, sketches))
 
     def profile(self) -> dict[str, dict]:
         """The sketch of every profiled column (those no feature read are read now)."""
-        for name in self.profiled:
-            if name not in self.sketches:
-                self([name])
+        while missing := [n for n in self.plan if n in self.profiled and n not in self.sketches]:
+            self._load([missing[0]])
         return self.sketches
 
 
@@ -284,7 +298,8 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
     counts, label, task = record["counts"], ctx.config["label"], ctx.config["task"]
     if label not in rows.names:
         raise StepFailed(f"model '{ctx.config['model_name']}': label column '{label}' is not in the dataset")
-    read = _TrainColumns(rows, np.asarray(assignment) == 0, _profiled(ctx, rows))
+    plan = [c for feature in ctx.config["features"].values() for c in feature_columns(feature)] + [label]
+    read = _TrainColumns(rows, np.asarray(assignment) == 0, _profiled(ctx, rows), plan)
     try:
         fitted = _fit(ctx, read, counts["train"])
         classes = label_classes(task, read([label]).column(label))

@@ -32,7 +32,7 @@ def test_backend_is_registered_under_airflow():
 def test_one_dag_file_and_step_documents_per_plan():
     plans = example_plans("churn")
     files = BACKEND.render(plans, EmitOptions())
-    expected = {"loopc_churn.py", "loopc_churn_monitor.py"}
+    expected = {"loopc_churn.py", "loopc_churn_monitor.py", "loopc_churn_score.py"}
     for plan in plans:
         expected |= {f"loopc_{plan.name}/steps/{step.id}.json" for step in plan.steps}
     assert set(files) == expected
@@ -43,7 +43,7 @@ def test_one_dag_file_and_step_documents_per_plan():
 
 
 def test_dag_arguments_come_from_the_pipeline():
-    train, monitor = example_plans("churn")
+    train, monitor, _ = example_plans("churn")
     files = BACKEND.render([train, monitor], EmitOptions())
     dag = dag_literals(files["loopc_churn.py"])
     assert dag["dag_id"] == "loopc_churn" and dag["schedule"] == "0 3 * * 1"
@@ -123,7 +123,7 @@ def test_root_defaults_to_loopc_root_at_run_time(tmp_path):
 
 
 def test_monitor_dag_triggers_training_through_a_short_circuit():
-    train, monitor = example_plans("churn")
+    train, monitor, _ = example_plans("churn")
     text = BACKEND.render([train, monitor], EmitOptions())["loopc_churn_monitor.py"]
     calls = operator_calls(text)
     assert calls["trigger.churn"]["trigger_dag_id"] == "loopc_churn"

@@ -13,7 +13,7 @@ CONFIG_KEYS = {
     "validate": {"dataset_name", "dataset"},
     "split": {"dataset_name", "split", "columns"},
     "features": {"model_name", "dataset_name", "task", "label", "columns", "features", "profile_columns",
-                 "slice_columns"},
+                 "slice_columns", "feature_order"},
     "train": {"model", "trial", "sweep_point"},
     "select": {"sweep", "trials"},
     "evaluate": {"model", "gate"},
@@ -22,6 +22,7 @@ CONFIG_KEYS = {
     "shadow": {"model_name", "task", "shadow"},
     "promote": {"model_name", "pipeline", "deploy", "human_approval_required"},
     "monitor": {"monitor_name", "monitor", "model", "columns", "feature_columns", "pipeline"},
+    "score": {"model_name", "scoring"},
 }
 
 
@@ -31,7 +32,7 @@ def plans_of(name: str, **choices: str):
 
 
 def test_churn_training_plan_ids_in_topological_order():
-    train, monitor = plans_of("churn")
+    train, monitor, score = plans_of("churn")
     assert [s.id for s in train.steps] == [
         "validate.customers", "split.customers", "features.churn_classifier", "train.churn_classifier",
         "evaluate.churn_classifier", "gate.churn_classifier", "register.churn_classifier",
@@ -39,6 +40,15 @@ def test_churn_training_plan_ids_in_topological_order():
     ]
     assert (train.name, monitor.name, monitor.triggers) == ("churn", "churn_monitor", "churn")
     assert [s.id for s in monitor.steps] == ["monitor.weekly_drift"]
+    assert (score.name, score.kind, score.schedule, score.triggers) == ("churn_score", "score", "30 4 * * *", None)
+    assert [s.id for s in score.steps] == ["score.churn_classifier"] and not score.steps[0].cacheable
+
+
+def test_features_step_keeps_model_features_order():
+    train, *_ = plans_of("churn")
+    features = train.step("features.churn_classifier").config
+    assert features["feature_order"][:2] == ["tenure", "monthly_charges"]
+    assert features["feature_order"] != sorted(features["feature_order"])
 
 
 @pytest.mark.parametrize("example", ["churn", "demand"])
@@ -49,7 +59,7 @@ def test_every_config_has_exactly_the_documented_keys(example):
 
 
 def test_plan_metadata_comes_from_the_pipeline():
-    train, monitor = plans_of("churn")
+    train, monitor, _ = plans_of("churn")
     assert train.owner == "growth-ml@example.com" and train.schedule == "0 3 * * 1"
     assert train.tags == ("growth", "churn") and train.description.startswith("Weekly retraining")
     assert monitor.schedule == "0 * * * *" and monitor.kind == "monitor"

@@ -115,6 +115,7 @@ def base_spec() -> ComposedSpec:
     composed = compose_spec(EXAMPLE, ["model=mlp", "+pipeline.secrets={db: DB_PASSWORD}",
                                       "+datasets.customers.source.options={delimiter: ','}",
                                       "+monitors.weekly_drift.source.options={delimiter: ','}",
+                                      "+scoring.source.options={delimiter: ','}",
                                       "+deploy.shadow.max_metric_drop={auc: 0.05}",
                                       "+monitors.weekly_drift.time_column=snapshot_date",
                                       "+monitors.weekly_drift.window=7d",

@@ -19,6 +19,7 @@ _ALWAYS_RUNS = {
     "shadow": "scores against the current champion, which may have changed",
     "promote": "promotion depends on this run's gate, shadow and approval",
     "monitor": "reads the latest live rows every time",
+    "score": "scores the latest rows with the version the alias names when it runs",
 }
 
 

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "what changed against a git revision, per pipeline: retrain, re-gate, ..."),
     "registry": ("registry", "list, show, verify, migrate, promote and roll back model versions"),
     "doctor": ("doctor", "on a worker: store writable, registry reachable and migrated, versions as compiled"),
+    "predict": ("predict", "score Parquet rows with a registered model (champion, alias or version)"),
+    "export": ("export", "write a model bundle a service loads with JAX alone"),
     "inventory": ("inventory", "every model in a spec tree: owner, risk class, data, status"),
     "status": ("status", "state of a pipeline submitted to Slurm"),
     "cancel": ("cancel", "cancel a pipeline submitted to Slurm"),

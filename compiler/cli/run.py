@@ -37,12 +37,18 @@ class CompiledPipeline:
     def monitor_plan(self) -> Path | None:
         return self.plans.get(f"{self.pipeline}_monitor")
 
+    @property
+    def score_plan(self) -> Path | None:
+        return self.plans.get(f"{self.pipeline}_score")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="pipeline file, or a directory holding one pipeline")
     parser.add_argument("overrides", nargs="*", help="key=value overrides; key=a,b sweeps the model")
     parser.add_argument("--monitor", action="store_true",
                         help="run the monitor plan instead (a drift breach with action retrain retrains)")
+    parser.add_argument("--score", action="store_true",
+                        help="run the scoring plan instead (the champion scores scoring.source)")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     parser.add_argument("--run-id", default=None, help="resume or name a run (default: a new id)")
 
@@ -127,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
     except runs.RunIdError as exc:
         raise UsageError(str(exc)) from None
     pipeline = _one_pipeline(compile_local(args.spec, args.overrides), args.spec)
-    plan = pipeline.monitor_plan if args.monitor else pipeline.train_plan
+    if args.monitor and args.score:
+        raise UsageError("give --monitor or --score, not both")
+    plan = pipeline.monitor_plan if args.monitor else pipeline.score_plan if args.score else pipeline.train_plan
+    if plan is None and args.score:
+        raise UsageError(f"pipeline '{pipeline.pipeline}' has no scoring; add a 'scoring:' section or drop --score")
     if plan is None:
         raise UsageError(f"pipeline '{pipeline.pipeline}' has no monitors; add a 'monitors:' section or drop --monitor")
     try:

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import step_fingerprint
-from loopc.compiler.plan.steps import StepSpec, monitor_steps, training_steps
+from loopc.compiler.plan.steps import StepSpec, monitor_steps, scoring_steps, training_steps
 from loopc.compiler.spec.models import Resources, Spec, parse_duration, parse_memory_mb
 
-PlanKind = Literal["train", "monitor"]
+PlanKind = Literal["train", "monitor", "score"]
 STEP_FORMAT = 1
 
 
@@ -90,8 +90,8 @@ class Plan:
 
     @property
     def name(self) -> str:
-        """``churn`` for the training plan, ``churn_monitor`` for the monitor plan."""
-        return self.pipeline if self.kind == "train" else f"{self.pipeline}_monitor"
+        """``churn`` for the training plan, ``churn_monitor`` / ``churn_score`` for the monitor / scoring plan."""
+        return self.pipeline if self.kind == "train" else f"{self.pipeline}_{self.kind}"
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:
@@ -130,9 +130,9 @@ def step_json(plan: Plan, step: Step) -> str:
 STAGES = {
     "validate": "data", "split": "data", "features": "features", "train": "train", "select": "train",
     "evaluate": "evaluate", "gate": "evaluate", "register": "deploy", "shadow": "deploy",
-    "promote": "deploy", "monitor": "monitor",
+    "promote": "deploy", "monitor": "monitor", "score": "score",
 }
-NOT_CACHEABLE = frozenset({"gate", "register", "shadow", "promote", "monitor"})
+NOT_CACHEABLE = frozenset({"gate", "register", "shadow", "promote", "monitor", "score"})
 _RESOURCE_UNITS = {"memory": ("memory_mb", parse_memory_mb), "time": ("time_s", parse_duration),
                    "retry_delay": ("retry_delay_s", parse_duration)}
 
@@ -240,4 +240,7 @@ def plan_pipeline(
         schedule = next((m.schedule for _, m in sorted(spec.monitors.items()) if m.schedule), None)
         plans.append(Plan(pipeline.name, "monitor", _place(monitor_steps(spec), spec, source),
                           schedule=schedule, triggers=plans[0].name, **common))
+    if spec.scoring is not None:
+        plans.append(Plan(pipeline.name, "score", _place(scoring_steps(spec), spec, source),
+                          schedule=spec.scoring.schedule, **common))
     return plans

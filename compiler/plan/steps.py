@@ -83,6 +83,7 @@ def features_step(spec: Spec) -> StepSpec:
         "model_name": model.name, "dataset_name": model.dataset, "task": model.task, "label": model.label,
         "columns": {c: _dump(col) for c, col in dataset.columns.items()},
         "features": {name: _dump(spec.features[name]) for name in model.features},
+        "feature_order": list(model.features),  # step JSON sorts keys: this keeps model.features order
         "profile_columns": _profile_columns(spec), "slice_columns": _slice_columns(spec),
     }
     return StepSpec(f"features.{model.name}", "features", config, (f"split.{model.dataset}",),
@@ -160,3 +161,12 @@ def monitor_steps(spec: Spec) -> list[StepSpec]:
                  description=f"Drift and quality of live rows for {spec.model.name} ({name})")
         for name, monitor in sorted(spec.monitors.items())
     ]
+
+
+def scoring_steps(spec: Spec) -> list[StepSpec]:
+    """score.M: the model behind ``scoring.alias`` (looked up when it runs) scores ``scoring.source``."""
+    scoring, model = spec.scoring, spec.model
+    config = {"model_name": model.name, "scoring": _dump(scoring)}
+    return [StepSpec(f"score.{model.name}", "score", config,
+                     description=f"Score {scoring.source.path} with {model.name}@{scoring.alias}; "
+                                 f"predictions to {scoring.output}")]

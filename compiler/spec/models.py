@@ -509,6 +509,28 @@ class Monitor(Strict):
         return cron_schedule(value)
 
 
+# --------------------------------------------------------------------------- scoring
+
+ScoringOutput = Literal["score", "label", "probabilities", "model_version", "timestamp"]
+
+
+class Scoring(Strict):
+    """Batch scoring: the model behind ``alias`` (resolved when the scoring plan runs) scores ``source``;
+    predictions go to ``output`` as Parquet partitioned by model version and batch (docs/scoring.md)."""
+
+    source: Source
+    output: PathText = Field(min_length=1, description="folder of the predictions, relative to the spec")
+    schedule: str | None = None
+    alias: Ident = Field("champion", description="the registry alias (or 'champion') whose version scores")
+    keys: list[str] = Field([], description="input columns copied to every prediction row (to join labels later)")
+    write: list[ScoringOutput] = Field(["score", "label", "model_version", "timestamp"], min_length=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return cron_schedule(value)
+
+
 # --------------------------------------------------------------------------- the spec
 
 
@@ -523,3 +545,4 @@ class Spec(Strict):
     gate: Gate = Gate()
     deploy: Deploy = Deploy()
     monitors: dict[Ident, Monitor] = {}
+    scoring: Scoring | None = None

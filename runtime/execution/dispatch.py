@@ -25,6 +25,7 @@ STEP_KINDS: dict[str, str] = {
     "shadow": "loopc.runtime.steps.deploy:run_shadow",
     "promote": "loopc.runtime.steps.deploy:run_promote",
     "monitor": "loopc.runtime.steps.monitor:run_monitor",
+    "score": "loopc.runtime.steps.score:run_score",
     "echo": "loopc.runtime.steps.echo:run_echo",
 }
 

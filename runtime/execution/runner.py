@@ -21,7 +21,7 @@ from loopc.runtime.execution.step import StepDoc, StepError
 RUNTIME_FORMAT = 2
 OUTPUTS_FILE = "outputs.json"
 # Kinds whose result depends on the registry's current state: never served from the cache.
-STATEFUL_KINDS = frozenset({"gate", "register", "shadow", "promote", "monitor"})
+STATEFUL_KINDS = frozenset({"gate", "register", "shadow", "promote", "monitor", "score"})
 
 
 class StepFailed(StepError):

@@ -214,9 +214,16 @@ def _fit(ctx: StepContext, read: _TrainColumns, rows: int):
     from loopc.runtime.features.transforms import FeatureError, fit_features_by_column
 
     try:
-        return fit_features_by_column(read, rows, ctx.config["features"], ctx.config["columns"])
+        return fit_features_by_column(read, rows, ordered_features(ctx.config), ctx.config["columns"])
     except FeatureError as exc:
         raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
+
+
+def ordered_features(config: dict[str, Any]) -> dict[str, dict]:
+    """The features in ``model.features`` order (the step document's JSON sorts the ``features`` keys):
+    the matrix columns, transform.json and every exported artifact follow that order."""
+    order = config.get("feature_order") or list(config["features"])
+    return {name: config["features"][name] for name in order}
 
 
 def _profiled(ctx: StepContext, rows: ValidatedRows) -> dict[str, dict]:

@@ -85,9 +85,12 @@ def check_plan(plan: Plan) -> list[str]:
     return issues
 
 
+PLAN_WHAT = {"monitor": "drift monitoring", "score": "batch scoring"}
+
+
 def doc_md(plan: Plan, info: dict[str, Any]) -> str:
     """The DAG's Markdown documentation; it never ends in '.md' (Airflow would read it as a file name)."""
-    what = "drift monitoring" if plan.kind == "monitor" else "training loop"
+    what = PLAN_WHAT.get(plan.kind, "training loop")
     lines = [f"### loopc pipeline `{ident(plan.pipeline)}`: {what}", ""]
     if plan.description:
         lines += [plan.description, ""]
@@ -144,7 +147,7 @@ def dag_file(plan: Plan, options: EmitOptions) -> str:
     if plan.kind == "monitor" and retrain_on_breach(plan):
         trigger = {"task_id": f"trigger.{ident(plan.triggers)}", "dag_id": dag_id(plan.triggers),
                    "monitors": [task_var(s.id) for s in plan.steps]}
-    what = "drift monitoring" if plan.kind == "monitor" else "training loop"
+    what = PLAN_WHAT.get(plan.kind, "training loop")
     return render(
         "airflow", "dag.py.j2",
         version=loopc_version(), pipeline=ident(plan.pipeline), spec_hash=plan.spec_hash,

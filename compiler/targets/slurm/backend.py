@@ -98,13 +98,16 @@ def comment_lines(text: str) -> list[str]:
     return lines
 
 
+SCHEDULED_KINDS = ("monitor", "score")  # plans scrontab starts on their own schedule
+
+
 def plan_problems(plan: Plan) -> list[str]:
     """Names that an sbatch line or job name cannot carry safely; empty when the plan is fine."""
     problems = []
     if not SAFE_NAME.match(plan.pipeline):
         problems.append(f"pipeline name {plan.pipeline!r} must be made of letters, digits, '_', '.', '-'")
-    if plan.kind == "monitor" and plan.schedule is not None and cron_problem(plan.schedule):
-        problems.append(f"monitor plan {plan.name}: {cron_problem(plan.schedule)} (scrontab takes one cron line)")
+    if plan.kind in SCHEDULED_KINDS and plan.schedule is not None and cron_problem(plan.schedule):
+        problems.append(f"{plan.kind} plan {plan.name}: {cron_problem(plan.schedule)} (scrontab takes one cron line)")
     if not SAFE_NAME.match(plan.name) or (plan.triggers and not SAFE_NAME.match(plan.triggers)):
         problems.append(f"plan name {plan.name!r} must be made of letters, digits, '_', '.', '-'")
     for step in plan.steps:
@@ -152,12 +155,13 @@ def submit_view(plan: Plan, jobs: list[Job], options: EmitOptions) -> dict:
         "jobs": [{"name": j.name, "script": j.script, "deps": list(j.deps)} for j in jobs],
         "record": [{"step": s, "job": j, "index": i} for s, j, i in record],
         "description": comment_lines(plan.description), "python": options.python, "root": options.root,
-        "schedule": normalized(plan.schedule) if plan.kind == "monitor" and plan.schedule else None,
+        "schedule": normalized(plan.schedule) if plan.kind in SCHEDULED_KINDS and plan.schedule else None,
     }
 
 
 def plan_scripts(plan: Plan, options: EmitOptions) -> dict[str, str]:
-    """``<plan>/submit.sh``, ``<plan>/<job>.sbatch`` and, for a scheduled monitor, ``schedule.scrontab``."""
+    """``<plan>/submit.sh``, ``<plan>/<job>.sbatch`` and, for a scheduled monitor or scoring plan,
+    ``schedule.scrontab``."""
     jobs = plan_jobs(plan)
     files = {f"{plan.name}/{job.script}": render("slurm", "step.sbatch.j2", **job_view(plan, job, options))
              for job in jobs}

@@ -1,0 +1,43 @@
+"""``loopc predict MODEL[@ALIAS|VERSION] INPUT -o OUTPUT``: score Parquet rows with a registered model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loopc.compiler.cli.modelref import add_registry_arguments, resolve_version
+from loopc.compiler.errors import LoopcError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_arguments(parser)
+    parser.add_argument("input", metavar="INPUT", help="Parquet file or folder (hive partitions are read too)")
+    parser.add_argument("-o", "--output", required=True, help="folder of the partitioned Parquet predictions")
+    parser.add_argument("--keys", default="", help="comma-separated columns copied to every prediction row")
+    parser.add_argument("--write", default="score,label,model_version,timestamp",
+                        help="comma-separated outputs: score, label, probabilities, model_version, timestamp")
+    parser.add_argument("--batch-id", default=None, help="name of this batch's partition (default: the UTC time)")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def run(args: argparse.Namespace) -> int:
+    from loopc.runtime.export.bundle import ExportError
+    from loopc.runtime.export.bundle_score import BundleError, load
+    from loopc.runtime.score.batch import ScoreJob, score_to_parquet
+    from loopc.runtime.score.resolve import ScoreError, version_bundle
+    from loopc.runtime.steps.common import loopc_version
+
+    state, version = resolve_version(args)
+    job = ScoreJob(source=args.input, output=Path(args.output), keys=_names(args.keys), write=_names(args.write))
+    if args.batch_id:
+        job = ScoreJob(job.source, job.output, job.keys, job.write, args.batch_id)
+    try:
+        model = load(version_bundle(state, version, loopc_version=loopc_version()))
+        summary = score_to_parquet(model, job, version.version)
+    except (ScoreError, ExportError, BundleError) as exc:
+        raise LoopcError(f"predict with {version.model} v{version.version}: {exc}") from None
+    print(f"scored {summary['rows']} rows with {version.model} v{version.version} -> {summary['output']}")
+    return 0

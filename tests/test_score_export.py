@@ -1,0 +1,155 @@
+"""Predictions out: the export bundle (loaded in a fresh interpreter with JAX alone), `loopc predict` and
+the in-loop predictions agree to 1e-6 on the churn example; matrices follow model.features order."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from loopc.compiler.cli.main import main as loopc_main
+from loopc.compiler.cli.run import compile_local
+from loopc.runtime.execution.executor import run_plan
+from loopc.runtime.registry.interface import CHAMPION
+from loopc.runtime.steps.common import load_bundle
+from tests.test_e2e_loop import MODEL, generate, make_project, quiet, registry, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+# Runs in a fresh interpreter: loopc cannot be imported there, only the bundle's own score.py.
+STANDALONE = r"""
+import importlib.abc, json, sys
+class NoLoopc(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "loopc" or name.startswith("loopc."):
+            raise ImportError("loopc is not installed here")
+sys.meta_path.insert(0, NoLoopc())
+try:
+    import loopc  # noqa: F401
+    raise SystemExit("loopc was importable")
+except ImportError:
+    pass
+bundle, rows, out = sys.argv[1:4]
+sys.path.insert(0, bundle)
+import numpy as np
+import score
+model = score.load(bundle)
+result = model.predict_parquet(rows)
+columns = json.loads(open(rows + ".json").read())
+from_dict = model.predict(columns)
+np.save(out, np.stack([result["score"], from_dict["score"]]))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("loopc", "pyarrow", "jax"))[:3]))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("score") / "churn")
+    run(project, run_id="first")
+    return project
+
+
+def champion(project: Path):
+    with registry(project) as reg:
+        return reg.get_alias(MODEL, CHAMPION)
+
+
+def test_transform_follows_model_features_order_not_alphabetical(trained):
+    version = champion(trained)
+    bundle = load_bundle(trained / ".loopc" / version.artifact)
+    order = [f.name for f in bundle.fitted.features]
+    assert order == bundle.model["features"]
+    assert order != sorted(order)
+
+
+def test_export_predict_and_in_loop_agree(trained, tmp_path):
+    version = champion(trained)
+    source = sorted((trained / "data" / "customers").glob("*.parquet"))
+    rows = tmp_path / "rows.parquet"
+    table = pq.read_table(source).slice(0, 700)
+    pq.write_table(table, rows)
+    in_loop = load_bundle(trained / ".loopc" / version.artifact).score(table)
+
+    assert loopc_main(["export", MODEL, str(tmp_path / "bundle"), "--root", str(trained)]) == 0
+    bundle = tmp_path / "bundle"
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert manifest["version"] == version.version and manifest["features"] == list(_model_features(trained))
+    columns = {c: table.column(c).to_pylist() for c in table.column_names}
+    (tmp_path / "rows.parquet.json").write_text(json.dumps(columns, default=str))
+    out = tmp_path / "standalone.npy"
+    subprocess.run([sys.executable, "-I", "-c", STANDALONE, str(bundle), str(rows), str(out)], check=True,
+                   cwd=tmp_path, capture_output=True, text=True)
+    standalone = np.load(out)
+    np.testing.assert_allclose(standalone[0], in_loop, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(standalone[1], in_loop, atol=1e-6, rtol=0)
+
+    assert loopc_main(["predict", MODEL, str(rows), "-o", str(tmp_path / "out"), "--root", str(trained),
+                       "--keys", "customer_id", "--batch-id", "b1"]) == 0
+    written = ds.dataset(tmp_path / "out", partitioning="hive").to_table()
+    assert written.column("customer_id").to_pylist() == table.column("customer_id").to_pylist()
+    np.testing.assert_allclose(written.column("score").to_numpy(), in_loop, atol=1e-6, rtol=0)
+    assert set(written.column("model_version").to_pylist()) == {version.version}
+    assert (tmp_path / "out" / f"version={version.version}" / "batch=b1" / "part-00000.parquet").is_file()
+
+
+def test_predict_refuses_a_batch_written_twice_and_an_unknown_alias(trained, tmp_path, capsys):
+    source = sorted((trained / "data" / "customers").glob("*.parquet"))[0]
+    args = [str(source), "-o", str(tmp_path / "out"), "--root", str(trained), "--batch-id", "b1"]
+    assert loopc_main(["predict", MODEL, *args]) == 0
+    assert loopc_main(["predict", MODEL, *args]) == 1
+    assert "written already" in capsys.readouterr().err
+    assert loopc_main(["predict", f"{MODEL}@nosuch", *args]) == 1
+    assert "no version with alias 'nosuch'" in capsys.readouterr().err
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".staging")]
+
+
+def test_export_refuses_a_non_empty_folder(trained, tmp_path, capsys):
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "keep.txt").write_text("mine")
+    assert loopc_main(["export", MODEL, str(tmp_path / "bundle"), "--root", str(trained)]) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+    assert (tmp_path / "bundle" / "keep.txt").read_text() == "mine"
+
+
+def test_scoring_plan_partitions_name_the_version_that_produced_them(trained, tmp_path, capsys):
+    project = Path(shutil.copytree(trained, tmp_path / "churn"))
+    generate(project, "--drifted", "--batch", "1")
+    first = run_score(project, "s1")
+    assert first.ok, first.records
+    assert loopc_main(["predict", MODEL, str(project / "data" / "incoming"), "-o", str(tmp_path / "cli"),
+                       "--root", str(project), "--keys", "customer_id", "--batch-id", "c1"]) == 0
+    v1 = champion(project).version
+    plan_rows = ds.dataset(project / "predictions" / f"version={v1}" / "batch=s1").to_table()
+    cli_rows = ds.dataset(tmp_path / "cli", partitioning="hive").to_table()
+    assert plan_rows.num_rows == cli_rows.num_rows > 0
+    np.testing.assert_allclose(plan_rows.column("score").to_numpy(), cli_rows.column("score").to_numpy(),
+                               atol=1e-6, rtol=0)
+
+    assert run(project, ["model.training.epochs=13"], run_id="second").ok
+    with registry(project) as reg:
+        newest = max(v.version for v in reg.versions(MODEL))
+    assert newest != v1
+    assert loopc_main(["registry", "promote", MODEL, str(newest), "--reason", "test", "--root", str(project)]) == 0
+    assert run_score(project, "s2").ok
+    written = ds.dataset(project / "predictions", partitioning="hive").to_table()
+    by_batch = {(b, v) for b, v in zip(written.column("batch").to_pylist(), written.column("model_version").to_pylist())}
+    assert by_batch == {("s1", v1), ("s2", newest)}
+    assert sorted(p.name for p in (project / "predictions").iterdir()) == [f"version={v}" for v in sorted({v1, newest})]
+
+
+def run_score(project: Path, run_id: str):
+    pipeline = compile_local(project / "pipeline.yaml", [])[0]
+    return run_plan(pipeline.score_plan, project, run_id, jobs=1, progress=quiet())
+
+
+def _model_features(project: Path) -> list[str]:
+    version = champion(project)
+    return json.loads((project / ".loopc" / version.artifact / "model.json").read_text())["features"]

@@ -32,7 +32,7 @@ MODULES: dict[str, list[str]] = {
     "runtime/monitor/profile.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py",
                                    "tests/test_spec_boundaries_profile.py"],
     "runtime/monitor/verdict.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py",
-                                   "tests/test_monitor_performance_unknown.py"],
+                                   "tests/test_monitor_performance_unknown.py", "tests/test_spec_boundaries_verdict.py"],
     "runtime/data/split.py": ["tests/test_data_split.py", "tests/test_spec_boundaries_split.py"],
     "runtime/features/transforms.py": ["tests/test_features_transforms.py", "tests/test_spec_boundaries_features.py"],
     "runtime/train/trainer.py": ["tests/test_train_core.py", "tests/test_spec_boundaries_train.py"],

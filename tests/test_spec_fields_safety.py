@@ -116,6 +116,9 @@ def base_spec() -> ComposedSpec:
                                       "+datasets.customers.source.options={delimiter: ','}",
                                       "+monitors.weekly_drift.source.options={delimiter: ','}",
                                       "+scoring.source.options={delimiter: ','}",
+                                      "+monitors.weekly_drift.labels={source: {path: data/labels.parquet, "
+                                      "options: {delimiter: ','}}, predictions: predictions, keys: [customer_id], "
+                                      "window: 7d, max_drop: {auc: 0.1}}",
                                       "+deploy.shadow.max_metric_drop={auc: 0.05}",
                                       "+monitors.weekly_drift.time_column=snapshot_date",
                                       "+monitors.weekly_drift.window=7d",

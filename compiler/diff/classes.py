@@ -93,6 +93,9 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     *((f"monitors.*.prediction_drift.{f}", _O, "monitor") for f in ("method", "max")),
     *((f"monitors.*.performance[*].{f}", _O, "monitor") for f in ("metric", "min", "max")),
     *((f"monitors.*.action.{f}", _O, "monitor") for f in ("on_breach", "cooldown")),
+    *((f"monitors.*.labels.source.{f}", _O, "monitor") for f in _SOURCE),
+    *((f"monitors.*.labels.{f}", _O, "monitor") for f in ("predictions", "keys", "window", "min_rows",
+                                                           "max_drop.*")),
     *((f"scoring.source.{f}", _O, "scoring") for f in _SOURCE),
     *((f"scoring.{f}", _O, "scoring") for f in ("output", "schedule", "alias", "keys", "write")),
 )

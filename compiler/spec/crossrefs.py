@@ -179,6 +179,8 @@ def _metrics(spec: Spec) -> Iterator[Issue]:
     used += [(("deploy", "shadow", "max_metric_drop", m), m) for m in spec.deploy.shadow.max_metric_drop]
     for name, monitor in spec.monitors.items():
         used += [(("monitors", name, "performance", i, "metric"), t.metric) for i, t in enumerate(monitor.performance)]
+        if monitor.labels is not None:
+            used += [(("monitors", name, "labels", "max_drop", m), m) for m in monitor.labels.max_drop]
     for path, metric in used:
         if metric not in known:
             yield _unknown(path, "LPC207", "metric", metric, known, f" for {task}")

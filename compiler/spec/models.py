@@ -56,6 +56,10 @@ class Resources(Strict):
     memory: MemorySize | None = None
     time: Duration | None = None
     nodes: int | None = Field(None, ge=1, le=1024)
+    tasks_per_node: int | None = Field(
+        None, ge=1, le=64, exclude=True,  # a launch detail: not part of the spec's hash or step configs
+        description="training processes per node (Slurm srun tasks), one JAX process each; default 1",
+    )
     partition: PartitionList | None = None
     account: SchedulerName | None = None
     qos: SchedulerName | None = None
@@ -489,6 +493,19 @@ class Action(Strict):
     cooldown: Duration = "24h"
 
 
+class Labels(Strict):
+    """Labels that arrive after scoring: joined by ``keys`` with the stored predictions of the scoring
+    plan, they give realized metrics per model version (docs/scoring.md)."""
+
+    source: Source = Field(description="rows holding the key columns and the model's label column")
+    predictions: PathText = Field(min_length=1, description="the scoring output folder (scoring.output)")
+    keys: list[str] = Field(min_length=1, description="columns that identify a scored row in both")
+    window: Duration | None = Field(None, description="only predictions scored this recently (default: all)")
+    min_rows: int = Field(50, ge=1, description="labelled predictions a version needs before it is judged")
+    max_drop: dict[str, float] = Field({}, description="metric -> the largest drop below the metric the "
+                                                       "version was registered with (in the worse direction)")
+
+
 class Monitor(Strict):
     """Watches live rows against the champion's training reference."""
 
@@ -499,7 +516,9 @@ class Monitor(Strict):
     min_rows: int = Field(100, ge=1)
     data_drift: DataDrift | None = DataDrift()
     prediction_drift: PredictionDrift | None = None
-    performance: list[Threshold] = Field([], description="checked when the label column is present")
+    performance: list[Threshold] = Field([], description="checked on the champion's realized metrics: from "
+                                                         "'labels' when set, else live rows with the label column")
+    labels: Labels | None = None
     max_null_rate: float | None = Field(None, ge=0, le=1)
     action: Action = Action()
 

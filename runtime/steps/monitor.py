@@ -103,9 +103,16 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     rows = _live_rows(ctx, monitor, now)
     pred = bundle.score(rows) if rows.num_rows else None
     metrics, unjudged = _performance_metrics(bundle, rows, pred)
+    performance, feedback = monitor.get("performance"), None
+    if monitor.get("labels"):  # realized metrics from stored predictions and late labels (runtime/steps/feedback)
+        from loopc.runtime.steps.feedback import realized
+
+        feedback = realized(ctx, monitor["labels"], bundle, champion, now)
+        metrics, unjudged, performance = feedback.metrics, feedback.unjudged, [*(performance or []), *feedback.rules]
+        pred = feedback.scores if feedback.scores is not None and bundle.task != "multiclass_classification" else pred
     try:
         report = drift_report(profile, rows, pred, data_drift=monitor.get("data_drift"),
-                              prediction_drift=monitor.get("prediction_drift"), performance=monitor.get("performance"),
+                              prediction_drift=monitor.get("prediction_drift"), performance=performance,
                               metrics=metrics, unjudged=unjudged, max_null_rate=monitor.get("max_null_rate"),
                               min_rows=int(monitor.get("min_rows", 1)))
     except MonitorError as exc:
@@ -113,6 +120,9 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     action, note = _decide_action(ctx, monitor, report.breach, now)
     details = {**report.to_dict(), **_charts(report.to_dict(), monitor.get("data_drift")), "action": action,
                "note": note, "champion_version": champion.version}
+    if feedback is not None:
+        details["realized"] = {str(v): r for v, r in feedback.versions.items()}
+        details["notes"] = [*details.get("notes", []), *feedback.notes]
     atomic_write_json(ctx.out_dir / "drift.json", details)
     if report.breach:
         ctx.registry.record_event("monitor_breach", model["name"], champion.version, f"loopc monitor {ctx.run_id}",

@@ -1,0 +1,90 @@
+"""Labels back in: stored predictions joined with labels that arrived later, realized metrics per version.
+
+Predictions are the scoring plan's output (``OUTPUT/version=N/batch=B/*.parquet``, columns: the keys,
+``score``, ``model_version``, ``scored_at`` and, for multiclass, ``probabilities``). Every prediction
+whose keys match a label row counts once per matching label row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from loopc.runtime.evaluate.metrics import METRIC_DIRECTIONS
+
+MULTICLASS = "multiclass_classification"
+
+
+class FeedbackError(Exception):
+    """Predictions or labels cannot be read or joined (missing folder, key or column)."""
+
+
+def read_predictions(folder: Path, keys: list[str], task: str, since: dt.datetime | None) -> pa.Table:
+    """The stored predictions (keys, model_version, score or probabilities), scored at or after ``since``."""
+    if not folder.is_dir():
+        return pa.table({})
+    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    value = "probabilities" if task == MULTICLASS else "score"
+    wanted = [*keys, "model_version", value, *(["scored_at"] if since is not None else [])]
+    missing = [c for c in wanted if c not in dataset.schema.names]
+    if missing:
+        raise FeedbackError(f"predictions in '{folder}' lack column(s) {', '.join(missing)}; add them to "
+                            "scoring.keys / scoring.write (score, model_version, timestamp, probabilities)")
+    where = None if since is None else ds.field("scored_at") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+    return dataset.to_table(columns=wanted, filter=where)
+
+
+def join_labels(predictions: pa.Table, labels: pa.Table, keys: list[str], label: str) -> pa.Table:
+    """Inner join on ``keys``: every stored prediction whose keys have a label row (null labels dropped)."""
+    if predictions.num_rows == 0:
+        return predictions
+    missing = [c for c in [*keys, label] if c not in labels.column_names]
+    if missing:
+        raise FeedbackError(f"the label rows lack column(s) {', '.join(missing)} (present: "
+                            f"{', '.join(labels.column_names)})")
+    labels = labels.select([*keys, label]).filter(pc.invert(pc.is_null(labels.column(label))))
+    for key in keys:  # the label file's key types follow the scored rows'
+        index = labels.column_names.index(key)
+        labels = labels.set_column(index, key, pc.cast(labels.column(key), predictions.schema.field(key).type))
+    return predictions.join(labels, keys, join_type="inner")
+
+
+def realized_metrics(joined: pa.Table, task: str, label: str, labels_to_y: Callable[[pa.ChunkedArray], np.ndarray],
+                     evaluate: Callable[[np.ndarray, np.ndarray], dict]) -> dict[int, dict[str, Any]]:
+    """{version: {"rows", "metrics"}} over the joined rows of each model version."""
+    out: dict[int, dict[str, Any]] = {}
+    if joined.num_rows == 0:
+        return out
+    versions = joined.column("model_version").to_numpy()
+    for version in sorted({int(v) for v in versions}):
+        rows = joined.filter(pa.array(versions == version))
+        if task == MULTICLASS:
+            pred = np.asarray(rows.column("probabilities").combine_chunks().flatten().to_numpy(), np.float32)
+            pred = pred.reshape(rows.num_rows, -1)
+        else:
+            pred = rows.column("score").to_numpy().astype(np.float32)
+        out[version] = {"rows": rows.num_rows, "metrics": evaluate(labels_to_y(rows.column(label)), pred)}
+    return out
+
+
+def drop_rules(registered: dict[str, Any], max_drop: dict[str, float]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Thresholds that breach on a drop of more than ``max_drop[m]`` below the registered metric ``m``
+    (above it for metrics where lower is better), and notes for metrics the version was not registered with."""
+    metrics = registered.get("metrics", registered) if isinstance(registered, dict) else {}
+    rules, notes = [], []
+    for metric, drop in sorted(max_drop.items()):
+        value = metrics.get(metric)
+        if not isinstance(value, (int, float)):
+            notes.append(f"{metric}: the version was registered without it; its drop is not judged")
+            continue
+        bound = value - drop if METRIC_DIRECTIONS.get(metric) == "maximize" else value + drop
+        rules.append({"metric": metric, "min" if METRIC_DIRECTIONS.get(metric) == "maximize" else "max": bound,
+                      "reason": f"registered {value:.4g}, max drop {drop:g}"})
+    return rules, notes

@@ -218,8 +218,8 @@ def decide_gate(
     ``override`` ({"actor", "reason"}) turns a rejected or needs-approval verdict into
     ``overridden`` (passed) and is recorded in the decision; GateError if the gate forbids
     overrides or a required reason is missing. ``directions`` adds or replaces metric
-    directions ("maximize" / "minimize") on top of DEFAULT_DIRECTIONS. ``task`` is kept in
-    the checks' context: fairness gaps only exist for classification.
+    directions ("maximize" / "minimize") on top of DEFAULT_DIRECTIONS. ``task`` only decides
+    whether fairness rules are allowed: GateError for them on a regression task.
 
     ``gate`` is ``Gate.model_dump(mode="json")`` (every key present); ``candidate`` and
     ``champion`` are evaluation results ``{"metrics": {name: value}, "slices": {column: {value:

@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.frontend.compose import compose_spec
-from loopc.compiler.frontend.defaults import parse_defaults
-from loopc.compiler.frontend.load import Position, RawDocument, SpecPath, read_spec_file
 from loopc.compiler.spec.cache import CachedSpec, ValidateCache
-from loopc.compiler.spec.models import Spec
 from loopc.compiler.spec.parallel import flatten, map_chunks, worker_count
-from loopc.compiler.spec.validate import validate_spec
+
+if TYPE_CHECKING:
+    from loopc.compiler.frontend.compose import ComposedSpec
+    from loopc.compiler.frontend.load import Position, RawDocument, SpecPath
+    from loopc.compiler.spec.models import Spec
+
+# The front end and pydantic are imported on first use: a run served by the cache never loads them.
+
+
+def compose_spec(file: Path, overrides: tuple[str, ...], **options: Any) -> list[ComposedSpec]:
+    from loopc.compiler.frontend.compose import compose_spec as compose
+
+    return compose(file, overrides, **options)
+
+
+def read_spec_file(file: Path, display: str) -> RawDocument:
+    from loopc.compiler.frontend.load import read_spec_file as read
+
+    return read(file, display)
+
+
+def validate_spec(composed: ComposedSpec) -> Spec:
+    from loopc.compiler.spec.validate import validate_spec as validate
+
+    return validate(composed)
+
 
 _SPEC_MARKER = re.compile(rb"^loopc\s*:", re.MULTILINE)
 _SKIP_DIRS = {".git", ".loopc", "__pycache__", ".venv", "node_modules", "build", "dist"}
@@ -54,7 +77,47 @@ def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | No
     pipelines whose files did not change (spec/cache.py); the result is the same.
     """
     overrides = tuple(overrides)
-    found = discover(Path(path), cache)
+    with _indexed(cache, Path(path)):
+        loaded = _load_all(discover(Path(path), cache), overrides, jobs, cache)
+    _check_unique_names(loaded)
+    return loaded
+
+
+def validate_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | None = 1,
+                     cache: ValidateCache | None = None) -> int:
+    """How many specs ``load_project`` would return (raising the same errors), without building the specs
+    of cache hits: what ``loopc validate`` needs."""
+    overrides = tuple(overrides)
+    if cache is None:
+        return len(load_project(path, overrides, jobs))
+    with _indexed(cache, Path(path)):
+        names: dict[Path, list[str]] = {}
+        missed = []
+        for file, document in discover(Path(path), cache):
+            hit = cache.names(cache.key(str(file), str(file), overrides))
+            names.update({file: hit}) if hit is not None else missed.append((file, document))
+        for item in _load_all(missed, overrides, jobs, cache):
+            names.setdefault(Path(item.display), []).append(item.spec.pipeline.name)
+    distinct = [name for file_names in names.values() for name in set(file_names)]
+    if len(set(distinct)) < len(distinct):  # one name in two files: load them all to locate the error
+        return len(load_project(path, overrides, jobs, cache))
+    return sum(map(len, names.values()))
+
+
+@contextmanager
+def _indexed(cache: ValidateCache | None, root: Path) -> Iterator[None]:
+    if cache is None:
+        yield
+        return
+    cache.begin(root)
+    try:
+        yield
+    finally:
+        cache.end()
+
+
+def _load_all(found: list[tuple[Path, RawDocument | None]], overrides: tuple[str, ...], jobs: int | None,
+              cache: ValidateCache | None) -> list[LoadedSpec]:
     workers = worker_count(len(found), jobs)
     if workers > 1:
         loaded, errors = flatten(map_chunks(partial(_load_chunk, overrides=overrides, cache=cache), found, workers))
@@ -62,7 +125,6 @@ def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | No
         loaded, errors = _load_chunk(found, overrides, cache)
     if errors:
         raise SpecErrors(errors)
-    _check_unique_names(loaded)
     return loaded
 
 
@@ -80,7 +142,7 @@ def _load_chunk(found: list[tuple[Path, RawDocument | None]], overrides: tuple[s
 def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument | None = None,
               cache: ValidateCache | None = None) -> list[LoadedSpec]:
     """Compose and validate one pipeline file: one LoadedSpec per sweep point."""
-    key = cache.key(file.read_bytes(), str(file), overrides) if cache is not None else ""
+    key = cache.key(str(file), str(file), overrides) if cache is not None else ""
     hit = cache.get(key) if cache is not None else None
     if hit is not None:
         absolute = file.resolve()
@@ -118,15 +180,15 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path,
         raise SpecErrors([SpecError(str(path), 1, 1, "LPC501", "", "no such file or directory",
                                     "give a pipeline file or a directory of specs")])
     found, errors = [], []
-    group_dirs: set[Path] = set()
+    group_dirs: set[str] = set()
     for file in _yaml_files(path):
-        if any(parent in group_dirs for parent in file.parents):
+        if group_dirs and _inside(str(file), group_dirs):
             continue
-        if not _looks_like_spec(file):
+        if not _is_spec(file, cache):
             continue
         known = cache.groups(file) if cache is not None else None
         if known is not None:
-            group_dirs.update(file.parent / g for g in known)
+            group_dirs.update(str(file.parent / g) for g in known)
             found.append((file, None))
             continue
         try:
@@ -137,7 +199,7 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path,
         groups = _groups(document)
         if cache is not None:
             cache.put_groups(file, groups)
-        group_dirs.update(file.parent / g for g in groups)
+        group_dirs.update(str(file.parent / g) for g in groups)
         found.append((file, document))
     if errors:
         raise SpecErrors(errors)
@@ -148,10 +210,38 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path,
     return found
 
 
+def _inside(file: str, folders: set[str]) -> bool:
+    """Whether one of ``file``'s parent folders (as ``Path.parents`` spells them) is in ``folders``."""
+    parent = os.path.dirname(file) or "."
+    while parent not in folders:
+        up = (os.path.dirname(parent) or ".") if parent != "." else parent
+        if up == parent:
+            return False
+        parent = up
+    return True
+
+
 def _yaml_files(root: Path) -> list[Path]:
-    """Every *.yaml below ``root``, shallow files first, then sorted (so a pipeline precedes its groups)."""
-    files = [p for p in root.rglob("*.yaml") if not _SKIP_DIRS.intersection(p.relative_to(root).parts[:-1])]
-    return sorted(files, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+    """Every *.yaml file below ``root`` (symbolic links followed, as ``rglob``), shallow files first, then
+    sorted (so a pipeline precedes its groups); folders named in _SKIP_DIRS are not entered."""
+    depth = {str(root): 1}
+    files = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        level = depth[folder]
+        subfolders[:] = [d for d in subfolders if d not in _SKIP_DIRS]
+        depth.update((os.path.join(folder, d), level + 1) for d in subfolders)
+        files.extend((level, str(path), path) for path in (Path(folder, n) for n in names if n.endswith(".yaml")))
+    files.sort(key=lambda item: item[:2])
+    return [path for _, _, path in files]
+
+
+def _is_spec(file: Path, cache: ValidateCache | None) -> bool:
+    known = cache.is_spec(file) if cache is not None else None
+    if known is None:
+        known = _looks_like_spec(file)
+        if cache is not None:
+            cache.put_is_spec(file, known)
+    return known
 
 
 def _looks_like_spec(file: Path) -> bool:
@@ -162,6 +252,8 @@ def _looks_like_spec(file: Path) -> bool:
 
 
 def _groups(document: RawDocument) -> set[str]:
+    from loopc.compiler.frontend.defaults import parse_defaults
+
     entries, _ = parse_defaults(document, "")
     return {e.group.split("/")[0] for e in entries if e.group}
 

@@ -3,6 +3,7 @@ to a file composition read or looked for, or to loopc's code, is a miss."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -110,16 +111,20 @@ def test_errors_are_never_stored(project, cache):
 
 def test_validate_and_plan_take_the_cache_on_request(project, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOOPC_CACHE_DIR", str(tmp_path / "cli-cache"))
+
+    def stored(kind: str) -> int:
+        return len(list((tmp_path / "cli-cache").glob(f"validate-*/{kind}/**/*.json")))
+
     assert main(["validate", str(project)]) == 0
     assert not (tmp_path / "cli-cache").exists()
     assert main(["validate", str(project), "--cache"]) == 0
-    assert len(list((tmp_path / "cli-cache").rglob("*.json"))) == 2
+    assert (stored("specs"), stored("index")) == (1, 1)
     other = tmp_path / "other"
     shutil.copytree(project, other)
     assert main(["plan", str(other), "--base-dir", str(project)]) == 0
-    assert len(list((tmp_path / "cli-cache").rglob("*.json"))) == 2
+    assert (stored("specs"), stored("index")) == (1, 1)
     assert main(["plan", str(other), "--base-dir", str(project), "--cache"]) == 0
-    assert len(list((tmp_path / "cli-cache").rglob("*.json"))) == 3  # the head's specs; its groups entry is shared
+    assert (stored("specs"), stored("index")) == (2, 2)  # the head's specs and the index of its folder
     refuse_to_compose(monkeypatch)
     assert main(["validate", str(project), "--cache"]) == 0
     assert capsys.readouterr().out.endswith("1 spec valid\n")
@@ -133,3 +138,80 @@ def test_the_code_digest_covers_everything_validation_may_import():
     assert (compiler_units | runtime_units | {"spec", "api"}) <= covered
     root = Path(cache_module.__file__).resolve().parents[2]
     assert all((root / entry).exists() for entry in cache_module._CODE)
+
+
+def test_validate_project_counts_hits_without_building_specs(project, cache, monkeypatch):
+    overrides = ("model.optimizer.lr=0.01,0.1",)
+    assert api.validate_project(project, overrides, cache=cache) == len(load_project(project, overrides)) == 2
+    refuse_to_compose(monkeypatch)
+    monkeypatch.setattr(cache_module, "_from_json", lambda data: (_ for _ in ()).throw(AssertionError("built")))
+    assert api.validate_project(project, overrides, cache=cache) == 2
+
+
+def test_validate_project_reports_a_name_used_twice_as_load_project_does(project, cache):
+    shutil.copytree(project, project / "copy")
+    with pytest.raises(SpecErrors) as fresh:
+        load_project(project)
+    for _ in range(2):  # cold, then every file a hit
+        with pytest.raises(SpecErrors) as cached:
+            api.validate_project(project, cache=cache)
+        assert cached.value.errors == fresh.value.errors and fresh.value.errors[0].code == "LPC504"
+
+
+def test_unchanged_files_are_not_read_again(project, cache, monkeypatch):
+    monkeypatch.setattr(cache_module, "_RACY_NS", 0)  # trust records of files written just now
+    fresh = load_project(project)
+    load_project(project, cache=cache)
+    refuse_to_compose(monkeypatch)
+    monkeypatch.setattr(cache_module, "input_digest", lambda path: (_ for _ in ()).throw(AssertionError(path)))
+    monkeypatch.setattr(api, "_looks_like_spec", lambda file: (_ for _ in ()).throw(AssertionError(file)))
+    assert facts(load_project(project, cache=cache)) == facts(fresh)
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(project, cache, monkeypatch):
+    monkeypatch.setattr(cache_module, "_RACY_NS", 0)
+    load_project(project, cache=cache)
+    model = project / "model" / "logistic.yaml"
+    before = model.stat()
+    edit(model, "epochs: 30", "epochs: 31")
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (model.stat().st_size, model.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert load_project(project, cache=cache)[0].spec.model.training.epochs == 31  # the ctime moved
+
+
+def test_a_file_changed_within_two_seconds_of_its_record_is_hashed_again(project, cache, monkeypatch):
+    load_project(project, cache=cache)  # every file was written just now: no record is trusted
+    hashed = []
+    monkeypatch.setattr(cache_module, "input_digest", lambda path: hashed.append(path) or "x")
+    load_project(project, cache=cache)
+    assert str(project / "pipeline.yaml") in hashed
+
+
+def test_a_damaged_index_is_a_miss_not_an_error(project, cache):
+    fresh = load_project(project)
+    load_project(project, cache=cache)
+    (index,) = cache.folder.glob("index/*.json")
+    for damage in (b"", b"[1]", b'{"code": 1}', b'{"code": "x", "files": {}, "entries": {}}', b"\xff"):
+        index.write_bytes(damage)
+        assert facts(load_project(project, cache=cache)) == facts(fresh)
+        assert api.validate_project(project, cache=cache) == 1
+
+
+IMPORTS_AFTER_VALIDATE = """
+import sys
+from loopc.compiler.cli.main import main
+code = main(["validate", sys.argv[1], "--cache"])
+print(code, *sorted(m for m in ("pydantic", "yaml", "loopc.compiler.cli.plan", "rich") if m in sys.modules))
+"""
+
+
+def test_a_warm_validate_imports_neither_pydantic_nor_the_other_commands(project, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LOOPC_CACHE_DIR": str(tmp_path / "cli-cache")}
+    run = [sys.executable, "-c", IMPORTS_AFTER_VALIDATE, str(project)]
+    cold = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1].split()
+    warm = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1].split()
+    assert cold[0] == "0" and "pydantic" in cold and "loopc.compiler.cli.plan" not in cold
+    assert warm == ["0"]  # served by the index: no front end, no pydantic, no other command

@@ -38,22 +38,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv`` naming a command, only that command's module is imported (start-up time)."""
     parser = _Parser(prog="loopc", description="Compile ML operations loops from YAML specs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = next((arg for arg in argv or () if not arg.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
-        command = importlib.import_module(f"loopc.compiler.cli.{module}")
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        command.add_arguments(command_parser)
-        command_parser.set_defaults(handler=command.run)
+        if chosen not in COMMANDS or chosen == name:
+            command = importlib.import_module(f"loopc.compiler.cli.{module}")
+            command.add_arguments(command_parser)
+            command_parser.set_defaults(handler=command.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``loopc`` console script."""
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else argv
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
         if args.version:
             from loopc.compiler.targets.jinja import loopc_version

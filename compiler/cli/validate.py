@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from loopc.compiler.api import load_project
+from loopc.compiler.api import validate_project
 from loopc.compiler.errors import SpecError, SpecErrors, UsageError
 from loopc.compiler.spec.cache import ValidateCache, default_dir
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cache = ValidateCache(default_dir()) if args.cache else None
     for path in paths:
         try:
-            count += len(load_project(path, overrides, jobs=args.jobs or None, cache=cache))
+            count += validate_project(path, overrides, jobs=args.jobs or None, cache=cache)
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
     errors.sort()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
 from loopc.compiler.errors import SpecError, UsageError
@@ -28,6 +26,9 @@ def map_chunks(function: Callable[[list[Item]], Result], items: Sequence[Item], 
 
     Spawned (not forked) workers are safe even when the caller already runs threads (JAX, Airflow).
     """
+    import multiprocessing  # only large trees pay for importing the process pool
+    from concurrent.futures import ProcessPoolExecutor
+
     size = -(-len(items) // workers)
     chunks = [list(items[i:i + size]) for i in range(0, len(items), size)]
     context = multiprocessing.get_context("spawn")

@@ -89,6 +89,7 @@ def _runs(roots: dict[str, Path]) -> list[dict[str, Any]]:
         {"name": "churn_ok", "dag_id": "loopc_churn", "env": ok},
         {"name": "churn_bad", "dag_id": "loopc_churn", "env": bad, "no_retries": True},
         {"name": "churn_calm", "dag_id": "loopc_churn_monitor", "env": ok, "before": [_copy_into_incoming(roots["ok"])]},
+        {"name": "churn_score", "dag_id": "loopc_churn_score", "env": ok},
         {"name": "churn_drift", "dag_id": "loopc_churn_monitor", "env": ok,
          "before": [_python(["-c", "import shutil, sys; shutil.rmtree(sys.argv[1])", str(roots["ok"] / "data/incoming")]),
                     _generate(roots["ok"], "--drifted")]},
@@ -244,3 +245,31 @@ def test_drift_triggers_churn_retraining_and_calm_data_does_not(engine):
     assert drift["tasks"]["trigger.churn"] == "success"
     triggered = [r for r in drift["other_runs"] if r[0] == "loopc_churn" and "operator" in r[2].lower()]
     assert len(triggered) == 1
+
+
+def test_scoring_dag_writes_what_predict_and_the_bundle_give(engine, tmp_path):
+    import numpy as np
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from test_score_export import standalone_scores
+
+    from loopc.compiler.cli.main import main as loopc
+
+    run = _run(engine, "churn_score")
+    assert run["state"] == "success", run["tasks"]
+    root = engine["roots"]["ok"]
+    [folder] = list((root / "predictions").iterdir())  # scored before the drift run retrained
+    [batch] = list(folder.iterdir())
+    version = int(folder.name.split("=")[1])
+    written = ds.dataset(batch).to_table()
+    assert set(written.column("model_version").to_pylist()) == {version}
+    rows = sorted((root / "data" / "customers").glob("*.parquet"))[0]  # the calm run copied these to incoming
+    assert written.num_rows == pq.read_metadata(rows).num_rows
+    assert loopc(["predict", f"churn_classifier@{version}", str(rows), "-o", str(tmp_path / "cli"), "--root",
+                  str(root), "--keys", "customer_id", "--batch-id", "cli"]) == 0
+    cli = ds.dataset(tmp_path / "cli", partitioning="hive").to_table()
+    assert written.column("customer_id").to_pylist() == cli.column("customer_id").to_pylist()
+    np.testing.assert_allclose(written.column("score").to_numpy(), cli.column("score").to_numpy(), atol=1e-6, rtol=0)
+    assert loopc(["export", f"churn_classifier@{version}", str(tmp_path / "bundle"), "--root", str(root)]) == 0
+    bundle = standalone_scores(tmp_path / "bundle", rows, tmp_path)
+    np.testing.assert_allclose(written.column("score").to_numpy(), bundle, atol=1e-6, rtol=0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from loopc.runtime.monitor.drift import map_columns
 
 PROFILE_FORMAT = 1
 QUANTILES = 1001  # sketch resolution: the KS statistic is exact to within ~1/(QUANTILES-1)
@@ -16,6 +17,18 @@ PSI_BINS = 10
 MAX_CATEGORIES = 1000
 NUMERIC_TYPES = ("int", "float", "timestamp", "date")
 CATEGORICAL_TYPES = ("bool", "string", "category")
+
+
+def map_columns(fn: Callable[[Any], Any], items: Sequence[Any], threads: int | None = None) -> list[Any]:
+    """``[fn(item) for item in items]`` on a small thread pool (NumPy sorts release the GIL).
+
+    Kept here rather than imported from ``drift`` so profiling does not import SciPy (seconds of CPU).
+    """
+    workers = min(len(items), threads if threads is not None else min(4, os.cpu_count() or 1))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 class ProfileError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
 from loopc.runtime.features.transforms import feature_columns
 from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, read_json
-from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
+from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json, local_artifact
 
 TABLE, SNAPSHOT = "table.parquet", "snapshot.json"
 ASSIGNMENT, SPLIT_FILE, PROFILE_SKETCH = "assignment.npy", "split.json", "profile_sketch.json"
@@ -192,8 +193,7 @@ class _TrainColumns:
         return self.table.select(present)
 
     def _load(self, names: list[str]) -> None:
-        from loopc.runtime.monitor.drift import map_columns
-        from loopc.runtime.monitor.profile import column_sketch
+        from loopc.runtime.monitor.profile import column_sketch, map_columns
 
         rest = [c for c in self.plan[self.plan.index(names[-1]) + 1:] if c not in names] if names else []
         group = list(dict.fromkeys([*names, *rest[:max(self.group - len(names), 0)]]))
@@ -319,8 +319,9 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
         atomic_write_json(path, {"task": task, "label": label, "classes": classes})
     slices = [c for c in ctx.config["slice_columns"] if c in rows.names]
     _write_matrices(ctx, rows, assignment, fitted, classes, counts, slices)
-    with writing(ctx.out_dir / PROFILE_SKETCH) as path:
-        atomic_write_json(path, {"rows": counts["train"], "columns": profile})
+    with writing(ctx.out_dir / PROFILE_SKETCH) as path:  # compact: the C encoder, not indent's Python one
+        atomic_write_bytes(path, json.dumps({"rows": counts["train"], "columns": profile}, sort_keys=True,
+                                            separators=(",", ":")).encode("utf-8"))
     return {"model": ctx.config["model_name"], "features": fitted.dim, "split_artifact": split_record["artifact"],
             "rows": counts, "classes": classes}
 

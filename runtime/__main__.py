@@ -45,7 +45,7 @@ def run_step_command(args: argparse.Namespace) -> int:
     from loopc.runtime.execution import runs
     from loopc.runtime.execution.cleanup import remove_stale_staging
     from loopc.runtime.execution.ownership import claim_state
-    from loopc.runtime.execution.runner import run_step, summary
+    from loopc.runtime.execution.runner import run_step, run_worker, summary, worker_rank
     from loopc.runtime.execution.step import load_step
 
     doc = load_step(args.step_file)
@@ -53,6 +53,10 @@ def run_step_command(args: argparse.Namespace) -> int:
     root = Path(_root(args.root)).resolve()
     claim_state(runs.state_path(root, doc.state_dir), root)
     remove_stale_staging(runs.state_path(root, doc.state_dir))
+    if worker_rank(os.environ) > 0:  # another process of a multi-process step; rank 0 records it
+        record = run_worker(doc, root, run_id)
+        print(json.dumps(summary(record), sort_keys=True))
+        return EXIT_OK
     record = run_step(doc, root, run_id, echo=True)
     if record["status"] == "failed":
         print(f"error: step {doc.id} failed: {record.get('message', '')}", file=sys.stderr)

@@ -29,6 +29,7 @@ class StepResources:
     memory_mb: int = 2048
     time_s: int = 3600
     nodes: int = 1
+    tasks_per_node: int = 1
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -39,8 +40,14 @@ class StepResources:
     priority: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Field name -> value (what ``dataclasses.asdict`` gives, without its deep copies)."""
-        return {name: getattr(self, name) for name in _RESOURCE_FIELDS}
+        """Field name -> value (what ``dataclasses.asdict`` gives, without its deep copies).
+
+        ``tasks_per_node`` appears only when it is not 1, so documents of one-task steps are unchanged.
+        """
+        values = {name: getattr(self, name) for name in _RESOURCE_FIELDS}
+        if values["tasks_per_node"] == 1:
+            del values["tasks_per_node"]
+        return values
 
 
 _RESOURCE_FIELDS = tuple(f.name for f in fields(StepResources))
@@ -199,6 +206,8 @@ def step_resources(*layers: Resources) -> StepResources:
         for name, value in layer.model_dump(exclude_none=True).items():
             key, convert = _RESOURCE_UNITS.get(name, (name, lambda v: v))
             values[key] = convert(value)
+        if getattr(layer, "tasks_per_node", None) is not None:  # excluded from dumps (and the spec hash)
+            values["tasks_per_node"] = layer.tasks_per_node
     return replace(StepResources(), **values)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -230,6 +231,54 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
             handler.close()
     runs.write_record(state, run_id, record)
     return record
+
+
+def worker_rank(environ: dict[str, str]) -> int:
+    """This process's rank in a multi-process step (``LOOPC_PROCESS_ID``, else Slurm's ``SLURM_PROCID``)."""
+    for name in ("LOOPC_PROCESS_ID", "SLURM_PROCID"):
+        value = environ.get(name, "")
+        if value.isdigit() and (name == "LOOPC_PROCESS_ID" or environ.get("SLURM_NTASKS", "1") != "1"):
+            return int(value)
+    return 0
+
+
+def run_worker(doc: StepDoc, root: str | Path, run_id: str) -> dict[str, Any]:
+    """Rank > 0 of a multi-process step: its share of the computation only (no lock, record or artifact).
+
+    Rank 0 runs :func:`run_step` and writes everything; this process computes the same cache key (so
+    the same scratch folder and checkpoint) and returns once the step function has. When rank 0 will
+    not run the function (finished in this run, cached, skipped), neither does this one.
+    """
+    from loopc.runtime.execution.dispatch import INPUT_SNAPSHOTS, step_function
+    from loopc.runtime.store.artifacts import open_store, store_url
+
+    root = Path(root).resolve()
+    apply_compiled_locations(doc)
+    state = runs.state_path(root, doc.state_dir)
+    done = {"step": doc.id, "kind": doc.kind, "status": "worker", "key": None, "outputs": {}}
+    previous = runs.read_record(state, run_id, doc.id)
+    upstream = load_upstream(doc, state, run_id)
+    if (previous and previous.get("status") in runs.FINISHED) or skip_reason(upstream):
+        return done
+    inputs = INPUT_SNAPSHOTS[doc.kind](doc, root) if doc.kind in INPUT_SNAPSHOTS else None
+    key = cache_key(doc, upstream, "" if inputs is None else inputs.digest, run_id)
+    store = open_store(store_url(state), cache_dir=state / "cache")
+    if is_cacheable(doc) and store.exists(key):
+        return {**done, "key": key}
+    logger = logging.getLogger(f"loopc.step.{doc.id}.worker")
+    if not logger.handlers:  # its lines go to the job's log (stderr); rank 0 keeps the step log
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    with tempfile.TemporaryDirectory(prefix="loopc-worker-") as out_dir:
+        ctx = StepContext(doc, root, state, run_id, key, Path(out_dir), upstream, logger, inputs=inputs, store=store)
+        try:
+            step_function(doc.kind)(ctx)
+        finally:
+            ctx.close()
+    return {**done, "key": key}
 
 
 def _execute(doc: StepDoc, root: Path, state: Path, run_id: str, logger: logging.Logger, started: float):

@@ -31,7 +31,16 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def run_train(ctx: StepContext) -> dict[str, Any]:
-    """Train with checkpoints in a per-key scratch folder, so a killed run resumes where it stopped."""
+    """Train with checkpoints in a per-key scratch folder, so a killed run resumes where it stopped.
+
+    In a multi-process job (several Slurm tasks) every process trains on its rows; only process 0
+    writes the model, the others return after training.
+    """
+    from loopc.runtime.train.distributed import maybe_initialize_distributed, row_range
+
+    maybe_initialize_distributed()
+    import jax
+
     from loopc.runtime.evaluate.evaluation import evaluate_predictions
     from loopc.runtime.train.trainer import (
         TrainError,
@@ -46,14 +55,23 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     classes = read_json(features_dir / "labels.json")["classes"]
     num_classes = len(classes) if classes is not None else None
     (x_train, y_train), (x_valid, y_valid) = _matrices(features_dir, "train"), _matrices(features_dir, "valid")
+    if jax.process_count() > 1:
+        ctx.log.info("JAX process %d of %d: training rows [%d, %d) of %d", jax.process_index(), jax.process_count(),
+                     *row_range(len(y_train), jax.process_index(), jax.process_count()), len(y_train))
     try:
         result = train_model(x_train, y_train, x_valid, y_valid, task=model["task"], num_classes=num_classes,
                              architecture=model["architecture"], optimizer=model["optimizer"],
                              schedule=model["schedule"], training=model["training"], precision=model["precision"],
                              checkpoint_dir=ctx.scratch_dir("checkpoint"))
-        valid_pred = predict(result.params, model["architecture"], model["task"], x_valid) if len(y_valid) else None
+        first = jax.process_index() == 0
+        valid_pred = predict(result.params, model["architecture"], model["task"], x_valid) if first and len(y_valid) \
+            else None
     except TrainError as exc:
         raise StepFailed(f"training model '{model['name']}': {exc}") from None
+    if jax.process_index() != 0:
+        ctx.log.info("process %d of %d: trained; process 0 writes the model", jax.process_index(),
+                     jax.process_count())
+        return {}
     save_params(ctx.out_dir / "params.npz", result.params)
     _write_profile(ctx.out_dir, features_dir, predict(result.params, model["architecture"], model["task"], x_train))
     atomic_write_json(ctx.out_dir / "model.json", model)

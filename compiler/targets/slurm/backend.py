@@ -127,7 +127,8 @@ def job_view(plan: Plan, job: Job, options: EmitOptions) -> dict:
     """Everything step.sbatch.j2 needs for one job, decided here so the template only substitutes."""
     first = job.steps[0]
     res = first.resources
-    distributed = first.kind in TRAINING_KINDS and (res.gpus > 1 or res.nodes > 1)
+    tasks = res.tasks_per_node if first.kind in TRAINING_KINDS else 1
+    distributed = first.kind in TRAINING_KINDS and (res.gpus > 1 or res.nodes > 1 or tasks > 1)
     size = len(job.steps) - 1
     descriptions = [line for step in job.steps for line in comment_lines(step.description)]
     return {
@@ -137,6 +138,7 @@ def job_view(plan: Plan, job: Job, options: EmitOptions) -> dict:
                  (f"0-{size}" if job.is_array else None),
         "log": "logs/%x-%A_%a.log" if job.is_array else "logs/%x-%j.log",
         "time": slurm_time(res.time_s), "cpus": res.cpus, "memory_mb": res.memory_mb, "nodes": res.nodes,
+        "tasks_per_node": tasks,
         "gpus": res.gpus, "partition": res.partition, "account": res.account, "qos": res.qos,
         "training": first.kind in TRAINING_KINDS, "warning_s": PREEMPT_WARNING_S,
         "launch": "srun --kill-on-bad-exit=1 " if distributed else "",

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "on a worker: store writable, registry reachable and migrated, versions as compiled"),
     "predict": ("predict", "score Parquet rows with a registered model (champion, alias or version)"),
     "export": ("export", "write a model bundle a service loads with JAX alone"),
+    "drift": ("drift", "compare two Parquet datasets (or a reference profile) with the drift engine"),
     "inventory": ("inventory", "every model in a spec tree: owner, risk class, data, status"),
     "status": ("status", "state of a pipeline submitted to Slurm"),
     "cancel": ("cancel", "cancel a pipeline submitted to Slurm"),

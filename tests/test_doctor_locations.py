@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from loopc.compiler.cli.main import main
 from loopc.compiler.cli.toolchain import mismatches, toolchain
-from loopc.runtime.execution.locations import apply_compiled_locations
+from loopc.runtime.execution.locations import compiled_locations
 from loopc.runtime.execution.step import load_step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,10 +34,21 @@ def _cli(capsys, *args: str) -> tuple[int, list[str]]:
     ("registry", "mysql://db/x", "needs one of the schemes postgresql://"),
     ("store", "s3://b/$(reboot)", "is not a plain URL"),
 ])
-def test_spec_locations_refuse_secrets_and_unknown_schemes(field, value, message, capsys):
-    code, lines = _cli(capsys, "validate", str(CHURN), f"+pipeline.{field}={value}")
-    assert code == 1 and f"LPC107 pipeline.{field}: " in lines[0] and message in lines[0], lines
-    assert "hunter2" not in lines[0] or "password" not in message
+def test_spec_locations_refuse_secrets_and_unknown_schemes(field, value, message, tmp_path, capsys):
+    spec = _churn_with(tmp_path, **{field: value})
+    code, lines = _cli(capsys, "validate", str(spec))
+    assert code == 1 and f"{spec}:" in lines[0] and f"LPC107 pipeline.{field}: " in lines[0], lines
+    assert message in lines[0]
+
+
+def _churn_with(folder: Path, **pipeline: str) -> Path:
+    """A copy of the churn example whose pipeline section also holds ``pipeline``."""
+    shutil.copytree(CHURN, folder / "churn", ignore=shutil.ignore_patterns("data", ".loopc", "__pycache__"))
+    spec = folder / "churn" / "pipeline.yaml"
+    tree = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    tree["pipeline"].update(pipeline)
+    spec.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    return spec
 
 
 @pytest.mark.parametrize("target", ["local", "airflow", "slurm"])
@@ -54,10 +66,10 @@ def test_every_emitted_step_of_every_target_carries_the_locations(target, tmp_pa
 
 def test_spec_fields_reach_the_steps_and_flags_override_them(tmp_path, capsys):
     out = tmp_path / "o"
-    assert _cli(capsys, "compile", str(CHURN), "+pipeline.store=gs://spec/p", f"+pipeline.registry={REGISTRY}",
-                "-o", str(out))[0] == 0
+    spec = _churn_with(tmp_path, store="gs://spec/p", registry=REGISTRY)
+    assert _cli(capsys, "compile", str(spec), "-o", str(out))[0] == 0
     assert load_step(next(out.glob("churn/steps/*.json"))).store == "gs://spec/p"
-    assert _cli(capsys, "compile", str(CHURN), "+pipeline.store=gs://spec/p", "-o", str(out), "--store", STORE)[0] == 0
+    assert _cli(capsys, "compile", str(spec), "-o", str(out), "--store", STORE)[0] == 0
     assert load_step(next(out.glob("churn/steps/*.json"))).store == STORE
     code, lines = _cli(capsys, "compile", str(CHURN), "-o", str(out), "--registry", "postgresql://u:pw@db/x")
     assert code == 2 and "--registry: a spec names places, not secrets" in lines[-1]
@@ -72,10 +84,15 @@ def test_without_locations_step_documents_are_unchanged(tmp_path, capsys):
 def test_the_environment_overrides_the_compiled_locations(tmp_path, capsys, monkeypatch):
     assert _cli(capsys, "compile", str(CHURN), "-o", str(tmp_path), "--store", STORE, "--registry", REGISTRY)[0] == 0
     doc = load_step(next(tmp_path.glob("churn/steps/*.json")))
-    monkeypatch.delenv("LOOPC_STORE", raising=False)
+    monkeypatch.setenv("LOOPC_STORE", "")  # unset (and restored by monkeypatch)
     monkeypatch.setenv("LOOPC_REGISTRY", "sqlite:///elsewhere.db")
-    apply_compiled_locations(doc)
-    assert os.environ["LOOPC_STORE"] == STORE and os.environ["LOOPC_REGISTRY"] == "sqlite:///elsewhere.db"
+    with compiled_locations(doc):
+        assert os.environ["LOOPC_STORE"] == STORE and os.environ["LOOPC_REGISTRY"] == "sqlite:///elsewhere.db"
+    assert os.environ["LOOPC_STORE"] == "" and os.environ["LOOPC_REGISTRY"] == "sqlite:///elsewhere.db"
+    monkeypatch.delenv("LOOPC_STORE")
+    with compiled_locations(doc):
+        assert os.environ["LOOPC_STORE"] == STORE
+    assert "LOOPC_STORE" not in os.environ
 
 
 def test_toolchain_mismatches_name_each_version():

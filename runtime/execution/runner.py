@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from loopc.runtime.execution import runs
-from loopc.runtime.execution.locations import apply_compiled_locations
+from loopc.runtime.execution.locations import apply_compiled_locations, compiled_locations
 from loopc.runtime.execution.locks import exclusive
 from loopc.runtime.execution.ownership import claim_state
 from loopc.runtime.execution.step import StepDoc, StepError
@@ -204,8 +204,11 @@ def run_step(doc: StepDoc, root: str | Path, run_id: str, echo: bool = False) ->
     "cached"; a step whose upstream was skipped or stopped is "skipped"; a step that raises is
     "failed" (the record says why; StepFailed messages are user-facing, other errors are bugs).
     """
-    root = Path(root).resolve()
-    apply_compiled_locations(doc)
+    with compiled_locations(doc):
+        return _run_step(doc, Path(root).resolve(), run_id, echo)
+
+
+def _run_step(doc: StepDoc, root: Path, run_id: str, echo: bool) -> dict[str, Any]:
     state = runs.state_path(root, doc.state_dir)
     claim_state(state, root)
     previous = runs.read_record(state, run_id, doc.id)

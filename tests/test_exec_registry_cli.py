@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def test_show_prints_one_version(root, capsys):
     assert main(["registry", "show", MODEL, "2", "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert '"version": 2' in out and "model2" in out
+
+
+def test_show_prints_only_json_on_stdout_and_the_card_path_on_stderr(root, capsys):
+    (root / ".loopc" / "cards").mkdir(parents=True)
+    (root / ".loopc" / "cards" / f"{MODEL}-v2.md").write_text("# card\n")
+    assert main(["registry", "show", MODEL, "2", "--root", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["version"] == 2
+    assert f"{MODEL}-v2.md" in captured.err
 
 
 def test_promote_by_hand_is_audited_and_rollback_moves_back(root, capsys):

@@ -67,3 +67,12 @@ def test_mismatched_rows_are_an_error():
         compare_shadow("regression", np.zeros(3), np.zeros(4), None, SHADOW)
     with pytest.raises(ShadowError, match="unknown task"):
         compare_shadow("ranking", np.zeros(3), np.zeros(3), None, SHADOW)
+
+
+def test_regression_tolerance_comes_from_the_spec():
+    champ, chall = np.full(200, 100.0), np.full(200, 115.0)  # 15 apart: 13% of the larger magnitude
+    assert compare_shadow("regression", champ, chall, None, SHADOW).agreement == 0.0  # default 10%
+    loose = compare_shadow("regression", champ, chall, None, {**SHADOW, "regression_tolerance": 0.2})
+    assert loose.agreement == 1.0 and loose.passed
+    strict = compare_shadow("regression", champ, np.full(200, 101.0), None, {**SHADOW, "regression_tolerance": 0.005})
+    assert strict.agreement == 0.0

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,10 @@ def _list(registry, args: argparse.Namespace, console) -> int:
 
 def _show(registry, args: argparse.Namespace, console) -> int:
     version = registry.version(args.model, args.number)
-    console.print_json(json.dumps(version.to_dict(), sort_keys=True, default=str))
+    print(json.dumps(version.to_dict(), indent=2, sort_keys=True, default=str))  # stdout: only the JSON
     card = state_dir(args) / "cards" / f"{args.model}-v{args.number}.md"
     if card.is_file():
-        console.print(f"model card: {card}", highlight=False)
+        print(f"model card: {card}", file=sys.stderr)
     return 0
 
 

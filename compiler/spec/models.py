@@ -460,6 +460,8 @@ class Shadow(Strict):
     min_rows: int = Field(100, ge=1)
     min_agreement: float = Field(0.9, ge=0, le=1)
     max_metric_drop: dict[str, float] = {}
+    regression_tolerance: float = Field(0.1, ge=0, description="regression: two predictions agree within this "
+                                                              "fraction of the larger magnitude")
 
 
 class Deploy(Strict):

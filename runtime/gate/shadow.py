@@ -83,7 +83,7 @@ def compare_shadow(
     ``max_metric_drop`` holds (a metric undefined on these rows fails its drop check).
 
     Agreement per row: binary = the same label at threshold 0.5; multiclass = the same argmax;
-    regression = within ``rtol`` (10%) of the larger magnitude, or within ``atol`` (for values
+    regression = within ``shadow["regression_tolerance"]`` (else ``rtol``, 10%) of the larger magnitude, or within ``atol`` (for values
     near zero). With labels, each model's metrics come from ``evaluate_predictions`` and every
     ``max_metric_drop`` must hold; without labels those drops cannot be measured and are
     reported as not checked (they do not fail the shadow).
@@ -93,6 +93,7 @@ def compare_shadow(
     if champion.shape != challenger.shape:
         raise ShadowError(f"champion scored {champion.shape} but challenger {challenger.shape}: use the same rows")
     rows = int(len(champion))
+    rtol = float(shadow.get("regression_tolerance", rtol))  # the spec's deploy.shadow.regression_tolerance
     agreement = float(np.mean(agreement_mask(task, champion, challenger, rtol=rtol, atol=atol))) if rows else 0.0
     champ_metrics, chall_metrics, drops = {}, {}, {}
     if y_true is not None:

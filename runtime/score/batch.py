@@ -86,7 +86,8 @@ def prediction_table(model: bundle_score.Model, batch: pa.RecordBatch, job: Scor
     if "model_version" in job.write:
         columns["model_version"] = pa.array(np.full(batch.num_rows, -1 if version is None else version, np.int64))
     if "timestamp" in job.write:
-        columns["scored_at"] = pa.array([scored_at] * batch.num_rows, pa.timestamp("us", tz="UTC"))
+        micros = int(scored_at.timestamp() * 1_000_000)
+        columns["scored_at"] = pa.array(np.full(batch.num_rows, micros, np.int64)).cast(pa.timestamp("us", tz="UTC"))
     return pa.table(columns)
 
 

@@ -76,9 +76,15 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
     if decision.status == "rejected":
         ctx.registry.record_event("gate_rejected", name, None, _actor(ctx), decision.summary,
                                   {"run_id": ctx.run_id, "artifact": artifact}, event_key=_once(ctx))
-        outputs["stop"] = "the gate rejected the candidate"
+        outputs["stop"] = rejection(decision)
     ctx.log.info("gate: %s", decision.summary)
     return outputs
+
+
+def rejection(decision) -> str:
+    """Why the gate stopped the run, naming each failed rule (the run summary shows it)."""
+    failed = "; ".join(f"{check.rule}: {check.detail}" for check in decision.failures)
+    return f"the gate rejected the candidate ({failed})" if failed else "the gate rejected the candidate"
 
 
 def _lineage(ctx: StepContext, model: dict[str, Any]) -> dict[str, Any]:

@@ -7,13 +7,25 @@ Same model (64 -> hidden -> 1 MLP, ReLU, binary cross-entropy), AdamW, same batc
 time is excluded from rows/s and reported separately. loopc also evaluates a validation set of
 ``--valid-rows`` rows after every epoch (its early-stopping signal); the hand-written loops do not.
 Prints a table and one JSON line.
+
+    python benchmarks/train_throughput.py --processes 2         # loopc alone, 1 then 2 JAX processes
+
+``--processes N`` measures loopc's train_model only: the data is written as .npy files, then run by one
+process and by N processes (localhost coordinator, gloo on the CPU), each memory-mapping its row range.
+``--steps-per-call K`` trains with a checkpoint folder: epochs in pieces of K steps (preemptible).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -144,6 +156,61 @@ def loopc(x, y, xv, yv, args) -> dict:
             "epoch_seconds": [round(h["seconds"], 5) for h in result.history]}
 
 
+def loopc_worker(folder: Path, args) -> None:
+    """One process of ``--processes``: join the job, memory-map the matrix, train, print rows/s (process 0)."""
+    from loopc.runtime.train.distributed import maybe_initialize_distributed
+
+    maybe_initialize_distributed()
+    x, y = np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
+    xv, yv = np.load(folder / "xv.npy"), np.load(folder / "yv.npy")
+    with tempfile.TemporaryDirectory() as checkpoints:
+        result = train_model(
+            x, y, xv, yv, task="binary_classification", num_classes=None,
+            architecture={"kind": "mlp", "hidden": args.hidden, "activation": "relu", "dropout": 0.0},
+            optimizer={"name": "adamw", "lr": 1e-3, "params": {}}, schedule={"kind": "constant"},
+            training={"epochs": args.epochs, "batch_size": args.batch, "seed": 0, "early_stopping": None},
+            precision=args.dtype, checkpoint_dir=checkpoints if args.steps_per_call else None,
+            steps_per_call=args.steps_per_call or 64,
+        )
+    if jax.process_index() == 0:
+        print(json.dumps({"processes": jax.process_count(), "rows_per_s": result.rows_per_second,
+                          "final_val_loss": result.history[-1]["val_loss"],
+                          "epoch_seconds": [round(h["seconds"], 4) for h in result.history]}))
+
+
+def launch(folder: Path, processes: int, argv: list[str]) -> dict:
+    """Run ``processes`` workers (a localhost coordinator when more than one); process 0's JSON line."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LOOPC_"))}
+    workers = []
+    for index in range(processes):
+        extra = {"LOOPC_COORDINATOR": f"localhost:{port}", "LOOPC_NUM_PROCESSES": str(processes),
+                 "LOOPC_PROCESS_ID": str(index)} if processes > 1 else {}
+        workers.append(subprocess.Popen([sys.executable, __file__, *argv, "--worker", str(folder)],
+                                        env={**env, **extra}, stdout=subprocess.PIPE, text=True))
+    outputs = [worker.communicate()[0] for worker in workers]
+    if any(worker.returncode for worker in workers):
+        raise SystemExit(f"a worker failed: exit codes {[w.returncode for w in workers]}")
+    return json.loads(outputs[0].strip().splitlines()[-1])
+
+
+def multi_process(args, argv: list[str]) -> None:
+    """Rows/s of train_model with 1 and with ``args.processes`` processes on the same .npy data."""
+    x, y = make_data(args.rows + args.valid_rows)
+    with tempfile.TemporaryDirectory() as folder:
+        for name, value in {"x": x[: args.rows], "y": y[: args.rows], "xv": x[args.rows:],
+                            "yv": y[args.rows:]}.items():
+            np.save(Path(folder) / f"{name}.npy", value)
+        results = {str(n): launch(Path(folder), n, argv) for n in sorted({1, args.processes})}
+    print(f"{'processes':<10} {'rows/s':>14} {'final val loss':>15}")
+    for n, r in results.items():
+        print(f"{n:<10} {r['rows_per_s']:>14,.0f} {r['final_val_loss']:>15.6f}")
+    print(json.dumps({"rows": args.rows, "batch": args.batch, "hidden": args.hidden, "epochs": args.epochs,
+                      "steps_per_call": args.steps_per_call, "results": results}, sort_keys=True))
+
+
 def parse_args() -> argparse.Namespace:
     """Command-line options (CPU-sized defaults)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -154,6 +221,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hidden", default="256,256", help="comma-separated hidden widths")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--valid-rows", type=int, default=None, help="default: 1%% of --rows")
+    parser.add_argument("--processes", type=int, default=None, help="loopc alone with 1 and N JAX processes")
+    parser.add_argument("--steps-per-call", type=int, default=None, help="train in pieces (checkpoint folder)")
+    parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.hidden = [int(w) for w in args.hidden.split(",") if w]
     args.valid_rows = args.valid_rows if args.valid_rows is not None else max(args.rows // 100, 1)
@@ -163,6 +233,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     """Run the three loops and print the table and the JSON line."""
     args = parse_args()
+    if args.worker is not None:
+        return loopc_worker(args.worker, args)
+    if args.processes is not None:
+        return multi_process(args, [a for a in sys.argv[1:]])
     print(f"devices: {jax.devices()}  jax {jax.__version__}  optax {optax.__version__}")
     x, y = make_data(args.rows + args.valid_rows)
     x, y, xv, yv = x[: args.rows], y[: args.rows], x[args.rows:], y[args.rows:]

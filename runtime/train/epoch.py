@@ -160,6 +160,37 @@ def make_order(plan: EpochPlan):
     return jax.jit(partial(_epoch_order, plan=plan))
 
 
+@dataclass(frozen=True)
+class Pieces:
+    """The jitted scan, with executables compiled ahead of time for the piece lengths an epoch uses."""
+
+    run: object
+    compiled: dict
+
+    def __call__(self, *args):
+        return self.compiled.get(len(args[-2]), self.run)(*args)
+
+
+def compile_pieces(run, order_fn, state: tuple, data: tuple, plan: EpochPlan, per_call: int, host: bool,
+                   mesh) -> Pieces:
+    """Compile ``run`` for pieces of ``per_call`` batches and the epoch's last, shorter piece.
+
+    Pieces start at multiples of ``per_call`` (training stops only between them), so these are
+    the only lengths an epoch, resumed or not, runs.
+    """
+    key = jax.eval_shape(order_fn, jax.random.PRNGKey(0), np.int32(0))[3]
+    compiled = {}
+    for length in sorted({min(per_call, plan.batches), plan.batches % per_call} - {0}):
+        rows = length * plan.batch
+        if host:
+            sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
+            data = tuple(jax.ShapeDtypeStruct((rows, *a.shape[1:]), a.dtype, sharding=sharding) for a in data)
+        pieces = (np.zeros((length, plan.batch), np.int32), np.zeros((length, plan.batch), np.float32),
+                  np.zeros(length, np.float32), np.zeros(length, np.int32), key)
+        compiled[length] = run.lower(*state, *data, *pieces).compile()
+    return Pieces(run, compiled)
+
+
 def run_batches(run, state: tuple, data: tuple, order: tuple, start: int, stop: int, *, host: bool, mesh):
     """Scan batches ``[start, stop)``; ``order`` is numpy ``(order, mask, counts, dropout_key)``.
 

@@ -25,6 +25,7 @@ from loopc.runtime.train import distributed as dist
 from loopc.runtime.train.checkpoint import load_params, save_params
 from loopc.runtime.train.epoch import (
     EpochPlan,
+    compile_pieces,
     data_mesh,
     make_epoch,
     make_epoch_steps,
@@ -463,12 +464,14 @@ def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> 
     resident = job.budget is None or row_bytes * job.plan.rows <= job.budget
     common = {"rows": job.plan.rows, "mesh": job.mesh, "dtype": job.dtype}
     if per_call is not None:
-        order_fn, run = make_epoch_steps(job.task, job.architecture, job.dtype, job.tx, job.plan, job.mesh, weighted)
         _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
                                        job.mesh, progress, None, valid_data, weighted)
         data = (_device_data(*train, job.dtype, job.mesh) if resident
                 else (train[0].astype(job.dtype, copy=False), train[1], train[2]))
         chunk = per_call if resident else min(per_call, max(1, job.budget // 4 // (row_bytes * job.plan.batch)))
+        started = time.perf_counter()
+        order_fn, run = _pieces(job, progress, data, weighted, max(1, int(chunk)), not resident)
+        seconds += time.perf_counter() - started
         return _Setup(run, eval_fn, data, valid_data, scaling[1] ** 2, seconds, not resident, mode="pieces",
                       order_fn=order_fn, per_call=max(1, int(chunk)), **common)
     if resident:
@@ -483,6 +486,22 @@ def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> 
                                    job.mesh, progress, None, valid_data, weighted)
     host_data = (train[0].astype(job.dtype, copy=False), train[1], train[2])
     return _Setup(epoch_fn, eval_fn, host_data, valid_data, scaling[1] ** 2, seconds, True, **common)
+
+
+def _pieces(job: _Job, progress: _Progress, data: tuple, weighted: bool, per_call: int, host: bool) -> tuple:
+    """``(order_fn, Pieces)`` compiled ahead of time, kept per settings and shapes like :func:`_compile`."""
+    cache_key = json.dumps(["pieces", job.task, job.architecture, str(jnp.dtype(job.dtype)), job.tx_key,
+                            job.plan.__dict__, weighted, None if job.mesh is None else job.mesh.size, per_call, host,
+                            _avals(progress.params), _avals(data)], sort_keys=True, default=str)
+    if cache_key not in _COMPILED:
+        order_fn, run = make_epoch_steps(job.task, job.architecture, job.dtype, job.tx, job.plan, job.mesh, weighted)
+        state = (progress.params, progress.opt_state, jnp.float32(0.0))
+        _COMPILED[cache_key] = (order_fn, compile_pieces(run, order_fn, state, data, job.plan, per_call, host,
+                                                         job.mesh))
+        while len(_COMPILED) > _COMPILED_KEEP:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(cache_key)
+    return _COMPILED[cache_key]
 
 
 def _global_setup(job: _Job, progress: _Progress, train, valid, scaling, shard: tuple[int, int]) -> _Setup:

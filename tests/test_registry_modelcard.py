@@ -59,3 +59,14 @@ def test_card_is_deterministic(tmp_path):
     strip = [line for line in first.splitlines() if not line.startswith("- Registered:")]
     assert strip == [line for line in second.splitlines() if not line.startswith("- Registered:")]
     assert first.endswith("\n") and "\r" not in first
+
+
+def test_card_shows_epochs_trained_beside_configured(tmp_path):
+    version_card = _card(tmp_path)
+    assert "| epochs configured / batch size | 30 / 256 |" in version_card
+    decision = decide_gate(GATE, task="binary_classification", candidate=EVALUATION, champion=None).to_dict()
+    with open_registry(tmp_path / "r.db") as reg:
+        version = reg.version("churn_classifier", 1)
+    card = render_model_card(version, pipeline=PIPELINE, model=MODEL, gate=decision, fairness=None, data={},
+                             trained={"epochs": 7, "best_epoch": 4})
+    assert "| epochs trained (best) / configured / batch size | 7 (4) / 30 / 256 |" in card

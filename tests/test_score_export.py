@@ -82,6 +82,13 @@ def test_transform_follows_model_features_order_not_alphabetical(trained):
     assert order != sorted(order)
 
 
+def test_model_card_shows_the_epochs_trained(trained):
+    version = champion(trained)
+    history = json.loads((trained / ".loopc" / version.artifact / "history.json").read_text())
+    card = (trained / ".loopc" / "cards" / f"{MODEL}-v{version.version}.md").read_text()
+    assert f"| epochs trained (best) / configured / batch size | {len(history['history'])} ({history['best_epoch']}) / 12 /" in card
+
+
 def test_export_predict_and_in_loop_agree(trained, tmp_path):
     version = champion(trained)
     source = sorted((trained / "data" / "customers").glob("*.parquet"))

@@ -48,7 +48,7 @@ def _header(version: ModelVersion, pipeline: dict) -> list[str]:
     ] + (["", pipeline["description"]] if pipeline.get("description") else [])
 
 
-def _model_section(model: dict) -> list[str]:
+def _model_section(model: dict, trained: dict | None = None) -> list[str]:
     arch = model.get("architecture", {})
     shape = f"{arch.get('kind', 'linear')}" + (f" {arch['hidden']}" if arch.get("hidden") else "")
     training, optimizer = model.get("training", {}), model.get("optimizer", {})
@@ -58,10 +58,19 @@ def _model_section(model: dict) -> list[str]:
         ["features", ", ".join(model.get("features", []))],
         ["architecture", shape],
         ["optimizer", f"{optimizer.get('name', '—')} (lr {_cell(optimizer.get('lr'))})"],
-        ["epochs / batch size", f"{training.get('epochs', '—')} / {training.get('batch_size', '—')}"],
+        _epochs_row(training, trained),
         ["precision", model.get("precision", "float32")],
     ]
     return ["", "## Model", "", *_table(["field", "value"], rows)]
+
+
+def _epochs_row(training: dict, trained: dict | None) -> list[str]:
+    """Epochs trained (best) against epochs configured, when the training history is known."""
+    configured, batch = training.get("epochs", "—"), training.get("batch_size", "—")
+    if not trained:
+        return ["epochs configured / batch size", f"{configured} / {batch}"]
+    return ["epochs trained (best) / configured / batch size",
+            f"{trained['epochs']} ({trained.get('best_epoch', '—')}) / {configured} / {batch}"]
 
 
 def _data_section(version: ModelVersion, data: dict) -> list[str]:
@@ -123,15 +132,17 @@ def render_model_card(
     fairness: dict[str, Any] | None,
     data: dict[str, Any],
     slices: dict[str, Any] | None = None,
+    trained: dict[str, Any] | None = None,
 ) -> str:
     """Markdown model card; the same inputs always give the same bytes.
 
     ``pipeline`` and ``model`` are the spec's Pipeline and Model dicts; ``gate`` a
     GateDecision dict; ``fairness`` {column: {metric: gap}}; ``data`` {dataset: {"fingerprint",
-    "rows", "splits": {split: rows}}}; ``slices`` {column: {value: {"rows", metric...}}}.
+    "rows", "splits": {split: rows}}}; ``slices`` {column: {value: {"rows", metric...}}}; ``trained``
+    {"epochs", "best_epoch"} from the training history (the card shows epochs trained, not only configured).
     Metrics come from ``version.metrics`` (flat, or an evaluation result with "metrics").
     """
-    lines = _header(version, pipeline) + _model_section(model) + _data_section(version, data)
+    lines = _header(version, pipeline) + _model_section(model, trained) + _data_section(version, data)
     lines += _metrics_section(version.metrics, slices) + _fairness_section(fairness)
     lines += _gate_section(gate) + _lineage_section(version)
     return "\n".join(lines) + "\n"

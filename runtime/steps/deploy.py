@@ -118,9 +118,24 @@ def _model_card(ctx: StepContext, version, pipeline: dict[str, Any], model: dict
     fairness = {column: {k: v for k, v in gaps.items() if k.endswith("_difference")}
                 for column, gaps in evaluation_result.get("fairness", {}).items()}
     text = render_model_card(version, pipeline=pipeline, model=model, gate=gate["outputs"].get("decision"),
-                             fairness=fairness, data=datasets, slices=evaluation_result.get("slices"))
+                             fairness=fairness, data=datasets, slices=evaluation_result.get("slices"),
+                             trained=_trained(ctx, evaluated_model_artifact(ctx)))
     (ctx.out_dir / "model_card.md").write_text(text, encoding="utf-8")
     atomic_write_bytes(card_path(ctx.state, version.model, version.version), text.encode("utf-8"))
+
+
+def evaluated_model_artifact(ctx: StepContext) -> str:
+    _, evaluated = ctx.upstream_of_kind("evaluate")
+    return evaluated["outputs"]["model_artifact"]
+
+
+def _trained(ctx: StepContext, artifact: str) -> dict[str, Any] | None:
+    """{"epochs", "best_epoch"} from the model's training history (None when the artifact has none)."""
+    path = local_artifact(ctx.state, artifact) / "history.json"
+    if not path.is_file():
+        return None
+    history = read_json(path)
+    return {"epochs": len(history.get("history", [])), "best_epoch": history.get("best_epoch")}
 
 
 def run_register(ctx: StepContext) -> dict[str, Any]:

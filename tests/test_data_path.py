@@ -328,3 +328,19 @@ def test_files_with_incompatible_column_types_fail_validation_naming_the_source(
         validate_in_place(shot, "d", dataset, None)
     assert "files of source 'data/*.parquet' have incompatible schemas" in str(by_column.value)
     assert str(by_column.value).split(":")[0] == str(whole.value).split(":")[0]
+
+
+def test_a_matrix_written_by_appending_is_a_valid_npy_and_a_short_one_fails_the_step(tmp_path):
+    from loopc.runtime.execution.runner import StepFailed
+    from loopc.runtime.steps.data import _NpyAppender
+
+    full = _NpyAppender(tmp_path / "x.npy", (5, 2))
+    full.append(np.ones((2, 2)))
+    full.append(np.arange(6.0).reshape(3, 2))
+    full.close()
+    written = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert written.dtype == np.float32 and np.array_equal(written, np.vstack([np.ones((2, 2)), np.arange(6.0).reshape(3, 2)]))
+    short = _NpyAppender(tmp_path / "y.npy", (4,))
+    short.append(np.ones(3))
+    with pytest.raises(StepFailed, match=r"y\.npy' got 3 rows, expected 4"):
+        short.close()

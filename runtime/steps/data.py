@@ -232,33 +232,52 @@ def _profiled(ctx: StepContext, rows: ValidatedRows) -> dict[str, dict]:
             if c in rows.names and c in ctx.config["columns"]}
 
 
+class _NpyAppender:
+    """A float32 .npy file of a known shape, written front to back by appending row blocks.
+
+    Plain writes, not a memory map: written pages are not counted in this process's memory.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        self.path, self.rows, self.written = path, shape[0], 0
+        with writing(path):
+            self.handle = open(path, "wb")  # noqa: SIM115 (closed in close())
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                      "shape": shape}
+            np.lib.format.write_array_header_1_0(self.handle, header)
+
+    def append(self, block: np.ndarray) -> None:
+        with writing(self.path):
+            self.handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+        self.written += len(block)
+
+    def close(self) -> None:
+        with writing(self.path):
+            self.handle.close()
+        if self.written != self.rows:
+            raise StepFailed(f"'{self.path}' got {self.written} rows, expected {self.rows}; the rows changed while "
+                             "they were read: run again")
+
+
 class _SplitWriter:
-    """One split's float32 matrix and labels (memory-mapped .npy filled batch by batch) and slice columns."""
+    """One split's float32 matrix and labels (.npy appended batch by batch, in row order) and slice columns."""
 
     def __init__(self, out_dir: Path, split: str, rows: int, dim: int):
-        self.out_dir, self.split, self.cursor, self.slices = out_dir, split, 0, None
-        self.x = self._array(f"x_{split}.npy", (rows, dim))
-        self.y = self._array(f"y_{split}.npy", (rows,))
-
-    def _array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        with writing(self.out_dir / name) as path:
-            if 0 in shape:
-                np.save(path, np.zeros(shape, np.float32), allow_pickle=False)
-                return np.zeros(shape, np.float32)
-            return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+        self.out_dir, self.split, self.slices = out_dir, split, None
+        self.x = _NpyAppender(out_dir / f"x_{split}.npy", (rows, dim))
+        self.y = _NpyAppender(out_dir / f"y_{split}.npy", (rows,))
 
     def add(self, x: np.ndarray, y: np.ndarray, slices: pa.Table) -> None:
-        end = self.cursor + len(y)
-        self.x[self.cursor:end], self.y[self.cursor:end], self.cursor = x, y, end
+        self.x.append(x)
+        self.y.append(y)
         with writing(self.out_dir / f"slices_{self.split}.parquet") as path:
             if self.slices is None:
                 self.slices = pq.ParquetWriter(path, slices.schema)
             self.slices.write_table(slices)
 
     def close(self, schema: pa.Schema) -> None:
-        for array in (self.x, self.y):
-            if isinstance(array, np.memmap):
-                array.flush()
+        self.x.close()
+        self.y.close()
         with writing(self.out_dir / f"slices_{self.split}.parquet") as path:
             if self.slices is None:
                 pq.write_table(schema.empty_table(), path)

@@ -89,6 +89,26 @@ def test_model_card_shows_the_epochs_trained(trained):
     assert f"| epochs trained (best) / configured / batch size | {len(history['history'])} ({history['best_epoch']}) / 12 /" in card
 
 
+def test_evaluate_writes_every_splits_predictions_with_the_dataset_key(trained):
+    import pyarrow.compute as pc
+
+    version = champion(trained)
+    record = json.loads((trained / ".loopc" / "runs" / "first" / f"evaluate.{MODEL}.json").read_text())
+    folder = trained / ".loopc" / record["artifact"]
+    splits = {s: pq.read_table(folder / f"predictions_{s}.parquet") for s in ("train", "valid", "test")}
+    assert sum(t.num_rows for t in splits.values()) == 1500
+    keys = [k for t in splits.values() for k in t.column("customer_id").to_pylist()]
+    assert len(set(keys)) == len(keys) == 1500
+    raw = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet")))
+    test = splits["test"]
+    rows = raw.filter(pc.is_in(raw.column("customer_id"), value_set=test.column("customer_id")))
+    order = {k: i for i, k in enumerate(rows.column("customer_id").to_pylist())}
+    rows = rows.take([order[k] for k in test.column("customer_id").to_pylist()])
+    scores = load_bundle(trained / ".loopc" / version.artifact).score(rows)
+    np.testing.assert_allclose(test.column("score").to_numpy(), scores, atol=1e-6, rtol=0)
+    assert test.column("label").to_pylist() == [float(v) for v in rows.column("churned").to_pylist()]
+
+
 def test_export_predict_and_in_loop_agree(trained, tmp_path):
     version = champion(trained)
     source = sorted((trained / "data" / "customers").glob("*.parquet"))

@@ -143,6 +143,38 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     result = evaluation(bundle.task, np.asarray(y), pred, groups, gate, bundle.num_classes)
     result["split"] = split
     atomic_write_json(ctx.out_dir / "metrics.json", result)
+    _write_split_predictions(ctx, features_dir, features_record["outputs"]["split_artifact"], bundle,
+                             {split: pred})
     eval_rows = {"split_artifact": features_record["outputs"]["split_artifact"], "split": split}
     return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
             "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows}
+
+def dataset_keys(columns: dict[str, dict]) -> list[str]:
+    """The columns that identify a row: those declared ``unique`` (in dataset order)."""
+    return [name for name, spec in columns.items() if spec.get("unique")]
+
+
+def _write_split_predictions(ctx: StepContext, features_dir: Path, split_artifact: str, bundle, known: dict) -> None:
+    """``predictions_<split>.parquet`` for every split: the dataset's key columns, the label and the prediction
+    (``probabilities`` for multiclass), rows in the order of the features step's matrices."""
+    import pyarrow as pa
+
+    from loopc.runtime.steps.common import SPLITS
+    from loopc.runtime.steps.data import open_split
+    from loopc.runtime.train.predict import predict
+
+    rows, assignment, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
+    keys = [k for k in dataset_keys(rows.columns) if k in rows.names]
+    for index, split in enumerate(SPLITS):
+        x, y = _matrices(features_dir, split)
+        pred = known.get(split)
+        pred = predict(bundle.params, bundle.model["architecture"], bundle.task, x) if pred is None else pred
+        table = rows.read(keys, np.asarray(assignment) == index) if keys else pa.table({})
+        columns = {k: table.column(k) for k in keys}
+        columns["label"] = pa.array(np.asarray(y, np.float32))
+        if pred.ndim == 2:
+            flat = pa.array(np.ascontiguousarray(pred, np.float32).reshape(-1))
+            columns["probabilities"] = pa.FixedSizeListArray.from_arrays(flat, pred.shape[1])
+        else:
+            columns["score"] = pa.array(np.asarray(pred, np.float32))
+        pq.write_table(pa.table(columns), ctx.out_dir / f"predictions_{split}.parquet")

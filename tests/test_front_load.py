@@ -38,8 +38,10 @@ def test_scalars_load_like_omegaconf(scalar: str) -> None:
     assert parse_spec(f"v: {scalar}", "f").tree["v"] == expected
 
 
-def test_package_header_is_read_from_leading_comments() -> None:
-    assert parse_spec("# a comment\n# @package datasets.x\na: 1\n", "f").package == "datasets.x"
+def test_package_header_is_read_from_leading_header_lines() -> None:
+    assert parse_spec("\n# @package datasets.x\na: 1\n", "f").package == "datasets.x"
+    assert parse_spec("# @other y\n# @package datasets.x\na: 1\n", "f").package == "datasets.x"
+    assert parse_spec("# a comment\n# @package datasets.x\na: 1\n", "f").package is None  # as Hydra: not a header
     assert parse_spec("a: 1\n# @package datasets.x\n", "f").package is None
 
 

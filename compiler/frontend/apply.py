@@ -51,7 +51,34 @@ def _apply(tree: dict[str, Any], positions: dict[SpecPath, Position], override: 
     if outside is not None:
         return override_error(override, override.text, override.index, "LPC405", outside,
                               "a list item is changed by its index (0, 1, ...); to replace the list write key=[...]")
+    clash = _shape_clash(current, override.value) if present else None
+    if clash is None and override.prefix == "" and present:
+        clash = _new_keys(current, override.value)
+    if clash is not None:
+        return override_error(override, override.text, override.index, "LPC410" if "merge" in clash else "LPC405",
+                              clash, f"to add keys write '+{override.text}'" if "merge" not in clash else None)
     set_located(tree, positions, path, override.value, where, merge=True)
+    return None
+
+
+def _shape_clash(current: Any, value: Any) -> str | None:
+    """Why ``value`` cannot merge into ``current`` (a mapping meets a list), as OmegaConf refuses; else None."""
+    if isinstance(current, (dict, list)) and isinstance(value, (dict, list)) and type(current) is not type(value):
+        kinds = {dict: "mapping", list: "list"}
+        return f"cannot merge a {kinds[type(value)]} into a {kinds[type(current)]}"
+    return None
+
+
+def _new_keys(current: Any, value: Any, at: str = "") -> str | None:
+    """The first key a mapping value adds to an existing mapping: Hydra's key=value may only change keys."""
+    if not (isinstance(current, dict) and isinstance(value, dict)):
+        return None
+    for key, child in value.items():
+        if key not in current:
+            return f"cannot override '{at}{key}': there is no such key"
+        found = _new_keys(current[key], child, f"{at}{key}.")
+        if found is not None:
+            return found
     return None
 
 

@@ -11,7 +11,7 @@ from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.frontend.apply import apply_key_overrides
 from loopc.compiler.frontend.defaults import DefaultEntry, parse_defaults
 from loopc.compiler.frontend.interpolate import resolve_interpolations
-from loopc.compiler.frontend.load import Position, RawDocument, SpecPath, read_spec_file
+from loopc.compiler.frontend.load import Position, RawDocument, SpecPath, package_header, read_spec_file
 from loopc.compiler.frontend.overrides import (
     Override,
     expand_sweeps,
@@ -71,8 +71,9 @@ def _read_config(path: Path, display: str) -> RawDocument:
     try:
         return read_spec_file(path, display)
     except SpecErrors as exc:
-        if [e.code for e in exc.errors] == ["LPC002"]:  # an empty group file is an empty config
-            return RawDocument(display, {}, {(): (display, 1, 1)})
+        if [e.code for e in exc.errors] == ["LPC002"]:  # an empty group file is an empty config (header kept)
+            header = package_header(path.read_text(encoding="utf-8", errors="replace"))
+            return RawDocument(display, {}, {(): (display, 1, 1)}, header)
         raise
 
 
@@ -107,12 +108,15 @@ class _Context:
 
 def _compose_one(primary: RawDocument, repo: ConfigRepository, overrides: list[Override],
                  point: dict[str, str]) -> ComposedSpec:
-    group_overrides = [o for o in overrides if repo.is_group(o.key.lstrip("/"))]
+    group_overrides = [o for o in overrides if repo.is_group(o.key.lstrip("/")) and not isinstance(o.value, dict)]
     key_overrides = [o for o in overrides if o not in group_overrides]
-    ctx = _Context(repo, {o.group_key.lstrip("/"): o for o in group_overrides if o.prefix in ("", "~", "++")})
-    appended = [_appended_entry(o) for o in group_overrides if o.prefix in ("+", "++")]
+    ctx = _Context(repo, {o.group_key.lstrip("/"): o for o in group_overrides if o.prefix in ("", "~")})
+    ctx.errors.extend(_group_value_errors(group_overrides))
+    if ctx.errors:
+        raise SpecErrors(ctx.errors)
+    appended = [_appended_entry(o) for o in group_overrides if o.prefix == "+"]
     parts: list[tuple[RawDocument, str, Position]] = []
-    _expand(primary, "", "", True, [e for e in appended if e is not None], ctx, parts)
+    _expand(primary, "", "", True, appended, ctx, parts)
     _check_unused(ctx, group_overrides)
     tree: dict[str, Any] = {}
     positions: dict[SpecPath, Position] = {(): (primary.file, 1, 1)}
@@ -127,9 +131,23 @@ def _compose_one(primary: RawDocument, repo: ConfigRepository, overrides: list[O
     return ComposedSpec(primary.file, tree, positions, texts, point, tuple(sorted(repo.inputs)))
 
 
-def _appended_entry(override: Override) -> DefaultEntry | None:
-    if override.prefix == "++" and not override.has_value:
-        return None
+def _group_value_errors(group_overrides: list[Override]) -> list[SpecError]:
+    """Hydra's refusals of group overrides: ``++group=...``, a choice that is not a name or a list of names."""
+    errors = []
+    for override in group_overrides:
+        if override.prefix == "++":
+            errors.append(override_error(override, override.text, override.index, "LPC404",
+                                         f"'{override.key}' is a config group: ++ does not apply to groups",
+                                         f"write {override.text[2:]} to change it or +{override.text[2:]} to add it"))
+        elif override.has_value and not (isinstance(override.value, str) or (
+                override.prefix != "~" and isinstance(override.value, list))):
+            errors.append(override_error(override, override.text, override.index, "LPC404",
+                                         "a config group choice must be an option name or a list of names",
+                                         f"to remove the group write ~{override.key}"))
+    return errors
+
+
+def _appended_entry(override: Override) -> DefaultEntry:
     where = ("<override>", override.index + 1, 1)
     group = override.key.lstrip("/")
     return DefaultEntry(group=group, option=override.value, package=override.package, optional=False,
@@ -141,12 +159,15 @@ def _expand(document: RawDocument, base: str, package: str, is_primary: bool, ap
     """Append (document, final package, where chosen) for every config in Hydra's merge order."""
     entries, errors = parse_defaults(document, base)
     ctx.errors.extend(errors)
+    ctx.errors.extend(_unsupported_forms(document, entries, is_primary))
+    entries = [e for e in entries if e.is_self or (e.group is not None and not _interpolated(e))]
     entries = _with_self(entries)
     if is_primary:
-        entries += [e for e in appended if not (e.appended.prefix == "++" and _has_entry(entries, e))]
+        entries += appended
+    ctx.errors.extend(_misplaced_overrides(entries))
     for entry in entries:
         if entry.override:
-            ctx.defaults_overrides.setdefault(entry.key, entry)
+            ctx.defaults_overrides.setdefault(override_key(entry, package), entry)
     for entry in entries:
         if entry.is_self:
             parts.append((document, package, document.positions.get((), (document.file, 1, 1))))
@@ -154,29 +175,71 @@ def _expand(document: RawDocument, base: str, package: str, is_primary: bool, ap
             _expand_entry(entry, package, ctx, parts)
 
 
+def _interpolated(entry: DefaultEntry) -> bool:
+    return "${" in (entry.group or "") or "${" in str(entry.option)
+
+
+def _unsupported_forms(document: RawDocument, entries: list[DefaultEntry], is_primary: bool) -> list[SpecError]:
+    """LPC412 for the Hydra forms outside loopc's subset that ``document`` uses."""
+    errors = []
+    header = document.package
+    if header is not None and (is_primary or "_group_" in header or "_name_" in header):
+        message = ("a '# @package' header on the pipeline file is not supported" if is_primary else
+                   f"'# @package {header}': the _group_ and _name_ keywords are not supported")
+        hint = "remove the header" if is_primary else "write the package out, e.g. '# @package datasets.customers'"
+        errors.append(SpecError(document.file, 1, 1, "LPC412", "", message, hint))
+    for entry in entries:
+        if entry.is_self:
+            continue
+        if entry.group is None:
+            errors.append(_entry_error(entry, "LPC412", f"a plain config entry ('- {entry.option}') is not supported",
+                                       "choose the config as a group option: '- group: option'"))
+        elif _interpolated(entry):
+            errors.append(_entry_error(entry, "LPC412", "interpolation ${...} in a defaults list is not supported",
+                                       "write the option name, or choose it on the command line"))
+    return errors
+
+
+def _misplaced_overrides(entries: list[DefaultEntry]) -> list[SpecError]:
+    """Hydra requires ``override`` entries at the end of a defaults list (``_self_`` and ``+`` aside)."""
+    seen = None
+    for entry in entries:
+        if entry.override:
+            seen = entry
+        elif seen is not None and not entry.is_self and entry.appended is None:
+            line = entry.position[1]
+            return [_entry_error(seen, "LPC409", f"'override {seen.group}' comes before the entry on line {line}",
+                                 "move override entries to the end of the defaults list")]
+    return []
+
+
+def override_key(entry: DefaultEntry, parent_package: str) -> str:
+    """How Hydra names ``entry`` in overrides: its group, plus ``@`` its final package when that differs."""
+    group = entry.group or ""
+    final = _final_package(entry, None, parent_package)
+    return group if final == group.replace("/", ".") else f"{group}@{final or '_global_'}"
+
+
 def _with_self(entries: list[DefaultEntry]) -> list[DefaultEntry]:
     """Hydra appends ``_self_`` when a defaults list does not name it."""
     return entries if any(e.is_self for e in entries) else entries + [DefaultEntry.self_entry()]
 
 
-def _has_entry(entries: list[DefaultEntry], appended: DefaultEntry) -> bool:
-    return any(e.key == appended.key and not e.is_self for e in entries)
-
-
 def _expand_entry(entry: DefaultEntry, parent_package: str, ctx: _Context,
                   parts: list[tuple[RawDocument, str, Position]]) -> None:
-    option, where = _choose(entry, ctx)
+    key = override_key(entry, parent_package)
+    option, where = _choose(entry, key, ctx)
     if option is None:
         return
-    if entry.group is not None and entry.key in ctx.seen_groups:
-        line = ctx.seen_groups[entry.key][1]
+    if entry.group is not None and key in ctx.seen_groups:
+        line = ctx.seen_groups[key][1]
         message = f"config group '{entry.group}' is chosen twice (first on line {line})"
         hint = (f"drop the '+' to change the choice: {entry.appended.text.lstrip('+')}" if entry.appended
                 else f"use 'override {entry.group}: {option}'")
         ctx.errors.append(_entry_error(entry, "LPC409", message, hint))
         return
     if entry.group is not None:
-        ctx.seen_groups[entry.key] = entry.position
+        ctx.seen_groups[key] = entry.position
     for name in option if isinstance(option, list) else [option]:
         relative = f"{entry.group}/{name}" if entry.group else "/".join(p for p in (entry.base, str(name)) if p)
         document = ctx.repo.load(relative)
@@ -189,16 +252,16 @@ def _expand_entry(entry: DefaultEntry, parent_package: str, ctx: _Context,
         _expand(document, child_base, package, False, [], ctx, parts)
 
 
-def _choose(entry: DefaultEntry, ctx: _Context) -> tuple[Any, Position]:
-    """The option for ``entry`` after ``override`` entries and command-line choices."""
+def _choose(entry: DefaultEntry, key: str, ctx: _Context) -> tuple[Any, Position]:
+    """The option for ``entry`` (named ``key`` in overrides) after ``override`` entries and command-line choices."""
     option, where = entry.option, entry.position
-    if entry.key in ctx.defaults_overrides and entry.appended is None:
-        ctx.used_overrides.add(entry.key)
-        chosen = ctx.defaults_overrides[entry.key]
+    if key in ctx.defaults_overrides:
+        ctx.used_overrides.add(key)
+        chosen = ctx.defaults_overrides[key]
         option, where = chosen.option, chosen.position
-    cli = ctx.choices.get(entry.key)
-    if cli is not None and entry.appended is None:
-        ctx.used.add(entry.key)
+    cli = ctx.choices.get(key)
+    if cli is not None:
+        ctx.used.add(key)
         where = ("<override>", cli.index + 1, 1)
         if cli.prefix == "~":
             if cli.has_value and cli.value != option:

@@ -24,6 +24,7 @@ _BOOL_TAG = "tag:yaml.org,2002:bool"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOLS = {"true": True, "false": False, "True": True, "False": False}
 _PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
+_HEADER_LINE = re.compile(r"^\s*#\s*@")
 _MAX_DEPTH = 200
 ALIAS_NODE_BUDGET = 100_000  # nodes that aliases may copy into one file's tree (a YAML "billion laughs" stops here)
 _PLAIN_TAGS = frozenset({_STR_TAG, _INT_TAG, _BOOL_TAG, _NULL_TAG, "tag:yaml.org,2002:float",
@@ -119,7 +120,7 @@ def parse_spec(text: str, path: str, require_mapping: bool = True) -> RawDocumen
     tree = builder.build(root, ())
     if builder.errors:
         raise SpecErrors(builder.errors)
-    return RawDocument(path, tree, builder.positions, _package_header(text), "${" in text)
+    return RawDocument(path, tree, builder.positions, package_header(text), "${" in text)
 
 
 def _refuse_tags(text: str, path: str) -> None:
@@ -144,16 +145,18 @@ def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> SpecError:
                      "check indentation, colons and quotes around this position")
 
 
-def _package_header(text: str) -> str | None:
+def package_header(text: str) -> str | None:
     """The ``# @package X`` header among the leading comment lines, if any."""
+    package = None
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return None
+        if not stripped:
+            continue
+        if not _HEADER_LINE.match(stripped):
+            return package  # Hydra reads header lines ('# @key value') until the first other line
         match = _PACKAGE_HEADER.match(stripped)
-        if match:
-            return match.group(1)
-    return None
+        package = match.group(1) if match else package
+    return package
 
 
 def _mark(node: Node) -> tuple[int, int]:

@@ -1,18 +1,14 @@
-"""Command-line overrides in Hydra's syntax: key=value, +key=value, ++key=value, ~key, a=1,2 sweeps."""
+"""Command-line overrides parsed by hydra-core's grammar: key=value, +key=value, ++key=value, ~key, a=1,2 sweeps."""
 
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.frontend.load import parse_spec
 
 OVERRIDE_FILE = "<override>"
-_SYNTAX = re.compile(r"^(?P<prefix>~|\+\+|\+)?(?P<key>/?[A-Za-z_][\w./\-]*)(?:@(?P<package>[\w.]*))?"
-                     r"(?:=(?P<value>.*))?$", re.S)
 _OPEN, _CLOSE = "[{(", "]})"
 
 
@@ -64,22 +60,69 @@ def parse_overrides(texts: tuple[str, ...] | list[str]) -> list[Override]:
 
 
 def parse_override(text: str, index: int = 0) -> Override:
-    """Parse one override such as ``model.optimizer.lr=1e-3,1e-2`` or ``~monitors``."""
-    match = _SYNTAX.match(text.strip())
-    if not match or (match["value"] is None and match["prefix"] != "~"):
-        hint = "write key=value, +key=value, ++key=value, ~key or group=option"
-        raise SpecErrors([override_error(None, text, index, "LPC404", f"malformed override '{text}'", hint)])
-    value = match["value"]
-    texts = tuple(_split_sweep(value)) if value is not None else ()
-    values = tuple(_parse_value(part, text, index) for part in texts)
-    return Override(text, index, match["prefix"] or "", match["key"], match["package"], values, texts)
+    """Parse one override with hydra-core's own grammar (``model.optimizer.lr=1e-3,1e-2``, ``~monitors``)."""
+    parsed = _hydra_parse(text, index)
+    prefix = _PREFIXES[parsed.type.name]
+    if not parsed.key_or_group:
+        raise SpecErrors([override_error(None, text, index, "LPC404", f"malformed override '{text}': no key",
+                                         "write key=value, +key=value, ++key=value, ~key or group=option")])
+    if parsed.is_hydra_override():
+        raise SpecErrors([override_error(None, text, index, "LPC412", "Hydra's own settings (hydra.*, hydra/...) "
+                                         "are not part of a loopc spec", "remove this override")])
+    if parsed.value_type is None:
+        return Override(text, index, prefix, parsed.key_or_group, parsed.package, (), ())
+    kind = parsed.value_type.name
+    if kind == "ELEMENT":
+        value = parsed.value()
+        return Override(text, index, prefix, parsed.key_or_group, parsed.package, (value,),
+                        (_element_text(parsed._value),))
+    if kind != "SIMPLE_CHOICE_SWEEP":
+        form = _SWEEP_FORMS.get(kind, kind.lower())
+        message = f"the Hydra sweep form {form} is not supported by loopc"
+        raise SpecErrors([override_error(None, text, index, "LPC412", message,
+                                         "write the values as a simple sweep: key=a,b,c")])
+    elements = list(parsed._value.list)
+    values = tuple(parsed._convert_value(e) for e in elements)
+    raw = _split_sweep(parsed.get_value_string())
+    texts = tuple(raw) if len(raw) == len(elements) else tuple(_element_text(e) for e in elements)
+    return Override(text, index, prefix, parsed.key_or_group, parsed.package, values, texts)
+
+
+_PREFIXES = {"CHANGE": "", "ADD": "+", "FORCE_ADD": "++", "DEL": "~"}
+_SWEEP_FORMS = {"CHOICE_SWEEP": "choice(...)", "RANGE_SWEEP": "range(...)", "INTERVAL_SWEEP": "interval(...)",
+                "GLOB_CHOICE_SWEEP": "glob(...)"}
+
+
+def _hydra_parse(text: str, index: int) -> Any:
+    """hydra-core's parse of ``text`` (imported on first use: it loads ANTLR); parse errors are LPC404."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_override(text)
+    except (HydraException, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "nested too deeply"
+        message = f"malformed override '{text}': {reason}"
+        hint = "write key=value, +key=value, ++key=value, ~key or group=option (Hydra's override grammar)"
+        raise SpecErrors([override_error(None, text, index, "LPC404", message, hint)]) from None
+
+
+def _element_text(element: Any) -> str:
+    """An element as Hydra writes it back on a command line."""
+    from hydra.core.override_parser.types import Override as HydraOverride
+
+    return HydraOverride._get_value_element_as_str(element)
 
 
 def _split_sweep(value: str) -> list[str]:
-    """Split at commas outside brackets and quotes: ``1,2`` sweeps, ``[1,2]`` is one list."""
-    parts, depth, quote, start = [], 0, "", 0
+    """Split at commas outside brackets, quotes and escapes (only to label sweep points as written)."""
+    parts, depth, quote, start, escaped = [], 0, "", 0, False
     for position, char in enumerate(value):
-        if quote:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote:
             quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
@@ -92,22 +135,6 @@ def _split_sweep(value: str) -> list[str]:
             start = position + 1
     parts.append(value[start:].strip())
     return parts
-
-
-def _parse_value(text: str, override: str, index: int) -> Any:
-    """The YAML value of one override; text that is not YAML stays text; tags and alias bombs are errors."""
-    if text == "":
-        return ""
-    try:
-        return parse_spec(text, OVERRIDE_FILE, require_mapping=False).tree
-    except SpecErrors as exc:
-        codes = {e.code for e in exc.errors}
-        if codes == {"LPC002"}:
-            return None
-        if codes == {"LPC001"}:
-            return text
-        message = f"override value {text!r}: {exc.errors[0].message}"
-        raise SpecErrors([override_error(None, override, index, "LPC404", message, exc.errors[0].hint)]) from None
 
 
 def expand_sweeps(overrides: list[Override]) -> list[tuple[list[Override], dict[str, str]]]:

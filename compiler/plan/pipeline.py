@@ -6,13 +6,13 @@ The types here are the contract between the planner and the backends
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import step_fingerprint
+from loopc.compiler.plan.pretty import pretty_json
 from loopc.compiler.plan.steps import StepSpec, monitor_steps, scoring_steps, training_steps
 from loopc.compiler.spec.models import Resources, Spec, parse_duration, parse_memory_mb
 
@@ -129,7 +129,7 @@ def step_document(plan: Plan, step: Step) -> dict[str, Any]:
 
 def step_json(plan: Plan, step: Step) -> str:
     """Deterministic text of a step document: sorted keys, two-space indent, LF, trailing newline."""
-    return json.dumps(step_document(plan, step), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return pretty_json(step_document(plan, step)) + "\n"
 
 
 # --------------------------------------------------------------------------- the planner

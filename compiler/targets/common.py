@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from loopc.compiler.plan.pipeline import STEP_FORMAT, Plan, Step, step_json
+from loopc.compiler.plan.pretty import pretty_json
 
 PLAN_FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # pipeline and plan names in comments and file names
@@ -21,7 +21,7 @@ def name_problems(plan: Plan) -> list[str]:
 
 def json_text(value: Any) -> str:
     """Deterministic JSON file text: sorted keys, two-space indent, LF, trailing newline."""
-    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return pretty_json(value) + "\n"
 
 
 def step_file(step: Step) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ def _matrices(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _finite_or_none(value: Any) -> Any:
     return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def _steps_per_call() -> int:
+    """Batches per compiled call (how often a signal can stop training): ``$LOOPC_STEPS_PER_CALL``, else 64."""
+    from loopc.runtime.train.trainer import STEPS_PER_CALL
+
+    value = os.environ.get("LOOPC_STEPS_PER_CALL", "")
+    return int(value) if value.isdigit() and int(value) > 0 else STEPS_PER_CALL
 
 
 def run_train(ctx: StepContext) -> dict[str, Any]:
@@ -62,12 +71,15 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
         result = train_model(x_train, y_train, x_valid, y_valid, task=model["task"], num_classes=num_classes,
                              architecture=model["architecture"], optimizer=model["optimizer"],
                              schedule=model["schedule"], training=model["training"], precision=model["precision"],
-                             checkpoint_dir=ctx.scratch_dir("checkpoint"))
+                             checkpoint_dir=ctx.scratch_dir("checkpoint"), steps_per_call=_steps_per_call())
         first = jax.process_index() == 0
         valid_pred = predict(result.params, model["architecture"], model["task"], x_valid) if first and len(y_valid) \
             else None
     except TrainError as exc:
         raise StepFailed(f"training model '{model['name']}': {exc}") from None
+    if result.resumed_at is not None:
+        ctx.log.info("resumed from the checkpoint at epoch %d, step %d", result.resumed_at[0] + 1,
+                     result.resumed_at[1])
     if jax.process_index() != 0:
         ctx.log.info("process %d of %d: trained; process 0 writes the model", jax.process_index(),
                      jax.process_count())
@@ -148,6 +160,7 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     eval_rows = {"split_artifact": features_record["outputs"]["split_artifact"], "split": split}
     return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
             "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows}
+
 
 def dataset_keys(columns: dict[str, dict]) -> list[str]:
     """The columns that identify a row: those declared ``unique`` (in dataset order)."""

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
@@ -63,6 +63,7 @@ class TrainResult:
     compile_seconds: float = 0.0
     devices: int = 1
     streamed: bool = False
+    resumed_at: tuple[int, int] | None = None  # (epochs done, step within the next) of the checkpoint resumed
 
 
 @dataclass
@@ -339,8 +340,10 @@ def train_model(
         training={k: v for k, v in training.items() if k != "checkpoint_every"}, precision=precision,
         shapes=[(rows, train[0].shape[1]), valid[0].shape], batch=plan.batch,
     )
+    fresh = progress
     if checkpoint_dir is not None:
         progress = _resume(Path(checkpoint_dir), fingerprint, progress)
+    resumed_at = None if progress is fresh else (progress.epoch, progress.step)
     job = _Job(task, architecture, DTYPES[precision], tx, json.dumps([optimizer, schedule, epochs * plan.batches],
                sort_keys=True), plan, mesh, _device_budget(device_data_budget))
     if processes > 1:
@@ -351,7 +354,7 @@ def train_model(
     with (StopSignals() if checkpoint_dir is not None else _NoSignals()) as signals:
         control.signals = signals
         ran = _loop(setup, progress, loop_key, early, epochs, training, control, max_epochs_this_call)
-    return _result(progress, early, task, scaling, setup, plan, ran, mesh)
+    return replace(_result(progress, early, task, scaling, setup, plan, ran, mesh), resumed_at=resumed_at)
 
 
 class _NoSignals:

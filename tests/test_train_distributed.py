@@ -19,9 +19,10 @@ from loopc.runtime.train.trainer import TrainError
 
 def test_single_process_environments_do_not_initialize():
     assert maybe_initialize_distributed({}) is False
-    assert maybe_initialize_distributed({"SLURM_NTASKS": "1"}) is False
-    assert maybe_initialize_distributed({"SLURM_NTASKS": "not a number"}) is False
-    assert spans_processes({"SLURM_NTASKS": "4"}) and spans_processes({"LOOPC_COORDINATOR": "h:1234"})
+    assert maybe_initialize_distributed({"SLURM_STEP_NUM_TASKS": "1"}) is False
+    assert maybe_initialize_distributed({"SLURM_STEP_NUM_TASKS": "not a number"}) is False
+    assert maybe_initialize_distributed({"SLURM_NTASKS": "4"}) is False  # the batch shell of a 4-task job
+    assert spans_processes({"SLURM_STEP_NUM_TASKS": "4"}) and spans_processes({"LOOPC_COORDINATOR": "h:1234"})
 
 
 def test_coordinator_without_process_count_is_a_clear_error():

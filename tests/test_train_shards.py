@@ -39,7 +39,8 @@ def test_local_batch_takes_this_process_rows_in_batch_order_and_pads_with_weight
 def test_worker_rank_reads_loopc_then_slurm_and_ignores_one_task_jobs():
     assert worker_rank({}) == 0
     assert worker_rank({"LOOPC_PROCESS_ID": "3"}) == 3
-    assert worker_rank({"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}) == 1
-    assert worker_rank({"SLURM_PROCID": "1", "SLURM_NTASKS": "1"}) == 0
-    assert worker_rank({"SLURM_PROCID": "0", "SLURM_NTASKS": "4"}) == 0
-    assert worker_rank({"LOOPC_PROCESS_ID": "x", "SLURM_PROCID": "2", "SLURM_NTASKS": "3"}) == 2
+    assert worker_rank({"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"}) == 1
+    assert worker_rank({"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "1"}) == 0
+    assert worker_rank({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "4"}) == 0
+    assert worker_rank({"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}) == 0  # not in an srun step
+    assert worker_rank({"LOOPC_PROCESS_ID": "x", "SLURM_PROCID": "2", "SLURM_STEP_NUM_TASKS": "3"}) == 2

@@ -237,10 +237,10 @@ def _run_step(doc: StepDoc, root: Path, run_id: str, echo: bool) -> dict[str, An
 
 
 def worker_rank(environ: dict[str, str]) -> int:
-    """This process's rank in a multi-process step (``LOOPC_PROCESS_ID``, else Slurm's ``SLURM_PROCID``)."""
+    """This process's rank in a multi-process step (``LOOPC_PROCESS_ID``, else ``SLURM_PROCID`` in an srun step)."""
     for name in ("LOOPC_PROCESS_ID", "SLURM_PROCID"):
         value = environ.get(name, "")
-        if value.isdigit() and (name == "LOOPC_PROCESS_ID" or environ.get("SLURM_NTASKS", "1") != "1"):
+        if value.isdigit() and (name == "LOOPC_PROCESS_ID" or environ.get("SLURM_STEP_NUM_TASKS", "1") != "1"):
             return int(value)
     return 0
 

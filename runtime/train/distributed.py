@@ -18,11 +18,15 @@ from loopc.runtime.train.nets import TrainError
 
 
 def spans_processes(environ: Mapping[str, str]) -> bool:
-    """True when the environment says the job has several processes (Slurm tasks or a coordinator)."""
+    """True when this process is one of several: an srun step of several tasks, or a coordinator is set.
+
+    Slurm's batch shell has ``SLURM_NTASKS`` of the whole job but no ``SLURM_STEP_NUM_TASKS``: a step
+    run there without srun is one process.
+    """
     if environ.get("LOOPC_COORDINATOR"):
         return True
     try:
-        return int(environ.get("SLURM_NTASKS", "1")) > 1
+        return int(environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
     except ValueError:
         return False
 

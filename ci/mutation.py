@@ -35,7 +35,6 @@ MODULES: dict[str, list[str]] = {
                                    "tests/test_monitor_performance_unknown.py", "tests/test_spec_boundaries_verdict.py"],
     "runtime/data/split.py": ["tests/test_data_split.py", "tests/test_spec_boundaries_split.py"],
     "runtime/features/transforms.py": ["tests/test_features_transforms.py", "tests/test_spec_boundaries_features.py"],
-    "runtime/train/trainer.py": ["tests/test_train_core.py", "tests/test_spec_boundaries_train.py"],
     "runtime/execution/runner.py": ["tests/test_spec_boundaries_cache.py", "tests/test_exec_step.py"],
     "compiler/targets/slurm/backend.py": ["tests/test_spec_boundaries_slurm.py", "tests/test_slurm_render.py"],
     "runtime/registry/sqlite.py": ["tests/test_registry_sqlite.py", "tests/test_registry_concurrency.py"],

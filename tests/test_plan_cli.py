@@ -186,3 +186,19 @@ def test_every_pipeline_deleted_is_a_change_but_no_pipeline_on_either_side_is_an
     (repo / "other").mkdir()
     done = loopc(repo, "plan", "other", "--base", "HEAD")
     assert done.returncode == 1 and "LPC502" in done.stdout and "no pipeline specs found on either side" in done.stdout
+
+
+def test_the_base_side_takes_the_plans_of_pipelines_whose_specs_did_not_change(repo, monkeypatch, capsys):
+    import loopc.compiler.plan.project as project
+    from loopc.compiler.cli.main import main
+
+    planned, plan_project = [], project.plan_project
+    monkeypatch.setattr(project, "plan_project", lambda group: planned.append(group[0].display) or plan_project(group))
+    monkeypatch.chdir(repo)
+    edit(repo / "specs" / "churn" / "model" / "logistic.yaml", "lr: 0.05", "lr: 0.02")
+    code = main(["plan", "specs", "--base", "HEAD", "-f", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 4 and [p["name"] for p in report["pipelines"] if p["status"] != "unchanged"] == ["churn"]
+    base_churn = [d for d in planned if d.startswith(str(Path(os.sep)))]  # the scratch folder of the base side
+    assert sorted(Path(d).parent.name for d in planned if d not in base_churn) == ["churn", "demand"]
+    assert [Path(d).parent.name for d in base_churn] == ["churn"]  # demand's plans were the head's

@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if not head_path.exists():
         raise UsageError(f"{args.path}: no such file or directory")
     label = args.base if args.base is not None else args.base_dir
-    with _base_side(head_path, args) as (base_path, names):
-        base, base_errors = _load("base", base_path, args.jobs, names)
     head, head_errors = _load("head", head_path, args.jobs, cache=ValidateCache(default_dir()) if args.cache else None)
+    with _base_side(head_path, args) as (base_path, names):
+        base, base_errors = _load("base", base_path, args.jobs, names, reuse=head[2])
     errors = base_errors + head_errors
     if not errors and not base[0] and not head[0]:
         errors = [SideError("head", SpecError(str(head_path), 1, 1, _NO_SPECS, "", "no pipeline specs found on "
@@ -68,30 +68,48 @@ def _base_side(head_path: Path, args: argparse.Namespace):
     return nullcontext((base_dir, {}))
 
 
-Loaded = tuple[dict[str, Side], list[Plan]]
+Planned = dict[str, tuple[tuple, list[Plan]]]  # pipeline -> (its specs' hashes and sweep points, its plans)
+Loaded = tuple[dict[str, Side], list[Plan], Planned]
 
 
 def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None = None,
-          cache: ValidateCache | None = None) -> tuple[Loaded, list[SideError]]:
+          cache: ValidateCache | None = None, reuse: Planned | None = None) -> tuple[Loaded, list[SideError]]:
     """The side's pipelines by name and their plans; errors tagged with the side (none: empty side).
 
-    ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``).
+    ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``). ``reuse``: the other
+    side's plans, taken for a pipeline whose specs are the same (plans depend on the specs alone).
     """
     from loopc.compiler.api import load_project
-    from loopc.compiler.plan.project import plan_project
 
     if path is None:
-        return ({}, []), []
+        return ({}, [], {}), []
     names = names or {}
     try:
         loaded = load_project(path, jobs=jobs or None, cache=cache)
-        plans = plan_project(loaded)
+        plans, planned = _plan(loaded, reuse or {})
     except SpecErrors as exc:
         if all(e.code == _NO_SPECS for e in exc.errors):
-            return ({}, []), []
-        return ({}, []), [SideError(side, _relocated(e, names)) for e in exc.errors]
+            return ({}, [], {}), []
+        return ({}, [], {}), [SideError(side, _relocated(e, names)) for e in exc.errors]
     sides = {item.spec.pipeline.name: Side(item.spec, _display(item.display, names)) for item in loaded}
-    return (sides, plans), []
+    return (sides, plans, planned), []
+
+
+def _plan(loaded: list, reuse: Planned) -> tuple[list[Plan], Planned]:
+    """``plan_project(loaded)``, pipeline by pipeline in load order, taking ``reuse``'s plans where the specs match."""
+    from loopc.compiler.plan.project import plan_project
+
+    groups: dict[str, list] = {}
+    for item in loaded:
+        groups.setdefault(item.spec.pipeline.name, []).append(item)
+    plans: list[Plan] = []
+    planned: Planned = {}
+    for name, group in groups.items():
+        key = tuple((item.spec_hash, tuple(sorted(item.sweep_point.items()))) for item in group)
+        known = reuse.get(name)
+        planned[name] = (key, known[1] if known is not None and known[0] == key else plan_project(group))
+        plans.extend(planned[name][1])
+    return plans, planned
 
 
 def _display(file: str, names: dict[str, str]) -> str:

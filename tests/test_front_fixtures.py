@@ -64,6 +64,7 @@ EXPECTED = {
     "LPC410": ("LPC410", "LPC410/pipeline.yaml", 31, 3),
     "LPC411": ("LPC411.yaml", "LPC411.yaml", 6, 3),
     "LPC412": ("LPC412.yaml", "<override>", 1, 1),
+    "LPC413": ("LPC413.yaml", "LPC413.yaml", 10, 7),
     "LPC501": ("LPC501-does-not-exist.yaml", "LPC501-does-not-exist.yaml", 1, 1),
     "LPC502": ("LPC502", "LPC502", 1, 1),
     "LPC504": ("LPC504", "LPC504/b.yaml", 3, 3),

@@ -18,6 +18,7 @@ from loopc.compiler.frontend.overrides import (
     override_error,
     parse_overrides,
 )
+from loopc.compiler.frontend.selectors import expand_selectors
 from loopc.compiler.frontend.tree import MergeConflict, merge_located
 
 
@@ -125,6 +126,10 @@ def _compose_one(primary: RawDocument, repo: ConfigRepository, overrides: list[O
     ctx.errors.extend(apply_key_overrides(tree, positions, key_overrides))
     if not ctx.errors and (any(d.interpolates for d, _, _ in parts) or any("${" in o.text for o in overrides)):
         ctx.errors.extend(resolve_interpolations(tree, positions))
+    if not ctx.errors:
+        selector_errors, data_files = expand_selectors(tree, positions, repo.config_dir)
+        ctx.errors.extend(selector_errors)
+        repo.inputs.update(data_files)
     if ctx.errors:
         raise SpecErrors(ctx.errors)
     texts = tuple(o.text for o in overrides)

@@ -51,6 +51,7 @@ ERROR_CODES: dict[str, str] = {
     "LPC410": "a mapping and a list meet at the same key while merging",
     "LPC411": "interpolation uses a resolver that reads outside the spec (oc.env, oc.decode, oc.create, ...)",
     "LPC412": "a Hydra form loopc does not support (see the composition section of the spec reference)",
+    "LPC413": "a selector cannot expand (columns from an unreadable Parquet file, no match, a name clash)",
     "LPC501": "path does not exist",
     "LPC502": "no pipeline specs found under a directory",
     "LPC503": "file cannot be read",

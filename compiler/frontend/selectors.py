@@ -1,0 +1,193 @@
+"""Expand selectors in a composed tree: a dataset's columns read from a Parquet schema, one feature per
+column matched by name pattern or type, and model features chosen by pattern or selector name.
+
+Every node a selector writes keeps the selector's position, so later errors point at the selector's line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any
+
+from loopc.compiler.errors import SpecError
+from loopc.compiler.frontend.load import Position, SpecPath
+from loopc.compiler.frontend.tree import copy_located, drop_positions
+
+CODE = "LPC413"
+_ARROW_TYPES = (("bool", "bool"), ("int", "int"), ("uint", "int"), ("float", "float"), ("halffloat", "float"),
+                ("double", "float"), ("decimal", "float"), ("string", "string"), ("large_string", "string"),
+                ("dictionary", "category"), ("timestamp", "timestamp"), ("date", "date"))
+_GLOB = re.compile(r"[*?\[]")
+
+
+def expand_selectors(tree: dict[str, Any], positions: dict[SpecPath, Position],
+                     base: Path) -> tuple[list[SpecError], set[str]]:
+    """Expand every selector in place; returns the errors and the data files the result depends on."""
+    errors: list[SpecError] = []
+    inputs: set[str] = set()
+    datasets = tree.get("datasets")
+    for name, dataset in (datasets.items() if isinstance(datasets, dict) else ()):
+        columns = dataset.get("columns") if isinstance(dataset, dict) else None
+        if isinstance(columns, dict) and isinstance(columns.get("from"), str):
+            _columns_from(tree, positions, ("datasets", name, "columns"), base, errors, inputs)
+    if errors:
+        return errors, inputs  # features select among the columns: not without them
+    groups = _feature_selectors(tree, positions, errors) if isinstance(tree.get("features"), dict) else {}
+    _model_features(tree, positions, groups, errors)
+    return errors, inputs
+
+
+def _error(positions: dict[SpecPath, Position], path: SpecPath, message: str, hint: str) -> SpecError:
+    return SpecError(*positions.get(path, ("", 1, 1)), CODE, ".".join(map(str, path)), message, hint)
+
+
+def parquet_columns(path: Path) -> dict[str, dict[str, str]]:
+    """``{column: {type: T}}`` for every column of a Parquet file's schema, in schema order."""
+    import pyarrow.parquet as pq
+
+    columns = {}
+    for field in pq.read_schema(path):
+        kind = str(field.type)
+        loopc_type = next((t for prefix, t in _ARROW_TYPES if kind.startswith(prefix)), None)
+        if loopc_type is None:
+            raise ValueError(f"column '{field.name}' has the type {kind}, which loopc does not read")
+        columns[field.name] = {"type": loopc_type}
+    return columns
+
+
+def _columns_from(tree: dict[str, Any], positions: dict[SpecPath, Position], at: SpecPath, base: Path,
+                  errors: list[SpecError], inputs: set[str]) -> None:
+    columns = tree["datasets"][at[1]]["columns"]
+    where = positions.get((*at, "from"), positions.get(at, ("", 1, 1)))
+    file = base / columns["from"]
+    inputs.add(str(file))
+    try:
+        derived = parquet_columns(file)
+    except (OSError, ValueError) as exc:
+        errors.append(_error(positions, (*at, "from"), f"cannot read the columns of '{columns['from']}': {exc}",
+                             "give the path of a Parquet file relative to the pipeline file"))
+        return
+    explicit = {k: v for k, v in columns.items() if k != "from"}
+    for name in explicit:
+        if name not in derived:
+            errors.append(_error(positions, (*at, name), f"column '{name}' is not in '{columns['from']}'",
+                                 f"columns there: {', '.join(list(derived)[:8])}..."))
+    result = {}
+    for name, column in derived.items():
+        own = explicit.get(name)
+        result[name] = {**column, **own} if isinstance(own, dict) else column
+        positions.setdefault((*at, name), where)
+        for key in result[name]:
+            positions.setdefault((*at, name, key), where)
+    positions.pop((*at, "from"), None)
+    tree["datasets"][at[1]]["columns"] = result
+
+
+def _model_dataset_columns(tree: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    model = tree.get("model") if isinstance(tree.get("model"), dict) else {}
+    dataset = (tree.get("datasets") or {}).get(model.get("dataset")) if isinstance(tree.get("datasets"), dict) else None
+    columns = dataset.get("columns") if isinstance(dataset, dict) else None
+    return (columns if isinstance(columns, dict) else {}), model.get("label")
+
+
+def _matches(name: str, column: Any, selector: dict[str, Any]) -> bool:
+    patterns = selector.get("match", "*")
+    types = selector.get("type")
+    excluded = selector.get("exclude", [])
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    types = [types] if isinstance(types, str) else types
+    excluded = [excluded] if isinstance(excluded, str) else excluded
+    kind = column.get("type") if isinstance(column, dict) else None
+    return (any(fnmatch.fnmatchcase(name, str(p)) for p in patterns)
+            and (types is None or kind in types)
+            and not any(fnmatch.fnmatchcase(name, str(p)) for p in excluded))
+
+
+def feature_name(column: str) -> str:
+    """The feature a selector makes of ``column``: lower case, runs of other characters as '_'."""
+    return re.sub(r"[^a-z0-9_]+", "_", column.lower()).strip("_") or "column"
+
+
+def _feature_selectors(tree: dict[str, Any], positions: dict[SpecPath, Position],
+                       errors: list[SpecError]) -> dict[str, list[str]]:
+    """Replace each feature with ``columns:`` by one feature per matching column; selector -> its features."""
+    features = tree["features"]
+    if not any(isinstance(f, dict) and "columns" in f for f in features.values()):
+        return {}
+    columns, label = _model_dataset_columns(tree)
+    expanded: dict[str, Any] = {}
+    groups: dict[str, list[str]] = {}
+    for name, feature in features.items():
+        here = ("features", name)
+        if not (isinstance(feature, dict) and "columns" in feature):
+            expanded[name] = feature
+            continue
+        selector = feature["columns"]
+        selector = {"match": selector} if isinstance(selector, (str, list)) else selector
+        if not isinstance(selector, dict) or not set(selector) <= {"match", "type", "exclude"}:
+            errors.append(_error(positions, (*here, "columns"), "a column selector is a name pattern or "
+                                 "{match: PATTERN, type: TYPE, exclude: PATTERN}", "e.g. columns: {type: float}"))
+            continue
+        chosen = [c for c, spec in columns.items() if c != label and _matches(c, spec, selector)]
+        if not chosen:
+            errors.append(_error(positions, (*here, "columns"), f"selector '{name}' matches no column of the "
+                                 "model's dataset", f"columns: {', '.join(list(columns)[:8]) or 'none'}"))
+            continue
+        groups[name] = _expand_one(name, feature, chosen, features, expanded, positions, errors)
+        drop_positions(feature, positions, here)
+    tree["features"] = expanded
+    return groups
+
+
+def _expand_one(name: str, feature: dict[str, Any], chosen: list[str], features: dict[str, Any],
+                expanded: dict[str, Any], positions: dict[SpecPath, Position], errors: list[SpecError]) -> list[str]:
+    here = ("features", name)
+    where = positions.get((*here, "columns"), positions.get(here, ("", 1, 1)))
+    rest = {k: v for k, v in feature.items() if k != "columns"}
+    made = []
+    for column in chosen:
+        target = feature_name(column)
+        if target in expanded or (target in features and target != name):
+            errors.append(_error(positions, (*here, "columns"), f"selector '{name}' makes feature '{target}' "
+                                 "(from column '" + column + "'), which already exists", "exclude that column"))
+            continue
+        copy = copy_located(rest, positions, here, positions, ("features", target))
+        expanded[target] = {"column": column, **copy}
+        positions[("features", target)] = where
+        positions[("features", target, "column")] = where
+        made.append(target)
+    return made
+
+
+def _model_features(tree: dict[str, Any], positions: dict[SpecPath, Position], groups: dict[str, list[str]],
+                    errors: list[SpecError]) -> None:
+    """Expand selector names and patterns (``mean_*``) in ``model.features``, in the features' order."""
+    model = tree.get("model")
+    listed = model.get("features") if isinstance(model, dict) else None
+    if not isinstance(listed, list) or not any(isinstance(i, str) and (i in groups or _GLOB.search(i))
+                                               for i in listed):
+        return
+    names = list(tree["features"]) if isinstance(tree.get("features"), dict) else []
+    result, where_of = [], []
+    for index, item in enumerate(listed):
+        where = positions.get(("model", "features", index), positions.get(("model", "features"), ("", 1, 1)))
+        if isinstance(item, str) and item in groups:
+            found = groups[item]
+        elif isinstance(item, str) and _GLOB.search(item):
+            found = [n for n in names if fnmatch.fnmatchcase(n, item)]
+            if not found:
+                errors.append(SpecError(*where, CODE, f"model.features.{index}", f"'{item}' matches no feature",
+                                        f"features: {', '.join(names[:8])}"))
+        else:
+            found = [item]
+        for name in found:
+            if name not in result:
+                result.append(name)
+                where_of.append(where)
+    for index in range(len(listed)):
+        positions.pop(("model", "features", index), None)
+    for index, where in enumerate(where_of):
+        positions[("model", "features", index)] = where
+    model["features"] = result

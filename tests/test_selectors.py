@@ -1,0 +1,137 @@
+"""Selectors: columns from a Parquet schema, one transform over many columns, model features by selector."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from loopc.compiler.api import load_project
+from loopc.compiler.errors import SpecErrors
+from loopc.compiler.frontend.selectors import feature_name
+
+SHORT = Path(__file__).parent / "fixtures" / "selectors" / "breast_cancer"
+MEASURES = ["radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity", "concave points",
+            "symmetry", "fractal dimension"]
+COLUMNS = [f"{kind} {m}" for kind in ("mean", "error", "worst") for m in MEASURES]  # scikit-learn's 30 names
+SIZES = ("radius", "perimeter", "area")
+
+
+def cancer_table(rows: int = 569, seed: int = 0) -> pa.Table:
+    """A table with the breast-cancer columns and a binary label that depends on a few of them."""
+    rng = np.random.default_rng(seed)
+    data = {name: np.abs(rng.normal(10 if m in SIZES else 1, 2 if m in SIZES else 0.2, rows))
+            for name in COLUMNS for m in [name.split(" ", 1)[1]]}
+    signal = (data["mean radius"] - 10) / 2 + (data["worst concavity"] - 1) / 0.2 + rng.normal(0, 0.3, rows)
+    return pa.table({**{k: pa.array(v) for k, v in data.items()}, "malignant": pa.array(signal > 0)})
+
+
+def short_project(target: Path) -> Path:
+    shutil.copytree(SHORT, target)
+    (target / "data").mkdir()
+    pq.write_table(cancer_table(), target / "data" / "cancer.parquet")
+    return target
+
+
+def long_project(short: Path, target: Path) -> Path:
+    """The same pipeline written out by hand: 31 columns, 30 features, 30 names in model.features."""
+    shutil.copytree(short, target, ignore=shutil.ignore_patterns("pipeline.yaml", ".loopc"))
+    spec = yaml.safe_load((short / "pipeline.yaml").read_text())
+    spec["datasets"]["cancer"]["columns"] = {**{c: {"type": "float"} for c in COLUMNS},
+                                             "malignant": {"type": "bool", "nullable": False}}
+    size = [c for c in COLUMNS if c.split(" ", 1)[1] in SIZES]
+    shape = [c for c in COLUMNS if c not in size]
+    spec["features"] = {**{feature_name(c): {"column": c, "transforms": [{"kind": "log", "offset": 1.0},
+                                                                          {"kind": "standardize"}]} for c in size},
+                        **{feature_name(c): {"column": c, "transform": "standardize"} for c in shape}}
+    spec["model"]["features"] = [feature_name(c) for c in size + shape]
+    (target / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+def test_the_short_form_is_at_most_25_lines_and_equals_the_long_form(tmp_path: Path) -> None:
+    assert len((SHORT / "pipeline.yaml").read_text().splitlines()) <= 25
+    short = short_project(tmp_path / "short")
+    long = long_project(short, tmp_path / "long")
+    (ours,), (theirs,) = load_project(short / "pipeline.yaml"), load_project(long / "pipeline.yaml")
+    assert len(ours.spec.datasets["cancer"].columns) == 31 and len(ours.spec.model.features) == 30
+    assert ours.spec.datasets == theirs.spec.datasets
+    assert ours.spec.features == theirs.spec.features
+    assert ours.spec.model == theirs.spec.model
+
+
+@pytest.mark.slow
+def test_the_short_form_runs_with_the_same_metrics_as_the_long_form(tmp_path: Path) -> None:
+    from loopc.compiler.cli.run import compile_local
+    from loopc.runtime.execution.executor import run_plan
+    from loopc.runtime.registry.connect import open_registry
+    from loopc.runtime.registry.interface import CHAMPION
+    from tests.test_e2e_loop import quiet
+
+    metrics = []
+    short = short_project(tmp_path / "short")
+    for project in (short, long_project(short, tmp_path / "long")):
+        result = run_plan(compile_local(project / "pipeline.yaml", [])[0].train_plan, project, "r1", jobs=1,
+                          progress=quiet())
+        assert result.ok, result.records
+        evaluated = result.records["evaluate.cancer_classifier"]["outputs"]["metrics"]
+        with open_registry(f"sqlite:///{project / '.loopc' / 'registry.db'}") as registry:
+            assert registry.get_alias("cancer_classifier", CHAMPION).metrics == evaluated
+        metrics.append(evaluated)
+    assert metrics[0]["auc"] > 0.75 and set(metrics[0]) >= {"auc", "log_loss", "accuracy", "f1"}
+    assert metrics[0] == pytest.approx(metrics[1], rel=1e-9, abs=1e-12)
+
+
+def _errors(project: Path, replace: tuple[str, str]) -> list[tuple[str, int, int, str]]:
+    spec = project / "pipeline.yaml"
+    text = spec.read_text()
+    assert replace[0] in text
+    spec.write_text(text.replace(*replace))
+    with pytest.raises(SpecErrors) as caught:
+        load_project(spec)
+    return [(e.code, e.line, e.column, e.message) for e in caught.value.errors]
+
+
+def _line(project: Path, needle: str) -> int:
+    return next(i for i, t in enumerate((project / "pipeline.yaml").read_text().splitlines(), 1) if needle in t)
+
+
+@pytest.mark.parametrize(("replace", "needle", "code", "message"), [
+    (("from: data/cancer.parquet", "from: data/nope.parquet"), "from: data/nope", "LPC413", "cannot read"),
+    (("malignant: {nullable: false}", "malignent: {nullable: false}"), "malignent", "LPC413", "not in"),
+    (('match: ["* radius", "* perimeter", "* area"]}', 'match: "x*"}'), "sizes:", "LPC413", "matches no column"),
+    (("type: float, exclude", "type: string, exclude"), "shapes:", "LPC413", "matches no column"),
+    (("features: [sizes, shapes]", "features: [sizes, shapez_*]"), "features: [sizes", "LPC413", "matches no"),
+    (("transform: standardize}", "transform: onehot}"), "shapes:", "LPC204", "onehot needs"),
+    (("{kind: log, offset: 1.0}", "{kind: nope}"), "sizes:", "", ""),
+])
+def test_errors_are_located_at_the_selector(tmp_path: Path, replace, needle, code, message) -> None:
+    project = short_project(tmp_path / "p")
+    errors = _errors(project, replace)
+    line = _line(project, needle)
+    assert errors and all(e[1] == line for e in errors), errors
+    assert all(code in e[0] and message in e[3] for e in errors), errors
+
+
+def test_a_selector_that_makes_an_existing_feature_is_an_error(tmp_path: Path) -> None:
+    project = short_project(tmp_path / "p")
+    errors = _errors(project, ("features:\n", "features:\n  mean_radius: {column: mean radius}\n"))
+    assert [(e[0], e[1]) for e in errors] == [("LPC413", _line(project, "sizes:"))]
+    assert "mean_radius" in errors[0][3]
+
+
+def test_parquet_types_map_to_column_types(tmp_path: Path) -> None:
+    from loopc.compiler.frontend.selectors import parquet_columns
+
+    table = pa.table({"i": pa.array([1], pa.int8()), "u": pa.array([1], pa.uint32()), "f": pa.array([1.0]),
+                      "b": pa.array([True]), "s": pa.array(["x"]), "c": pa.array(["x"]).dictionary_encode(),
+                      "t": pa.array([0], pa.timestamp("ms")), "d": pa.array([0], pa.date32())})
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert parquet_columns(tmp_path / "t.parquet") == {
+        "i": {"type": "int"}, "u": {"type": "int"}, "f": {"type": "float"}, "b": {"type": "bool"},
+        "s": {"type": "string"}, "c": {"type": "category"}, "t": {"type": "timestamp"}, "d": {"type": "date"}}

@@ -135,3 +135,35 @@ def test_parquet_types_map_to_column_types(tmp_path: Path) -> None:
     assert parquet_columns(tmp_path / "t.parquet") == {
         "i": {"type": "int"}, "u": {"type": "int"}, "f": {"type": "float"}, "b": {"type": "bool"},
         "s": {"type": "string"}, "c": {"type": "category"}, "t": {"type": "timestamp"}, "d": {"type": "date"}}
+
+
+def _init(tmp_path: Path, table: pa.Table) -> Path:
+    from loopc.compiler.cli.main import main
+
+    pq.write_table(table, tmp_path / "cancer.parquet")
+    assert main(["init", str(tmp_path / "p"), "--from-data", str(tmp_path / "cancer.parquet"),
+                 "--label", "malignant"]) == 0
+    return tmp_path / "p"
+
+
+def test_init_from_data_writes_every_column_and_validates(tmp_path: Path) -> None:
+    project = _init(tmp_path, cancer_table())
+    (loaded,) = load_project(project / "pipeline.yaml")
+    assert list(loaded.spec.datasets["cancer"].columns) == [*COLUMNS, "malignant"]
+    assert loaded.spec.model.task == "binary_classification" and loaded.spec.model.features == [
+        feature_name(c) for c in COLUMNS]
+    text = (project / "pipeline.yaml").read_text()
+    assert all(f"{c}: {{type: float}}" in text for c in COLUMNS)
+
+
+def test_columns_written_out_are_checked_against_the_file_when_it_is_reachable(tmp_path: Path) -> None:
+    project = _init(tmp_path, cancer_table())
+    pq.write_table(cancer_table().drop(["worst symmetry"]), tmp_path / "cancer.parquet")
+    errors = _errors(project, ("malignant: {type: bool", "malignant: {type: bool"))
+    assert [(e[0], e[1]) for e in errors] == [("LPC413", _line(project, "worst symmetry:"))]
+    pq.write_table(cancer_table().set_column(0, "mean radius", pa.array(["x"] * 569)), tmp_path / "cancer.parquet")
+    errors = _errors(project, ("malignant: {type: bool", "malignant: {type: bool"))
+    assert [(e[0], e[1]) for e in errors] == [("LPC413", _line(project, "mean radius:"))]
+    assert "is string in" in errors[0][3]
+    (tmp_path / "cancer.parquet").unlink()  # unreachable: the written-out columns stand
+    assert len(load_project(project / "pipeline.yaml")[0].spec.datasets["cancer"].columns) == 31

@@ -1,4 +1,5 @@
-"""``loopc init DIR --example NAME [--no-data]``: copy an example project and generate its data."""
+"""``loopc init DIR --example NAME [--no-data]``: copy an example project and generate its data;
+``loopc init DIR --from-data FILE.parquet [--label COL]``: start a pipeline whose columns come from a table."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--example", default="churn", metavar="NAME",
                         help=f"which example to copy (default: churn; one of: {', '.join(example_names())})")
     parser.add_argument("--no-data", action="store_true", help="do not run the example's data generator")
+    parser.add_argument("--from-data", metavar="FILE", help="write a pipeline whose dataset columns are read from "
+                        "this Parquet file's schema (instead of copying an example)")
+    parser.add_argument("--label", metavar="COLUMN", help="with --from-data: the column to predict (default: the last)")
 
 
 def examples_root() -> Traversable:
@@ -34,13 +38,14 @@ def example_names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_data:
+        from loopc.compiler.cli.init_data import init_from_data
+
+        return init_from_data(_empty_target(Path(args.directory)), Path(args.from_data), args.label)
     names = example_names()
     if args.example not in names:
         raise UsageError(f"unknown example '{args.example}'; choose one of: {', '.join(names)}")
-    target = Path(args.directory)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(f"{target} exists and is not an empty directory; choose a new or empty directory")
-    target.mkdir(parents=True, exist_ok=True)
+    target = _empty_target(Path(args.directory))
     _copy(examples_root() / args.example, target)
     _point_editors_at_schema(target)
     print(f"created {target} from example '{args.example}'")
@@ -48,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
         _generate_data(target)
     print(f"next: loopc validate {target}   then   loopc run {target / 'pipeline.yaml'}")
     return 0
+
+
+def _empty_target(target: Path) -> Path:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(f"{target} exists and is not an empty directory; choose a new or empty directory")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _copy(source: Traversable, target: Path) -> None:

@@ -20,6 +20,10 @@ _ARROW_TYPES = (("bool", "bool"), ("int", "int"), ("uint", "int"), ("float", "fl
                 ("double", "float"), ("decimal", "float"), ("string", "string"), ("large_string", "string"),
                 ("dictionary", "category"), ("timestamp", "timestamp"), ("date", "date"))
 _GLOB = re.compile(r"[*?\[]")
+_TYPES = ("int", "float", "bool", "string", "category", "timestamp", "date")
+# (type in the file, type declared): the same type, none declared, or a refinement loopc can read
+_COMPATIBLE = {*((t, t) for t in _TYPES), *((t, None) for t in _TYPES), ("string", "category"), ("int", "category"),
+               ("int", "float")}
 
 
 def expand_selectors(tree: dict[str, Any], positions: dict[SpecPath, Position],
@@ -63,17 +67,29 @@ def _columns_from(tree: dict[str, Any], positions: dict[SpecPath, Position], at:
     where = positions.get((*at, "from"), positions.get(at, ("", 1, 1)))
     file = base / columns["from"]
     inputs.add(str(file))
+    explicit = {k: v for k, v in columns.items() if k != "from"}
     try:
         derived = parquet_columns(file)
+    except FileNotFoundError:
+        if explicit and all(isinstance(v, dict) and "type" in v for v in explicit.values()):
+            positions.pop((*at, "from"), None)  # unreachable here: the written-out columns stand, unchecked
+            tree["datasets"][at[1]]["columns"] = explicit
+            return
+        errors.append(_error(positions, (*at, "from"), f"cannot read the columns of '{columns['from']}': "
+                             "no such file", "give the path of a Parquet file relative to the pipeline file"))
+        return
     except (OSError, ValueError) as exc:
         errors.append(_error(positions, (*at, "from"), f"cannot read the columns of '{columns['from']}': {exc}",
                              "give the path of a Parquet file relative to the pipeline file"))
         return
-    explicit = {k: v for k, v in columns.items() if k != "from"}
-    for name in explicit:
+    for name, own in explicit.items():
         if name not in derived:
             errors.append(_error(positions, (*at, name), f"column '{name}' is not in '{columns['from']}'",
                                  f"columns there: {', '.join(list(derived)[:8])}..."))
+        elif isinstance(own, dict) and (derived[name]["type"], own.get("type")) not in _COMPATIBLE:
+            file_type = derived[name]["type"]
+            errors.append(_error(positions, (*at, name, "type"), f"column '{name}' is {file_type} in "
+                                 f"'{columns['from']}', declared {own['type']}", f"declare it as {file_type}"))
     result = {}
     for name, column in derived.items():
         own = explicit.get(name)

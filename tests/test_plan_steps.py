@@ -74,7 +74,7 @@ def test_cacheable_and_stages_by_kind():
 
 
 def test_resources_pipeline_defaults_and_model_overrides():
-    train, _ = plans_of("churn")
+    train, *_ = plans_of("churn")
     validate, trained = train.step("validate.customers"), train.step("train.churn_classifier")
     assert (validate.resources.memory_mb, validate.resources.time_s, validate.resources.cpus) == (2048, 1800, 1)
     assert (validate.resources.retries, validate.resources.retry_delay_s) == (1, 60)
@@ -90,7 +90,7 @@ def test_step_resources_converts_units():
 
 
 def test_features_config_lists_profile_and_slice_columns():
-    train, _ = plans_of("churn")
+    train, *_ = plans_of("churn")
     config = train.step("features.churn_classifier").config
     assert config["profile_columns"] == [
         "tenure_months", "monthly_charges", "total_charges", "support_calls", "contract", "payment_method",
@@ -101,7 +101,7 @@ def test_features_config_lists_profile_and_slice_columns():
 
 
 def test_model_sweep_expands_to_trials_and_select():
-    train, _ = plans_of("churn", model="mlp")
+    train, *_ = plans_of("churn", model="mlp")
     trials = [s for s in train.steps if s.kind == "train"]
     assert [s.id for s in trials] == ["train.churn_classifier.t0", "train.churn_classifier.t1"]
     assert [s.config["model"]["optimizer"]["lr"] for s in trials] == [0.001, 0.003]

@@ -34,7 +34,7 @@ def plans() -> list[Plan]:
 
 
 def test_step_documents_carry_every_field_of_the_contract(plans):
-    train, monitor = plans
+    train, monitor, *_ = plans
     step = train.step("train.churn_classifier")
     document = step_document(train, step)
     assert document == {
@@ -57,7 +57,7 @@ def test_step_json_is_sorted_two_space_indented_unescaped_utf8_with_a_final_newl
 
 
 def test_resources_stages_and_cacheability_are_attached_per_kind(plans):
-    train, _ = plans
+    train, *_ = plans
     by_id = {step.id: step for step in train.steps}
     assert by_id["train.churn_classifier"].resources.memory_mb == 4096  # the model's own resources
     assert by_id["validate.customers"].resources.memory_mb == 2048  # the pipeline's
@@ -69,7 +69,7 @@ def test_resources_stages_and_cacheability_are_attached_per_kind(plans):
 
 
 def test_the_monitor_plan_triggers_the_training_plan_on_the_first_monitors_schedule(plans):
-    train, monitor = plans
+    train, monitor, *_ = plans
     assert (train.name, train.kind, train.triggers, train.schedule) == ("churn", "train", None, "0 3 * * 1")
     assert (monitor.name, monitor.kind, monitor.triggers, monitor.schedule) == (
         "churn_monitor", "monitor", "churn", "0 * * * *")  # fmt: skip

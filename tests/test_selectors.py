@@ -167,3 +167,18 @@ def test_columns_written_out_are_checked_against_the_file_when_it_is_reachable(t
     assert "is string in" in errors[0][3]
     (tmp_path / "cancer.parquet").unlink()  # unreachable: the written-out columns stand
     assert len(load_project(project / "pipeline.yaml")[0].spec.datasets["cancer"].columns) == 31
+
+
+def test_every_resource_default_that_reaches_a_job_is_the_documented_one() -> None:
+    from loopc.compiler.plan.pipeline import StepResources
+    from loopc.compiler.spec.models import parse_duration, parse_memory_mb
+    from loopc.compiler.spec.reference_docs import NOTES
+
+    documented = {f: NOTES[f"Resources.{f}"].rsplit("unset here and in the pipeline: ", 1)[1]
+                  for f in ("cpus", "gpus", "memory", "time", "nodes", "retries", "retry_delay")}
+    defaults = StepResources()
+    assert (defaults.cpus, defaults.gpus, defaults.nodes, defaults.retries) == tuple(
+        int(documented[f]) for f in ("cpus", "gpus", "nodes", "retries"))
+    assert defaults.memory_mb == parse_memory_mb(documented["memory"])
+    assert defaults.time_s == parse_duration(documented["time"])
+    assert defaults.retry_delay_s == parse_duration(documented["retry_delay"])

@@ -182,3 +182,15 @@ def test_every_resource_default_that_reaches_a_job_is_the_documented_one() -> No
     assert defaults.memory_mb == parse_memory_mb(documented["memory"])
     assert defaults.time_s == parse_duration(documented["time"])
     assert defaults.retry_delay_s == parse_duration(documented["retry_delay"])
+
+
+def test_the_validate_cache_sees_a_changed_data_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    from loopc.compiler.cli.main import main
+
+    monkeypatch.setenv("LOOPC_CACHE_DIR", str(tmp_path / "cache"))
+    project = short_project(tmp_path / "p")
+    assert main(["validate", str(project), "--cache"]) == 0
+    assert main(["validate", str(project), "--cache"]) == 0  # a hit
+    pq.write_table(cancer_table().drop(["malignant"]), project / "data" / "cancer.parquet")
+    assert main(["validate", str(project), "--cache", "--format", "json"]) == 1
+    assert '"LPC413"' in capsys.readouterr().out

@@ -32,7 +32,7 @@ class Rule:
 
 
 _R, _G, _O, _M = CLASSES
-_RESOURCES = ("cpus", "gpus", "memory", "time", "nodes", "partition", "account", "qos", "retries",
+_RESOURCES = ("cpus", "gpus", "memory", "time", "nodes", "tasks_per_node", "partition", "account", "qos", "retries",
               "retry_delay", "pool", "queue", "priority")
 _TRANSFORM = ("kind", "offset", "min", "max", "boundaries", "quantiles", "vocabulary", "max_categories",
               "min_frequency", "buckets", "strategy", "value")

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 
 from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data.checks import enforce_schema
@@ -192,8 +194,7 @@ def test_batches_follow_the_memory_budget(monkeypatch):
 def _one_file(path: Path) -> ValidatedRows:
     stat = path.stat()
     file = RowFile(path.as_posix(), stat.st_size, stat.st_mtime_ns, pq.ParquetFile(path).metadata.num_rows)
-    return ValidatedRows(__import__("pyarrow.fs").fs.LocalFileSystem(), (file,), {"v": {"type": "float"}}, True,
-                         ("v",))
+    return ValidatedRows(pafs.LocalFileSystem(), (file,), {"v": {"type": "float"}}, True, ("v",))
 
 
 def test_a_corrupt_row_group_names_the_file_the_row_group_and_the_columns(tmp_path):
@@ -225,7 +226,7 @@ def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_pa
     """The whole loop on a Parquet source: gate, register and shadow read the test rows through the split."""
     write_project(tmp_path, [random_table(1500, 1)])
     pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
-    quiet = PlainProgress(__import__("rich.console").console.Console(file=open(os.devnull, "w")))
+    quiet = PlainProgress(Console(file=open(os.devnull, "w")))
     first = run_plan(pipeline.train_plan, tmp_path, "one", jobs=1, progress=quiet)
     assert first.ok, first.records
     retrained = compile_local(tmp_path / "pipeline.yaml", ["model.training.seed=1"])[0]
@@ -247,7 +248,7 @@ def test_bytes_changed_under_the_same_size_and_mtime_are_not_registered(tmp_path
     path.write_bytes(bytes(data))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
-    quiet = PlainProgress(__import__("rich.console").console.Console(file=open(os.devnull, "w")))
+    quiet = PlainProgress(Console(file=open(os.devnull, "w")))
     result = run_plan(pipeline.train_plan, tmp_path, "second", jobs=1, progress=quiet)
     statuses = result.statuses()
     assert statuses["validate.rows"] == statuses["features.m"] == "cached"  # the stale key was served

@@ -51,6 +51,8 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     ("pipeline.targets", _O, "targets"),
     ("pipeline.tags", _M, "tags"),
     ("pipeline.state_dir", _R, "state directory (no cached artifacts, no champion there)"),
+    ("pipeline.store", _R, "artifact store (no cached artifacts there)"),
+    ("pipeline.registry", _R, "model registry (no champion there)"),
     *((f"pipeline.resources.{f}", _O, "resources") for f in _RESOURCES),
     ("pipeline.secrets.**", _O, "secrets"),
     ("datasets.*.description", _M, "description"),

@@ -114,6 +114,15 @@ def test_monitor_plan_submits_the_training_plan_on_retrain_and_has_a_schedule():
     assert "--scrontab" in files["p_monitor/submit.sh"] and "--scrontab" not in files["p/submit.sh"]
 
 
+def test_the_training_plan_runs_on_the_pipeline_schedule_through_scrontab():
+    """Slurm has no scheduler of its own for pipeline.schedule: the training plan gets scrontab lines too."""
+    weekly = BACKEND.render([_plan(_step("validate.d"), schedule="0 3 * * 1")], EmitOptions())
+    assert weekly["p/schedule.scrontab"].splitlines()[-1] == "0 3 * * 1 bash ./submit.sh"
+    assert "--scrontab" in weekly["p/submit.sh"]
+    once = BACKEND.render([_plan(_step("validate.d"), schedule="@once")], EmitOptions())
+    assert "p/schedule.scrontab" not in once and "--scrontab" not in once["p/submit.sh"]
+
+
 @pytest.mark.parametrize("schedule", ["* * * * * touch /tmp/x; :", "0 * * * *\n* * * * * id", "@once", "61 * * * *"])
 def test_a_schedule_scrontab_cannot_carry_is_refused_before_writing(schedule):
     """Plans built without the spec checks (library use) meet the same cron grammar as specs do."""

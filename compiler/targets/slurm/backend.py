@@ -98,7 +98,15 @@ def comment_lines(text: str) -> list[str]:
     return lines
 
 
-SCHEDULED_KINDS = ("monitor", "score")  # plans scrontab starts on their own schedule
+SCHEDULED_KINDS = ("train", "monitor", "score")  # plans scrontab starts on their own schedule
+
+
+def scron_schedule(plan: Plan) -> str | None:
+    """The cron line scrontab starts ``plan`` on; None when it has none (a training plan ``@once``:
+    submit.sh runs it once)."""
+    if plan.kind not in SCHEDULED_KINDS or not plan.schedule or (plan.kind == "train" and plan.schedule == "@once"):
+        return None
+    return plan.schedule
 
 
 def plan_problems(plan: Plan) -> list[str]:
@@ -106,8 +114,9 @@ def plan_problems(plan: Plan) -> list[str]:
     problems = []
     if not SAFE_NAME.match(plan.pipeline):
         problems.append(f"pipeline name {plan.pipeline!r} must be made of letters, digits, '_', '.', '-'")
-    if plan.kind in SCHEDULED_KINDS and plan.schedule is not None and cron_problem(plan.schedule):
-        problems.append(f"{plan.kind} plan {plan.name}: {cron_problem(plan.schedule)} (scrontab takes one cron line)")
+    schedule = scron_schedule(plan)
+    if schedule is not None and cron_problem(schedule):
+        problems.append(f"{plan.kind} plan {plan.name}: {cron_problem(schedule)} (scrontab takes one cron line)")
     if not SAFE_NAME.match(plan.name) or (plan.triggers and not SAFE_NAME.match(plan.triggers)):
         problems.append(f"plan name {plan.name!r} must be made of letters, digits, '_', '.', '-'")
     for step in plan.steps:
@@ -157,13 +166,13 @@ def submit_view(plan: Plan, jobs: list[Job], options: EmitOptions) -> dict:
         "jobs": [{"name": j.name, "script": j.script, "deps": list(j.deps)} for j in jobs],
         "record": [{"step": s, "job": j, "index": i} for s, j, i in record],
         "description": comment_lines(plan.description), "python": options.python, "root": options.root,
-        "schedule": normalized(plan.schedule) if plan.kind in SCHEDULED_KINDS and plan.schedule else None,
+        "schedule": normalized(scron_schedule(plan)) if scron_schedule(plan) else None,
     }
 
 
 def plan_scripts(plan: Plan, options: EmitOptions) -> dict[str, str]:
-    """``<plan>/submit.sh``, ``<plan>/<job>.sbatch`` and, for a scheduled monitor or scoring plan,
-    ``schedule.scrontab``."""
+    """``<plan>/submit.sh``, ``<plan>/<job>.sbatch`` and, for a plan with a schedule (training:
+    ``pipeline.schedule``; monitor; scoring), ``schedule.scrontab``."""
     jobs = plan_jobs(plan)
     files = {f"{plan.name}/{job.script}": render("slurm", "step.sbatch.j2", **job_view(plan, job, options))
              for job in jobs}

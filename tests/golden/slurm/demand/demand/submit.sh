@@ -3,11 +3,13 @@
 # Submits plan demand to Slurm: 9 jobs chained with --dependency=afterok.
 # Daily retraining of the store-level demand forecast used for replenishment orders.
 #
-# Usage: bash submit.sh [--run-id ID] [--root DIR]
+# Usage: bash submit.sh [--run-id ID] [--root DIR] | --scrontab
 #   --run-id ID  group the jobs under this run id (default: $LOOPC_RUN_ID, else a new one);
 #                submitting a failed run's id again resumes it
 #   --root DIR   project directory: data and state paths are relative to it
 #                (default: $LOOPC_ROOT, else the current directory)
+#   --scrontab   print this plan's schedule as scrontab lines for this folder, e.g.
+#                (scrontab -l; bash submit.sh --scrontab) | scrontab -
 # Job ids go to submitted/<run id>.json; submitted/latest names the last run (`loopc status`).
 set -euo pipefail
 
@@ -19,10 +21,21 @@ LOOPC_ROOT=${LOOPC_ROOT:-$default_root}
 LOOPC_RUN_ID=${LOOPC_RUN_ID:-}
 
 fail() { echo "submit.sh: $*" >&2; exit 2; }
+squote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+print_scrontab() {  # the schedule, with this folder's absolute path filled in
+  case $LOOPC_PLAN_DIR in *$'\n'*) fail "the plan folder path has a newline; scrontab cannot name it" ;; esac
+  echo "# loopc: plan demand on its schedule"
+  echo "#SCRON --job-name=demand.schedule"
+  echo "#SCRON --time=00:10:00"
+  echo "#SCRON --chdir=$(squote "$LOOPC_PLAN_DIR")"
+  echo "#SCRON --output=logs/schedule-%j.log"
+  echo '@daily bash ./submit.sh'
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --run-id) [ $# -ge 2 ] || fail "--run-id needs a value"; LOOPC_RUN_ID=$2; shift 2 ;;
     --root) [ $# -ge 2 ] || fail "--root needs a value"; LOOPC_ROOT=$2; shift 2 ;;
+    --scrontab) print_scrontab; exit 0 ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
     *) fail "unknown argument '$1' (see: bash submit.sh --help)" ;;
   esac

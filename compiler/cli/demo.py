@@ -31,7 +31,9 @@ def create_project(target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     with contextlib.redirect_stdout(io.StringIO()) as said:
-        init.run(argparse.Namespace(directory=str(target), example="churn", no_data=False))
+        parser = argparse.ArgumentParser(prog="loopc init")
+        init.add_arguments(parser)  # the arguments `loopc init DIR --example churn` gets, defaults included
+        init.run(parser.parse_args([str(target), "--example", "churn"]))
     CONSOLE.print("\n".join(line for line in said.getvalue().splitlines() if not line.startswith("next:")),
                   highlight=False)
 

@@ -33,9 +33,10 @@ def _signal_once_training(root: Path, job: str, timeout: float = 600) -> None:
 
 def test_warned_training_job_checkpoints_mid_epoch_requeues_and_resumes_at_that_step(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOPC_STEPS_PER_CALL", "1")  # submit.sh exports it: a signal stops after one step
-    # ~1,500 steps an epoch: the warning lands inside an epoch, not in its end's evaluation and save
+    # ~1,500 steps an epoch and 12 epochs: the warning, sent once the first checkpoint exists, lands inside
+    # an epoch, not in its end's evaluation and save, and long before training ends even on an idle machine
     root = make_project(tmp_path / "project", rows=4000)
-    out = compile_churn(root, ["model.training.batch_size=2", "model.training.epochs=3",
+    out = compile_churn(root, ["model.training.batch_size=2", "model.training.epochs=12",
                                "model.training.early_stopping=null", *FAST])
     jobs = submit(out / "churn")
     _signal_once_training(root, jobs["train.churn_classifier"])

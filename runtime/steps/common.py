@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopc.runtime.execution.runner import StepFailed
+from loopc.runtime.execution.runner import StepContext, StepFailed
 
 SPLITS = ("train", "valid", "test")
 MULTICLASS, REGRESSION = "multiclass_classification", "regression"
@@ -132,3 +132,14 @@ def loopc_version() -> str:
         return metadata.version("loopc")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def current_champion(ctx: StepContext, model: str):
+    """The model's champion version, or None; a project without a registry yet stays without one
+    (asking creates nothing)."""
+    from loopc.runtime.registry.connect import project_registry_url, registry_exists
+    from loopc.runtime.registry.interface import CHAMPION
+
+    if not registry_exists(project_registry_url(ctx.state)):
+        return None
+    return ctx.registry.get_alias(model, CHAMPION)

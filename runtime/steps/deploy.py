@@ -13,6 +13,7 @@ from loopc.runtime.registry.interface import (
     RegistryError,
 )
 from loopc.runtime.steps.common import (
+    current_champion,
     evaluation,
     group_columns,
     load_bundle,
@@ -40,14 +41,6 @@ def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict
     return evaluation(bundle.task, bundle.labels(rows), pred, group_columns(rows, gate), gate, bundle.num_classes)
 
 
-def _champion(ctx: StepContext, name: str):
-    """The champion, or None; a project without a registry yet stays without one (reading creates nothing)."""
-    from loopc.runtime.registry.connect import project_registry_url, registry_exists
-
-    if not registry_exists(project_registry_url(ctx.state)):
-        return None
-    return ctx.registry.get_alias(name, CHAMPION)
-
 
 def run_gate(ctx: StepContext) -> dict[str, Any]:
     """Decide whether the candidate may replace the champion; a rejection stops later steps."""
@@ -57,7 +50,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
     evaluate_id, evaluated = ctx.upstream_of_kind("evaluate")
     candidate = read_json(ctx.artifact(evaluate_id) / "metrics.json")
     artifact = evaluated["outputs"]["model_artifact"]
-    champion = _champion(ctx, name)
+    champion = current_champion(ctx, name)
     if champion is not None and champion.artifact == artifact:
         message = f"this model is already the champion (version {champion.version}): nothing new to gate"
         return {"passed": True, "status": "champion", "summary": message, "champion_version": champion.version,

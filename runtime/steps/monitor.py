@@ -13,8 +13,7 @@ from loopc.runtime.data.checks import enforce_schema, parse_duration
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
 from loopc.runtime.execution.runner import StepContext, StepFailed
-from loopc.runtime.registry.interface import CHAMPION
-from loopc.runtime.steps.common import ModelBundle, load_bundle
+from loopc.runtime.steps.common import ModelBundle, current_champion, load_bundle
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
@@ -78,21 +77,13 @@ def _decide_action(ctx: StepContext, monitor: dict[str, Any], breach: bool, now:
     return action["on_breach"], f"action {action['on_breach']}"
 
 
-def _champion(ctx: StepContext, name: str):
-    """The champion, or None; a project without a registry yet stays without one (asking creates nothing)."""
-    from loopc.runtime.registry.connect import project_registry_url, registry_exists
-
-    if not registry_exists(project_registry_url(ctx.state)):
-        return None
-    return ctx.registry.get_alias(name, CHAMPION)
-
 
 def run_monitor(ctx: StepContext) -> dict[str, Any]:
     """Drift, prediction drift, data quality and performance of live rows against the champion."""
     from loopc.runtime.monitor.verdict import MonitorError, drift_report
 
     monitor, model = ctx.config["monitor"], ctx.config["model"]
-    champion = _champion(ctx, model["name"])
+    champion = current_champion(ctx, model["name"])
     if champion is None:
         return {"action": "none", "breach": False, "summary": f"no champion of '{model['name']}' yet; run `loopc run` first"}
     bundle = load_bundle(local_artifact(ctx.state, champion.artifact))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -164,6 +165,23 @@ def library_errors() -> tuple[type[BaseException], ...]:
             ProfileError, RegistryError, ShadowError, StoreError)
 
 
+# errno values that say the machine, not loopc, is at fault: a full or read-only disk, no permission, no handles
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EMFILE,
+                                 errno.ENFILE, errno.EIO})
+
+
+def environment_problem(exc: BaseException, folder: Path | None = None) -> str | None:
+    """A user-facing line for an OSError the machine caused, else None. It names the file, or ``folder``
+    where the error carries none (a write that fills the disk reports no file name)."""
+    if not isinstance(exc, OSError) or exc.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    if exc.filename:
+        where = f": '{exc.filename}'"
+    else:
+        where = f" (writing under '{folder}')" if folder is not None else ""
+    return f"{exc.strerror or exc}{where}; free space or fix permissions, then run again"
+
+
 def _step_logger(path: Path, step_id: str, echo: bool) -> tuple[logging.Logger, list[logging.Handler]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(f"loopc.step.{step_id}")
@@ -225,6 +243,8 @@ def _run_step(doc: StepDoc, root: Path, run_id: str, echo: bool) -> dict[str, An
         logger.error("%s\n%s", exc, traceback.format_exc())
         if isinstance(exc, library_errors()):
             message = f"step '{doc.id}': {exc}"
+        elif environment_problem(exc, state):
+            message = f"step '{doc.id}': {environment_problem(exc, state)}"
         else:
             message = f"internal error in step '{doc.id}': {type(exc).__name__}: {exc} (traceback in the step log)"
         record = _record(doc, run_id, "failed", started, message=message)

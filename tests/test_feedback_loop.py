@@ -98,6 +98,12 @@ def test_concept_drift_is_caught_by_labels_and_retraining_promotes_a_new_champio
 
     arrive(project, 1, flipped=False)
     score(project, "score1")
+    early = run(project, monitor=True, run_id="watch0")  # scored, no label has arrived yet: nothing to judge
+    assert early.ok and not verdict(early)["breach"], verdict(early)
+    early_details = json.loads((project / ".loopc" / early.records["monitor.weekly_drift"]["artifact"] / "drift.json")
+                               .read_text())
+    assert {c["status"] for c in early_details["performance"]} == {"unknown"}, early_details["performance"]
+    assert all("no labels yet" in c["detail"] for c in early_details["performance"])
     label(project, 1)
     calm = run(project, monitor=True, run_id="watch1")
     assert not verdict(calm)["breach"], verdict(calm)

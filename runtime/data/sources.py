@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.errors import DataError, NoFiles
 
 __all__ = ["DataError", "SourceFiles", "remote_timeout", "resolve_files"]
 
@@ -199,7 +199,7 @@ def resolve_files(source: dict, root: Path, exclude: Iterable[Path] = ()) -> Sou
     names = [n for n in _select(listed, pattern, source) if not any(_inside(f"{base}/{n}", f) for f in folders)]
     if not names:
         where = f"under '{base}'" if info.type == pafs.FileType.Directory else f"('{base}' does not exist)"
-        raise DataError(f"source '{spec}' matches no files {where}; check source.path and the project root")
+        raise NoFiles(f"source '{spec}' matches no files {where}; check source.path and the project root")
     files = SourceFiles(filesystem, base, tuple(sorted(names)))
     _check_utf8(files)
     return files

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from loopc.runtime.data.checks import enforce_schema, parse_duration
-from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.errors import DataError, NoFiles
 from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.monitor.feedback import (
@@ -53,22 +54,32 @@ def realized(ctx: StepContext, labels: dict[str, Any], bundle: ModelBundle, cham
     if labels.get("window"):
         since = dt.datetime.fromtimestamp(now - parse_duration(labels["window"]), dt.UTC)
     label = bundle.model["label"]
+    rules, notes = drop_rules(champion.metrics, labels.get("max_drop") or {})
     try:
         predictions = read_predictions(folder, labels["keys"], bundle.task, since)
-        joined = join_labels(predictions, _labels(ctx, labels["source"]), labels["keys"], label)
+        try:
+            arrived = _labels(ctx, labels["source"])
+        except NoFiles as exc:  # labels come later than predictions: nothing to judge yet, not a failure
+            why = f"no labels yet ({exc})"
+            return Realized({}, None, why, rules, notes, _stored_scores(predictions, champion.version))
+        joined = join_labels(predictions, arrived, labels["keys"], label)
         versions = realized_metrics(
             joined, bundle.task, label, lambda column: label_vector(column, bundle.task, bundle.classes),
             lambda y, pred: evaluate_predictions(bundle.task, y, pred, num_classes=bundle.num_classes))
     except (FeedbackError, DataError) as exc:
         raise StepFailed(f"monitor '{ctx.config['monitor_name']}' labels: {exc}") from None
-    rules, notes = drop_rules(champion.metrics, labels.get("max_drop") or {})
     mine = versions.get(champion.version)
-    scores = None
-    if predictions.num_rows and "score" in predictions.column_names:
-        own = predictions.filter(np.asarray(predictions.column("model_version").to_numpy() == champion.version))
-        scores = own.column("score").to_numpy().astype(np.float32) if own.num_rows else None
+    scores = _stored_scores(predictions, champion.version)
     if mine is None or mine["rows"] < int(labels.get("min_rows", 50)):
         have = 0 if mine is None else mine["rows"]
         why = f"{have} labelled prediction(s) of version {champion.version}, fewer than labels.min_rows"
         return Realized(versions, None, why, rules, notes, scores)
     return Realized(versions, mine["metrics"], "", rules, notes, scores)
+
+
+def _stored_scores(predictions: pa.Table, version: int) -> np.ndarray | None:
+    """The scores ``version`` wrote in the window (prediction drift), or None."""
+    if not predictions.num_rows or "score" not in predictions.column_names:
+        return None
+    own = predictions.filter(np.asarray(predictions.column("model_version").to_numpy() == version))
+    return own.column("score").to_numpy().astype(np.float32) if own.num_rows else None

@@ -119,3 +119,14 @@ def test_worker_processes_give_the_same_result() -> None:
     with pytest.raises(SpecErrors) as caught:
         load_project(EXAMPLES, ["model.optimizer.lr=-1"], jobs=2)
     assert [e.code for e in caught.value.errors] == ["LPC105", "LPC105"]  # one per pipeline file
+
+
+def test_worker_count_one_per_128_files_and_jobs_capped_by_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopc.compiler.errors import UsageError
+    from loopc.compiler.spec import parallel
+
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    assert [parallel.worker_count(n, None) for n in (0, 255, 256, 383, 384, 5000)] == [1, 1, 2, 2, 3, 8]
+    assert parallel.worker_count(3, 5) == 3 and parallel.worker_count(0, 5) == 1
+    with pytest.raises(UsageError):
+        parallel.worker_count(10, 0)

@@ -243,8 +243,8 @@ def _run_step(doc: StepDoc, root: Path, run_id: str, echo: bool) -> dict[str, An
         logger.error("%s\n%s", exc, traceback.format_exc())
         if isinstance(exc, library_errors()):
             message = f"step '{doc.id}': {exc}"
-        elif environment_problem(exc, state):
-            message = f"step '{doc.id}': {environment_problem(exc, state)}"
+        elif problem := environment_problem(exc, state):
+            message = f"step '{doc.id}': {problem}"
         else:
             message = f"internal error in step '{doc.id}': {type(exc).__name__}: {exc} (traceback in the step log)"
         record = _record(doc, run_id, "failed", started, message=message)

@@ -51,8 +51,9 @@ def run_step_command(args: argparse.Namespace) -> int:
     doc = load_step(args.step_file)
     run_id = runs.resolve_run_id(args.run_id)
     root = Path(_root(args.root)).resolve()
-    claim_state(runs.state_path(root, doc.state_dir), root)
-    remove_stale_staging(runs.state_path(root, doc.state_dir))
+    state = runs.state_path(root, doc.state_dir)
+    claim_state(state, root)
+    remove_stale_staging(state)
     if worker_rank(os.environ) > 0:  # another process of a multi-process step; rank 0 records it
         record = run_worker(doc, root, run_id)
         print(json.dumps(summary(record), sort_keys=True))

@@ -31,9 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from loopc.runtime.steps.common import loopc_version
 
     state, version = resolve_version(args)
-    job = ScoreJob(source=args.input, output=Path(args.output), keys=_names(args.keys), write=_names(args.write))
-    if args.batch_id:
-        job = ScoreJob(job.source, job.output, job.keys, job.write, args.batch_id)
+    job = ScoreJob(source=args.input, output=Path(args.output), keys=_names(args.keys), write=_names(args.write),
+                   **({"batch_id": args.batch_id} if args.batch_id else {}))
     try:
         model = load(version_bundle(state, version, loopc_version=loopc_version()))
         summary = score_to_parquet(model, job, version.version)

@@ -93,18 +93,23 @@ class ValidatedRows:
     def _file_batches(self, file: RowFile, columns: list[str], size: int) -> Iterator[pa.Table]:
         _check_unchanged(self.filesystem, file)
         try:
-            parquet = pq.ParquetFile(self.filesystem.open_input_file(file.path))
+            handle = self.filesystem.open_input_file(file.path)
+            parquet = pq.ParquetFile(handle)
         except (OSError, pa.ArrowException) as error:
             raise DataError(f"cannot read parquet file '{file.path}': {error}") from None
-        present = [c for c in columns if c in parquet.schema_arrow.names]
-        for group in range(parquet.num_row_groups):
-            try:
-                read = list(parquet.iter_batches(size, row_groups=[group], columns=present, use_threads=False))
-            except (OSError, pa.ArrowException) as error:
-                raise DataError(f"file '{file.path}' row group {group} (columns {', '.join(present)}) cannot be "
-                                f"read: {error}") from None
-            for batch in read:
-                yield self._shape(pa.Table.from_batches([batch]), columns, file, group)
+        with handle:
+            present = [c for c in columns if c in parquet.schema_arrow.names]
+            for group in range(parquet.num_row_groups):
+                batches = parquet.iter_batches(size, row_groups=[group], columns=present, use_threads=False)
+                while True:  # one batch decoded at a time, not the whole row group
+                    try:
+                        batch = next(batches, None)
+                    except (OSError, pa.ArrowException) as error:
+                        raise DataError(f"file '{file.path}' row group {group} (columns {', '.join(present)}) "
+                                        f"cannot be read: {error}") from None
+                    if batch is None:
+                        break
+                    yield self._shape(pa.Table.from_batches([batch]), columns, file, group)
         _check_unchanged(self.filesystem, file)
 
     def _shape(self, batch: pa.Table, columns: list[str], file: RowFile, group: int) -> pa.Table:

@@ -16,15 +16,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from loopc.runtime.export.bundle import ExportError, write_bundle
+    from loopc.runtime.score.resolve import version_card
     from loopc.runtime.steps.common import loopc_version
     from loopc.runtime.store.artifacts import local_artifact
 
     state, version = resolve_version(args)
-    card_file = state / "cards" / f"{version.model}-v{version.version}.md"
-    card = card_file.read_text(encoding="utf-8") if card_file.is_file() else None
     try:
         out = write_bundle(local_artifact(state, version.artifact), Path(args.directory), version=version.version,
-                           card=card, loopc_version=loopc_version())
+                           card=version_card(state, version), loopc_version=loopc_version())
     except (ExportError, OSError) as exc:
         raise LoopcError(f"cannot export {version.model} v{version.version}: {exc}") from None
     print(f"exported {version.model} v{version.version} to {out} (load it with {out / 'score.py'})")

@@ -50,15 +50,20 @@ def resolve(registry: Registry, ref: ModelRef) -> ModelVersion:
     return found
 
 
+def version_card(state: Path, version: ModelVersion) -> str | None:
+    """The model card registered with ``version`` (``state/cards/MODEL-vN.md``), or None."""
+    card_file = Path(state) / "cards" / f"{version.model}-v{version.version}.md"
+    return card_file.read_text(encoding="utf-8") if card_file.is_file() else None
+
+
 def version_bundle(state: Path, version: ModelVersion, *, card: str | None = None,
                    loopc_version: str = "0+unknown") -> Path:
     """The export bundle of ``version`` under ``state/bundles/`` (written once, then reused)."""
     folder = Path(state) / BUNDLES / f"{version.model}-v{version.version}"
     if (folder / "bundle.json").is_file():
         return folder
-    card_file = Path(state) / "cards" / f"{version.model}-v{version.version}.md"
-    if card is None and card_file.is_file():
-        card = card_file.read_text(encoding="utf-8")
+    if card is None:
+        card = version_card(state, version)
     try:
         return write_bundle(local_artifact(state, version.artifact), folder, version=version.version, card=card,
                             loopc_version=loopc_version)

@@ -118,6 +118,18 @@ def test_doctor_passes_on_a_healthy_local_worker(compiled, tmp_path, capsys, mon
     assert lines[-1].startswith("ok: Python, JAX and loopc as compiled")
 
 
+def test_doctor_reports_a_healthy_store_beside_a_toolchain_problem(compiled, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LOOPC_STORE", raising=False)
+    monkeypatch.delenv("LOOPC_REGISTRY", raising=False)
+    manifest = compiled / ".loopc-manifest.json"
+    data = json.loads(manifest.read_text())
+    data["toolchain"] = {**data["toolchain"], "jax": "0.0.1"}
+    manifest.write_text(json.dumps(data))
+    code, lines = _cli(capsys, "doctor", str(compiled), "--root", str(tmp_path / "worker"))
+    assert code == 1 and lines[0].startswith(f"ok: store {tmp_path / 'worker' / '.loopc'} writable")
+    assert lines[1:] and all(line.startswith("problem: JAX") for line in lines[1:])
+
+
 def test_doctor_names_each_problem_on_one_line(compiled, tmp_path, capsys):
     manifest = compiled / ".loopc-manifest.json"
     data = json.loads(manifest.read_text())

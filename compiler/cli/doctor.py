@@ -96,11 +96,10 @@ def run(args: argparse.Namespace) -> int:
         if (store, registry) in checked:
             continue
         checked.add((store, registry))
-        for found in (check_store(store, root / str(plan.get("state_dir", ".loopc")) / "cache"),
-                      check_registry(registry)):
-            if found:
-                problems.append(found)
-        if not problems:
+        found = [problem for problem in (check_store(store, root / str(plan.get("state_dir", ".loopc")) / "cache"),
+                                         check_registry(registry)) if problem]
+        problems += found
+        if not found:
             print(f"ok: store {store} writable, registry {_label(registry)} reachable and migrated")
     for problem in problems:
         print(f"problem: {problem}")

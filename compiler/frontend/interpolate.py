@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from loopc.compiler.errors import SpecError
 from loopc.compiler.frontend.load import Position, SpecPath
-from loopc.compiler.frontend.tree import set_located
+from loopc.compiler.frontend.tree import select, set_located
 
 INTERPOLATION_NODE_BUDGET = 20_000  # nodes resolved interpolations may produce in one spec (OmegaConf is slow)
 ALLOWED_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
@@ -48,7 +48,7 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
             return [*errors, SpecError(file, line, col, "LPC007", ".".join(map(str, path)), message, hint)]
         except Exception as exc:  # noqa: BLE001 - OmegaConf raises many types; each is a user error here
             file, line, col = positions.get(path, ("<unknown>", 1, 1))
-            message = f"cannot resolve interpolation {_select(tree, path)!r}: {_first_line(exc)}"
+            message = f"cannot resolve interpolation {select(tree, path)!r}: {_first_line(exc)}"
             hint = "refer to an existing key with ${path.to.key}"
             errors.append(SpecError(file, line, col, "LPC408", ".".join(map(str, path)), message, hint))
     for path, value in resolved:
@@ -58,7 +58,7 @@ def resolve_interpolations(tree: dict[str, Any], positions: dict[SpecPath, Posit
 
 def _refused_resolvers(tree: dict[str, Any], positions: dict[SpecPath, Position], path: SpecPath) -> list[SpecError]:
     """LPC411 for every resolver in the string at ``path`` outside ALLOWED_RESOLVERS."""
-    text = _select(tree, path)
+    text = select(tree, path)
     names = sorted(set(resolver_names(text)) - ALLOWED_RESOLVERS)
     if not names:
         return []
@@ -117,12 +117,6 @@ def _interpolated(node: Any, path: SpecPath) -> Iterator[SpecPath]:
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from _interpolated(value, (*path, index))
-
-
-def _select(tree: Any, path: SpecPath) -> Any:
-    for key in path:
-        tree = tree[key]
-    return tree
 
 
 def _first_line(exc: Exception) -> str:

@@ -17,9 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from loopc.runtime.evaluate.metrics import METRIC_DIRECTIONS
-
-MULTICLASS = "multiclass_classification"
+from loopc.runtime.evaluate.metrics import METRIC_DIRECTIONS, MULTICLASS
 
 
 class FeedbackError(Exception):

@@ -18,6 +18,7 @@ from typing import Any
 MANIFEST = "_manifest.json"
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,127}$")
 # What a writer leaves beside an artifact when it is killed: ``.staging-<key>-<pid>-<hex8>``, ``.trash-<key>-<hex8>``.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://...: a store pyarrow.fs resolves
 _LEFTOVER = re.compile(r"^\.(?:staging-(?P<staged>.+)-\d+|trash-(?P<trashed>.+))-[0-9a-f]{8}$")
 
 
@@ -258,7 +259,7 @@ def open_store(url_or_path: str | os.PathLike[str], *, cache_dir: str | os.PathL
     text = os.fspath(url_or_path)
     if text.startswith("file://"):
         return LocalArtifactStore(text[len("file://") :])
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+    if _URL.match(text):
         from loopc.runtime.store.remote import RemoteArtifactStore
 
         return RemoteArtifactStore(text, cache_dir if cache_dir is not None else Path(".loopc-cache"))
@@ -284,6 +285,6 @@ def local_artifact(state: str | os.PathLike[str], artifact: str) -> Path:
 def run_record_store(state: str | os.PathLike[str]) -> ArtifactStore | None:
     """The remote store that also holds run records (``$LOOPC_STORE`` set to a remote URL), else None."""
     url = store_url(state)
-    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url) or url.startswith("file://"):
+    if not _URL.match(url) or url.startswith("file://"):
         return None
     return open_store(url, cache_dir=Path(state) / "cache")

@@ -29,6 +29,10 @@ def _predict_fn(arch_key: tuple, task: str):
     return jax.jit(lambda params, x: outputs_to_predictions(task, apply_net(params, architecture, x), params))
 
 
+def _n_layers(params: dict) -> int:
+    return sum(1 for name in params if name.startswith("layer_"))
+
+
 def _check(params: dict, architecture: dict, x: np.ndarray) -> np.ndarray:
     """Features as float32 [n, f] matching the params' input width."""
     x = np.asarray(x, dtype=np.float32)
@@ -37,7 +41,7 @@ def _check(params: dict, architecture: dict, x: np.ndarray) -> np.ndarray:
     width = params["layer_0"]["w"].shape[0]
     if x.shape[1] != width:
         raise TrainError(f"the model was trained on {width} features, these rows have {x.shape[1]}")
-    n_layers = sum(1 for name in params if name.startswith("layer_"))
+    n_layers = _n_layers(params)
     if len(layer_widths(architecture, width, 1)) - 1 != n_layers:
         raise TrainError(f"params have {n_layers} layers, architecture {architecture} expects another depth")
     return x
@@ -59,6 +63,6 @@ def predict(params: dict, architecture: dict, task: str, x: np.ndarray) -> np.nd
         padded = np.concatenate([block, np.zeros((chunk - len(block), x.shape[1]), np.float32)])
         pieces.append(np.asarray(forward(device_params, padded))[: len(block)])
     if not pieces:
-        k = params[f"layer_{sum(1 for n in params if n.startswith('layer_')) - 1}"]["b"].shape[0]
+        k = params[f"layer_{_n_layers(params) - 1}"]["b"].shape[0]
         return np.zeros((0, k) if task == "multiclass_classification" else (0,), np.float32)
     return np.concatenate(pieces).astype(np.float32)

@@ -134,7 +134,8 @@ def _listing(paths: list[str]) -> str:
     return ", ".join(paths[:MAX_FILES]) + (f" and {len(paths) - MAX_FILES} more" if len(paths) > MAX_FILES else "")
 
 
-def _missing_everywhere(dataset: str, name: str, spec: dict, table: pa.Table, files: SourceTable | None) -> Violation:
+def missing_everywhere(dataset: str, name: str, spec: dict, table: pa.Table, files: SourceTable | None) -> Violation:
+    """A declared column no file has (``table``: the read, or a table with every column name and the row count)."""
     where = f" from every file ({_listing([p.path for p in files.parts])})" if files else ""
     message = f"column is missing{where} (expected {spec['type']}); present: {', '.join(table.column_names)}"
     return Violation(dataset, name, "missing_column", table.num_rows, [], message)
@@ -164,7 +165,7 @@ def enforce_schema(table: pa.Table, columns: dict, dataset: str = "",
     violations, arrays, names = [], [], []
     for name, spec in columns.items():
         if name not in table.column_names:
-            violations.append(_missing_everywhere(dataset, name, spec, table, files))
+            violations.append(missing_everywhere(dataset, name, spec, table, files))
             continue
         absent, paths = files.rows_lacking(name) if files else (None, [])
         if paths:
@@ -185,11 +186,6 @@ def extra_column(dataset: str, name: str) -> Violation:
     """The warning for a column the schema does not declare."""
     return Violation(dataset, name, "extra_column", 0, [], "column is not declared in the schema; it is kept but "
                      "not checked", "warning")
-
-
-def missing_everywhere(dataset: str, name: str, spec: dict, shape: pa.Table, files: SourceTable | None) -> Violation:
-    """A declared column no file has (``shape``: a table with every column name and the row count)."""
-    return _missing_everywhere(dataset, name, spec, shape, files)
 
 
 def check_columns(check: dict) -> list[str]:

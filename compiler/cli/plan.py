@@ -97,14 +97,12 @@ def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None 
 
 def _plan(loaded: list, reuse: Planned) -> tuple[list[Plan], Planned]:
     """``plan_project(loaded)``, pipeline by pipeline in load order, taking ``reuse``'s plans where the specs match."""
-    from loopc.compiler.plan.project import plan_project
+    from loopc.compiler.plan.project import by_pipeline, plan_project
 
-    groups: dict[str, list] = {}
-    for item in loaded:
-        groups.setdefault(item.spec.pipeline.name, []).append(item)
     plans: list[Plan] = []
     planned: Planned = {}
-    for name, group in groups.items():
+    for group in by_pipeline(loaded):
+        name = group[0].spec.pipeline.name
         key = tuple((item.spec_hash, tuple(sorted(item.sweep_point.items()))) for item in group)
         known = reuse.get(name)
         planned[name] = (key, known[1] if known is not None and known[0] == key else plan_project(group))

@@ -27,7 +27,7 @@ def plan_project(loaded: Sequence[Loaded]) -> list[Plan]:
     Planning errors are located in the spec files (file:line:col of the node they name).
     """
     plans: list[Plan] = []
-    for group in _by_pipeline(loaded):
+    for group in by_pipeline(loaded):
         try:
             plans.extend(_plan_group(group))
         except SpecErrors as exc:
@@ -60,7 +60,8 @@ def _plan_group(group: Sequence[Loaded]) -> list[Plan]:
     return plan_pipeline(base.spec, spec_hash=group_hash, sweep_points=points, source=base.display)
 
 
-def _by_pipeline(loaded: Sequence[Loaded]) -> list[list[Loaded]]:
+def by_pipeline(loaded: Sequence[Loaded]) -> list[list[Loaded]]:
+    """``loaded`` grouped by pipeline name (one group per pipeline file's CLI sweep), in load order."""
     groups: dict[str, list[Loaded]] = {}
     for item in loaded:
         groups.setdefault(item.spec.pipeline.name, []).append(item)

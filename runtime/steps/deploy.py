@@ -185,7 +185,7 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
             "summary": result.summary, "champion_version": champion.version}
 
 
-def _holds(ctx: StepContext, name: str, number: int) -> list[str]:
+def _holds(ctx: StepContext) -> list[str]:
     """Why the version may not be promoted automatically (empty: it may)."""
     _, gate = ctx.upstream_of_kind("gate")
     held = []
@@ -223,7 +223,7 @@ def run_promote(ctx: StepContext) -> dict[str, Any]:
     current = ctx.registry.get_alias(name, alias)
     if current is not None and current.version == number:
         return _already_champion(ctx, name, number)
-    held = _holds(ctx, name, number)
+    held = _holds(ctx)
     if held:
         how = f"approve with: loopc registry promote {name} {number} --reason \"...\" --root {ctx.root}"
         summary = f"version {number} stays {CHALLENGER}: {'; '.join(held)}; {how}"

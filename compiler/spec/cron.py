@@ -26,7 +26,7 @@ def cron_problem(value: str, allow_once: bool = False) -> str | None:
     if value.startswith("@"):
         allowed = (*MACROS, "@once") if allow_once else MACROS
         return None if value in allowed else f"unknown schedule macro {value!r}; use one of {', '.join(allowed)}"
-    if any(not ch.isprintable() or ch in "\t" for ch in value) or not value.isascii():
+    if not value.isprintable() or not value.isascii():  # a tab or line break is not printable
         return f"schedule {value!r} has characters a cron line cannot carry (line breaks, control or non-ASCII)"
     fields = value.split()
     if len(fields) != 5:

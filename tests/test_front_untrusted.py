@@ -174,7 +174,7 @@ def test_interpolations_below_the_budget_resolve(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value", [
-    "0 3 * * 1", "*/15 * * * *", "0 0 1,15 * *", "5-10/2 8-18 * JAN-MAR mon-fri", "0 0 * * 7", "  0   3 * * 1 ",
+    "0 3 * * 1", "*/15 * * * *", "0 0 1,15 * *", "5-10/2 8-18 * JAN-MAR mon-fri", "0 0 * * 7", "  0   3 * * 1 ", "*/59 5-5 31 12 0",
     *MACROS,
 ])
 def test_cron_expressions_every_scheduler_accepts(value: str) -> None:
@@ -184,7 +184,7 @@ def test_cron_expressions_every_scheduler_accepts(value: str) -> None:
 
 @pytest.mark.parametrize("value", [
     "* * * * * touch /tmp/x; :", "* * * * *\n* * * * * touch /tmp/x", "0 3 * * 1\r", "0\t3 * * * *", "60 * * * *",
-    "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "5-1 * * * *", "* * * * * *", "* * * *",
+    "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "*/60 * * * *", "5-1 * * * *", "* * * * * *", "* * * *",
     "@reboot", "@once", "@every 5m", "$(id) * * * *", "`id` * * * *", "0 3 * * 1\u2028", "0 3 * * \x00",
     "a b c d e", "1- * * * *", "*/ * * * *", ",1 * * * *", "0 3 * * 1 #", "",
 ])

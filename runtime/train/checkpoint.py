@@ -64,10 +64,10 @@ def _archive_bytes(arrays: dict[str, np.ndarray], meta: dict | None) -> bytes:
     return buffer.getvalue()
 
 
-def _read_archive(path: Path) -> tuple[dict[str, np.ndarray], dict | None]:
-    """Arrays and meta of an archive written by :func:`_archive_bytes`."""
+def _read_archive(path: Path, data: bytes | None = None) -> tuple[dict[str, np.ndarray], dict | None]:
+    """Arrays and meta of an archive written by :func:`_archive_bytes` (``data``: its bytes, already read)."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as archive:
             arrays, meta = {}, None
             for name in archive.namelist():
                 data = archive.read(name)
@@ -124,17 +124,17 @@ def _manifest(directory: Path) -> list[dict]:
                          "from scratch") from error
 
 
-def _damage(path: Path, entry: dict) -> str | None:
-    """Why ``path`` does not match its manifest entry (missing, size, sha256), or None when it does."""
+def _damage(path: Path, entry: dict) -> tuple[bytes | None, str | None]:
+    """``(bytes, None)`` when ``path`` matches its manifest entry, else ``(None, why not)`` (missing, size, sha256)."""
     try:
         data = path.read_bytes()
     except OSError as error:
-        return f"cannot be read ({error.strerror or error})"
+        return None, f"cannot be read ({error.strerror or error})"
     if len(data) != entry["bytes"]:
-        return f"has {len(data)} bytes, the manifest says {entry['bytes']} (truncated?)"
+        return None, f"has {len(data)} bytes, the manifest says {entry['bytes']} (truncated?)"
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        return "does not match the sha256 in the manifest"
-    return None
+        return None, "does not match the sha256 in the manifest"
+    return data, None
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -144,12 +144,12 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, np.ndarray], dict] | Non
     damaged: list[str] = []
     for entry in entries:
         path = directory / entry["file"]
-        problem = _damage(path, entry)
+        data, problem = _damage(path, entry)
         if problem is None:
             if damaged:
                 LOG.warning("checkpoint %s; resuming from the previous checkpoint %s instead",
                             "; ".join(damaged), path)
-            return _checked(path)
+            return _checked(path, data)
         damaged.append(f"{path} {problem}")
     if damaged:
         raise TrainError(f"no intact checkpoint in {directory}: {'; '.join(damaged)}; delete the folder to "
@@ -157,8 +157,8 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, np.ndarray], dict] | Non
     return None
 
 
-def _checked(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    arrays, meta = _read_archive(path)
+def _checked(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], dict]:
+    arrays, meta = _read_archive(path, data)
     if meta is None:
         raise TrainError(f"{path} has no meta.json; it is not a loopc checkpoint: delete it")
     return arrays, meta

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +107,7 @@ def plan_width(steps: list[dict[str, Any]]) -> int:
     depth: dict[str, int] = {}
     for step in steps:  # topological order
         depth[step["id"]] = 1 + max((depth.get(dep, 0) for dep in step["deps"]), default=0)
-    counts: dict[int, int] = {}
-    for level in depth.values():
-        counts[level] = counts.get(level, 0) + 1
-    return max(counts.values(), default=1)
+    return max(Counter(depth.values()).values(), default=1)
 
 
 def _init_worker(threads: int) -> None:

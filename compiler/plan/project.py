@@ -7,7 +7,7 @@ from typing import Any, Protocol, Sequence
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import canonical_json, sha256_text
 from loopc.compiler.plan.pipeline import Plan, plan_pipeline
-from loopc.compiler.plan.sweeps import SHARED_MODEL_FIELDS
+from loopc.compiler.plan.sweeps import SHARED_MODEL_FIELDS, get_path
 from loopc.compiler.spec.models import Spec
 
 
@@ -80,7 +80,7 @@ def trial_points_of(group: Sequence[Loaded]) -> list[dict[str, Any]]:
     paths = sorted({p for model in models[1:] for p in _differing(models[0], model) if p.split(".")[0] != "sweep"})
     paths = sorted({_present_in_all(path, models) for path in paths})
     paths = [p for p in paths if not any(p.startswith(f"{other}.") for other in paths)]
-    return [{f"model.{p}": _get(model, p) for p in paths} for model in models]
+    return [{f"model.{p}": get_path(model, p) for p in paths} for model in models]
 
 
 def _check_only_model_varies(group: Sequence[Loaded], dumps: list[dict[str, Any]]) -> None:
@@ -122,9 +122,3 @@ def _has(data: Any, path: str) -> bool:
             return False
         data = data[part]
     return True
-
-
-def _get(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        data = data[part]
-    return data

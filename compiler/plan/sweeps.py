@@ -98,7 +98,7 @@ def apply_point(model: Model, point: Point, source: str) -> tuple[dict[str, Any]
             "use values the model field accepts",
         )]) from None
     dumped = trial.model_dump(mode="json")
-    return dumped, {path: _get_path(dumped, path) for path in sorted(point)}
+    return dumped, {path: get_path(dumped, path) for path in sorted(point)}
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
@@ -115,7 +115,8 @@ def _set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
     node[parts[-1]] = value
 
 
-def _get_path(data: dict[str, Any], path: str) -> Any:
+def get_path(data: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` (``optimizer.lr``) of a nested dict."""
     node: Any = data
     for part in path.split("."):
         node = node[part]

@@ -135,13 +135,14 @@ def jobcomp_path() -> Path:
 def jobcomp_records(path: Path, wanted: set[str]) -> dict[str, dict[str, str]]:
     """Last jobcomp line per wanted job key (a requeued job has several; the last one counts)."""
     records: dict[str, dict[str, str]] = {}
+    needles = {f"={key.split('_')[0]} " for key in wanted}  # a cheap test before parsing a line
     try:
         with path.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
-                if any(f"={key.split('_')[0]} " in line for key in wanted):
+                if any(needle in line for needle in needles):
                     fields = parse_fields(line)
-                    if record_key(fields) in wanted:
-                        records[record_key(fields)] = fields
+                    if (key := record_key(fields)) in wanted:
+                        records[key] = fields
     except OSError:
         return {}
     return records

@@ -95,7 +95,10 @@ def validate_project(path: Path | str, overrides: Iterable[str] = (), jobs: int 
         missed = []
         for file, document in discover(Path(path), cache):
             hit = cache.names(cache.key(str(file), str(file), overrides))
-            names.update({file: hit}) if hit is not None else missed.append((file, document))
+            if hit is not None:
+                names[file] = hit
+            else:
+                missed.append((file, document))
         for item in _load_all(missed, overrides, jobs, cache):
             names.setdefault(Path(item.display), []).append(item.spec.pipeline.name)
     distinct = [name for file_names in names.values() for name in set(file_names)]

@@ -109,7 +109,8 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     except MonitorError as exc:
         raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
     action, note = _decide_action(ctx, monitor, report.breach, now)
-    details = {**report.to_dict(), **_charts(report.to_dict(), monitor.get("data_drift")), "action": action,
+    reported = report.to_dict()
+    details = {**reported, **_charts(reported, monitor.get("data_drift")), "action": action,
                "note": note, "champion_version": champion.version}
     if feedback is not None:
         details["realized"] = {str(v): r for v, r in feedback.versions.items()}

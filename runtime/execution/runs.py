@@ -93,6 +93,8 @@ def create_once(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
     The file appears complete or not at all (written aside, then hard-linked into place), and of
     several concurrent callers exactly one creates it. ValueError when the file there is not JSON.
     """
+    if path.exists():  # the common case (every step claims its state folder): no temporary file
+        return json.loads(path.read_text(encoding="utf-8"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

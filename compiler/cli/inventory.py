@@ -17,8 +17,7 @@ from typing import Any
 from loopc.compiler.cli.inventory_policies import POLICIES, parse_policies, violations
 from loopc.compiler.cli.inventory_render import to_markdown, to_text
 from loopc.compiler.cli.inventory_rows import FORMAT, RegistryReader, registry_url, spec_row
-
-REGISTRY_ENV = "LOOPC_REGISTRY"
+from loopc.runtime.registry.connect import REGISTRY_ENV
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

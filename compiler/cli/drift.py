@@ -67,15 +67,15 @@ def reference_profile(path: str, columns: list[str]) -> dict[str, Any]:
         raise LoopcError(str(exc)) from None
 
 
-def _columns(args: argparse.Namespace) -> list[str]:
+def _columns(args: argparse.Namespace, stored: dict[str, Any] | None) -> list[str]:
     import pyarrow.dataset as ds
 
     if args.columns:
         return _names(args.columns)
     try:
         current = set(ds.dataset(args.current, format="parquet", partitioning="hive").schema.names)
-        if args.reference.endswith(".json"):
-            return sorted(current & set(reference_profile(args.reference, [])["columns"]))
+        if stored is not None:
+            return sorted(current & set(stored["columns"]))
         return sorted(current & set(ds.dataset(args.reference, format="parquet", partitioning="hive").schema.names))
     except (OSError, ValueError) as exc:
         raise LoopcError(f"cannot read the datasets: {exc}") from None
@@ -110,10 +110,11 @@ def html_report(report: dict[str, Any], reference: str, current: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from loopc.runtime.monitor.verdict import MonitorError, drift_report
 
-    columns = _columns(args)
+    stored = reference_profile(args.reference, []) if args.reference.endswith(".json") else None
+    columns = _columns(args, stored)
     if not columns:
         raise LoopcError("the two datasets share no column; name some with --columns")
-    profile = reference_profile(args.reference, columns)
+    profile = stored if stored is not None else reference_profile(args.reference, columns)
     config = {"columns": columns, "methods": _names(args.methods), "psi_max": args.psi_max, "js_max": args.js_max,
               "p_value": args.p_value, "min_drifted": args.min_drifted}
     try:

@@ -16,13 +16,12 @@ _RISKY = ("limited", "high")
 
 @dataclass(frozen=True)
 class Policy:
-    """A rule over one inventory row; ``needs_registry``: it reads the champion's registry state."""
+    """A rule over one inventory row (open-breach reads its registry state: never broken under --no-registry)."""
 
     name: str
     description: str
     broken: Callable[[dict[str, Any]], bool]
     message: str
-    needs_registry: bool = False
 
 
 POLICIES: dict[str, Policy] = {p.name: p for p in (
@@ -42,7 +41,7 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (
            lambda r: not r["monitors"], "no monitor"),
     Policy("open-breach", "no champion has an open monitor breach (one recorded since its promotion)",
            lambda r: bool(r["registry"] and r["registry"]["open_breaches"]),
-           "champion has open monitor breaches", needs_registry=True),
+           "champion has open monitor breaches"),
 )}
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopc.runtime.evaluate.metrics import MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 
 SPLITS = ("train", "valid", "test")
-MULTICLASS, REGRESSION = "multiclass_classification", "regression"
 BUNDLE_FILES = ("transform.json", "labels.json", "profile.json")
 
 

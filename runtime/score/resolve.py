@@ -52,9 +52,7 @@ def resolve(registry: Registry, ref: ModelRef) -> ModelVersion:
 
 def version_card(state: Path, version: ModelVersion) -> str | None:
     """The model card registered with ``version`` (``state/cards/MODEL-vN.md``), or None."""
-    from loopc.runtime.steps.deploy import card_path
-
-    card_file = card_path(Path(state), version.model, version.version)
+    card_file = Path(state) / "cards" / f"{version.model}-v{version.version}.md"
     return card_file.read_text(encoding="utf-8") if card_file.is_file() else None
 
 

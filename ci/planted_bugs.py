@@ -60,7 +60,7 @@ BUGS = [
     Bug("time split cut uses test for valid", "runtime/data/split.py",
         'int(round(count * (split["train"] + split["valid"])))', 'int(round(count * (split["train"] + split["test"])))',
         SPLIT),
-    Bug("features fitted on every split", "runtime/steps/data.py", "_TrainColumns(rows, np.asarray(assignment) == 0,",
+    Bug("features fitted on every split", "runtime/steps/features.py", "_TrainColumns(rows, np.asarray(assignment) == 0,",
         "_TrainColumns(rows, np.asarray(assignment) >= 0,", ("tests/test_spec_boundaries_split.py",)),
     Bug("standardize arguments swapped", "runtime/features/transforms.py",
         '"standardize": lambda s, v: (v - s["mean"]) / s["std"]', '"standardize": lambda s, v: (v - s["std"]) / s["mean"]',

@@ -333,7 +333,7 @@ def test_files_with_incompatible_column_types_fail_validation_naming_the_source(
 
 def test_a_matrix_written_by_appending_is_a_valid_npy_and_a_short_one_fails_the_step(tmp_path):
     from loopc.runtime.execution.runner import StepFailed
-    from loopc.runtime.steps.data import _NpyAppender
+    from loopc.runtime.steps.features import _NpyAppender
 
     full = _NpyAppender(tmp_path / "x.npy", (5, 2))
     full.append(np.ones((2, 2)))

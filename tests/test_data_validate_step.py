@@ -81,7 +81,7 @@ def _wrap_read(monkeypatch, change) -> None:
 def test_key_rows_and_lineage_come_from_one_snapshot(project, monkeypatch):
     taken = []
     real = snap.take_snapshot
-    monkeypatch.setattr("loopc.runtime.steps.data.take_snapshot", lambda *a, **k: taken.append(1) or real(*a, **k))
+    monkeypatch.setattr("loopc.runtime.steps.validate.take_snapshot", lambda *a, **k: taken.append(1) or real(*a, **k))
     record = _run(project, "r1")
     assert record["status"] == "done" and len(taken) == 1
     lineage = json.loads((_artifact(project, record) / "snapshot.json").read_text())
@@ -201,7 +201,7 @@ def test_a_full_disk_fails_the_step_naming_the_file(project):
 
 def test_a_write_error_names_the_path_without_root(tmp_path):
     from loopc.runtime.execution.runner import StepFailed
-    from loopc.runtime.steps.data import writing
+    from loopc.runtime.steps.common import writing
 
     (tmp_path / "file").write_text("")
     target = tmp_path / "file" / "table.parquet"  # its folder is a file: ENOTDIR, for root too

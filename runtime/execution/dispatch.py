@@ -14,9 +14,9 @@ from loopc.runtime.execution.step import StepDoc, StepError
 
 # kind -> "module:function"; modules are imported on first use so a worker loads only what it runs.
 STEP_KINDS: dict[str, str] = {
-    "validate": "loopc.runtime.steps.data:run_validate",
-    "split": "loopc.runtime.steps.data:run_split",
-    "features": "loopc.runtime.steps.data:run_features",
+    "validate": "loopc.runtime.steps.validate:run_validate",
+    "split": "loopc.runtime.steps.split:run_split",
+    "features": "loopc.runtime.steps.features:run_features",
     "train": "loopc.runtime.steps.model:run_train",
     "select": "loopc.runtime.steps.model:run_select",
     "evaluate": "loopc.runtime.steps.model:run_evaluate",
@@ -46,7 +46,7 @@ def step_function(kind: str) -> StepFunction:
 def _validate_snapshot(doc: StepDoc, root: Path):
     """The snapshot of a validate step's source files: its ``digest`` (the data version) enters the
     cache key, and the step reads exactly those files."""
-    return _resolve("loopc.runtime.steps.data:source_snapshot")(doc, root)
+    return _resolve("loopc.runtime.steps.validate:source_snapshot")(doc, root)
 
 
 INPUT_SNAPSHOTS: dict[str, InputSnapshot] = {"validate": _validate_snapshot}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,16 @@ from loopc.runtime.execution.runner import StepContext, StepFailed
 
 SPLITS = ("train", "valid", "test")
 BUNDLE_FILES = ("transform.json", "labels.json", "profile.json")
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Turn an OSError while writing ``path`` (a full disk, no permission) into StepFailed naming it."""
+    try:
+        yield path
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StepFailed(f"cannot write '{path}': {reason}; free space or fix permissions there and run again") from None
 
 
 def read_json(path: Path) -> Any:

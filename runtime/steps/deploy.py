@@ -20,7 +20,8 @@ from loopc.runtime.steps.common import (
     loopc_version,
     read_json,
 )
-from loopc.runtime.steps.data import split_rows, verify_sources
+from loopc.runtime.steps.split import split_rows
+from loopc.runtime.steps.validate import verify_sources
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 

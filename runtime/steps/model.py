@@ -173,7 +173,7 @@ def _write_split_predictions(ctx: StepContext, features_dir: Path, split_artifac
     import pyarrow as pa
 
     from loopc.runtime.steps.common import SPLITS
-    from loopc.runtime.steps.data import open_split
+    from loopc.runtime.steps.split import open_split
     from loopc.runtime.train.predict import predict
 
     rows, assignment, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))

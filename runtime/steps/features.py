@@ -1,12 +1,8 @@
-"""Data step kinds: validate (schema, checks, fingerprint), split, features (fit on train, apply to all)."""
+"""The features step: fit transforms on train only, write every split's float32 matrix, sketch the profile."""
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,167 +10,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopc.runtime.data import checks
-from loopc.runtime.data.columnwise import validate_in_place
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import file_format
 from loopc.runtime.data.rows import (
-    ROWS_FILE,
     ValidatedRows,
     batch_rows,
-    describe_source,
-    describe_table,
     memory_budget,
-    open_rows,
-    write_table,
 )
-from loopc.runtime.data.snapshot import Snapshot, read_snapshot, take_snapshot, verify_files
-from loopc.runtime.data.split import assign_splits, split_columns, split_counts
-from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
-from loopc.runtime.execution.step import StepDoc
 from loopc.runtime.features.transforms import feature_columns
-from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, read_json
-from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json, local_artifact
+from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, writing
+from loopc.runtime.steps.split import open_split
+from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
 
-TABLE, SNAPSHOT = "table.parquet", "snapshot.json"
-ASSIGNMENT, SPLIT_FILE, PROFILE_SKETCH = "assignment.npy", "split.json", "profile_sketch.json"
-
-
-@contextlib.contextmanager
-def writing(path: Path) -> Iterator[Path]:
-    """Turn an OSError while writing ``path`` (a full disk, no permission) into StepFailed naming it."""
-    try:
-        yield path
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise StepFailed(f"cannot write '{path}': {reason}; free space or fix permissions there and run again") from None
-
-
-def source_snapshot(doc: StepDoc, root: Path) -> Snapshot:
-    """The files a validate step reads, fixed once by their size and mtime (its cache input and lineage).
-
-    No byte is read here: the validate step digests the content as it reads it, and register
-    re-digests it (``verify_sources``). StepFailed if unreadable. Files inside the project's state
-    directory are never data.
-    """
-    try:
-        return take_snapshot(doc.config["dataset"]["source"], root, exclude=[runs.state_path(root, doc.state_dir)],
-                             content=False)
-    except DataError as exc:
-        raise StepFailed(f"dataset '{doc.config['dataset_name']}': {exc}") from None
-
-
-def _write_failure_report(ctx: StepContext, report: dict[str, Any]) -> Path:
-    """A failed validation publishes no artifact: its report goes beside the run records."""
-    path = ctx.state / "runs" / ctx.run_id / "reports" / f"{ctx.doc.id}.validation.json"
-    with writing(path):
-        atomic_write_json(path, report)
-    return path
-
-
-def _snapshot(ctx: StepContext) -> Snapshot:
-    """The snapshot the runner took for the cache key: the step reads exactly those files."""
-    if not isinstance(ctx.inputs, Snapshot):
-        raise StepFailed(f"step '{ctx.doc.id}' got no source snapshot from the runner; run it with "
-                         "`python -m loopc.runtime run-step`")
-    return ctx.inputs
-
-
-def _readable_in_place(source: dict, snapshot: Snapshot) -> bool:
-    """Parquet files without hive columns: downstream reads them and casts per batch (nothing rewritten)."""
-    if source.get("partitioning") == "hive":
-        return False
-    try:
-        return all(file_format(source, entry.name) == "parquet" for entry in snapshot.entries)
-    except DataError:
-        return False
-
-
-def _write_rows(ctx: StepContext, read: Snapshot, parts, names: list[str], cast: pa.Table | None) -> str:
-    """rows.json: the snapshot's own files when they are read in place, else the cast table (written once)."""
-    columns = ctx.config["dataset"]["columns"]
-    if cast is None:
-        record = describe_source(read.to_dict(), [part.rows for part in parts], columns)
-    else:
-        with writing(ctx.out_dir / TABLE) as path:
-            write_table(cast, path)
-        record = describe_table(ctx.out_dir / TABLE, cast.num_rows, columns)
-    record["names"] = list(names)
-    with writing(ctx.out_dir / ROWS_FILE) as path:
-        atomic_write_json(path, record)
-    return record["layout"]
-
-
-def _validate(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime):
-    """(report, files as read, their parts, column names, the cast table or None when read in place).
-
-    Parquet sources are validated one column at a time and never held whole; others in memory.
-    """
-    if _readable_in_place(dataset["source"], snapshot):
-        result = validate_in_place(snapshot, name, dataset, now)
-        return result.report, result.entries, result.parts, result.names, None
-    files = read_snapshot(snapshot)
-    cast, violations = checks.enforce_schema(files.table, dataset["columns"], name, files)
-    results = checks.run_checks(cast, dataset.get("checks", []), now)
-    report = checks.validation_report(name, violations, results, rows=files.table.num_rows)
-    return report, files.entries, files.parts, cast.column_names, cast
-
-
-def run_validate(ctx: StepContext) -> dict[str, Any]:
-    """Read the snapshot's files, enforce the schema, run the checks; fail with every violation named.
-
-    The rows are not written again when the source is Parquet: rows.json says which files to read.
-    """
-    name, dataset, snapshot = ctx.config["dataset_name"], ctx.config["dataset"], _snapshot(ctx)
-    try:
-        report, entries, parts, names, cast = _validate(snapshot, name, dataset, dt.datetime.now(dt.timezone.utc))
-    except DataError as exc:
-        raise StepFailed(f"dataset '{name}': {exc}") from None
-    read = snapshot.with_entries(entries)
-    report["fingerprint"] = fingerprint = read.digest
-    if not report["passed"]:
-        where = _write_failure_report(ctx, report)
-        raise StepFailed(f"{checks.render_report(report)}\nfull report: {where}\n"
-                         "fix the data (or the dataset's schema and checks) and run again")
-    for file, content in (("validation.json", report), (SNAPSHOT, read.to_dict())):
-        with writing(ctx.out_dir / file) as path:
-            atomic_write_json(path, content)
-    layout = _write_rows(ctx, read, parts, names, cast)
-    ctx.log.info("dataset %s: %d rows (%s), fingerprint %s, %d warning(s)", name, report["rows"], layout,
-                 fingerprint, report["warnings"])
-    return {"dataset": name, "rows": report["rows"], "fingerprint": fingerprint, "warnings": report["warnings"]}
-
-
-def run_split(ctx: StepContext) -> dict[str, Any]:
-    """Which row goes to train, valid or test: one byte per row (assignment.npy) and the counts.
-
-    Only the split's own column is read; no row is copied.
-    """
-    validate_id, _ = ctx.upstream_of_kind("validate")
-    rows, split = open_rows(ctx.artifact(validate_id)), ctx.config["split"]
-    try:
-        assignment = assign_splits(_split_input(rows, split), split).astype(np.uint8)
-        counts = split_counts(assignment, split)
-    except DataError as exc:
-        raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
-    with writing(ctx.out_dir / ASSIGNMENT) as path:
-        np.save(path, assignment, allow_pickle=False)
-    with writing(ctx.out_dir / SPLIT_FILE) as path:
-        atomic_write_json(path, {"format": 1, "split": split, "rows_artifact": ctx.upstream[validate_id]["artifact"],
-                                 "counts": counts})
-    return {"dataset": ctx.config["dataset_name"], "rows": len(assignment), "split_rows": counts}
-
-
-def _split_input(rows: ValidatedRows, split: dict) -> pa.Table:
-    """The columns a split reads (a row-count placeholder for random); DataError naming a missing one."""
-    needed = split_columns(split)
-    for name in needed:
-        if name not in rows.names:
-            raise DataError(f"split method '{split.get('method')}' uses column '{name}', which the table lacks "
-                            f"(columns: {', '.join(rows.names)})")
-    return rows.read(needed) if needed else pa.table({"row": pa.nulls(rows.num_rows)})
-
+PROFILE_SKETCH = "profile_sketch.json"
 
 class _TrainColumns:
     """Train rows of a few columns at a time, read in groups that fit the memory budget (in the order
@@ -310,12 +158,6 @@ def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarra
         writer.close(pa.schema([pa.field(c, pa.string()) for c in slices]))
 
 
-def open_split(state: Path, split_dir: Path) -> tuple[ValidatedRows, np.ndarray, dict]:
-    """(the validated rows, the per-row split index, split.json) of a split artifact."""
-    record = read_json(split_dir / SPLIT_FILE)
-    return open_rows(local_artifact(state, record["rows_artifact"])), np.load(split_dir / ASSIGNMENT, mmap_mode="r"), record
-
-
 def run_features(ctx: StepContext) -> dict[str, Any]:
     """Fit transforms on train only (one feature's columns at a time); write every split's float32
     matrix, labels and slice columns batch by batch, and the profiled train columns' sketches."""
@@ -343,22 +185,3 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
                                             separators=(",", ":")).encode("utf-8"))
     return {"model": ctx.config["model_name"], "features": fitted.dim, "split_artifact": split_record["artifact"],
             "rows": counts, "classes": classes}
-
-
-def split_rows(state: Path, split_artifact: str, split: str) -> pa.Table:
-    """Every column of one split's rows (the rows gate and shadow score with both models)."""
-    rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
-    try:
-        return rows.read(rows.names, np.asarray(assignment) == SPLITS.index(split))
-    except DataError as exc:
-        raise StepFailed(str(exc)) from None
-
-
-def verify_sources(ctx: StepContext) -> None:
-    """Before a model is registered: every validated file still holds the bytes it was trained on."""
-    for step_id, record in ctx.upstream.items():
-        if record.get("kind") == "validate":
-            try:
-                verify_files(read_json(ctx.artifact(step_id) / SNAPSHOT))
-            except DataError as exc:
-                raise StepFailed(f"dataset of step '{step_id}': {exc}") from None

@@ -164,3 +164,16 @@ def test_a_plan_whose_entries_or_step_files_do_not_match_is_a_clear_error(tmp_pa
     with pytest.raises(PlanError, match="every step needs an 'id' and a 'file'"):
         run_plan(plan, tmp_path, "r", progress=quiet())
     assert not (tmp_path / ".loopc").exists()  # refused before anything was written
+
+
+def test_step_depths_and_the_report_layout_share_one_depth_rule():
+    from loopc.runtime.execution.report import dag_svg
+    from loopc.runtime.execution.step import step_depths
+
+    diamond = [{"id": "a", "kind": "echo", "deps": []}, {"id": "b", "kind": "echo", "deps": ["a"]},
+               {"id": "c", "kind": "echo", "deps": ["a"]}, {"id": "d", "kind": "echo", "deps": ["b", "c"]}]
+    assert step_depths(diamond) == {"a": 0, "b": 1, "c": 1, "d": 2}
+    assert plan_width(diamond) == 2
+    boxes = {box["id"]: (box["x"], box["y"]) for box in dag_svg(diamond, {})["boxes"]}
+    assert boxes["b"][0] == boxes["c"][0] > boxes["a"][0] and boxes["d"][0] > boxes["b"][0]
+    assert boxes["b"][1] < boxes["c"][1] and boxes["a"][1] == boxes["b"][1] == boxes["d"][1]

@@ -17,7 +17,7 @@ from loopc.runtime.execution import runs
 from loopc.runtime.execution.cleanup import remove_stale_staging
 from loopc.runtime.execution.ownership import claim_state
 from loopc.runtime.execution.runner import run_step
-from loopc.runtime.execution.step import StepDoc, StepError, step_from_dict
+from loopc.runtime.execution.step import StepDoc, StepError, step_depths, step_from_dict
 
 
 class PlanError(StepError):
@@ -104,10 +104,7 @@ def default_jobs() -> int:
 
 def plan_width(steps: list[dict[str, Any]]) -> int:
     """How many steps the plan could run at once (largest group of equal depth)."""
-    depth: dict[str, int] = {}
-    for step in steps:  # topological order
-        depth[step["id"]] = 1 + max((depth.get(dep, 0) for dep in step["deps"]), default=0)
-    return max(Counter(depth.values()).values(), default=1)
+    return max(Counter(step_depths(steps).values()).values(), default=1)
 
 
 def _init_worker(threads: int) -> None:

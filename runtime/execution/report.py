@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import jinja2
 
 from loopc.runtime.execution import runs
+from loopc.runtime.execution.step import step_depths
 from loopc.runtime.store.artifacts import atomic_write_bytes
 
 STATUS_FILL = {"done": "#d9f2d9", "cached": "#d6eaf8", "skipped": "#fcf3cf", "failed": "#f5b7b1"}
@@ -27,14 +29,11 @@ def _environment() -> jinja2.Environment:
 
 def _layout(steps: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """Column (dependency depth) and row of each step, in plan order."""
-    depth: dict[str, int] = {}
-    rows: dict[int, int] = {}
+    rows: Counter[int] = Counter()
     place: dict[str, tuple[int, int]] = {}
-    for step in steps:
-        level = 1 + max((depth[dep] for dep in step["deps"] if dep in depth), default=-1)
-        depth[step["id"]] = level
-        place[step["id"]] = (level, rows.get(level, 0))
-        rows[level] = rows.get(level, 0) + 1
+    for step_id, level in step_depths(steps).items():
+        place[step_id] = (level, rows[level])
+        rows[level] += 1
     return place
 
 

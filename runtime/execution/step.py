@@ -75,3 +75,11 @@ def load_step(path: str | Path) -> StepDoc:
     except json.JSONDecodeError as exc:
         raise StepError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     return step_from_dict(data, str(path))
+
+
+def step_depths(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """Each plan step's dependency depth (0 for a step with no dependencies); ``steps`` in topological order."""
+    depth: dict[str, int] = {}
+    for step in steps:
+        depth[step["id"]] = 1 + max((depth[dep] for dep in step["deps"] if dep in depth), default=-1)
+    return depth

@@ -131,11 +131,15 @@ def evaluation(task: str, y: np.ndarray, pred: np.ndarray, groups: dict[str, np.
     return result
 
 
+def gate_group_names(gate: dict[str, Any]) -> list[str]:
+    """The slice and sensitive columns the gate names, sorted."""
+    return sorted({r["column"] for r in gate.get("slices", [])} | {r["column"] for r in gate.get("fairness", [])})
+
+
 def group_columns(table: pa.Table, gate: dict[str, Any]) -> dict[str, np.ndarray]:
     """The slice and sensitive columns the gate names, as string arrays."""
-    wanted = {r["column"] for r in gate.get("slices", [])} | {r["column"] for r in gate.get("fairness", [])}
     return {c: np.asarray(pc.cast(table.column(c), pa.string()).to_pylist(), dtype=object).astype(str)
-            for c in sorted(wanted) if c in table.column_names}
+            for c in gate_group_names(gate) if c in table.column_names}
 
 
 def loopc_version() -> str:

@@ -15,12 +15,11 @@ from loopc.runtime.registry.interface import (
 from loopc.runtime.steps.common import (
     current_champion,
     evaluation,
-    group_columns,
     load_bundle,
     loopc_version,
     read_json,
 )
-from loopc.runtime.steps.split import split_rows
+from loopc.runtime.steps.split_scores import score_split
 from loopc.runtime.steps.validate import verify_sources
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
@@ -34,12 +33,16 @@ def _once(ctx: StepContext) -> str:
     return f"{ctx.run_id}/{ctx.doc.id}"
 
 
-def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict[str, Any]) -> dict[str, Any]:
-    """The champion scored on the SAME raw rows as the candidate, through its own fitted transform."""
+def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict[str, Any]) -> tuple[dict, int]:
+    """The champion scored on the SAME raw rows as the candidate, through its own fitted transform,
+    read by record batches: (its evaluation, the batches read)."""
     bundle = load_bundle(local_artifact(ctx.state, champion.artifact))
-    rows = split_rows(ctx.state, eval_rows["split_artifact"], eval_rows["split"])
-    pred = bundle.score(rows)
-    return evaluation(bundle.task, bundle.labels(rows), pred, group_columns(rows, gate), gate, bundle.num_classes)
+    scores = score_split(ctx.state, eval_rows["split_artifact"], eval_rows["split"], [bundle], labels_by=bundle,
+                         gate=gate)
+    if scores.labels is None:
+        raise StepFailed(f"the {eval_rows['split']} rows lack the label column '{bundle.model['label']}'")
+    return evaluation(bundle.task, scores.labels, scores.predictions[0], scores.groups, gate,
+                      bundle.num_classes), scores.batches
 
 
 
@@ -56,7 +59,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
         message = f"this model is already the champion (version {champion.version}): nothing new to gate"
         return {"passed": True, "status": "champion", "summary": message, "champion_version": champion.version,
                 "stop": f"already the champion (version {champion.version})"}
-    champion_eval = None if champion is None else _champion_evaluation(
+    champion_eval, batches = (None, 0) if champion is None else _champion_evaluation(
         ctx, champion, evaluated["outputs"]["eval_rows"], gate)
     try:
         decision = decide_gate(gate, task=ctx.config["task"], candidate=candidate, champion=champion_eval)
@@ -66,7 +69,8 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
                "candidate": candidate, "champion": champion_eval, "model_artifact": artifact}
     atomic_write_json(ctx.out_dir / "gate.json", details)
     outputs = {"passed": decision.passed, "status": decision.status, "summary": decision.summary,
-               "champion_version": champion.version if champion else None, "decision": decision.to_dict()}
+               "champion_version": champion.version if champion else None, "decision": decision.to_dict(),
+               "batches": batches}
     if decision.status == "rejected":
         ctx.registry.record_event("gate_rejected", name, None, _actor(ctx), decision.summary,
                                   {"run_id": ctx.run_id, "artifact": artifact}, event_key=_once(ctx))
@@ -92,14 +96,9 @@ def _lineage(ctx: StepContext, model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def card_path(state, model: str, version: int):
-    """Where the model card of a version is kept (stable path, also inside the register artifact)."""
-    return state / "cards" / f"{model}-v{version}.md"
-
-
 def _model_card(ctx: StepContext, version, pipeline: dict[str, Any], model: dict[str, Any]) -> None:
     """Write the model card into the artifact and at its stable path under the state dir."""
-    from loopc.runtime.registry.modelcard import render_model_card
+    from loopc.runtime.registry.modelcard import card_path, render_model_card
     from loopc.runtime.store.artifacts import atomic_write_bytes
 
     evaluate_id, _ = ctx.upstream_of_kind("evaluate")
@@ -168,13 +167,13 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
     if champion is None or champion.version == number:
         why = "no champion yet" if champion is None else "the challenger is the champion"
         return {"passed": True, "rows": 0, "summary": f"{why}: nothing to compare"}
-    features_id, features = ctx.upstream_of_kind("features")
-    rows = split_rows(ctx.state, features["outputs"]["split_artifact"], "test")
+    _, features = ctx.upstream_of_kind("features")
     challenger = load_bundle(local_artifact(ctx.state, ctx.registry.version(name, number).artifact))
     incumbent = load_bundle(local_artifact(ctx.state, champion.artifact))
-    labels = challenger.labels(rows) if challenger.model["label"] in rows.column_names else None
+    scores = score_split(ctx.state, features["outputs"]["split_artifact"], "test", [incumbent, challenger],
+                         labels_by=challenger)
     try:
-        result = compare_shadow(task, incumbent.score(rows), challenger.score(rows), labels, shadow)
+        result = compare_shadow(task, *scores.predictions, scores.labels, shadow)
     except ShadowError as exc:
         raise StepFailed(f"shadow of model '{name}': {exc}") from None
     atomic_write_json(ctx.out_dir / "shadow.json", {**result.to_dict(), "champion_version": champion.version,
@@ -183,7 +182,7 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
                               {"champion_version": champion.version, "agreement": result.agreement},
                               event_key=_once(ctx))
     return {"passed": result.passed, "rows": result.rows, "agreement": result.agreement,
-            "summary": result.summary, "champion_version": champion.version}
+            "summary": result.summary, "champion_version": champion.version, "batches": scores.batches}
 
 
 def _holds(ctx: StepContext) -> list[str]:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.common import (
+    SPLITS,
     copy_bundle_files,
     evaluation,
     group_columns,
@@ -155,11 +157,11 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     result = evaluation(bundle.task, np.asarray(y), pred, groups, gate, bundle.num_classes)
     result["split"] = split
     atomic_write_json(ctx.out_dir / "metrics.json", result)
-    _write_split_predictions(ctx, features_dir, features_record["outputs"]["split_artifact"], bundle,
-                             {split: pred})
+    batches = _write_split_predictions(ctx, features_dir, features_record["outputs"]["split_artifact"], bundle,
+                                       {split: pred})
     eval_rows = {"split_artifact": features_record["outputs"]["split_artifact"], "split": split}
     return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
-            "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows}
+            "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows, "batches": batches}
 
 
 def dataset_keys(columns: dict[str, dict]) -> list[str]:
@@ -167,27 +169,69 @@ def dataset_keys(columns: dict[str, dict]) -> list[str]:
     return [name for name, spec in columns.items() if spec.get("unique")]
 
 
-def _write_split_predictions(ctx: StepContext, features_dir: Path, split_artifact: str, bundle, known: dict) -> None:
+def _write_split_predictions(ctx: StepContext, features_dir: Path, split_artifact: str, bundle,
+                             known: dict) -> int:
     """``predictions_<split>.parquet`` for every split: the dataset's key columns, the label and the prediction
-    (``probabilities`` for multiclass), rows in the order of the features step's matrices."""
-    import pyarrow as pa
-
-    from loopc.runtime.steps.common import SPLITS
+    (``probabilities`` for multiclass), rows in the order of the features step's matrices. The key columns are
+    read by record batches in one pass and each batch's rows go to their split's file; returns the batches read."""
     from loopc.runtime.steps.split import open_split
     from loopc.runtime.train.predict import predict
 
     rows, assignment, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
     keys = [k for k in dataset_keys(rows.columns) if k in rows.names]
-    for index, split in enumerate(SPLITS):
+    files = {}
+    for split in SPLITS:
         x, y = _matrices(features_dir, split)
         pred = known.get(split)
         pred = predict(bundle.params, bundle.model["architecture"], bundle.task, x) if pred is None else pred
-        table = rows.read(keys, np.asarray(assignment) == index) if keys else pa.table({})
-        columns = {k: table.column(k) for k in keys}
-        columns["label"] = pa.array(np.asarray(y, np.float32))
+        files[split] = PredictionFile(ctx.out_dir / f"predictions_{split}.parquet", y, pred)
+    batches = 0
+    if keys:
+        for offset, batch in rows.batches(keys):
+            batches += 1
+            part = np.asarray(assignment[offset:offset + batch.num_rows])
+            for index, split in enumerate(SPLITS):
+                files[split].write(batch.filter(pa.array(part == index)))
+    for file in files.values():
+        file.close()
+    return batches
+
+
+class PredictionFile:
+    """One split's predictions file, written as key batches arrive (their rows are the split's next rows);
+    without key columns, the labels and predictions alone, in slices."""
+
+    SLICE = 65536
+
+    def __init__(self, path: Path, labels: np.ndarray, predictions: np.ndarray):
+        self.path, self.labels, self.predictions = path, labels, predictions
+        self.writer, self.done = None, 0
+
+    def write(self, keys: pa.Table | None, count: int | None = None) -> None:
+        """The next ``count`` rows (default: as many as ``keys`` has) with these key columns."""
+        count = keys.num_rows if count is None else count
+        if self.writer is not None and not count:
+            return
+        table = self._rows(keys, self.done, self.done + count)
+        self.writer = self.writer or pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table)
+        self.done += count
+
+    def close(self) -> None:
+        """Rows no key batch covered (there are none when the dataset has key columns), then the file."""
+        for start in range(self.done, len(self.labels), self.SLICE):
+            self.write(None, min(self.SLICE, len(self.labels) - start))
+        if self.writer is None:
+            self.write(None, 0)
+        self.writer.close()
+
+    def _rows(self, keys: pa.Table | None, start: int, stop: int) -> pa.Table:
+        columns = {k: keys.column(k) for k in keys.column_names} if keys is not None else {}
+        columns["label"] = pa.array(np.asarray(self.labels[start:stop], np.float32))
+        pred = self.predictions[start:stop]
         if pred.ndim == 2:
             flat = pa.array(np.ascontiguousarray(pred, np.float32).reshape(-1))
             columns["probabilities"] = pa.FixedSizeListArray.from_arrays(flat, pred.shape[1])
         else:
             columns["score"] = pa.array(np.asarray(pred, np.float32))
-        pq.write_table(pa.table(columns), ctx.out_dir / f"predictions_{split}.parquet")
+        return pa.table(columns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,15 @@ def open_split(state: Path, split_dir: Path) -> tuple[ValidatedRows, np.ndarray,
     return open_rows(local_artifact(state, record["rows_artifact"])), np.load(split_dir / ASSIGNMENT, mmap_mode="r"), record
 
 
-def split_rows(state: Path, split_artifact: str, split: str) -> pa.Table:
-    """Every column of one split's rows (the rows gate and shadow score with both models)."""
+def split_batches(state: Path, split_artifact: str, split: str, columns: list[str]) -> Iterator[pa.Table]:
+    """``columns`` of one split's rows, record batch by record batch in row order (the batch size follows
+    ``LOOPC_MEMORY_BUDGET``); columns the rows lack are left out. StepFailed names a file that cannot be read."""
     rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
+    index, present = SPLITS.index(split), [c for c in columns if c in rows.names]
     try:
-        return rows.read(rows.names, np.asarray(assignment) == SPLITS.index(split))
+        for offset, batch in rows.batches(present):
+            keep = np.asarray(assignment[offset:offset + batch.num_rows]) == index
+            if keep.any():
+                yield batch.filter(pa.array(keep))
     except DataError as exc:
         raise StepFailed(str(exc)) from None

@@ -1,0 +1,89 @@
+"""Models score one split's raw rows batch by batch: only predictions, labels and group values are kept.
+
+Gate and shadow read the split's rows as record batches projected to the columns the models'
+transforms, the label and the gate's groups need. The metrics (AUC ranks every row) need every
+prediction at once, so the predictions and labels are collected (a few floats per row, about 12
+bytes for a binary model); nothing else outlives its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from loopc.runtime.steps.common import ModelBundle, gate_group_names, group_columns
+from loopc.runtime.steps.split import split_batches
+
+
+class ChunkedPredictor:
+    """One model's predictions of rows added batch by batch, bit for bit those of one ``predict`` call
+    over all of them: feature rows are scored ``PREDICT_CHUNK`` at a time, the last piece padded as
+    ``predict`` pads it (so it compiles for the same shapes, at most two)."""
+
+    def __init__(self, bundle: ModelBundle):
+        from loopc.runtime.train.predict import PREDICT_CHUNK
+
+        self.bundle, self.chunk = bundle, PREDICT_CHUNK
+        self.pending: list[np.ndarray] = []
+        self.pending_rows, self.pieces = 0, []
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(self.bundle.fitted.apply(table))
+        self.pending_rows += table.num_rows
+        while self.pending_rows >= self.chunk:
+            block = np.concatenate(self.pending)
+            self.pieces.append(self._predict(block[:self.chunk]))
+            self.pending, self.pending_rows = [block[self.chunk:]], len(block) - self.chunk
+
+    def result(self) -> np.ndarray:
+        rest = np.concatenate(self.pending) if self.pending else np.zeros((0, self.bundle.fitted.dim), np.float32)
+        if not self.pieces:
+            return self._predict(rest)
+        if not len(rest):
+            return np.concatenate(self.pieces)
+        padded = np.concatenate([rest, np.zeros((self.chunk - len(rest), rest.shape[1]), np.float32)])
+        return np.concatenate([*self.pieces, self._predict(padded)[:len(rest)]])
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        from loopc.runtime.train.predict import predict
+
+        return predict(self.bundle.params, self.bundle.model["architecture"], self.bundle.task, x)
+
+
+@dataclass(frozen=True)
+class SplitScores:
+    """Per model its predictions, the labels (None when the rows have no label column), the gate's group
+    values as strings, and how many record batches were read."""
+
+    predictions: list[np.ndarray]
+    labels: np.ndarray | None
+    groups: dict[str, np.ndarray]
+    batches: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.predictions[0]) if self.predictions else 0
+
+
+def score_split(state: Path, split_artifact: str, split: str, bundles: list[ModelBundle], *,
+                labels_by: ModelBundle, gate: dict | None = None) -> SplitScores:
+    """Every bundle's predictions on ``split``'s rows, ``labels_by``'s labels and ``gate``'s group columns."""
+    label, names = labels_by.model["label"], gate_group_names(gate or {})
+    wanted = sorted({c for b in bundles for c in b.fitted.input_columns} | {label} | set(names))
+    predictors = [ChunkedPredictor(b) for b in bundles]
+    labels, groups, batches, labelled = [], {n: [] for n in names}, 0, True
+    for batch in split_batches(state, split_artifact, split, wanted):
+        batches += 1
+        for predictor in predictors:
+            predictor.add(batch)
+        labelled = labelled and label in batch.column_names
+        if labelled:
+            labels.append(labels_by.labels(batch))
+        for name, values in group_columns(batch, gate or {}).items():
+            groups[name].append(values)
+    y = (np.concatenate(labels) if labels else np.zeros(0, np.float32)) if labelled else None
+    return SplitScores([p.result() for p in predictors], y, {n: np.concatenate(v) for n, v in groups.items() if v},
+                       batches)

@@ -18,6 +18,8 @@ from loopc.compiler.cli.main import main as loopc_main
 from loopc.compiler.cli.run import compile_local
 from loopc.runtime.execution.executor import run_plan
 from loopc.runtime.registry.interface import CHAMPION
+from loopc.runtime.registry.modelcard import card_path
+from loopc.runtime.score.resolve import version_card
 from loopc.runtime.steps.common import load_bundle
 from tests.test_e2e_loop import MODEL, generate, make_project, quiet, registry, run
 
@@ -85,7 +87,8 @@ def test_transform_follows_model_features_order_not_alphabetical(trained):
 def test_model_card_shows_the_epochs_trained(trained):
     version = champion(trained)
     history = json.loads((trained / ".loopc" / version.artifact / "history.json").read_text())
-    card = (trained / ".loopc" / "cards" / f"{MODEL}-v{version.version}.md").read_text()
+    card = card_path(trained / ".loopc", MODEL, version.version).read_text()
+    assert version_card(trained / ".loopc", version) == card  # scoring bundles carry the card the register step wrote
     assert f"| epochs trained (best) / configured / batch size | {len(history['history'])} ({history['best_epoch']}) / 12 /" in card
 
 
@@ -121,6 +124,7 @@ def test_export_predict_and_in_loop_agree(trained, tmp_path):
     bundle = tmp_path / "bundle"
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["version"] == version.version and manifest["features"] == list(_model_features(trained))
+    assert (bundle / "model_card.md").read_text() == card_path(trained / ".loopc", MODEL, version.version).read_text()
     np.testing.assert_allclose(standalone_scores(bundle, rows, tmp_path), in_loop, atol=1e-6, rtol=0)
 
     assert loopc_main(["predict", MODEL, str(rows), "-o", str(tmp_path / "out"), "--root", str(trained),

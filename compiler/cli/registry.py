@@ -95,9 +95,11 @@ def _list(registry, args: argparse.Namespace, console) -> int:
 
 
 def _show(registry, args: argparse.Namespace, console) -> int:
+    from loopc.runtime.registry.modelcard import card_path
+
     version = registry.version(args.model, args.number)
     print(json.dumps(version.to_dict(), indent=2, sort_keys=True, default=str))  # stdout: only the JSON
-    card = state_dir(args) / "cards" / f"{args.model}-v{args.number}.md"
+    card = card_path(state_dir(args), args.model, args.number)
     if card.is_file():
         print(f"model card: {card}", file=sys.stderr)
     return 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from loopc.runtime.registry.interface import ModelVersion
+
+CARDS = "cards"
 
 RISK_NOTES = {
     "minimal": "minimal risk: no obligations beyond good practice",
@@ -12,6 +15,11 @@ RISK_NOTES = {
     "high": "high risk: risk management, data governance, logging, human oversight and accuracy "
     "obligations apply (EU AI Act, chapter III)",
 }
+
+
+def card_path(state: str | Path, model: str, version: int) -> Path:
+    """Where the register step keeps the model card of ``model`` v``version``: ``state/cards/MODEL-vN.md``."""
+    return Path(state) / CARDS / f"{model}-v{version}.md"
 
 
 def _cell(value: Any) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from loopc.runtime.export.bundle import write_bundle
 from loopc.runtime.registry.interface import CHAMPION, ModelVersion, Registry, RegistryError
+from loopc.runtime.registry.modelcard import card_path
 from loopc.runtime.store.artifacts import local_artifact
 
 BUNDLES = "bundles"
@@ -52,7 +53,7 @@ def resolve(registry: Registry, ref: ModelRef) -> ModelVersion:
 
 def version_card(state: Path, version: ModelVersion) -> str | None:
     """The model card registered with ``version`` (``state/cards/MODEL-vN.md``), or None."""
-    card_file = Path(state) / "cards" / f"{version.model}-v{version.version}.md"
+    card_file = card_path(state, version.model, version.version)
     return card_file.read_text(encoding="utf-8") if card_file.is_file() else None
 
 

@@ -61,6 +61,15 @@ def label(project: Path, batch: int) -> None:
     (project / f"labels-{batch:03d}.parquet").rename(folder / f"batch-{batch:03d}.parquet")
 
 
+def _labels_of_first_rows(project: Path, batch: int, rows: int) -> Path:
+    """The labels of the first ``rows`` rows of ``batch`` arrive early; returns their file."""
+    folder = project / "data" / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    early = folder / f"early-{batch:03d}.parquet"
+    pq.write_table(pq.read_table(project / f"labels-{batch:03d}.parquet").slice(0, rows), early)
+    return early
+
+
 def _fresh(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.parquet"):
@@ -104,12 +113,25 @@ def test_concept_drift_is_caught_by_labels_and_retraining_promotes_a_new_champio
                                .read_text())
     assert {c["status"] for c in early_details["performance"]} == {"unknown"}, early_details["performance"]
     assert all("no labels yet" in c["detail"] for c in early_details["performance"])
+    few = _labels_of_first_rows(project, 1, LABELS["min_rows"] - 1)  # some labels, fewer than labels.min_rows
+    scant = run(project, monitor=True, run_id="watch_few")
+    assert scant.ok and not verdict(scant)["breach"], verdict(scant)
+    scant_details = json.loads((project / ".loopc" / scant.records["monitor.weekly_drift"]["artifact"] /
+                                "drift.json").read_text())
+    assert [c["status"] for c in scant_details["performance"]] == ["unknown"] * 2, scant_details["performance"]
+    assert all(c["passed"] is None and f"{LABELS['min_rows'] - 1} labelled prediction(s) of version {v1}, "
+               "fewer than labels.min_rows" in c["detail"] for c in scant_details["performance"])
+    assert "performance not judged" in verdict(scant)["summary"]
+    assert scant_details["realized"][str(v1)]["rows"] == LABELS["min_rows"] - 1
+    few.unlink()
     label(project, 1)
     calm = run(project, monitor=True, run_id="watch1")
     assert not verdict(calm)["breach"], verdict(calm)
     details = json.loads((project / ".loopc" / calm.records["monitor.weekly_drift"]["artifact"] / "drift.json")
                          .read_text())
     assert details["realized"][str(v1)]["rows"] == ROWS and details["realized"][str(v1)]["metrics"]["auc"] > 0.7
+    assert details["live_rows_scored"] is False, "prediction drift reads the stored scores; live rows need none"
+    assert details["prediction"]["statistic"] is not None
 
     arrive(project, 2, flipped=True)
     score(project, "score2")

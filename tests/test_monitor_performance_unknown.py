@@ -9,7 +9,7 @@ import pytest
 from loopc.runtime.monitor.profile import build_profile
 from loopc.runtime.monitor.verdict import drift_report
 from loopc.runtime.steps.common import ModelBundle
-from loopc.runtime.steps.monitor import _performance_metrics
+from loopc.runtime.steps.monitor import _performance_metrics, live_scores_needed
 
 COLUMNS = {"amount": {"type": "float"}}
 RULES = [{"metric": "auc", "min": 0.65, "max": None}]
@@ -76,3 +76,19 @@ def test_labelled_rows_are_scored_and_unlabelled_ones_left_out():
     pred = np.array([0.9, 0.1, 0.0, 0.8, 0.2])
     metrics, why = _performance_metrics(_bundle("binary_classification", None), rows, pred)
     assert why == "" and metrics["auc"] == 1.0 and metrics["accuracy"] == 1.0
+
+
+LABELS = {"source": {"path": "labels/*.parquet"}, "predictions": "predictions", "keys": ["id"]}
+DRIFT = {"method": "psi", "max": 0.2}
+
+
+@pytest.mark.parametrize(("monitor", "stored", "needed"), [
+    ({"labels": LABELS, "performance": RULES}, False, False),  # realized metrics come from stored predictions
+    ({"labels": LABELS, "performance": RULES, "prediction_drift": DRIFT}, True, False),  # drift from stored scores
+    ({"labels": LABELS, "prediction_drift": DRIFT}, False, True),  # no stored scores (multiclass, none yet)
+    ({"performance": RULES}, False, True),  # performance on the live rows' own labels
+    ({"prediction_drift": DRIFT}, False, True),
+    ({"prediction_drift": None, "performance": []}, False, False),  # input drift only
+])
+def test_live_rows_are_scored_only_when_a_verdict_reads_their_scores(monitor, stored, needed):
+    assert live_scores_needed(monitor, stored) is needed

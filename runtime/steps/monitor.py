@@ -51,6 +51,14 @@ def _performance_metrics(bundle: ModelBundle, rows: pa.Table, pred: np.ndarray |
     return evaluate_predictions(bundle.task, y, pred[np.asarray(labelled)], num_classes=bundle.num_classes), ""
 
 
+def live_scores_needed(monitor: dict[str, Any], have_stored_scores: bool) -> bool:
+    """Whether the champion must score the live rows: for performance on their labels (no ``labels``
+    section) or for prediction drift the stored predictions cannot give."""
+    if monitor.get("labels"):
+        return monitor.get("prediction_drift") is not None and not have_stored_scores
+    return bool(monitor.get("performance")) or monitor.get("prediction_drift") is not None
+
+
 def _charts(report: dict[str, Any], data_drift: dict[str, Any] | None) -> dict[str, Any]:
     """Per-statistic {column: value} and its limit, for the HTML report's bar charts."""
     statistics: dict[str, dict[str, float]] = {}
@@ -92,15 +100,19 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
         raise StepFailed(f"champion version {champion.version} has no reference profile; retrain it with `loopc run`")
     now = time.time()
     rows = _live_rows(ctx, monitor, now)
-    pred = bundle.score(rows) if rows.num_rows else None
-    metrics, unjudged = _performance_metrics(bundle, rows, pred)
-    performance, feedback = monitor.get("performance"), None
+    performance, feedback, pred = monitor.get("performance"), None, None
     if monitor.get("labels"):  # realized metrics from stored predictions and late labels (runtime/steps/feedback)
         from loopc.runtime.steps.feedback import realized
 
         feedback = realized(ctx, monitor["labels"], bundle, champion, now)
         metrics, unjudged, performance = feedback.metrics, feedback.unjudged, [*(performance or []), *feedback.rules]
-        pred = feedback.scores if feedback.scores is not None and bundle.task != "multiclass_classification" else pred
+        if bundle.task != "multiclass_classification":
+            pred = feedback.scores
+    live_scored = bool(rows.num_rows) and live_scores_needed(monitor, pred is not None)
+    if live_scored:
+        pred = bundle.score(rows)
+    if feedback is None:
+        metrics, unjudged = _performance_metrics(bundle, rows, pred)
     try:
         report = drift_report(profile, rows, pred, data_drift=monitor.get("data_drift"),
                               prediction_drift=monitor.get("prediction_drift"), performance=performance,
@@ -111,7 +123,7 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     action, note = _decide_action(ctx, monitor, report.breach, now)
     reported = report.to_dict()
     details = {**reported, **_charts(reported, monitor.get("data_drift")), "action": action,
-               "note": note, "champion_version": champion.version}
+               "note": note, "champion_version": champion.version, "live_rows_scored": live_scored}
     if feedback is not None:
         details["realized"] = {str(v): r for v, r in feedback.versions.items()}
         details["notes"] = [*details.get("notes", []), *feedback.notes]

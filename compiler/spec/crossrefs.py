@@ -214,6 +214,10 @@ def _monitor_columns(spec: Spec, dataset: Dataset) -> Iterator[Issue]:
         for index, column in enumerate(drift.columns or [] if drift else []):
             if column not in columns:
                 yield _unknown((*base, "data_drift", "columns", index), "LPC213", "drift column", column, columns)
+        if monitor.labels is not None and monitor.labels.predictions is None:
+            yield Issue((*base, "labels"), "LPC213", "labels need 'predictions': the folder the scoring plan writes",
+                        "add a scoring section (predictions then defaults to scoring.output) or set "
+                        "labels.predictions")
 
 
 def _sweep(model: Model) -> Iterator[Issue]:

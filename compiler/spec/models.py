@@ -500,7 +500,8 @@ class Labels(Strict):
     plan, they give realized metrics per model version (docs/scoring.md)."""
 
     source: Source = Field(description="rows holding the key columns and the model's label column")
-    predictions: PathText = Field(min_length=1, description="the scoring output folder (scoring.output)")
+    predictions: PathText | None = Field(None, min_length=1, description="the scoring output folder "
+                                         "(default: scoring.output; required without a scoring section)")
     keys: list[str] = Field(min_length=1, description="columns that identify a scored row in both")
     window: Duration | None = Field(None, description="only predictions scored this recently (default: all)")
     min_rows: int = Field(50, ge=1, description="labelled predictions a version needs before it is judged")
@@ -567,3 +568,27 @@ class Spec(Strict):
     deploy: Deploy = Deploy()
     monitors: dict[Ident, Monitor] = {}
     scoring: Scoring | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _labels_read_the_scoring_output(cls, data: Any) -> Any:
+        """A monitor's ``labels.predictions`` defaults to ``scoring.output`` (the input tree is not changed)."""
+        output = _get(data, "scoring", "output")
+        monitors = _get(data, "monitors")
+        if not isinstance(output, str) or not isinstance(monitors, dict):
+            return data
+        filled = {name: _with_predictions(monitor, output) for name, monitor in monitors.items()}
+        return {**data, "monitors": filled} if filled != monitors else data
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _with_predictions(monitor: Any, output: str) -> Any:
+    labels = _get(monitor, "labels")
+    if not isinstance(labels, dict) or "predictions" in labels:
+        return monitor
+    return {**monitor, "labels": {**labels, "predictions": output}}

@@ -1,0 +1,70 @@
+"""Spec sections that refer to each other: a monitor's labels read what scoring writes."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from test_plan_support import EXAMPLES, compose_tree, spec_from_tree
+
+from loopc.compiler.api import load_project
+from loopc.compiler.errors import SpecErrors
+
+LABELS = {"source": {"path": "data/labels/*.parquet"}, "keys": ["customer_id"]}
+
+
+def churn_with_labels(labels: dict, scoring: bool = True) -> dict:
+    tree = copy.deepcopy(compose_tree(EXAMPLES / "churn" / "pipeline.yaml"))
+    tree["monitors"]["weekly_drift"]["labels"] = labels
+    if not scoring:
+        del tree["scoring"]
+    return tree
+
+
+def test_labels_predictions_defaults_to_the_scoring_output():
+    spec, _ = spec_from_tree(churn_with_labels(LABELS))
+    assert spec.scoring.output == "predictions"
+    assert spec.monitors["weekly_drift"].labels.predictions == "predictions"
+    moved = churn_with_labels(LABELS)
+    moved["scoring"]["output"] = "out/scored"
+    assert spec_from_tree(moved)[0].monitors["weekly_drift"].labels.predictions == "out/scored"
+
+
+def test_an_explicit_labels_predictions_is_kept():
+    spec, _ = spec_from_tree(churn_with_labels({**LABELS, "predictions": "elsewhere"}))
+    assert spec.monitors["weekly_drift"].labels.predictions == "elsewhere"
+
+
+def test_the_monitor_step_reads_the_defaulted_folder():
+    from loopc.compiler.plan.pipeline import plan_pipeline
+
+    spec, spec_hash = spec_from_tree(churn_with_labels(LABELS))
+    monitor_plan = next(p for p in plan_pipeline(spec, spec_hash=spec_hash) if p.kind == "monitor")
+    assert monitor_plan.steps[0].config["monitor"]["labels"]["predictions"] == "predictions"
+
+
+def write_spec(folder: Path, tree: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def line_of(path: Path, text: str) -> tuple[int, int]:
+    """(line, column) of the first line holding ``text`` (1-based), at its first character."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if text in line:
+            return number, line.index(text.strip()) + 1
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def test_labels_without_predictions_and_without_scoring_is_a_located_error(tmp_path):
+    path = write_spec(tmp_path, churn_with_labels(LABELS, scoring=False))
+    with pytest.raises(SpecErrors) as caught:
+        load_project(path)
+    (error,) = caught.value.errors
+    assert (error.code, error.spec_path) == ("LPC213", "monitors.weekly_drift.labels")
+    assert (error.line, error.column) == line_of(path, "  labels:")
+    assert "scoring" in error.hint and "labels.predictions" in error.hint

@@ -23,9 +23,10 @@ _RUNTIME_STAGES = {"data", "features", "train", "evaluate", "gate", "registry", 
 # unit (subpackage or top-level module) -> units of loopc.runtime it may import
 RUNTIME_ALLOWED: dict[str, set[str]] = {
     "units": set(),
-    "store": set(),
+    "faults": set(),  # the SIGKILL test hook, a leaf both writers (store, registry) use
+    "store": {"faults"},
     "evaluate": set(),
-    "registry": set(),
+    "registry": {"faults"},
     "data": {"units"},
     "features": {"data", "units"},
     "train": {"store"},

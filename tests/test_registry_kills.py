@@ -1,6 +1,6 @@
 """kill -9 at every point between a registry transaction's statements: all or nothing, verify clean, resume repairs.
 
-The registry dies where ``LOOPC_TEST_KILL_AT`` names a point (runtime/registry/faults.py), so every
+The registry dies where ``LOOPC_TEST_KILL_AT`` names a point (runtime/faults.py), so every
 kill lands exactly there; each test asserts the process really died by SIGKILL.
 """
 

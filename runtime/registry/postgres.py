@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from loopc.runtime.registry import faults
+from loopc.runtime import faults
 from loopc.runtime.registry.interface import RegistryError, RegistryMissing
 from loopc.runtime.registry.postgres_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, TRIGGERS
 from loopc.runtime.registry.sql import SqlRegistry, _first_line, utc_now

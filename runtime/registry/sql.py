@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from loopc.runtime.registry import faults
+from loopc.runtime import faults
 from loopc.runtime.registry.chain import alias_problems, chain_problems, entry_hash, trigger_problems
 from loopc.runtime.registry.interface import (
     ARCHIVED,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from loopc.runtime.registry import faults
+from loopc.runtime import faults
 from loopc.runtime.registry.interface import RegistryError
 from loopc.runtime.registry.schema import SCHEMA_VERSION, TRIGGERS, upgrade_from_1
 from loopc.runtime.registry.sql import SqlRegistry, utc_now

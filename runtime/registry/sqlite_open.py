@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-from loopc.runtime.registry import faults
+from loopc.runtime import faults
 from loopc.runtime.registry.interface import RegistryError, RegistryMissing
 from loopc.runtime.registry.schema import SCHEMA_VERSION, create_schema
 

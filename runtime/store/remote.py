@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,18 +28,12 @@ from urllib.parse import urlsplit
 import pyarrow
 import pyarrow.fs as pafs
 
+from loopc.runtime import faults
 from loopc.runtime.store.artifacts import MANIFEST, ArtifactStore, StoreError, check_key
 
 CHUNK = 1 << 20
 CACHE_ENV = "LOOPC_STORE_CACHE_MB"
 STALE_ENV = "LOOPC_STORE_STALE_S"
-KILL_AT = "LOOPC_TEST_KILL_AT"
-
-
-def _kill_point(name: str) -> None:
-    """Test hook: die here by SIGKILL when ``$LOOPC_TEST_KILL_AT`` names this point (never set outside tests)."""
-    if os.environ.get(KILL_AT) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def filesystem(url: str) -> tuple[pafs.FileSystem, str]:
@@ -230,7 +223,7 @@ class RemoteArtifactStore(ArtifactStore):
                     self._call("write an artifact", self.fs.open_output_stream, f"{target}/{name}") as sink:
                 shutil.copyfileobj(source, sink, CHUNK)
             files[name] = path.stat().st_size
-            _kill_point("store.after_upload")
+            faults.point("store.after_upload")
         return files
 
     def _write_object(self, location: str, data: bytes, what: str = "commit an artifact") -> None:

@@ -51,8 +51,10 @@ def ks_pvalue(statistic: np.ndarray, n_ref: np.ndarray, n_cur: np.ndarray) -> np
     return np.clip(stats.kstwo.sf(statistic, effective), 0.0, 1.0)
 
 
-def _current_ecdf(item: tuple[dict, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts of current values <= and < each sketch point, and <= each PSI edge (one sort)."""
+def current_ecdf(item: tuple[dict, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts of current values <= and < each sketch point, and <= each PSI edge (one sort).
+
+    Counts add up: the sums over batches of rows are the counts of all of them."""
     sketch, values = item
     ordered = np.sort(values)
     points, edges = np.asarray(sketch["points"]), np.asarray(sketch["psi_edges"])
@@ -77,9 +79,15 @@ def numeric_drift(sketches: list[dict], currents: list[np.ndarray], threads: int
     as in ``ks_2samp(method="asymp")``; since D_sketch <= D_exact it errs towards "no drift".
     PSI over the reference deciles; the Jensen-Shannon distance (base 2) over the same bins.
     """
-    counted = map_columns(_current_ecdf, list(zip(sketches, currents)), threads)
+    counted = map_columns(current_ecdf, list(zip(sketches, currents)), threads)
+    return numeric_drift_counts(sketches, counted, [len(v) for v in currents])
+
+
+def numeric_drift_counts(sketches: list[dict], counted: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                         sizes: list[int]) -> list[dict]:
+    """:func:`numeric_drift` from each current column's :func:`current_ecdf` counts and its size."""
     n_ref = np.array([s["count"] for s in sketches], dtype=np.float64)
-    n_cur = np.array([len(v) for v in currents], dtype=np.float64)
+    n_cur = np.array(sizes, dtype=np.float64)
     statistic, error, ref_bins, cur_bins = [], [], [], []
     for sketch, (le, lt, le_edges), m in zip(sketches, counted, n_cur):
         n = max(sketch["count"], 1)

@@ -13,22 +13,14 @@ import numpy as np
 import pyarrow as pa
 
 from loopc.runtime.gate.decide import check_bounds
-from loopc.runtime.monitor.drift import categorical_drift, map_columns, numeric_drift
-from loopc.runtime.monitor.profile import (
-    ProfileError,
-    category_counts,
-    numeric_values,
-    prediction_values,
-)
+from loopc.runtime.monitor.drift import numeric_drift
+from loopc.runtime.monitor.live import LiveColumns, MonitorError
+from loopc.runtime.monitor.profile import prediction_values
 from loopc.runtime.store.artifacts import atomic_write_json
 
 DEFAULT_DATA_DRIFT = {
     "methods": ["psi", "ks", "chi2"], "psi_max": 0.2, "js_max": 0.1, "p_value": 0.01, "min_drifted": 1,
 }  # the spec's DataDrift defaults
-
-
-class MonitorError(ValueError):
-    """Monitoring cannot run as asked (column missing, unreadable state); the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -73,31 +65,6 @@ def _column_verdict(kind: str, stats: dict, config: dict) -> list[str]:
     return reasons
 
 
-def _column_statistics(profile: dict, table: pa.Table, names: list[str], threads: int | None) -> dict[str, dict]:
-    """Per-column statistics and null rates for ``names``, numeric and categorical each in one batch."""
-    sketches = profile["columns"]
-    missing = [name for name in names if name not in table.column_names]
-    if missing:
-        raise MonitorError(f"columns {', '.join(missing)} of the reference profile are missing from the live rows; "
-                           "the monitor source must carry every profiled column")  # fmt: skip
-    numeric = [n for n in names if sketches[n]["kind"] == "numeric"]
-    categorical = [n for n in names if sketches[n]["kind"] == "categorical"]
-    try:
-        values = [numeric_values(table.column(n), n) for n in numeric]
-    except ProfileError as error:
-        raise MonitorError(f"live rows do not match the reference profile: {error}") from error
-    counts = map_columns(lambda name: category_counts(table.column(name)), categorical, threads)
-    results = numeric_drift([sketches[n] for n in numeric], [v for v, _ in values], threads)
-    results += categorical_drift([sketches[n] for n in categorical], [c for c, _ in counts])
-    nulls = [k for _, k in values] + [k for _, k in counts]
-    out = {}
-    for name, stats, null_count in zip(numeric + categorical, results, nulls):
-        rate = null_count / table.num_rows if table.num_rows else 0.0
-        out[name] = {"kind": sketches[name]["kind"], "null_rate": rate, "ref_null_rate": sketches[name]["null_rate"],
-                     **stats}  # fmt: skip
-    return {name: out[name] for name in sorted(out)}
-
-
 def _prediction_drift(profile: dict, predictions: np.ndarray | None, config: dict | None) -> dict | None:
     if config is None:
         return None
@@ -135,9 +102,19 @@ def _performance(performance: list | None, metrics: dict | None, unjudged: str) 
     return checks
 
 
+def report_columns(profile: dict[str, Any], data_drift: dict[str, Any] | None) -> list[str]:
+    """The profiled columns a report compares (``data_drift.columns``, else every one), sorted."""
+    names = sorted({**DEFAULT_DATA_DRIFT, **(data_drift or {})}.get("columns") or profile["columns"])
+    unknown = [name for name in names if name not in profile["columns"]]
+    if unknown:
+        raise MonitorError(f"data_drift.columns {', '.join(unknown)} are not in the reference profile; "
+                           f"profiled columns: {', '.join(sorted(profile['columns']))}")  # fmt: skip
+    return names
+
+
 def drift_report(
     profile: dict[str, Any],
-    table: pa.Table,
+    table: pa.Table | LiveColumns,
     predictions: np.ndarray | None = None,
     *,
     data_drift: dict[str, Any] | None,
@@ -149,7 +126,8 @@ def drift_report(
     min_rows: int = 1,
     threads: int | None = None,
 ) -> DriftReport:
-    """Compare live ``table`` (and the champion's ``predictions`` on it) with the reference ``profile``.
+    """Compare live ``table`` (the rows, or a ``LiveColumns`` tally of them read batch by batch) and the
+    champion's ``predictions`` on it with the reference ``profile``.
 
     ``data_drift`` (None: no column drift checks) picks columns (default: every profiled
     column), methods and thresholds. ``metrics`` are the champion's metrics on the labelled
@@ -165,16 +143,16 @@ def drift_report(
     breaches when at least ``min_drifted`` columns drift, predictions drift, a performance
     threshold fails, or a null rate exceeds ``max_null_rate``.
     """
-    if table.num_rows < min_rows:
-        reason = f"insufficient data: {table.num_rows} rows < min_rows {min_rows}; no verdict"
-        return DriftReport(False, "insufficient_data", table.num_rows, {}, [], reasons=[reason])
+    rows = table.rows if isinstance(table, LiveColumns) else table.num_rows
+    if rows < min_rows:
+        reason = f"insufficient data: {rows} rows < min_rows {min_rows}; no verdict"
+        return DriftReport(False, "insufficient_data", rows, {}, [], reasons=[reason])
     config = {**DEFAULT_DATA_DRIFT, **(data_drift or {})}
-    names = sorted(config.get("columns") or profile["columns"])
-    unknown = [name for name in names if name not in profile["columns"]]
-    if unknown:
-        raise MonitorError(f"data_drift.columns {', '.join(unknown)} are not in the reference profile; "
-                           f"profiled columns: {', '.join(sorted(profile['columns']))}")  # fmt: skip
-    columns = _column_statistics(profile, table, names, threads)
+    if not isinstance(table, LiveColumns):
+        live = LiveColumns(profile, report_columns(profile, data_drift), threads)
+        live.add(table)
+        table = live
+    columns = table.statistics()
     for name, stats in columns.items():
         stats["reasons"] = _column_verdict(stats["kind"], stats, config) if data_drift is not None else []
         stats["drifted"] = bool(stats["reasons"])
@@ -185,7 +163,7 @@ def drift_report(
     reasons = _reasons(drifted, config, data_drift is not None, prediction, quality, checks)
     notes = [f"performance not judged: {c['detail']}" for c in checks if c["status"] == "unknown"]
     status = "breach" if reasons else "ok"
-    return DriftReport(bool(reasons), status, table.num_rows, columns, drifted, prediction, quality, checks, reasons,
+    return DriftReport(bool(reasons), status, rows, columns, drifted, prediction, quality, checks, reasons,
                        notes)  # fmt: skip
 
 

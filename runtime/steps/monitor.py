@@ -3,52 +3,157 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from loopc.runtime.data.checks import enforce_schema, parse_duration
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
+from loopc.runtime.data.formats import file_format
+from loopc.runtime.data.rows import RowFile, ValidatedRows
+from loopc.runtime.data.snapshot import Snapshot, read_snapshot, take_snapshot
 from loopc.runtime.execution.runner import StepContext, StepFailed
+from loopc.runtime.monitor.live import LiveColumns
 from loopc.runtime.steps.common import ModelBundle, current_champion, load_bundle
+from loopc.runtime.steps.split_scores import ChunkedPredictor
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
 
 
-def _live_rows(ctx: StepContext, monitor: dict[str, Any], now: float) -> pa.Table:
-    """The monitor source (read from one snapshot, never the state directory), cast to the dataset
-    schema, limited to ``window`` when one is set."""
+def _live_batches(ctx: StepContext, monitor: dict[str, Any], now: float, columns: list[str]) -> Iterator[pa.Table]:
+    """The monitor source's ``columns`` (read from one snapshot, never the state directory) by record batches,
+    cast to the dataset schema, limited to ``window`` when one is set. Parquet files without hive partitions
+    are read a batch at a time in place; other sources whole, as one batch."""
     try:
-        table = read_snapshot(take_snapshot(monitor["source"], ctx.root, exclude=[ctx.state])).table
+        snapshot = take_snapshot(monitor["source"], ctx.root, exclude=[ctx.state], content=False)
+        if _streamable(snapshot):
+            rows = _source_rows(snapshot, ctx.config["columns"])
+            raw = (batch for _, batch in rows.batches([c for c in columns if c in rows.names]))
+        else:
+            table = read_snapshot(take_snapshot(monitor["source"], ctx.root, exclude=[ctx.state])).table
+            raw = iter([table.select([c for c in columns if c in table.column_names])])
+        for batch in raw:
+            yield _window(_cast(ctx, batch), monitor, now)
     except DataError as exc:
         raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
-    declared = {c: s for c, s in ctx.config["columns"].items() if c in table.column_names}
-    cast, _ = enforce_schema(table, declared, ctx.config["monitor_name"])
+
+
+def _streamable(snapshot: Snapshot) -> bool:
+    return snapshot.source.get("partitioning") != "hive" and all(
+        file_format(snapshot.source, entry.name) == "parquet" for entry in snapshot.entries)
+
+
+def _source_rows(snapshot: Snapshot, columns: dict) -> ValidatedRows:
+    """The snapshot's Parquet files as rows read in place, uncast, named by the columns their footers list."""
+    filesystem, files, names = snapshot.files.filesystem, [], {}
+    for entry in snapshot.entries:
+        path = snapshot.path(entry)
+        try:
+            with filesystem.open_input_file(path) as handle:
+                metadata = pq.ParquetFile(handle).metadata
+        except (OSError, pa.ArrowException) as error:
+            raise DataError(f"cannot read parquet file '{path}': {error}") from None
+        files.append(RowFile(path, entry.size, entry.mtime_ns, metadata.num_rows))
+        names.update(dict.fromkeys(metadata.schema.to_arrow_schema().names))
+    return ValidatedRows(filesystem, tuple(files), columns, False, tuple(names))
+
+
+def _cast(ctx: StepContext, batch: pa.Table) -> pa.Table:
+    declared = {c: s for c, s in ctx.config["columns"].items() if c in batch.column_names}
+    return enforce_schema(batch, declared, ctx.config["monitor_name"])[0]
+
+
+def _window(batch: pa.Table, monitor: dict[str, Any], now: float) -> pa.Table:
     window, column = monitor.get("window"), monitor.get("time_column")
-    if window and column and column in cast.column_names:
-        cutoff = pa.scalar(int((now - parse_duration(window)) * 1e6), pa.timestamp("us", tz="UTC"))
-        times = pc.cast(cast.column(column), pa.timestamp("us", tz="UTC"))
-        cast = cast.filter(pc.fill_null(pc.greater_equal(times, cutoff), False))
-    return cast
+    if not (window and column and column in batch.column_names):
+        return batch
+    cutoff = pa.scalar(int((now - parse_duration(window)) * 1e6), pa.timestamp("us", tz="UTC"))
+    times = pc.cast(batch.column(column), pa.timestamp("us", tz="UTC"))
+    return batch.filter(pc.fill_null(pc.greater_equal(times, cutoff), False))
 
 
-def _performance_metrics(bundle: ModelBundle, rows: pa.Table, pred: np.ndarray | None) -> tuple[dict | None, str]:
-    """(the champion's metrics on the live rows whose labels have arrived, or None; why they are None)."""
+@dataclass
+class LiveLabels:
+    """The labels of the live rows whose labels arrived (the champion's classes), added batch by batch,
+    which rows those are, and why the labels could not be read (empty when they could)."""
+
+    bundle: ModelBundle
+    labels: list = field(default_factory=list)
+    labelled: list = field(default_factory=list)
+    error: str = ""
+
+    def add(self, batch: pa.Table) -> None:
+        label = self.bundle.model["label"]
+        if label not in batch.column_names:
+            self.labelled.append(np.zeros(batch.num_rows, bool))
+            return
+        arrived = pc.invert(pc.is_null(batch.column(label)))
+        if not self.error:
+            try:
+                self.labels.append(self.bundle.labels(batch.filter(arrived)))
+            except StepFailed as exc:
+                self.error = f"the live labels could not be read: {exc}"
+        self.labelled.append(np.asarray(arrived))
+
+
+@dataclass
+class LiveRead:
+    """What the monitor keeps of its live rows: the column tally, the champion's predictions and the
+    labels (when scored), and the batches read."""
+
+    columns: LiveColumns
+    predictor: ChunkedPredictor | None
+    labels: LiveLabels | None
+    batches: int = 0
+
+    def add(self, batch: pa.Table) -> None:
+        self.batches += 1
+        self.columns.add(batch)
+        if self.predictor is not None:
+            self.predictor.add(batch)
+            self.labels.add(batch)
+
+
+def _read_live(ctx: StepContext, monitor: dict[str, Any], bundle: ModelBundle, profile: dict, now: float,
+               score: bool) -> LiveRead:
+    """Every live batch tallied (and scored when ``score``): memory follows the batch size plus a few
+    floats per row."""
+    from loopc.runtime.monitor.verdict import MonitorError, report_columns
+
+    try:
+        live = LiveRead(LiveColumns(profile, report_columns(profile, monitor.get("data_drift"))),
+                        ChunkedPredictor(bundle) if score else None, LiveLabels(bundle) if score else None)
+        columns = sorted({*live.columns.nulls, *bundle.fitted.input_columns, bundle.model["label"],
+                          *([monitor["time_column"]] if monitor.get("time_column") else [])})
+        for batch in _live_batches(ctx, monitor, now, columns):
+            live.add(batch)
+    except MonitorError as exc:
+        raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None
+    return live
+
+
+def _performance_metrics(bundle: ModelBundle, rows: LiveLabels | pa.Table | None,
+                         pred: np.ndarray | None) -> tuple[dict | None, str]:
+    """(the champion's metrics on the live rows whose labels have arrived, or None; why they are None).
+    ``rows``: their labels collected batch by batch (or a table of the rows, collected here)."""
     from loopc.runtime.evaluate.evaluation import evaluate_predictions
 
-    label = bundle.model["label"]
-    if pred is None or label not in rows.column_names or rows.column(label).null_count == rows.num_rows:
-        return None, f"no labelled live rows yet (label column '{label}')"
-    labelled = pc.invert(pc.is_null(rows.column(label)))
-    try:
-        y = bundle.labels(rows.filter(labelled))
-    except StepFailed as exc:
-        return None, f"the live labels could not be read: {exc}"
-    return evaluate_predictions(bundle.task, y, pred[np.asarray(labelled)], num_classes=bundle.num_classes), ""
+    if isinstance(rows, pa.Table):
+        rows, table = LiveLabels(bundle), rows
+        rows.add(table)
+    labelled = np.concatenate(rows.labelled) if rows is not None and rows.labelled else np.zeros(0, bool)
+    if pred is None or not labelled.any():
+        return None, f"no labelled live rows yet (label column '{bundle.model['label']}')"
+    if rows.error:
+        return None, rows.error
+    return evaluate_predictions(bundle.task, np.concatenate(rows.labels), pred[labelled],
+                                num_classes=bundle.num_classes), ""
 
 
 def live_scores_needed(monitor: dict[str, Any], have_stored_scores: bool) -> bool:
@@ -99,7 +204,6 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     if profile is None:
         raise StepFailed(f"champion version {champion.version} has no reference profile; retrain it with `loopc run`")
     now = time.time()
-    rows = _live_rows(ctx, monitor, now)
     performance, feedback, pred = monitor.get("performance"), None, None
     if monitor.get("labels"):  # realized metrics from stored predictions and late labels (runtime/steps/feedback)
         from loopc.runtime.steps.feedback import realized
@@ -108,13 +212,15 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
         metrics, unjudged, performance = feedback.metrics, feedback.unjudged, [*(performance or []), *feedback.rules]
         if bundle.task != "multiclass_classification":
             pred = feedback.scores
-    live_scored = bool(rows.num_rows) and live_scores_needed(monitor, pred is not None)
+    score = live_scores_needed(monitor, pred is not None)
+    live = _read_live(ctx, monitor, bundle, profile, now, score)
+    live_scored = score and bool(live.columns.rows)
     if live_scored:
-        pred = bundle.score(rows)
+        pred = live.predictor.result()
     if feedback is None:
-        metrics, unjudged = _performance_metrics(bundle, rows, pred)
+        metrics, unjudged = _performance_metrics(bundle, live.labels, pred)
     try:
-        report = drift_report(profile, rows, pred, data_drift=monitor.get("data_drift"),
+        report = drift_report(profile, live.columns, pred, data_drift=monitor.get("data_drift"),
                               prediction_drift=monitor.get("prediction_drift"), performance=performance,
                               metrics=metrics, unjudged=unjudged, max_null_rate=monitor.get("max_null_rate"),
                               min_rows=int(monitor.get("min_rows", 1)))
@@ -137,4 +243,4 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
     ctx.log.info("%s; action %s %s", report.summary, action, note)
     return {"action": action, "breach": report.breach, "status": report.status, "rows": report.rows,
             "drifted": len(report.drifted), "summary": report.summary + (f" ({note})" if note else ""),
-            "champion_version": champion.version}
+            "champion_version": champion.version, "batches": live.batches}

@@ -1,0 +1,72 @@
+"""Live rows tallied against a reference profile batch by batch: exact counts, memory of one batch.
+
+Everything a drift report reads from the live rows adds up over batches: a numeric column's counts
+at and below the sketch's points and PSI edges, a categorical column's counts per category, the
+null counts and the rows. So a monitor reads its source by record batches and keeps only these.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+from loopc.runtime.monitor.drift import categorical_drift, current_ecdf, map_columns, numeric_drift_counts
+from loopc.runtime.monitor.profile import ProfileError, category_counts, numeric_values
+
+
+class MonitorError(ValueError):
+    """Monitoring cannot run as asked (column missing, unreadable state); the message says how to fix it."""
+
+
+class LiveColumns:
+    """Counts of the live rows of ``names`` (profiled columns), added with :meth:`add` per batch."""
+
+    def __init__(self, profile: dict, names: list[str], threads: int | None = None):
+        self.sketches, self.threads, self.rows = profile["columns"], threads, 0
+        self.numeric = [n for n in names if self.sketches[n]["kind"] == "numeric"]
+        self.categorical = [n for n in names if self.sketches[n]["kind"] == "categorical"]
+        self.ecdf = {n: None for n in self.numeric}
+        self.sizes = dict.fromkeys(self.numeric, 0)
+        self.counts = {n: Counter() for n in self.categorical}
+        self.nulls = dict.fromkeys(names, 0)
+
+    def add(self, table: pa.Table) -> None:
+        """Count one batch of live rows."""
+        missing = [n for n in self.nulls if n not in table.column_names]
+        if missing:
+            raise MonitorError(f"columns {', '.join(missing)} of the reference profile are missing from the live rows; "
+                            "the monitor source must carry every profiled column")
+        try:
+            values = [numeric_values(table.column(n), n) for n in self.numeric]
+        except ProfileError as error:
+            raise MonitorError(f"live rows do not match the reference profile: {error}") from error
+        counted = map_columns(current_ecdf, [(self.sketches[n], v) for n, (v, _) in zip(self.numeric, values)],
+                              self.threads)
+        for name, (found, nulls), counts in zip(self.numeric, values, counted):
+            previous = self.ecdf[name]
+            self.ecdf[name] = counts if previous is None else tuple(a + b for a, b in zip(previous, counts))
+            self.sizes[name] += len(found)
+            self.nulls[name] += nulls
+        for name, (counts, nulls) in zip(self.categorical,
+                                         map_columns(lambda n: category_counts(table.column(n)), self.categorical,
+                                                     self.threads)):
+            self.counts[name].update(counts)
+            self.nulls[name] += nulls
+        self.rows += table.num_rows
+
+    def statistics(self) -> dict[str, dict]:
+        """Per column (sorted) its kind, null rates and drift statistics against the reference."""
+        numeric = [self.sketches[n] for n in self.numeric]
+        empty = [current_ecdf((sketch, np.zeros(0))) for sketch in numeric]
+        counted = [self.ecdf[n] if self.ecdf[n] is not None else e for n, e in zip(self.numeric, empty)]
+        results = numeric_drift_counts(numeric, counted, [self.sizes[n] for n in self.numeric])
+        results += categorical_drift([self.sketches[n] for n in self.categorical],
+                                     [dict(self.counts[n]) for n in self.categorical])
+        out = {}
+        for name, stats in zip(self.numeric + self.categorical, results):
+            rate = self.nulls[name] / self.rows if self.rows else 0.0
+            out[name] = {"kind": self.sketches[name]["kind"], "null_rate": rate,
+                         "ref_null_rate": self.sketches[name]["null_rate"], **stats}
+        return {name: out[name] for name in sorted(out)}

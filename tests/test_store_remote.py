@@ -100,6 +100,22 @@ def test_the_local_cache_stays_within_its_bound(bucket, tmp_path, monkeypatch):
     assert cached == [keys[-1]]
 
 
+
+def test_the_cache_evicts_the_least_recently_used_artifact_by_its_manifest_size(bucket, tmp_path, monkeypatch):
+    writer = open_store(bucket, cache_dir=tmp_path / "w")
+    keys = [f"{i:02d}" + "e" * 62 for i in range(3)]
+    for key in keys:  # 800 KiB each in two files: any two fit in 2 MiB, three do not
+        _write(writer, key, {"blob": os.urandom(700 * 1024), "part/rest.bin": os.urandom(100 * 1024)})
+    monkeypatch.setenv("LOOPC_STORE_CACHE_MB", "2")
+    reader = open_store(bucket, cache_dir=tmp_path / "r")
+    first, second = reader.path(keys[0]), reader.path(keys[1])
+    os.utime(first / MANIFEST, (2000, 2000))
+    os.utime(second / MANIFEST, (1000, 1000))
+    reader.path(keys[0])  # used again: now the most recent
+    reader.path(keys[2])
+    cached = sorted(p.parent.name for p in (tmp_path / "r").glob(f"*/*/{MANIFEST}"))
+    assert cached == [keys[0], keys[2]]
+
 def test_an_artifact_changed_behind_the_manifest_is_refused(bucket, tmp_path):
     writer = open_store(bucket, cache_dir=tmp_path / "w")
     _write(writer, KEY, {"a.bin": b"12345"})

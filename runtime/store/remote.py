@@ -69,6 +69,7 @@ class RemoteArtifactStore(ArtifactStore):
         self.url = url.rstrip("/")
         self.fs, self.base = filesystem(self.url)
         self.cache = Path(cache_dir)
+        self._sizes: dict[Path, int] = {}  # bytes of each cached artifact, from its manifest
 
     def _prefix(self, key: str) -> str:
         key = check_key(key)
@@ -175,20 +176,35 @@ class RemoteArtifactStore(ArtifactStore):
         self._evict(keep=local)
 
     def _evict(self, keep: Path) -> None:
-        """Delete least recently used cached artifacts while the cache exceeds its bound."""
+        """Delete least recently used cached artifacts while the cache exceeds its bound.
+
+        Cheap enough for every fetch: one stat per cached artifact (its manifest's mtime is its last use)
+        and sizes from the manifests, each read once per process; the artifacts' files are never walked.
+        """
         limit = int(os.environ.get(CACHE_ENV, "4096")) * 1024 * 1024
-        entries = []
-        for manifest in self.cache.glob(f"*/*/{MANIFEST}"):
-            folder = manifest.parent
-            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-            entries.append((manifest.stat().st_mtime, folder, size))
+        entries = self._cached()
         total = sum(size for _, _, size in entries)
         for _, folder, size in sorted(entries, key=lambda entry: entry[0]):
             if total <= limit:
                 break
             if folder != keep:
                 shutil.rmtree(folder, ignore_errors=True)
+                self._sizes.pop(folder, None)
                 total -= size
+
+    def _cached(self) -> list[tuple[float, Path, int]]:
+        """(last use, folder, bytes) of every committed artifact in the cache."""
+        entries = []
+        for manifest in self.cache.glob(f"*/*/{MANIFEST}"):
+            try:
+                used = manifest.stat().st_mtime
+                if manifest.parent not in self._sizes:
+                    files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+                    self._sizes[manifest.parent] = sum(files.values())
+            except (OSError, ValueError, KeyError):
+                continue  # evicted by another process meanwhile, or not a manifest this code wrote
+            entries.append((used, manifest.parent, self._sizes[manifest.parent]))
+        return entries
 
     # ------------------------------------------------------------------ publish
 

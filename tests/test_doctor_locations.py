@@ -172,6 +172,25 @@ def test_doctor_checks_postgres_is_migrated_and_s3_is_writable(compiled, postgre
     assert code == 1 and "cannot write a probe object" in lines[0] and "bucket does not exist" in lines[0]
 
 
+
+def test_doctor_asks_to_migrate_a_registry_with_an_older_schema(compiled, postgres_url, tmp_path, capsys,
+                                                                monkeypatch):
+    import psycopg
+
+    from loopc.runtime.registry.postgres_schema import MIGRATIONS, SCHEMA_VERSION
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    monkeypatch.delenv("LOOPC_STORE", raising=False)
+    monkeypatch.setenv("LOOPC_REGISTRY", postgres_url)
+    code, lines = _cli(capsys, "doctor", str(compiled), "--root", str(tmp_path / "worker"))
+    assert code == 1 and lines == [f"problem: registry {postgres_url} has schema version 1, this loopc uses "
+                                   f"{SCHEMA_VERSION}: run `loopc registry migrate --registry URL`"]
+    assert _cli(capsys, "registry", "migrate", "--registry", postgres_url)[0] == 0
+    assert _cli(capsys, "doctor", str(compiled), "--root", str(tmp_path / "worker"))[0] == 0
+
 def test_doctor_without_a_compiled_plan_is_a_usage_error(tmp_path, capsys):
     code, lines = _cli(capsys, "doctor", str(tmp_path))
     assert code == 2 and "no compiled plan here" in lines[-1]

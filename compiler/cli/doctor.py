@@ -67,7 +67,7 @@ def check_registry(url: str) -> str | None:
 
     try:
         with open_registry(url, read_only=True) as registry:
-            current = registry._current_schema()
+            current = registry.latest_schema()
             if registry.schema < current:
                 return (f"registry {registry.label} has schema version {registry.schema}, this loopc uses "
                         f"{current}: run `loopc registry migrate --registry URL`")

@@ -93,7 +93,7 @@ class PostgresRegistry(SqlRegistry):
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def _current_schema(self) -> int:
+    def latest_schema(self) -> int:
         return SCHEMA_VERSION
 
     def migrate(self) -> int:

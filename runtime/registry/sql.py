@@ -105,8 +105,8 @@ class SqlRegistry(Registry):
         """(protective triggers found: name -> definition, loopc's definitions)."""
 
     @abstractmethod
-    def _current_schema(self) -> int:
-        """The schema version this loopc writes."""
+    def latest_schema(self) -> int:
+        """The schema version this loopc writes; a registry whose ``schema`` is lower needs ``migrate``."""
 
     @abstractmethod
     def migrate(self) -> int:
@@ -335,7 +335,7 @@ class SqlRegistry(Registry):
 
     @reads
     def verify(self) -> list[str]:
-        if self.schema < self._current_schema():
+        if self.schema < self.latest_schema():
             return [f"registry {self.label} has schema version {self.schema}, without the audit hash chain; "
                     "the next loopc command that writes to it upgrades it (or `loopc registry migrate`)"]
         with self._snapshot() as conn:

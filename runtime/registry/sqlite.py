@@ -56,7 +56,7 @@ class SqliteRegistry(SqlRegistry):
     def close(self) -> None:
         self._conn.close()
 
-    def _current_schema(self) -> int:
+    def latest_schema(self) -> int:
         return SCHEMA_VERSION
 
     def migrate(self) -> int:

@@ -10,8 +10,12 @@ artifact, and the ratio to the read floor measured in the same run: pyarrow read
 fresh process with a warm page cache. The table is generated in a child process, so the benchmark's
 own memory never shows in a step's peak (Linux children inherit their parent's maxrss).
 
-Run: ``python benchmarks/data_path.py [--rows N] [--cols C] [--epochs E] [--keep DIR] [--json]``.
-Rerunning with ``--keep DIR`` and the same sizes times the warm (cached) run as well.
+Run: ``python benchmarks/data_path.py [--rows N [N ...]] [--cols C] [--epochs E] [--keep DIR] [--json]``.
+With several sizes (``--rows 1000000 8000000``) each runs in its own project, then a Markdown table
+compares every step's peak memory across the sizes (goal: the largest run's peak at most 1.5x the
+smallest's), the bytes the data steps wrote over the input (goal at most 1.5x) and each size's ratio
+to its own read floor, ready to paste into docs/performance.md. Rerunning with ``--keep DIR`` and the
+same sizes times the warm (cached) run as well.
 """
 
 from __future__ import annotations
@@ -138,25 +142,12 @@ def interpreter_start(env: dict[str, str]) -> float:
     return min(run_measured([sys.executable, "-c", "import pyarrow.parquet"], Path.cwd(), env)[0] for _ in range(3))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cols", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=8192)
-    parser.add_argument("--keep", type=Path, default=None, help="project folder to create or reuse")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    parser.add_argument("--write-only", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.write_only is not None:
-        write_table(args.write_only, args.rows, args.cols)
-        return 0
-
-    project = args.keep or Path(tempfile.mkdtemp(prefix="loopc-data-path-"))
+def measure(rows: int, args: argparse.Namespace, project: Path) -> dict:
+    """One size: generate (or reuse) the table, compile, time the read floor and every step in the same run."""
     data = project / "data" / "table.parquet"
     if not data.exists():
         data.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--cols", str(args.cols),
+        subprocess.run([sys.executable, __file__, "--rows", str(rows), "--cols", str(args.cols),
                         "--write-only", str(data)], check=True)
     (project / "pipeline.yaml").write_text(spec_text(args.cols, args.epochs, args.batch))
     env = {**os.environ, "LOOPC_ROOT": str(project)}
@@ -169,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     data_steps = [s for s in steps if s["kind"] in DATA_STEPS]
     result = {
         "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
-        "rows": args.rows, "cols": args.cols, "input_bytes": data.stat().st_size,
+        "rows": rows, "cols": args.cols, "input_bytes": data.stat().st_size,
         "python_start_s": interpreter_start(env),
         "floor_s": floor_s, "floor_cpu_s": floor_cpu, "floor_peak_bytes": floor_peak, "steps": steps,
         "data_steps_s": sum(s["seconds"] for s in data_steps),
@@ -180,21 +171,73 @@ def main(argv: list[str] | None = None) -> int:
     result["data_steps_over_floor"] = result["data_steps_s"] / floor_s
     result["data_steps_cpu_over_floor"] = result["data_steps_cpu_s"] / floor_cpu
     result["written_over_input"] = result["data_steps_written_bytes"] / result["input_bytes"]
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+    return result
+
+
+def print_run(result: dict) -> None:
+    """One size's table: every step's seconds, ratio to the floor, CPU seconds, peak and bytes written."""
     mb = 1 << 20
-    print(f"{result['machine']}: {args.rows:,} rows x {args.cols} floats, {result['input_bytes'] / mb:.0f} MB on disk")
-    print(f"read floor (fresh process, warm cache): {floor_s:.2f} s ({floor_cpu:.2f} CPU s), "
-          f"peak {floor_peak / mb:.0f} MB; "
-          f"python + pyarrow start: {result['python_start_s']:.2f} s")
+    print(f"{result['machine']}: {result['rows']:,} rows x {result['cols']} floats, "
+          f"{result['input_bytes'] / mb:.0f} MB on disk")
+    print(f"read floor (fresh process, warm cache): {result['floor_s']:.2f} s ({result['floor_cpu_s']:.2f} CPU s), "
+          f"peak {result['floor_peak_bytes'] / mb:.0f} MB; python + pyarrow start: {result['python_start_s']:.2f} s")
     print(f"{'step':<28} {'status':<8} {'seconds':>8} {'x floor':>8} {'CPU s':>8} {'peak MB':>8} {'written MB':>11}")
-    for s in steps:
-        print(f"{s['step']:<28} {s['status']:<8} {s['seconds']:8.2f} {s['seconds'] / floor_s:8.1f} "
+    for s in result["steps"]:
+        print(f"{s['step']:<28} {s['status']:<8} {s['seconds']:8.2f} {s['seconds'] / result['floor_s']:8.1f} "
               f"{s['cpu_s']:8.2f} {s['peak_bytes'] / mb:8.0f} {s['written_bytes'] / mb:11.1f}")
-    print(f"validate + split + features: {result['data_steps_s']:.2f} s = {result['data_steps_over_floor']:.1f}x floor "
-          f"(CPU {result['data_steps_cpu_s']:.2f} s = {result['data_steps_cpu_over_floor']:.1f}x floor CPU); "
+    print(f"validate + split + features: {result['data_steps_s']:.2f} s = {result['data_steps_over_floor']:.1f}x "
+          f"floor (CPU {result['data_steps_cpu_s']:.2f} s = {result['data_steps_cpu_over_floor']:.1f}x floor CPU); "
           f"wrote {result['written_over_input']:.2f}x the input; whole plan {result['whole_s']:.1f} s")
+
+
+def comparison(results: list[dict]) -> list[str]:
+    """A Markdown table for docs/performance.md: per step, the peak memory at each size and the largest run's
+    peak over the smallest's (goal <= 1.5), then the bytes written over the input and the ratio to the read
+    floor of each size, measured in that size's run."""
+    mb, small, large = 1 << 20, results[0], results[-1]
+    sizes = [f"{r['rows']:,}" for r in results]
+    lines = [f"| step | {' | '.join(f'peak MB at {n}' for n in sizes)} | peak ratio |",
+             f"|---|{'---:|' * len(results)}---:|"]
+    for index, step in enumerate(small["steps"]):
+        peaks = [r["steps"][index]["peak_bytes"] for r in results]
+        lines.append(f"| {step['step']} | {' | '.join(f'{p / mb:.0f}' for p in peaks)} | "
+                     f"{peaks[-1] / max(peaks[0], 1):.2f}x |")
+    lines += ["", "| rows | input MB | data steps wrote / input | data steps s / read floor s | "
+                  "data steps CPU s / floor CPU s |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['rows']:,} | {r['input_bytes'] / mb:.0f} | {r['written_over_input']:.2f}x | "
+              f"{r['data_steps_s']:.2f} / {r['floor_s']:.2f} = {r['data_steps_over_floor']:.1f}x | "
+              f"{r['data_steps_cpu_over_floor']:.1f}x |" for r in results]
+    lines.append(f"\n{large['machine']}; peak ratio = peak at {large['rows']:,} rows / peak at {small['rows']:,} "
+                 "rows (goal <= 1.5x); bytes written goal <= 1.5x the input.")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
+                        help="one or more sizes, e.g. --rows 1000000 8000000: each is run, then compared")
+    parser.add_argument("--cols", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--keep", type=Path, default=None, help="folder to create or reuse (one project per size)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--write-only", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.write_only is not None:
+        write_table(args.write_only, args.rows[0], args.cols)
+        return 0
+
+    base = args.keep or Path(tempfile.mkdtemp(prefix="loopc-data-path-"))
+    results = []
+    for rows in sorted(args.rows):
+        results.append(measure(rows, args, base / f"rows-{rows}"))
+        if not args.json:
+            print_run(results[-1])
+            print()
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else {"runs": results}, indent=2))
+    elif len(results) > 1:
+        print("\n".join(comparison(results)))
     return 0
 
 

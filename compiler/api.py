@@ -84,12 +84,15 @@ def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | No
 
 
 def validate_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | None = 1,
-                     cache: ValidateCache | None = None) -> int:
+                     cache: ValidateCache | None = None, built: list[LoadedSpec] | None = None) -> int:
     """How many specs ``load_project`` would return (raising the same errors), without building the specs
-    of cache hits: what ``loopc validate`` needs."""
+    of cache hits: what ``loopc validate`` needs. ``built`` receives every spec it did build (those are the
+    ones whose warnings matter: a spec with warnings is never a cache hit)."""
     overrides = tuple(overrides)
+    built = [] if built is None else built
     if cache is None:
-        return len(load_project(path, overrides, jobs))
+        built.extend(load_project(path, overrides, jobs))
+        return len(built)
     with _indexed(cache, Path(path)):
         names: dict[Path, list[str]] = {}
         missed = []
@@ -100,10 +103,12 @@ def validate_project(path: Path | str, overrides: Iterable[str] = (), jobs: int 
             else:
                 missed.append((file, document))
         for item in _load_all(missed, overrides, jobs, cache):
+            built.append(item)
             names.setdefault(Path(item.display), []).append(item.spec.pipeline.name)
     distinct = [name for file_names in names.values() for name in set(file_names)]
     if len(set(distinct)) < len(distinct):  # one name in two files: load them all to locate the error
-        return len(load_project(path, overrides, jobs, cache))
+        built[:] = load_project(path, overrides, jobs, cache)
+        return len(built)
     return sum(map(len, names.values()))
 
 
@@ -162,7 +167,7 @@ def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument
         results.append(_loaded(file, spec, composed.sweep_point, composed.positions))
     if errors:
         raise SpecErrors(errors)
-    if cache is not None:
+    if cache is not None and not _warned(results):  # warnings are shown on every run, so never cached
         cache.put(key, inputs, [CachedSpec(r.spec, r.spec_hash, r.sweep_point, r.positions) for r in results])
     return results
 
@@ -170,6 +175,12 @@ def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument
 def _loaded(file: Path, spec: Spec, sweep_point: dict[str, str], positions: dict[SpecPath, Position]) -> LoadedSpec:
     absolute = file.resolve()
     return LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), sweep_point, str(file), positions)
+
+
+def _warned(results: list[LoadedSpec]) -> bool:
+    from loopc.compiler.spec.spec_warnings import spec_warnings
+
+    return any(spec_warnings(r.spec) for r in results)
 
 
 def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path, RawDocument | None]]:

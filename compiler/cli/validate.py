@@ -34,42 +34,57 @@ def split_targets(targets: list[str]) -> tuple[list[str], list[str]]:
 def run(args: argparse.Namespace) -> int:
     paths, overrides = split_targets(args.targets)
     errors: list[SpecError] = []
+    built: list = []
     count = 0
     cache = ValidateCache(default_dir()) if args.cache else None
     for path in paths:
         try:
-            count += validate_project(path, overrides, jobs=args.jobs or None, cache=cache)
+            count += validate_project(path, overrides, jobs=args.jobs or None, cache=cache, built=built)
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
     errors.sort()
-    _report(errors, count, args.format)
+    _report(errors, _warnings(built), count, args.format)
     return 1 if errors else 0
 
 
-def _report(errors: list[SpecError], count: int, fmt: str) -> None:
+def _warnings(built: list) -> list[SpecError]:
+    """The located warnings of the specs validated (a spec with warnings is never served by the cache)."""
+    if not built:
+        return []
+    from loopc.compiler.spec.spec_warnings import located_warnings
+
+    found = {w for item in built for w in located_warnings(item.spec, item.positions, (item.display, 1, 1))}
+    return sorted(found)
+
+
+def _report(errors: list[SpecError], warnings: list[SpecError], count: int, fmt: str) -> None:
     out = sys.stdout
     if fmt == "json":
-        out.write(json.dumps([_as_dict(e) for e in errors], indent=2) + "\n")
+        found = [_as_dict(e) for e in errors] + [_as_dict(w, "warning") for w in warnings]
+        out.write(json.dumps(found, indent=2) + "\n")
         return
     for error in errors:
         out.write((_annotation(error) if fmt == "github" else error.render()) + "\n")
+    for warning in warnings:
+        out.write((_annotation(warning, "warning") if fmt == "github" else f"warning: {warning.render()}") + "\n")
+    noted = f", {_plural(len(warnings), 'warning')}" if warnings else ""
     if errors:
         files = len({e.file for e in errors})
-        out.write(f"{_plural(len(errors), 'error')} in {_plural(files, 'file')}\n")
+        out.write(f"{_plural(len(errors), 'error')} in {_plural(files, 'file')}{noted}\n")
     else:
-        out.write(f"{_plural(count, 'spec')} valid\n")
+        out.write(f"{_plural(count, 'spec')} valid{noted}\n")
 
 
-def _as_dict(error: SpecError) -> dict:
+def _as_dict(error: SpecError, severity: str = "error") -> dict:
     return {"file": error.file, "line": error.line, "column": error.column, "code": error.code,
-            "path": error.spec_path, "message": error.message, "hint": error.hint}
+            "path": error.spec_path, "message": error.message, "hint": error.hint, "severity": severity}
 
 
-def _annotation(error: SpecError) -> str:
+def _annotation(error: SpecError, level: str = "error") -> str:
     """A GitHub Actions workflow command; properties and message escaped as the runner expects."""
     message = f"{error.spec_path or '<root>'}: {error.message}" + (f" ({error.hint})" if error.hint else "")
     file = _escape(error.file, True)
-    return f"::error file={file},line={error.line},col={error.column},title={error.code}::{_escape(message, False)}"
+    return f"::{level} file={file},line={error.line},col={error.column},title={error.code}::{_escape(message, False)}"
 
 
 def _escape(text: str, is_property: bool) -> str:

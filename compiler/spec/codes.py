@@ -57,3 +57,8 @@ ERROR_CODES: dict[str, str] = {
     "LPC503": "file cannot be read",
     "LPC504": "two pipeline files use the same pipeline name",
 }
+
+# Warnings: the spec is valid, but part of it can never take effect (reported, never fatal).
+WARNING_CODES: dict[str, str] = {
+    "LPC601": "deploy.shadow.min_rows exceeds the rows the test split can hold (dataset row_count max x split.test)",
+}

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from loopc.compiler.spec.codes import ERROR_CODES
+from loopc.compiler.spec.codes import ERROR_CODES, WARNING_CODES
 from loopc.compiler.spec.models import Spec
 
 BEGIN, END = "<!-- BEGIN GENERATED: loopc reference -->", "<!-- END GENERATED: loopc reference -->"
@@ -199,15 +199,16 @@ def render_fields() -> str:
     return "\n\n".join(parts)
 
 
-def render_codes() -> str:
-    """Markdown table of every error code."""
-    rows = [f"| {code} | {text} |" for code, text in ERROR_CODES.items()]
+def render_codes(codes: dict[str, str] = ERROR_CODES) -> str:
+    """Markdown table of every error (or warning) code."""
+    rows = [f"| {code} | {text} |" for code, text in codes.items()]
     return "\n".join(["| code | meaning |", "|---|---|", *rows])
 
 
 def render_generated() -> str:
     """The generated block of docs/spec-reference.md, markers included."""
-    return "\n\n".join([BEGIN, "## Field reference", render_fields(), "## Error codes", render_codes(), END])
+    return "\n\n".join([BEGIN, "## Field reference", render_fields(), "## Error codes", render_codes(), "## Warning codes",
+                        render_codes(WARNING_CODES), END])
 
 
 def update_document(text: str) -> str:

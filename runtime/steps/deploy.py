@@ -176,13 +176,27 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
         result = compare_shadow(task, *scores.predictions, scores.labels, shadow)
     except ShadowError as exc:
         raise StepFailed(f"shadow of model '{name}': {exc}") from None
+    short = shadow_rows_warning(result.rows, shadow)
+    if short:
+        ctx.log.warning("%s", short)
     atomic_write_json(ctx.out_dir / "shadow.json", {**result.to_dict(), "champion_version": champion.version,
-                                             "challenger_version": number})
+                                             "challenger_version": number, "warning": short})
     ctx.registry.record_event("shadow", name, number, _actor(ctx), result.summary,
                               {"champion_version": champion.version, "agreement": result.agreement},
                               event_key=_once(ctx))
     return {"passed": result.passed, "rows": result.rows, "agreement": result.agreement,
-            "summary": result.summary, "champion_version": champion.version, "batches": scores.batches}
+            "summary": result.summary + (f" ({short})" if short else ""), "champion_version": champion.version,
+            "batches": scores.batches}
+
+
+def shadow_rows_warning(rows: int, shadow: dict[str, Any]) -> str:
+    """Why no challenger can pass this shadow when the test split has fewer rows than ``min_rows`` ('' if it has
+    enough). ``loopc validate`` warns beforehand when the dataset's row_count max bounds the split (LPC601)."""
+    need = int(shadow.get("min_rows", 100))
+    if rows >= need:
+        return ""
+    return (f"the test split has {rows} rows, fewer than deploy.shadow.min_rows {need}: no challenger can pass the "
+            "shadow on this data; lower deploy.shadow.min_rows or give the test split more rows")
 
 
 def _holds(ctx: StepContext) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.spec.cache import CachedSpec, ValidateCache
+from loopc.compiler.spec.collector import collector_paused
 from loopc.compiler.spec.parallel import flatten, map_chunks, worker_count
 
 if TYPE_CHECKING:
@@ -58,6 +59,13 @@ class LoadedSpec:
     display: str = ""  # the file as the user named it (for messages)
     positions: dict[SpecPath, Position] = field(default_factory=dict, compare=False, repr=False)
     """Source map of the composed spec: path tuple -> (file, line, column); locate later errors with it."""
+    inputs: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """Every config file and group folder composition looked at, present or not (``ComposedSpec.inputs``)."""
+    groups: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """The config group folders beside the pipeline file, as discovery found them (it skips their files)."""
+
+
+Found = tuple[Path, "RawDocument | None", tuple[str, ...]]  # a pipeline file, its parsed text if read, its groups
 
 
 def spec_hash(spec: Spec) -> str:
@@ -77,7 +85,7 @@ def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | No
     pipelines whose files did not change (spec/cache.py); the result is the same.
     """
     overrides = tuple(overrides)
-    with _indexed(cache, Path(path)):
+    with collector_paused(), _indexed(cache, Path(path)):
         loaded = _load_all(discover(Path(path), cache), overrides, jobs, cache)
     _check_unique_names(loaded)
     return loaded
@@ -93,15 +101,15 @@ def validate_project(path: Path | str, overrides: Iterable[str] = (), jobs: int 
     if cache is None:
         built.extend(load_project(path, overrides, jobs))
         return len(built)
-    with _indexed(cache, Path(path)):
+    with collector_paused(), _indexed(cache, Path(path)):
         names: dict[Path, list[str]] = {}
         missed = []
-        for file, document in discover(Path(path), cache):
+        for file, document, groups in discover(Path(path), cache):
             hit = cache.names(cache.key(str(file), str(file), overrides))
             if hit is not None:
                 names[file] = hit
             else:
-                missed.append((file, document))
+                missed.append((file, document, groups))
         for item in _load_all(missed, overrides, jobs, cache):
             built.append(item)
             names.setdefault(Path(item.display), []).append(item.spec.pipeline.name)
@@ -124,7 +132,7 @@ def _indexed(cache: ValidateCache | None, root: Path) -> Iterator[None]:
         cache.end()
 
 
-def _load_all(found: list[tuple[Path, RawDocument | None]], overrides: tuple[str, ...], jobs: int | None,
+def _load_all(found: list[Found], overrides: tuple[str, ...], jobs: int | None,
               cache: ValidateCache | None) -> list[LoadedSpec]:
     workers = worker_count(len(found), jobs)
     if workers > 1:
@@ -136,26 +144,27 @@ def _load_all(found: list[tuple[Path, RawDocument | None]], overrides: tuple[str
     return loaded
 
 
-def _load_chunk(found: list[tuple[Path, RawDocument | None]], overrides: tuple[str, ...],
+def _load_chunk(found: list[Found], overrides: tuple[str, ...],
                 cache: ValidateCache | None = None) -> tuple[list[LoadedSpec], list[SpecError]]:
     loaded, errors = [], []
-    for file, document in found:
+    for file, document, groups in found:
         try:
-            loaded.extend(load_spec(file, overrides, document, cache))
+            loaded.extend(load_spec(file, overrides, document, cache, groups))
         except SpecErrors as exc:
             errors.extend(exc.errors)
     return loaded, errors
 
 
 def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument | None = None,
-              cache: ValidateCache | None = None) -> list[LoadedSpec]:
-    """Compose and validate one pipeline file: one LoadedSpec per sweep point."""
+              cache: ValidateCache | None = None, groups: tuple[str, ...] = ()) -> list[LoadedSpec]:
+    """Compose and validate one pipeline file (whose config ``groups`` discovery found): one LoadedSpec per
+    sweep point."""
     key = cache.key(str(file), str(file), overrides) if cache is not None else ""
     hit = cache.get(key) if cache is not None else None
     if hit is not None:
         absolute = file.resolve()
         return [LoadedSpec(item.spec, absolute, absolute.parent, item.spec_hash, item.sweep_point, str(file),
-                           item.positions) for item in hit]
+                           item.positions, item.inputs, groups) for item in hit]
     results, errors, inputs = [], [], set()
     for composed in compose_spec(file, overrides, display=str(file), primary=document):
         inputs.update(composed.inputs)
@@ -164,7 +173,7 @@ def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e not in errors)
             continue
-        results.append(_loaded(file, spec, composed.sweep_point, composed.positions))
+        results.append(_loaded(file, spec, composed, groups))
     if errors:
         raise SpecErrors(errors)
     if cache is not None and not _warned(results):  # warnings are shown on every run, so never cached
@@ -172,9 +181,10 @@ def load_spec(file: Path, overrides: tuple[str, ...] = (), document: RawDocument
     return results
 
 
-def _loaded(file: Path, spec: Spec, sweep_point: dict[str, str], positions: dict[SpecPath, Position]) -> LoadedSpec:
+def _loaded(file: Path, spec: Spec, composed: ComposedSpec, groups: tuple[str, ...]) -> LoadedSpec:
     absolute = file.resolve()
-    return LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), sweep_point, str(file), positions)
+    return LoadedSpec(spec, absolute, absolute.parent, spec_hash(spec), composed.sweep_point, str(file),
+                      composed.positions, composed.inputs, groups)
 
 
 def _warned(results: list[LoadedSpec]) -> bool:
@@ -183,13 +193,14 @@ def _warned(results: list[LoadedSpec]) -> bool:
     return any(spec_warnings(r.spec) for r in results)
 
 
-def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path, RawDocument | None]]:
-    """Pipeline files under ``path``, sorted; a file named directly is always a pipeline.
+def discover(path: Path, cache: ValidateCache | None = None) -> list[Found]:
+    """Pipeline files under ``path``, sorted, with their config groups; a file named directly is always a
+    pipeline (its groups are not looked for).
 
     With ``cache``, a pipeline file seen before is not parsed here (its config groups are cached).
     """
     if path.is_file():
-        return [(path, None)]
+        return [(path, None, ())]
     if not path.exists():
         raise SpecErrors([SpecError(str(path), 1, 1, "LPC501", "", "no such file or directory",
                                     "give a pipeline file or a directory of specs")])
@@ -203,7 +214,7 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path,
         known = cache.groups(file) if cache is not None else None
         if known is not None:
             group_dirs.update(str(file.parent / g) for g in known)
-            found.append((file, None))
+            found.append((file, None, tuple(known)))
             continue
         try:
             document = read_spec_file(file, str(file))
@@ -214,7 +225,7 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[tuple[Path,
         if cache is not None:
             cache.put_groups(file, groups)
         group_dirs.update(str(file.parent / g) for g in groups)
-        found.append((file, document))
+        found.append((file, document, tuple(sorted(groups))))
     if errors:
         raise SpecErrors(errors)
     found.sort(key=lambda item: str(item[0]))

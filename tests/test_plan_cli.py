@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,42 @@ def test_the_base_side_takes_the_plans_of_pipelines_whose_specs_did_not_change(r
     base_churn = [d for d in planned if d.startswith(str(Path(os.sep)))]  # the scratch folder of the base side
     assert sorted(Path(d).parent.name for d in planned if d not in base_churn) == ["churn", "demand"]
     assert [Path(d).parent.name for d in base_churn] == ["churn"]  # demand's plans were the head's
+
+
+def test_the_base_side_composes_only_the_pipelines_whose_files_changed(repo, monkeypatch, capsys):
+    import loopc.compiler.api as api
+    from loopc.compiler.cli.main import main
+
+    composed, compose_spec = [], api.compose_spec
+    monkeypatch.setattr(api, "compose_spec", lambda file, *a, **k: composed.append(Path(file)) or compose_spec(file, *a, **k))
+    monkeypatch.chdir(repo)
+    edit(repo / "specs" / "demand" / "dataset" / "store_sales.yaml", "min: 0", "min: 1")  # a config group file only
+    code = main(["plan", "specs", "--base", "HEAD", "-f", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 4 and {p["name"]: p["status"] for p in report["pipelines"]} == {"churn": "unchanged",
+                                                                                  "demand": "changed"}
+    assert sorted(str(p) for p in composed if not p.is_absolute()) == ["specs/churn/pipeline.yaml",
+                                                                        "specs/demand/pipeline.yaml"]
+    assert [p.parent.name for p in composed if p.is_absolute()] == ["demand"]  # the base side, in its scratch folder
+
+
+def test_head_specs_stand_for_a_base_file_only_when_every_input_is_the_same(tmp_path):
+    from loopc.compiler.api import load_project
+    from loopc.compiler.cli.plan_reuse import HeadSpecs
+
+    head, base = tmp_path / "head", tmp_path / "base"
+    for side in (head, base):
+        shutil.copytree(DEMAND, side / "demand", ignore=shutil.ignore_patterns("*.py", "data"))
+    loaded = load_project(head)
+    pipeline = base / "demand" / "pipeline.yaml"
+    hit = HeadSpecs(loaded, head, base).get(str(pipeline))
+    assert hit is not None and hit[0].spec is loaded[0].spec and HeadSpecs(loaded, head, base).groups(pipeline)
+    assert all(path.startswith(str(base)) for path in hit[0].inputs)
+    chosen = base / "demand" / "model" / "mlp.yaml"
+    chosen.write_text(chosen.read_text() + "# the same spec, other bytes\n")
+    assert HeadSpecs(loaded, head, base).get(str(pipeline)) is None
+    assert HeadSpecs(loaded, head, base).is_spec(pipeline) is None
+    outside = [replace(loaded[0], inputs=(*loaded[0].inputs, str(tmp_path / "shared.yaml")))]
+    shutil.copytree(head / "demand", base / "demand", dirs_exist_ok=True)
+    assert HeadSpecs(outside, head, base).get(str(pipeline)) is None
+    assert HeadSpecs(loaded, head, base).get(str(pipeline)) is not None

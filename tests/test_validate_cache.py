@@ -144,7 +144,7 @@ def test_validate_project_counts_hits_without_building_specs(project, cache, mon
     overrides = ("model.optimizer.lr=0.01,0.1",)
     assert api.validate_project(project, overrides, cache=cache) == len(load_project(project, overrides)) == 2
     refuse_to_compose(monkeypatch)
-    monkeypatch.setattr(cache_module, "_from_json", lambda data: (_ for _ in ()).throw(AssertionError("built")))
+    monkeypatch.setattr(cache_module, "_from_json", lambda *args: (_ for _ in ()).throw(AssertionError("built")))
     assert api.validate_project(project, overrides, cache=cache) == 2
 
 

@@ -14,7 +14,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
+from loopc.compiler.api import LoadedSpec
 from loopc.compiler.cli.explain import History, explain_plan
+from loopc.compiler.cli.plan_reuse import HeadSpecs
 from loopc.compiler.diff.checkout import revision_of
 from loopc.compiler.diff.pipelines import PipelineDiff, Side, StepChange, diff_pipelines
 from loopc.compiler.diff.report import PlanReport, SideError, to_json, to_markdown, to_text
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     label = args.base if args.base is not None else args.base_dir
     head, head_errors = _load("head", head_path, args.jobs, cache=ValidateCache(default_dir()) if args.cache else None)
     with _base_side(head_path, args) as (base_path, names):
-        base, base_errors = _load("base", base_path, args.jobs, names, reuse=head[2])
+        reused = HeadSpecs(head[3], _folder(head_path), _folder(base_path)) if base_path is not None else None
+        base, base_errors = _load("base", base_path, args.jobs, names, cache=reused, reuse=head[2])
     errors = base_errors + head_errors
     if not errors and not base[0] and not head[0]:
         errors = [SideError("head", SpecError(str(head_path), 1, 1, _NO_SPECS, "", "no pipeline specs found on "
@@ -68,31 +71,38 @@ def _base_side(head_path: Path, args: argparse.Namespace):
     return nullcontext((base_dir, {}))
 
 
+def _folder(path: Path) -> Path:
+    """The folder a side's paths are relative to: ``path``, or the folder of a pipeline file."""
+    return path if path.is_dir() else path.parent
+
+
 Planned = dict[str, tuple[tuple, list[Plan]]]  # pipeline -> (its specs' hashes and sweep points, its plans)
-Loaded = tuple[dict[str, Side], list[Plan], Planned]
+Loaded = tuple[dict[str, Side], list[Plan], Planned, list[LoadedSpec]]
+_EMPTY: Loaded = ({}, [], {}, [])
 
 
 def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None = None,
-          cache: ValidateCache | None = None, reuse: Planned | None = None) -> tuple[Loaded, list[SideError]]:
-    """The side's pipelines by name and their plans; errors tagged with the side (none: empty side).
+          cache: ValidateCache | HeadSpecs | None = None, reuse: Planned | None = None) -> tuple[Loaded, list[SideError]]:
+    """The side's pipelines by name, their plans and loaded specs; errors tagged with the side (none: empty side).
 
-    ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``). ``reuse``: the other
-    side's plans, taken for a pipeline whose specs are the same (plans depend on the specs alone).
+    ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``). ``cache``: a validate
+    cache, or the other side's specs for files that did not change. ``reuse``: the other side's plans, taken
+    for a pipeline whose specs are the same (plans depend on the specs alone).
     """
     from loopc.compiler.api import load_project
 
     if path is None:
-        return ({}, [], {}), []
+        return _EMPTY, []
     names = names or {}
     try:
         loaded = load_project(path, jobs=jobs or None, cache=cache)
         plans, planned = _plan(loaded, reuse or {})
     except SpecErrors as exc:
         if all(e.code == _NO_SPECS for e in exc.errors):
-            return ({}, [], {}), []
-        return ({}, [], {}), [SideError(side, _relocated(e, names)) for e in exc.errors]
+            return _EMPTY, []
+        return _EMPTY, [SideError(side, _relocated(e, names)) for e in exc.errors]
     sides = {item.spec.pipeline.name: Side(item.spec, _display(item.display, names)) for item in loaded}
-    return (sides, plans, planned), []
+    return (sides, plans, planned, loaded), []
 
 
 def _plan(loaded: list, reuse: Planned) -> tuple[list[Plan], Planned]:
@@ -126,12 +136,20 @@ def _with_steps(diffs: list[PipelineDiff], base_plans: list[Plan], head_plans: l
     """Each diff with the steps whose fingerprints differ (explain's reasons), per plan of its pipeline."""
     from dataclasses import replace
 
+    old, new = _by_pipeline(base_plans), _by_pipeline(head_plans)
     out = []
     for diff in diffs:
-        old = [p for p in base_plans if p.pipeline == diff.name]
-        new = [p for p in head_plans if p.pipeline == diff.name]
-        out.append(replace(diff, steps=tuple(step_changes(old, new))))
+        base, head = old.get(diff.name, []), new.get(diff.name, [])
+        same = len(base) == len(head) and all(a is b for a, b in zip(base, head))  # the plans were reused
+        out.append(diff if same else replace(diff, steps=tuple(step_changes(base, head))))
     return out
+
+
+def _by_pipeline(plans: list[Plan]) -> dict[str, list[Plan]]:
+    grouped: dict[str, list[Plan]] = {}
+    for plan in plans:
+        grouped.setdefault(plan.pipeline, []).append(plan)
+    return grouped
 
 
 def step_changes(base: Sequence[Plan], head: Sequence[Plan]) -> list[StepChange]:

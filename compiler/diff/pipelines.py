@@ -64,7 +64,8 @@ def diff_pipelines(base: Mapping[str, Side], head: Mapping[str, Side]) -> list[P
             diffs.append(PipelineDiff(name, "added" if old is None else "removed", side.file,
                                       tuple(side.spec.pipeline.targets)))
             continue
-        changes = tuple(classified(compare(_dump(old.spec), _dump(new.spec))))
+        same = old.spec is new.spec  # the base side took the head's spec: its files are the same
+        changes = () if same else tuple(classified(compare(_dump(old.spec), _dump(new.spec))))
         diffs.append(PipelineDiff(name, "changed" if changes else "unchanged", new.file,
                                   tuple(new.spec.pipeline.targets), changes))
     return diffs

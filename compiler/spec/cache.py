@@ -40,6 +40,7 @@ class CachedSpec:
     spec_hash: str
     sweep_point: dict[str, str]
     positions: Mapping[tuple[str | int, ...], tuple[str, int, int]]
+    inputs: tuple[str, ...] = ()  # what composition looked at (``ComposedSpec.inputs``)
 
 
 class LazyPositions(Mapping):
@@ -111,7 +112,8 @@ class ValidateCache:
         try:
             if entry is None or not self._inputs_hold(entry["inputs"]):
                 return None
-            specs = [_from_json(item) for item in entry["specs"]]
+            inputs = tuple(path for path, _ in entry["inputs"])
+            specs = [_from_json(item, inputs) for item in entry["specs"]]
         except (ValueError, KeyError, TypeError):
             return None
         self._remember(key, entry["inputs"], [s.spec.pipeline.name for s in specs])
@@ -307,11 +309,12 @@ def _to_json(item: CachedSpec) -> dict[str, Any]:
             "positions": json.dumps([list(item.positions), list(item.positions.values())], separators=(",", ":"))}
 
 
-def _from_json(data: dict[str, Any]) -> CachedSpec:
+def _from_json(data: dict[str, Any], inputs: tuple[str, ...]) -> CachedSpec:
     from loopc.compiler.spec.models import Spec
 
     positions = LazyPositions(str(data["positions"]))
-    return CachedSpec(Spec.model_validate_json(data["spec"]), str(data["spec_hash"]), dict(data["sweep_point"]), positions)
+    return CachedSpec(Spec.model_validate_json(data["spec"]), str(data["spec_hash"]), dict(data["sweep_point"]),
+                      positions, inputs)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

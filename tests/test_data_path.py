@@ -146,6 +146,22 @@ def reference(root: Path, method: str) -> dict:
             "y": {s: label_vector(t.column("label"), "binary_classification", classes) for s, t in tables.items()}}
 
 
+def assert_close(got, want, path="") -> None:
+    """Equal JSON documents, floats to a relative 1e-9 (exact streaming sums round differently)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), path
+        for key in want:
+            assert_close(got[key], want[key], f"{path}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), path
+        for index, (a, b) in enumerate(zip(got, want)):
+            assert_close(a, b, f"{path}[{index}]")
+    elif isinstance(want, float) and not isinstance(got, bool):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), path
+    else:
+        assert got == want and type(got) is type(want), path
+
+
 @pytest.mark.parametrize("fmt, method", [("parquet", "hash"), ("parquet", "time"), ("csv", "random")])
 def test_streamed_steps_equal_the_in_memory_reference(tmp_path, monkeypatch, fmt, method):
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # batches of 1,024 rows: many batches, across row groups
@@ -155,15 +171,17 @@ def test_streamed_steps_equal_the_in_memory_reference(tmp_path, monkeypatch, fmt
     state = tmp_path / ".loopc"
     validate, split, features = (state / records[s]["artifact"] for s in ("validate.rows", "split.rows", "features.m"))
     expected = reference(tmp_path, method)
-    assert (features / "transform.json").read_text(encoding="utf-8") == expected["fitted"].to_json()
+    fitted = json.loads((features / "transform.json").read_text(encoding="utf-8"))
+    assert_close(fitted, expected["fitted"].to_dict())  # streamed sums differ from one batch's in the last bits
     for name in SPLITS:
         x = np.load(features / f"x_{name}.npy")
-        assert x.dtype == np.float32 and np.array_equal(x, expected["x"][name]), name
+        assert x.dtype == np.float32 and x.shape == expected["x"][name].shape, name
+        np.testing.assert_allclose(x, expected["x"][name], rtol=1e-6, atol=1e-6, err_msg=name)
         assert np.array_equal(np.load(features / f"y_{name}.npy"), expected["y"][name]), name
         slices = pq.read_table(features / f"slices_{name}.parquet")
         assert slices.column("region").to_pylist() == expected["tables"][name].column("region").to_pylist()
     sketch = json.loads((features / "profile_sketch.json").read_text(encoding="utf-8"))
-    assert sketch["columns"] == json.loads(json.dumps(expected["profile"]["columns"]))
+    assert_close(sketch["columns"], json.loads(json.dumps(expected["profile"]["columns"])))
     assert sketch["rows"] == expected["tables"]["train"].num_rows
     # nothing copied: validate describes the source files (a CSV is written once, cast), split is a byte a row
     assert (validate / "table.parquet").exists() == (fmt == "csv")
@@ -282,8 +300,8 @@ def test_validating_parquet_column_by_column_gives_the_whole_table_report(tmp_pa
     """Every rule and check, violations included, on files that differ in columns: the same report."""
     import datetime as dt
 
+    from loopc.runtime.data.batchwise import validate_source
     from loopc.runtime.data.checks import run_checks, validation_report
-    from loopc.runtime.data.columnwise import validate_in_place
     from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
 
     rng = np.random.default_rng(7)
@@ -308,14 +326,14 @@ def test_validating_parquet_column_by_column_gives_the_whole_table_report(tmp_pa
     files = read_snapshot(take_snapshot(dataset["source"], tmp_path))
     cast, violations = enforce_schema(files.table, columns, "d", files)
     expected = validation_report("d", violations, run_checks(cast, dataset["checks"], now), rows=1900)
-    result = validate_in_place(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, now)
+    result = validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, now)
     assert expected["errors"] > 8 and result.report == expected
     assert result.names == tuple(cast.column_names)
     assert [e.digest for e in result.entries] == [e.digest for e in files.entries]
 
 
 def test_files_with_incompatible_column_types_fail_validation_naming_the_source(tmp_path):
-    from loopc.runtime.data.columnwise import validate_in_place
+    from loopc.runtime.data.batchwise import validate_source
     from loopc.runtime.data.snapshot import read_snapshot, take_snapshot
 
     (tmp_path / "data").mkdir()
@@ -326,7 +344,7 @@ def test_files_with_incompatible_column_types_fail_validation_naming_the_source(
     with pytest.raises(DataError) as whole:
         read_snapshot(shot)
     with pytest.raises(DataError) as by_column:
-        validate_in_place(shot, "d", dataset, None)
+        validate_source(shot, "d", dataset, None)
     assert "files of source 'data/*.parquet' have incompatible schemas" in str(by_column.value)
     assert str(by_column.value).split(":")[0] == str(whole.value).split(":")[0]
 

@@ -1,6 +1,6 @@
 """The validate step through the real runner: one snapshot gives the cache key, the rows and the lineage.
 
-In-process runs (``run_step``) wrap ``snapshot._read_bytes`` to change the data between the
+In-process runs (``run_step``) wrap the first read of a file to change the data between the
 snapshot and the read, deterministically; the rest runs ``python -m loopc.runtime run-step``.
 """
 
@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from loopc.runtime.data import batchwise
 from loopc.runtime.data import snapshot as snap
 from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import load_step
@@ -67,15 +68,17 @@ def _artifact(root: Path, record: dict) -> Path:
 
 
 def _wrap_read(monkeypatch, change) -> None:
-    real, seen = snap._read_bytes, []
+    """Run ``change`` once, just before the first file's bytes are read (the monitor's whole-file
+    ``snapshot._read_bytes``, or the validate step's batch reader, which starts at ``digesting``)."""
+    done = []
 
-    def read(filesystem, path):
-        if not seen:
-            change()
-        seen.append(path)
-        return real(filesystem, path)
+    def once() -> None:
+        if not done:
+            done.append(change())
 
-    monkeypatch.setattr(snap, "_read_bytes", read)
+    read_bytes, digesting = snap._read_bytes, batchwise.digesting
+    monkeypatch.setattr(snap, "_read_bytes", lambda filesystem, path: once() or read_bytes(filesystem, path))
+    monkeypatch.setattr(batchwise, "digesting", lambda snapshot, entry: once() or digesting(snapshot, entry))
 
 
 def test_key_rows_and_lineage_come_from_one_snapshot(project, monkeypatch):

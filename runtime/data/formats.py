@@ -25,7 +25,8 @@ def file_format(source: dict, name: str) -> str:
     return FORMATS[suffix]
 
 
-def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:
+def csv_options(options: dict) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
+    """pyarrow's CSV read and parse options for a source's ``options``; DataError for unknown ones."""
     unknown = sorted(set(options) - CSV_OPTIONS)
     if unknown:
         raise DataError(f"unknown csv option(s) {unknown}; supported: {sorted(CSV_OPTIONS)}")
@@ -33,10 +34,15 @@ def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:
     parse = pacsv.ParseOptions(
         delimiter=options.get("delimiter", ","), quote_char=options.get("quote_char", '"')
     )
+    return read, parse
+
+
+def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:
+    read, parse = csv_options(options)
     return pacsv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse)
 
 
-def _hive_columns(name: str) -> dict[str, str]:
+def hive_columns(name: str) -> dict[str, str]:
     """``year=2024/month=01/part.parquet`` -> {'year': '2024', 'month': '01'}."""
     return dict(part.split("=", 1) for part in PurePosixPath(name).parts[:-1] if "=" in part)
 
@@ -54,7 +60,7 @@ def parse_file(data: pa.Buffer, name: str, path: str, source: dict) -> pa.Table:
     except (pa.ArrowException, OSError) as error:
         raise DataError(f"cannot read {fmt} file '{path}': {error}") from None
     if source.get("partitioning") == "hive":
-        for key, value in _hive_columns(name).items():
+        for key, value in hive_columns(name).items():
             if key not in table.column_names:
                 table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
     return table

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ ROWS_FILE, TABLE_FILE = "rows.json", "table.parquet"
 BUDGET_ENV = "LOOPC_MEMORY_BUDGET"
 DEFAULT_BUDGET = "1G"
 MIN_BATCH, MAX_BATCH = 1024, 1 << 20
+PAGE_BUFFER = 1 << 20  # bytes read ahead per column: a row group is never held whole
 
 
 def memory_budget() -> int:
@@ -91,26 +93,13 @@ class ValidatedRows:
         return pa.concat_tables(parts, promote_options="permissive")
 
     def _file_batches(self, file: RowFile, columns: list[str], size: int) -> Iterator[pa.Table]:
-        _check_unchanged(self.filesystem, file)
-        try:
-            handle = self.filesystem.open_input_file(file.path)
-            parquet = pq.ParquetFile(handle)
-        except (OSError, pa.ArrowException) as error:
-            raise DataError(f"cannot read parquet file '{file.path}': {error}") from None
-        with handle:
+        check_unchanged(self.filesystem, file.path, file.size, file.mtime_ns, "it was validated")
+        with open_parquet(self.filesystem, file.path) as parquet:
             present = [c for c in columns if c in parquet.schema_arrow.names]
             for group in range(parquet.num_row_groups):
-                batches = parquet.iter_batches(size, row_groups=[group], columns=present, use_threads=False)
-                while True:  # one batch decoded at a time, not the whole row group
-                    try:
-                        batch = next(batches, None)
-                    except (OSError, pa.ArrowException) as error:
-                        raise DataError(f"file '{file.path}' row group {group} (columns {', '.join(present)}) "
-                                        f"cannot be read: {error}") from None
-                    if batch is None:
-                        break
+                for batch in row_group_batches(parquet, file.path, group, present, size):
                     yield self._shape(pa.Table.from_batches([batch]), columns, file, group)
-        _check_unchanged(self.filesystem, file)
+        check_unchanged(self.filesystem, file.path, file.size, file.mtime_ns, "it was validated")
 
     def _shape(self, batch: pa.Table, columns: list[str], file: RowFile, group: int) -> pa.Table:
         """The batch's ``columns`` in order, absent ones null, declared ones cast to their types."""
@@ -130,13 +119,42 @@ class ValidatedRows:
         return pa.Table.from_arrays(arrays, names=list(columns))
 
 
-def _check_unchanged(filesystem: pafs.FileSystem, file: RowFile) -> None:
+@contextmanager
+def open_parquet(filesystem: pafs.FileSystem, path: str) -> Iterator[pq.ParquetFile]:
+    """A Parquet file open for reading row groups; DataError naming it when it cannot be opened."""
     try:
-        info = filesystem.get_file_info(file.path)
+        handle = filesystem.open_input_file(path)
+        parquet = pq.ParquetFile(handle, pre_buffer=False, buffer_size=PAGE_BUFFER)
+    except (OSError, pa.ArrowException) as error:
+        raise DataError(f"cannot read parquet file '{path}': {error}") from None
+    with handle:
+        yield parquet
+
+
+def row_group_batches(parquet: pq.ParquetFile, path: str, group: int, columns: list[str],
+                      size: int) -> Iterator[pa.RecordBatch]:
+    """``columns`` of one row group in batches of ``size`` rows (one decoded at a time, columns in
+    parallel); DataError naming the file, the row group and the columns when it cannot be decoded."""
+    batches = parquet.iter_batches(size, row_groups=[group], columns=columns, use_threads=True)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, pa.ArrowException) as error:
+            raise DataError(f"file '{path}' row group {group} (columns {', '.join(columns)}) "
+                            f"cannot be read: {error}") from None
+        if batch is None:
+            return
+        yield batch
+
+
+def check_unchanged(filesystem: pafs.FileSystem, path: str, size: int, mtime_ns: int, since: str) -> None:
+    """DataError naming ``path`` unless it is still a file of ``size`` bytes modified at ``mtime_ns``."""
+    try:
+        info = filesystem.get_file_info(path)
     except (OSError, pa.ArrowInvalid) as error:
-        raise DataError(f"cannot read '{file.path}': {error}") from None
-    if info.type != pafs.FileType.File or (info.size, info.mtime_ns or 0) != (file.size, file.mtime_ns):
-        raise DataError(f"file '{file.path}' changed after it was validated (size or mtime differ); "
+        raise DataError(f"cannot read '{path}': {error}") from None
+    if info.type != pafs.FileType.File or (info.size, info.mtime_ns or 0) != (size, mtime_ns):
+        raise DataError(f"file '{path}' changed after {since} (size or mtime differ); "
                         "run again so validation sees it")
 
 
@@ -151,12 +169,6 @@ def describe_source(snapshot: dict, file_rows: list[int], columns: dict) -> dict
 def describe_table(path: Path, rows: int, columns: dict) -> dict:
     """The rows.json of rows validate wrote as one cast table (``path`` relative to the artifact)."""
     return {"format": 1, "layout": "table", "table": path.name, "rows": rows, "columns": columns}
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    """The cast table, in row groups of one batch, so readers stream it."""
-    row_bytes = max(table.nbytes // max(table.num_rows, 1), 1)
-    pq.write_table(table, path, row_group_size=batch_rows(row_bytes))
 
 
 def open_rows(artifact: Path) -> ValidatedRows:

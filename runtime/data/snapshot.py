@@ -14,7 +14,9 @@ the next snapshot sees it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,25 +211,51 @@ def read_snapshot(snapshot: Snapshot) -> SourceTable:
     return SourceTable(table, tuple(parts), tuple(entries))
 
 
-def digest_entries(snapshot: Snapshot) -> tuple[SourceFile, ...]:
-    """Every file's entry with its sha256, streamed (bounded memory); DataError naming a file that
-    differs from the snapshot's size and mtime before or after it is hashed."""
-    entries = []
-    for entry in snapshot.entries:
-        path = snapshot.path(entry)
-        try:
-            before = _stat(snapshot.files.filesystem, path)
-            digest, size = _hash_file(snapshot.files.filesystem, path)
-            after = _stat(snapshot.files.filesystem, path)
-        except DataError:
-            raise DataError(f"file '{path}' was deleted after the source's snapshot was taken; run again") from None
-        for info in (before, after):
-            if (info.size, info.mtime_ns or 0) != (entry.size, entry.mtime_ns):
-                raise _changed(path, entry, info.size)
-        if size != entry.size or (entry.digest and digest != entry.digest):
-            raise _changed(path, entry, size)
-        entries.append(SourceFile(entry.name, entry.size, entry.mtime_ns, digest))
-    return tuple(entries)
+@contextmanager
+def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile]]:
+    """Hash ``entry``'s file on a thread while the body reads it (hashlib releases the GIL).
+
+    Size and mtime are checked against the snapshot once before the read and once after it
+    (and after the hash); the yielded list then holds the entry with its content digest.
+    DataError naming the file if it differs, was deleted, or its bytes differ from a content
+    snapshot's digest.
+    """
+    path, filesystem = snapshot.path(entry), snapshot.files.filesystem
+    _expect(path, entry, _stat_entry(filesystem, path))
+    hashed: list = []
+    thread = threading.Thread(target=_hash_into, args=(filesystem, path, hashed), daemon=True)
+    thread.start()
+    digested: list[SourceFile] = []
+    try:
+        yield digested
+    finally:
+        thread.join()
+    if isinstance(hashed[0], DataError):
+        raise hashed[0]
+    digest, size = hashed[0]
+    _expect(path, entry, _stat_entry(filesystem, path))
+    if size != entry.size or (entry.digest and digest != entry.digest):
+        raise _changed(path, entry, size)
+    digested.append(SourceFile(entry.name, entry.size, entry.mtime_ns, digest))
+
+
+def _hash_into(filesystem: pafs.FileSystem, path: str, out: list) -> None:
+    try:
+        out.append(_hash_file(filesystem, path))
+    except DataError as error:
+        out.append(error)
+
+
+def _stat_entry(filesystem: pafs.FileSystem, path: str) -> pafs.FileInfo:
+    try:
+        return _stat(filesystem, path)
+    except DataError:
+        raise DataError(f"file '{path}' was deleted after the source's snapshot was taken; run again") from None
+
+
+def _expect(path: str, entry: SourceFile, info: pafs.FileInfo) -> None:
+    if (info.size, info.mtime_ns or 0) != (entry.size, entry.mtime_ns):
+        raise _changed(path, entry, info.size)
 
 
 def source_filesystem(record: dict) -> pafs.FileSystem:

@@ -6,19 +6,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from loopc.runtime.data import checks
-from loopc.runtime.data.columnwise import validate_in_place
+from loopc.runtime.data.batchwise import ValidatedSource, validate_source
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import file_format
 from loopc.runtime.data.rows import (
     ROWS_FILE,
     describe_source,
     describe_table,
-    write_table,
 )
-from loopc.runtime.data.snapshot import Snapshot, read_snapshot, take_snapshot, verify_files
+from loopc.runtime.data.snapshot import Snapshot, take_snapshot, verify_files
 from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
@@ -67,47 +64,41 @@ def _readable_in_place(source: dict, snapshot: Snapshot) -> bool:
         return False
 
 
-def _write_rows(ctx: StepContext, read: Snapshot, parts, names: list[str], cast: pa.Table | None) -> str:
+def _write_rows(ctx: StepContext, read: Snapshot, validated: ValidatedSource, in_place: bool) -> str:
     """rows.json: the snapshot's own files when they are read in place, else the cast table (written once)."""
     columns = ctx.config["dataset"]["columns"]
-    if cast is None:
-        record = describe_source(read.to_dict(), [part.rows for part in parts], columns)
+    if in_place:
+        record = describe_source(read.to_dict(), [part.rows for part in validated.parts], columns)
     else:
-        with writing(ctx.out_dir / TABLE) as path:
-            write_table(cast, path)
-        record = describe_table(ctx.out_dir / TABLE, cast.num_rows, columns)
-    record["names"] = list(names)
+        record = describe_table(ctx.out_dir / TABLE, validated.report["rows"], columns)
+    record["names"] = list(validated.names)
     with writing(ctx.out_dir / ROWS_FILE) as path:
         atomic_write_json(path, record)
     return record["layout"]
 
 
-def _validate(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime):
-    """(report, files as read, their parts, column names, the cast table or None when read in place).
-
-    Parquet sources are validated one column at a time and never held whole; others in memory.
-    """
-    if _readable_in_place(dataset["source"], snapshot):
-        result = validate_in_place(snapshot, name, dataset, now)
-        return result.report, result.entries, result.parts, result.names, None
-    files = read_snapshot(snapshot)
-    cast, violations = checks.enforce_schema(files.table, dataset["columns"], name, files)
-    results = checks.run_checks(cast, dataset.get("checks", []), now)
-    report = checks.validation_report(name, violations, results, rows=files.table.num_rows)
-    return report, files.entries, files.parts, cast.column_names, cast
+def _validate(ctx: StepContext, snapshot: Snapshot, in_place: bool) -> ValidatedSource:
+    """Every file read once, batch by batch; a source not read in place is written once as the cast table."""
+    name, dataset = ctx.config["dataset_name"], ctx.config["dataset"]
+    now = dt.datetime.now(dt.timezone.utc)
+    if in_place:
+        return validate_source(snapshot, name, dataset, now)
+    with writing(ctx.out_dir / TABLE) as path:
+        return validate_source(snapshot, name, dataset, now, path)
 
 
 def run_validate(ctx: StepContext) -> dict[str, Any]:
-    """Read the snapshot's files, enforce the schema, run the checks; fail with every violation named.
-
-    The rows are not written again when the source is Parquet: rows.json says which files to read.
+    """Read the snapshot's files batch by batch, enforce the schema, run the checks; fail with every
+    violation named. The rows are not written again when the source is Parquet: rows.json says which
+    files to read.
     """
-    name, dataset, snapshot = ctx.config["dataset_name"], ctx.config["dataset"], _snapshot(ctx)
+    name, snapshot = ctx.config["dataset_name"], _snapshot(ctx)
+    in_place = _readable_in_place(ctx.config["dataset"]["source"], snapshot)
     try:
-        report, entries, parts, names, cast = _validate(snapshot, name, dataset, dt.datetime.now(dt.timezone.utc))
+        validated = _validate(ctx, snapshot, in_place)
     except DataError as exc:
         raise StepFailed(f"dataset '{name}': {exc}") from None
-    read = snapshot.with_entries(entries)
+    report, read = validated.report, snapshot.with_entries(validated.entries)
     report["fingerprint"] = fingerprint = read.digest
     if not report["passed"]:
         where = _write_failure_report(ctx, report)
@@ -116,7 +107,7 @@ def run_validate(ctx: StepContext) -> dict[str, Any]:
     for file, content in (("validation.json", report), (SNAPSHOT, read.to_dict())):
         with writing(ctx.out_dir / file) as path:
             atomic_write_json(path, content)
-    layout = _write_rows(ctx, read, parts, names, cast)
+    layout = _write_rows(ctx, read, validated, in_place)
     ctx.log.info("dataset %s: %d rows (%s), fingerprint %s, %d warning(s)", name, report["rows"], layout,
                  fingerprint, report["warnings"])
     return {"dataset": name, "rows": report["rows"], "fingerprint": fingerprint, "warnings": report["warnings"]}

@@ -1,0 +1,273 @@
+"""Validating a source batch by batch: the report ``enforce_schema`` and ``run_checks`` give on the
+whole table, in memory bounded by the batch size (``rows.batch_rows``), not by the rows.
+
+Each file of the snapshot is read once, in record batches (Parquet one row group at a time, its
+columns decoded in parallel; CSV through pyarrow's streaming reader), while a thread computes its
+sha256 from the same file; its size and mtime are checked before and after (``snapshot.digesting``).
+Every batch is brought to the files' unified schema (what a permissive concatenation of the files
+gives), cast per declared column and fed to that column's rules (``checks.ColumnRules``) and to
+each check's runner (``checks.check_runners``). A unique column keeps 9 bytes a row and reads
+again only the rows whose value may repeat. A source that is not read in place (CSV, hive
+partitions) is written once, cast, batch by batch, as ``table.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from loopc.runtime.data import checks
+from loopc.runtime.data.casting import ARROW_TYPES, cast_column
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.formats import csv_options, file_format, hive_columns
+from loopc.runtime.data.rows import batch_rows, open_parquet, row_group_batches
+from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
+
+
+@dataclass(frozen=True)
+class ValidatedSource:
+    """The validation report, the files as read (with digests), their parts and the table's column names."""
+
+    report: dict
+    entries: tuple[SourceFile, ...]
+    parts: tuple[FilePart, ...]
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The snapshot, each file's own schema (hive columns included) and the schema of them all."""
+
+    snapshot: Snapshot
+    schemas: tuple[pa.Schema, ...]
+    unified: pa.Schema
+
+    def batches(self, index: int, columns: list[str], size: int) -> Iterator[tuple[int, dict[str, pa.Array]]]:
+        """(rows, ``columns`` as the unified schema types them) per batch of file ``index``, in row order."""
+        entry, schema = self.snapshot.entries[index], self.schemas[index]
+        path = self.snapshot.path(entry)
+        own = [c for c in columns if c in schema.names]
+        for where, batch in _raw_batches(self.snapshot, entry, own, size):
+            yield batch.num_rows, {name: self._conform(batch, name, path, where) for name in columns}
+
+    def _conform(self, batch: pa.Table, name: str, path: str, where: str) -> pa.Array:
+        """One column as the unified schema types it (cast as a permissive concatenation casts), or nulls."""
+        type_ = self.unified.field(name).type
+        if name not in batch.column_names:
+            return pa.nulls(batch.num_rows, type_)
+        column = batch.column(name).combine_chunks()
+        try:
+            return column if column.type == type_ else pc.cast(column, type_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+            raise DataError(f"file '{path}' {where} column '{name}': {column.type} values cannot be read as "
+                            f"{type_}, the type the other files give it: {error}") from None
+
+
+@contextmanager
+def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None = None):
+    path = snapshot.path(entry)
+    read, parse = csv_options(dict(snapshot.source.get("options") or {}))
+    convert = pacsv.ConvertOptions(include_columns=columns) if columns is not None else None
+    try:
+        stream = snapshot.files.filesystem.open_input_stream(path)
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"cannot read csv file '{path}': {error}") from None
+    with stream:
+        yield reader
+
+
+def _raw_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
+                 size: int) -> Iterator[tuple[str, pa.Table]]:
+    """(where, ``columns`` as the file holds them, hive columns added) per batch, in row order."""
+    hive = _hive_values(snapshot, entry)
+    own = [c for c in columns if c not in hive]
+    reader = _parquet_batches if _is_parquet(snapshot, entry) else _csv_batches
+    for where, batch in reader(snapshot, entry, own, size):
+        table = pa.Table.from_batches([batch]).select(own)
+        for key in [c for c in columns if c in hive]:
+            table = table.append_column(key, pa.repeat(pa.scalar(hive[key], pa.string()), batch.num_rows))
+        yield where, table.select(columns)
+
+
+def _parquet_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
+                     size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
+    path = snapshot.path(entry)
+    with open_parquet(snapshot.files.filesystem, path) as parquet:
+        for group in range(parquet.num_row_groups):
+            for batch in row_group_batches(parquet, path, group, columns, size):
+                yield f"row group {group}", batch
+
+
+def _csv_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
+                 size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """The CSV reader's blocks (type inference as ``read_csv``: from the first block)."""
+    path, block, rows = snapshot.path(entry), 0, 0
+    with _csv_reader(snapshot, entry, columns) as reader:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as error:
+                raise DataError(f"file '{path}' csv block {block} (rows from {rows}, columns "
+                                f"{', '.join(columns)}) cannot be read: {error}") from None
+            yield f"csv block {block}", batch
+            block, rows = block + 1, rows + batch.num_rows
+
+
+def _is_parquet(snapshot: Snapshot, entry: SourceFile) -> bool:
+    fmt = file_format(snapshot.source, entry.name)
+    if fmt == "parquet" and snapshot.source.get("options"):
+        raise DataError(f"parquet sources take no options, got {sorted(snapshot.source['options'])}")
+    return fmt == "parquet"
+
+
+def _hive_values(snapshot: Snapshot, entry: SourceFile) -> dict[str, str]:
+    return hive_columns(entry.name) if snapshot.source.get("partitioning") == "hive" else {}
+
+
+def _file_schema(snapshot: Snapshot, entry: SourceFile) -> pa.Schema:
+    """A file's columns and types from its footer (Parquet) or first block (CSV), hive columns appended."""
+    if _is_parquet(snapshot, entry):
+        with open_parquet(snapshot.files.filesystem, snapshot.path(entry)) as parquet:
+            schema = parquet.schema_arrow
+    else:
+        with _csv_reader(snapshot, entry) as reader:
+            schema = reader.schema
+    for key in _hive_values(snapshot, entry):
+        if key not in schema.names:
+            schema = schema.append(pa.field(key, pa.string()))
+    return schema
+
+
+def _unify(snapshot: Snapshot, schemas: list[pa.Schema]) -> pa.Schema:
+    """The schema a permissive concatenation gives; DataError naming the first file and column that clash."""
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise DataError(f"files of source '{snapshot.source['path']}' have incompatible schemas: "
+                        f"{_clash(snapshot, schemas)}{error}") from None
+
+
+def _clash(snapshot: Snapshot, schemas: list[pa.Schema]) -> str:
+    seen: dict[str, pa.Field] = {}
+    for entry, schema in zip(snapshot.entries, schemas):
+        for field in schema:
+            earlier = seen.setdefault(field.name, field)
+            try:
+                seen[field.name] = pa.unify_schemas([pa.schema([earlier]), pa.schema([field])],
+                                                    promote_options="permissive").field(0)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                return (f"file '{snapshot.path(entry)}' column '{field.name}' holds {field.type} in every row "
+                        f"group where earlier files hold {earlier.type}; ")
+    return ""
+
+
+class _TableWriter:
+    """The cast table written once, batch by batch, in row groups of about ``size`` rows."""
+
+    def __init__(self, path: Path, schema: pa.Schema, size: int):
+        self.writer, self.schema, self.size = pq.ParquetWriter(path, schema), schema, size
+        self.pending: list[pa.Table] = []
+
+    def write(self, arrays: dict[str, pa.Array]) -> None:
+        self.pending.append(pa.Table.from_arrays([arrays[n] for n in self.schema.names], schema=self.schema))
+        if sum(t.num_rows for t in self.pending) >= self.size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.size)
+            self.pending = []
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+
+
+def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime,
+                    table: Path | None = None) -> ValidatedSource:
+    """Read every file of ``snapshot`` once, batch by batch, and validate it against ``dataset``.
+
+    With ``table``, the validated rows (declared columns cast, then the extra ones) are written
+    there as Parquet. DataError naming the file (and the row group or CSV block, and the column)
+    for a file that cannot be read, does not fit the other files' schema or changes meanwhile.
+    """
+    schemas = tuple(_file_schema(snapshot, entry) for entry in snapshot.entries)
+    files = _Files(snapshot, schemas, _unify(snapshot, list(schemas)))
+    columns, present = dataset["columns"], files.unified.names
+    declared = [c for c in columns if c in present]
+    validated = declared + [n for n in present if n not in columns]
+    rules = {c: checks.ColumnRules(name, c, columns[c]) for c in declared}
+    runners = checks.check_runners(dataset.get("checks") or [], validated, now)
+    used = {c for check in dataset.get("checks") or [] for c in checks.check_columns(check)}
+    read = validated if table else [n for n in validated if n in columns or n in used]
+    size = batch_rows(8 * max(len(read), 1))
+    writer = _TableWriter(table, _cast_schema(files.unified, validated, columns), size) if table else None
+    entries, parts = [], []
+    for index, entry in enumerate(snapshot.entries):
+        rows = 0
+        with digesting(snapshot, entry) as digested:
+            for count, arrays in files.batches(index, read, size):
+                for column, rule in rules.items():
+                    absent = None if column in schemas[index].names else np.ones(count, bool)
+                    arrays[column] = rule.update(arrays[column], absent)
+                batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
+                for runner in runners:
+                    runner.update(batch)
+                if writer is not None:
+                    writer.write(arrays)
+                rows += count
+        entries.append(digested[0])
+        parts.append(FilePart(snapshot.path(entry), rows, frozenset(schemas[index].names)))
+    if writer is not None:
+        writer.close()
+    violations = _violations(files, name, columns, rules, parts, size)
+    report = checks.validation_report(name, violations, [r.result() for r in runners], rows=sum(p.rows for p in parts))
+    return ValidatedSource(report, tuple(entries), tuple(parts), tuple(validated))
+
+
+def _rows(count: int) -> pa.Table:
+    """A table of ``count`` rows and no columns (what a check that reads none is given)."""
+    return pa.table({"": pa.nulls(count)}).select([])
+
+
+def _cast_schema(unified: pa.Schema, names: list[str], columns: dict) -> pa.Schema:
+    return pa.schema([(n, ARROW_TYPES[columns[n]["type"]] if n in columns else unified.field(n).type) for n in names])
+
+
+def _violations(files: _Files, dataset: str, columns: dict, rules: dict, parts: list[FilePart],
+                size: int) -> list:
+    """Each declared column's violations in declaration order (missing ones named), then the extra columns."""
+    found, present, rows = [], files.unified.names, sum(p.rows for p in parts)
+    for name, spec in columns.items():
+        if name not in present:
+            found.append(checks.missing_everywhere(dataset, name, spec, present, rows, [p.path for p in parts]))
+            continue
+        lacking = [p for p in parts if name not in p.columns]
+        if lacking:
+            found.append(checks.missing_from_some(dataset, name, spec, sum(p.rows for p in lacking),
+                                                  [p.path for p in lacking], len(parts)))
+        found.extend(rules[name].violations(lambda name=name: _reread(files, name, columns[name], parts, size)))
+    found.extend(checks.extra_column(dataset, n) for n in present if n not in columns)
+    return found
+
+
+def _reread(files: _Files, name: str, spec: dict, parts: list[FilePart], size: int) -> Iterator[pa.Array]:
+    """One declared column of every row again, cast, in row order (a unique column's second look)."""
+    for index, part in enumerate(parts):
+        if name not in part.columns:
+            yield pa.nulls(part.rows, ARROW_TYPES[spec["type"]])
+            continue
+        for _, arrays in files.batches(index, [name], size):
+            yield cast_column(arrays[name], spec["type"])[0]

@@ -24,6 +24,17 @@ def airflow_python() -> str:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium ($LOOPC_CHROMIUM, else ``chromium`` on PATH; ci/chromium-up.sh installs it)."""
+    import shutil
+
+    path = os.environ.get("LOOPC_CHROMIUM") or shutil.which("chromium") or ""
+    if not path or not os.access(path, os.X_OK):
+        engine_missing("no chromium on PATH (nor LOOPC_CHROMIUM); run ci/chromium-up.sh (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def slurm_cluster() -> None:
     """A real Slurm controller answering sbatch/sinfo (ci/slurm-up.sh starts one)."""
     import shutil

@@ -121,13 +121,19 @@ def split_columns(split: dict) -> list[str]:
 
 def split_counts(assignment: np.ndarray, split: dict) -> dict[str, int]:
     """Rows per split; DataError when a split with a positive fraction comes out empty."""
-    counts = np.bincount(assignment, minlength=len(SPLITS))
+    return checked_counts(np.bincount(assignment, minlength=len(SPLITS)), split)
+
+
+def checked_counts(counts: np.ndarray, split: dict) -> dict[str, int]:
+    """``counts`` (rows per split index) by split name; DataError when a split with a positive
+    fraction is empty."""
     sizes = {name: int(counts[index]) for index, name in enumerate(SPLITS)}
     empty = [n for n in SPLITS if split.get(n, 0) > 0 and sizes[n] == 0]
-    if len(assignment) and empty:
+    rows = sum(sizes.values())
+    if rows and empty:
         listed = ", ".join(f"{n}={sizes[n]}" for n in SPLITS)
         raise DataError(f"split '{split.get('method')}' left {', '.join(empty)} empty ({listed} of "
-                        f"{len(assignment)} rows); add rows or change the fractions or the split column")
+                        f"{rows} rows); add rows or change the fractions or the split column")
     return sizes
 
 

@@ -14,7 +14,7 @@ from loopc.runtime.data.rows import (
     ValidatedRows,
     open_rows,
 )
-from loopc.runtime.data.split import assign_splits, split_columns, split_counts
+from loopc.runtime.data.split import assign_splits, checked_counts, split_columns
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.common import SPLITS, read_json, writing
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
@@ -29,26 +29,50 @@ def run_split(ctx: StepContext) -> dict[str, Any]:
     validate_id, _ = ctx.upstream_of_kind("validate")
     rows, split = open_rows(ctx.artifact(validate_id)), ctx.config["split"]
     try:
-        assignment = assign_splits(_split_input(rows, split), split).astype(np.uint8)
-        counts = split_counts(assignment, split)
+        with writing(ctx.out_dir / ASSIGNMENT) as path:
+            counts = _write_assignment(rows, split, path)
     except DataError as exc:
         raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
-    with writing(ctx.out_dir / ASSIGNMENT) as path:
-        np.save(path, assignment, allow_pickle=False)
     with writing(ctx.out_dir / SPLIT_FILE) as path:
         atomic_write_json(path, {"format": 1, "split": split, "rows_artifact": ctx.upstream[validate_id]["artifact"],
                                  "counts": counts})
-    return {"dataset": ctx.config["dataset_name"], "rows": len(assignment), "split_rows": counts}
+    return {"dataset": ctx.config["dataset_name"], "rows": rows.num_rows, "split_rows": counts}
 
 
-def _split_input(rows: ValidatedRows, split: dict) -> pa.Table:
-    """The columns a split reads (a row-count placeholder for random); DataError naming a missing one."""
+def _write_assignment(rows: ValidatedRows, split: dict, path: Path) -> dict[str, int]:
+    """assignment.npy (uint8 a row) filled part by part in row order; the rows per split."""
+    assignment = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows.num_rows,))
+    counts = np.zeros(len(SPLITS), np.int64)
+    for offset, part in _split_input(rows, split):
+        assignment[offset:offset + len(part)] = part
+        counts += np.bincount(part, minlength=len(SPLITS))
+    assignment.flush()
+    del assignment
+    return checked_counts(counts, split)
+
+
+def _split_input(rows: ValidatedRows, split: dict) -> Iterator[tuple[int, np.ndarray]]:
+    """(offset, split index a row) in row order; DataError naming a missing or null split column.
+
+    A hash split reads its key column batch by batch (a row's side depends on its key alone);
+    a time split reads its column whole (its cut times are order statistics of every value) and
+    a random split reads nothing (a permutation of the row count).
+    """
     needed = split_columns(split)
     for name in needed:
         if name not in rows.names:
             raise DataError(f"split method '{split.get('method')}' uses column '{name}', which the table lacks "
                             f"(columns: {', '.join(rows.names)})")
-    return rows.read(needed) if needed else pa.table({"row": pa.nulls(rows.num_rows)})
+    if split.get("method") != "hash":
+        table = rows.read(needed) if needed else pa.table({"row": pa.nulls(rows.num_rows)})
+        yield 0, assign_splits(table, split).astype(np.uint8)
+        return
+    batches = rows.batches(needed)
+    for offset, batch in batches:
+        if batch.column(0).null_count:  # the same message as a whole-table split, with every null counted
+            nulls = batch.column(0).null_count + sum(b.column(0).null_count for _, b in batches)
+            assign_splits(pa.table({needed[0]: pa.nulls(nulls)}), split)
+        yield offset, assign_splits(batch, split).astype(np.uint8)
 
 
 def open_split(state: Path, split_dir: Path) -> tuple[ValidatedRows, np.ndarray, dict]:

@@ -68,11 +68,36 @@ def _target_scaling(task: str, y: np.ndarray) -> tuple[float, float]:
     return float(np.mean(y)), scale if scale > 0 else 1.0
 
 
-def pad_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray, multiple: int):
-    """Pad to a multiple of ``multiple`` rows; padded rows get weight 0."""
+def pad_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray, multiple: int, dtype=None):
+    """Pad to a multiple of ``multiple`` rows; padded rows get weight 0. ``x`` comes back in ``dtype``
+    (default its own), converted while it is copied: one host copy, whatever the dtype."""
     extra = (-len(y)) % multiple
-    pad = lambda a: np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])  # noqa: E731
-    return pad(x), pad(y), pad(w)
+
+    def pad(a: np.ndarray, kind) -> np.ndarray:
+        out = np.zeros((len(a) + extra, *a.shape[1:]), kind)
+        out[:len(a)] = a
+        return out
+
+    return pad(x, dtype or x.dtype), pad(y, y.dtype), pad(w, w.dtype)
+
+
+class CastRows:
+    """A feature matrix (a memory-mapped float32 .npy) read in ``dtype`` one row selection at a time:
+    streamed training gathers its batches from it without a whole converted host copy."""
+
+    def __init__(self, x: np.ndarray, dtype):
+        self.x, self.dtype, self.shape, self.ndim = x, np.dtype(dtype), x.shape, x.ndim
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.asarray(self.x[rows]).astype(self.dtype)
+
+
+def host_rows(x: np.ndarray, dtype) -> np.ndarray | CastRows:
+    """``x`` itself when it is in ``dtype`` already, else a :class:`CastRows` of it (never a whole copy)."""
+    return x if x.dtype == np.dtype(dtype) else CastRows(x, dtype)
 
 
 def prepare_training_data(x_train, y_train, x_valid, y_valid, task, num_classes, training, sample_weight,

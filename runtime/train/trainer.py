@@ -37,7 +37,7 @@ from loopc.runtime.train.epoch import (
     put_replicated,
     run_batches,
 )
-from loopc.runtime.train.inputs import pad_rows, prepare_training_data
+from loopc.runtime.train.inputs import host_rows, pad_rows, prepare_training_data
 from loopc.runtime.train.nets import DTYPES, TrainError, init_params, output_width
 from loopc.runtime.train.optim import build_optimizer
 from loopc.runtime.train.predict import predict
@@ -190,7 +190,7 @@ def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progr
 def _device_data(x, y, w, dtype, mesh, chunk: int | None = None) -> tuple:
     """Rows on the device(s), features already in the compute dtype; optionally padded to ``chunk``."""
     if chunk is not None:
-        x, y, w = pad_rows(x, y, w, min(chunk, max(len(y), 1)))
+        x, y, w = pad_rows(x, y, w, min(chunk, max(len(y), 1)), dtype)
     return tuple(put_replicated(a, mesh) for a in (x.astype(dtype, copy=False), y, w))
 
 
@@ -470,7 +470,7 @@ def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> 
         _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
                                        job.mesh, progress, None, valid_data, weighted)
         data = (_device_data(*train, job.dtype, job.mesh) if resident
-                else (train[0].astype(job.dtype, copy=False), train[1], train[2]))
+                else (host_rows(train[0], job.dtype), train[1], train[2]))
         chunk = per_call if resident else min(per_call, max(1, job.budget // 4 // (row_bytes * job.plan.batch)))
         started = time.perf_counter()
         order_fn, run = _pieces(job, progress, data, weighted, max(1, int(chunk)), not resident)
@@ -487,7 +487,7 @@ def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> 
                                    chunk)
     _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,
                                    job.mesh, progress, None, valid_data, weighted)
-    host_data = (train[0].astype(job.dtype, copy=False), train[1], train[2])
+    host_data = (host_rows(train[0], job.dtype), train[1], train[2])
     return _Setup(epoch_fn, eval_fn, host_data, valid_data, scaling[1] ** 2, seconds, True, **common)
 
 

@@ -90,7 +90,7 @@ def _assign_by_time(table: pa.Table, split: dict) -> np.ndarray:
     ordered = np.sort(values, kind="stable")
     count = len(values)
     cuts = [int(round(count * split["train"])), int(round(count * (split["train"] + split["valid"])))]
-    times = [ordered[min(c, count - 1)] for c in cuts]
+    times = [ordered[min(c, count - 1)] for c in cuts if count]
     return np.where(values < times[0], 0, np.where(values < times[1], 1, 2)) if count else np.zeros(0, int)
 
 

@@ -51,13 +51,13 @@ class _Files:
     schemas: tuple[pa.Schema, ...]
     unified: pa.Schema
 
-    def batches(self, index: int, columns: list[str], size: int) -> Iterator[tuple[int, dict[str, pa.Array]]]:
-        """(rows, ``columns`` as the unified schema types them) per batch of file ``index``, in row order."""
+    def batches(self, index: int, columns: list[str], size: int) -> Iterator[tuple[str, int, dict[str, pa.Array]]]:
+        """(where, rows, ``columns`` as the unified schema types them) per batch of file ``index``, in row order."""
         entry, schema = self.snapshot.entries[index], self.schemas[index]
         path = self.snapshot.path(entry)
         own = [c for c in columns if c in schema.names]
         for where, batch in _raw_batches(self.snapshot, entry, own, size):
-            yield batch.num_rows, {name: self._conform(batch, name, path, where) for name in columns}
+            yield where, batch.num_rows, {name: self._conform(batch, name, path, where) for name in columns}
 
     def _conform(self, batch: pa.Table, name: str, path: str, where: str) -> pa.Array:
         """One column as the unified schema types it (cast as a permissive concatenation casts), or nulls."""
@@ -215,26 +215,44 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     size = batch_rows(8 * max(len(read), 1))
     writer = _TableWriter(table, _cast_schema(files.unified, validated, columns), size) if table else None
     entries, parts = [], []
-    for index, entry in enumerate(snapshot.entries):
-        rows = 0
-        with digesting(snapshot, entry) as digested:
-            for count, arrays in files.batches(index, read, size):
+    try:
+        for index in range(len(snapshot.entries)):
+            entry, part = _feed_file(files, index, read, size, rules, runners, writer)
+            entries.append(entry)
+            parts.append(part)
+    finally:
+        if writer is not None:
+            writer.close()
+    violations = _violations(files, name, columns, rules, parts, size)
+    report = checks.validation_report(name, violations, [r.result() for r in runners], rows=sum(p.rows for p in parts))
+    return ValidatedSource(report, tuple(entries), tuple(parts), tuple(validated))
+
+
+def _feed_file(files: _Files, index: int, read: list[str], size: int, rules: dict, runners: list,
+               writer: _TableWriter | None) -> tuple[SourceFile, FilePart]:
+    """Read file ``index`` once, batch by batch, into the column rules, the check runners and the
+    writer; its entry with the digest and its part. DataError naming the file, the batch and the
+    columns when it cannot be read or changed while it was read."""
+    entry, own = files.snapshot.entries[index], files.schemas[index].names
+    rows, where, read_all = 0, "none", False
+    try:
+        with digesting(files.snapshot, entry) as digested:
+            for where, count, arrays in files.batches(index, read, size):
                 for column, rule in rules.items():
-                    absent = None if column in schemas[index].names else np.ones(count, bool)
-                    arrays[column] = rule.update(arrays[column], absent)
+                    arrays[column] = rule.update(arrays[column], None if column in own else np.ones(count, bool))
                 batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
                 for runner in runners:
                     runner.update(batch)
                 if writer is not None:
                     writer.write(arrays)
                 rows += count
-        entries.append(digested[0])
-        parts.append(FilePart(snapshot.path(entry), rows, frozenset(schemas[index].names)))
-    if writer is not None:
-        writer.close()
-    violations = _violations(files, name, columns, rules, parts, size)
-    report = checks.validation_report(name, violations, [r.result() for r in runners], rows=sum(p.rows for p in parts))
-    return ValidatedSource(report, tuple(entries), tuple(parts), tuple(validated))
+            read_all = True
+    except DataError as error:
+        if not read_all:
+            raise
+        raise DataError(f"{error}; it changed while it was read (the last batch read: {where}, columns "
+                        f"{', '.join(read)})") from None
+    return digested[0], FilePart(files.snapshot.path(entry), rows, frozenset(own))
 
 
 def _rows(count: int) -> pa.Table:
@@ -269,5 +287,5 @@ def _reread(files: _Files, name: str, spec: dict, parts: list[FilePart], size: i
         if name not in part.columns:
             yield pa.nulls(part.rows, ARROW_TYPES[spec["type"]])
             continue
-        for _, arrays in files.batches(index, [name], size):
+        for _, _, arrays in files.batches(index, [name], size):
             yield cast_column(arrays[name], spec["type"])[0]

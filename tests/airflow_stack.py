@@ -128,6 +128,12 @@ class AirflowStack:
         self._wait(lambda: self.request("GET", path)["state"] in FINISHED, timeout_s, f"run {run_id} of {dag_id}")
         return self.request("GET", path)["state"]
 
+    def task_logs(self, dag_id: str, run_id: str, task_ids: list[str]) -> str:
+        """The tail of each named task's log files of one run (for a failure message)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        return "\n".join(f"--- {path.relative_to(folder)}\n{path.read_text(errors='replace')[-6000:]}"
+                         for task in task_ids for path in sorted(folder.glob(f"task_id={task}/*.log")))
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         path = f"/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances?limit=100"
         return {t["task_id"]: t["state"] for t in self.request("GET", path)["task_instances"]}

@@ -19,7 +19,7 @@ from loopc.runtime.evaluate.metrics import MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 
 SPLITS = ("train", "valid", "test")
-BUNDLE_FILES = ("transform.json", "labels.json", "profile.json")
+BUNDLE_FILES = ("transform.json", "labels.json", "profile.json", "columns.json")
 
 
 @contextlib.contextmanager
@@ -91,7 +91,7 @@ class ModelBundle:
 
 
 def copy_bundle_files(features_dir: Path, out_dir: Path) -> None:
-    """Copy the fitted transform, label classes and reference profile into a model artifact."""
+    """Copy the fitted transform, label classes, reference profile and declared column types into a model artifact."""
     for name in BUNDLE_FILES:
         if (features_dir / name).is_file():
             shutil.copyfile(features_dir / name, out_dir / name)

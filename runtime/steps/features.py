@@ -23,6 +23,7 @@ from loopc.runtime.steps.split import open_split
 from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
 
 PROFILE_SKETCH = "profile_sketch.json"
+COLUMNS_FILE = "columns.json"
 
 class _TrainColumns:
     """Train rows of a few columns at a time, read in groups that fit the memory budget (in the order
@@ -178,6 +179,8 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
         path.write_text(fitted.to_json(), encoding="utf-8")
     with writing(ctx.out_dir / "labels.json") as path:
         atomic_write_json(path, {"task": task, "label": label, "classes": classes})
+    with writing(ctx.out_dir / COLUMNS_FILE) as path:  # declared types: scoring casts its input the same way
+        atomic_write_json(path, ctx.config["columns"])
     slices = [c for c in ctx.config["slice_columns"] if c in rows.names]
     _write_matrices(ctx, rows, assignment, fitted, classes, counts, slices)
     with writing(ctx.out_dir / PROFILE_SKETCH) as path:  # compact: the C encoder, not indent's Python one

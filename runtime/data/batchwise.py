@@ -32,6 +32,8 @@ from loopc.runtime.data.formats import csv_options, file_format, hive_columns
 from loopc.runtime.data.rows import batch_rows, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
 
+COLUMN_GROUP = 8  # columns decoded together: few page buffers at a time, the batch stays in cache
+
 
 @dataclass(frozen=True)
 class ValidatedSource:
@@ -51,20 +53,24 @@ class _Files:
     schemas: tuple[pa.Schema, ...]
     unified: pa.Schema
 
-    def batches(self, index: int, columns: list[str], size: int) -> Iterator[tuple[str, int, dict[str, pa.Array]]]:
-        """(where, rows, ``columns`` as the unified schema types them) per batch of file ``index``, in row order."""
+    def batches(self, index: int, groups: list[list[str]],
+                size: int) -> Iterator[tuple[str, int, int, dict[str, pa.Array]]]:
+        """(where, which group, rows, that group's columns as the unified schema types them) per batch
+        of file ``index``: each group's batches in row order (Parquet: row group by row group, the
+        groups of one row group in turn; CSV reads one group only)."""
         entry, schema = self.snapshot.entries[index], self.schemas[index]
         path = self.snapshot.path(entry)
-        own = [c for c in columns if c in schema.names]
-        for where, batch in _raw_batches(self.snapshot, entry, own, size):
-            yield where, batch.num_rows, {name: self._conform(batch, name, path, where) for name in columns}
+        own = [[c for c in group if c in schema.names] for group in groups]
+        for where, part, batch in _raw_batches(self.snapshot, entry, own, size):
+            yield where, part, batch.num_rows, {name: self._conform(batch, name, path, where) for name in groups[part]}
 
     def _conform(self, batch: pa.Table, name: str, path: str, where: str) -> pa.Array:
         """One column as the unified schema types it (cast as a permissive concatenation casts), or nulls."""
         type_ = self.unified.field(name).type
         if name not in batch.column_names:
             return pa.nulls(batch.num_rows, type_)
-        column = batch.column(name).combine_chunks()
+        chunks = batch.column(name).chunks
+        column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # combine_chunks copies even one
         try:
             return column if column.type == type_ else pc.cast(column, type_)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
@@ -86,31 +92,33 @@ def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None
         yield reader
 
 
-def _raw_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
-                 size: int) -> Iterator[tuple[str, pa.Table]]:
-    """(where, ``columns`` as the file holds them, hive columns added) per batch, in row order."""
+def _raw_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
+                 size: int) -> Iterator[tuple[str, int, pa.Table]]:
+    """(where, which group, that group's columns as the file holds them, hive columns added) per batch."""
     hive = _hive_values(snapshot, entry)
-    own = [c for c in columns if c not in hive]
+    own = [[c for c in group if c not in hive] for group in groups]
     reader = _parquet_batches if _is_parquet(snapshot, entry) else _csv_batches
-    for where, batch in reader(snapshot, entry, own, size):
-        table = pa.Table.from_batches([batch]).select(own)
-        for key in [c for c in columns if c in hive]:
+    for where, part, batch in reader(snapshot, entry, own, size):
+        table = pa.Table.from_batches([batch]).select(own[part])
+        for key in [c for c in groups[part] if c in hive]:
             table = table.append_column(key, pa.repeat(pa.scalar(hive[key], pa.string()), batch.num_rows))
-        yield where, table.select(columns)
+        yield where, part, table.select(groups[part])
 
 
-def _parquet_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
-                     size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
+def _parquet_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
+                     size: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
     path = snapshot.path(entry)
     with open_parquet(snapshot.files.filesystem, path) as parquet:
         for group in range(parquet.num_row_groups):
-            for batch in row_group_batches(parquet, path, group, columns, size):
-                yield f"row group {group}", batch
+            for part, columns in enumerate(groups):
+                for batch in row_group_batches(parquet, path, group, columns, size):
+                    yield f"row group {group}", part, batch
 
 
-def _csv_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
-                 size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """The CSV reader's blocks (type inference as ``read_csv``: from the first block)."""
+def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
+                 size: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """The CSV reader's blocks (type inference as ``read_csv``: from the first block); one group."""
+    [columns] = groups
     path, block, rows = snapshot.path(entry), 0, 0
     with _csv_reader(snapshot, entry, columns) as reader:
         while True:
@@ -121,7 +129,7 @@ def _csv_batches(snapshot: Snapshot, entry: SourceFile, columns: list[str],
             except (pa.ArrowException, OSError) as error:
                 raise DataError(f"file '{path}' csv block {block} (rows from {rows}, columns "
                                 f"{', '.join(columns)}) cannot be read: {error}") from None
-            yield f"csv block {block}", batch
+            yield f"csv block {block}", 0, batch
             block, rows = block + 1, rows + batch.num_rows
 
 
@@ -177,7 +185,8 @@ class _TableWriter:
     """The cast table written once, batch by batch, in row groups of about ``size`` rows."""
 
     def __init__(self, path: Path, schema: pa.Schema, size: int):
-        self.writer, self.schema, self.size = pq.ParquetWriter(path, schema), schema, size
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer, self.schema, self.size = pq.ParquetWriter(self.sink, schema), schema, size
         self.pending: list[pa.Table] = []
 
     def write(self, arrays: dict[str, pa.Array]) -> None:
@@ -191,8 +200,15 @@ class _TableWriter:
             self.pending = []
 
     def close(self) -> None:
-        self._flush()
-        self.writer.close()
+        try:
+            self._flush()
+            self.writer.close()
+        finally:
+            self.sink.close()
+
+    def abandon(self) -> None:
+        """Close the file without finishing it (the step failed: nothing of it is published)."""
+        self.sink.close()
 
 
 def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime,
@@ -212,46 +228,61 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     runners = checks.check_runners(dataset.get("checks") or [], validated, now)
     used = {c for check in dataset.get("checks") or [] for c in checks.check_columns(check)}
     read = validated if table else [n for n in validated if n in columns or n in used]
-    size = batch_rows(8 * max(len(read), 1))
+    groups = [read] if table else _column_groups(read, used)
+    size = batch_rows(8 * max(max(len(g) for g in groups), 1))
     writer = _TableWriter(table, _cast_schema(files.unified, validated, columns), size) if table else None
     entries, parts = [], []
     try:
         for index in range(len(snapshot.entries)):
-            entry, part = _feed_file(files, index, read, size, rules, runners, writer)
+            entry, part = _feed_file(files, index, groups, size, rules, runners, writer)
             entries.append(entry)
             parts.append(part)
-    finally:
+    except BaseException:
         if writer is not None:
-            writer.close()
+            writer.abandon()
+        raise
+    if writer is not None:
+        writer.close()
     violations = _violations(files, name, columns, rules, parts, size)
     report = checks.validation_report(name, violations, [r.result() for r in runners], rows=sum(p.rows for p in parts))
     return ValidatedSource(report, tuple(entries), tuple(parts), tuple(validated))
 
 
-def _feed_file(files: _Files, index: int, read: list[str], size: int, rules: dict, runners: list,
+def _column_groups(read: list[str], used: set[str]) -> list[list[str]]:
+    """The columns a Parquet row group is decoded in turn by: the checks' columns first, together
+    (a check sees them in one batch), then COLUMN_GROUP at a time."""
+    first = [c for c in read if c in used]
+    rest = [c for c in read if c not in used]
+    head = max(COLUMN_GROUP - len(first), 0)
+    return [first + rest[:head]] + [rest[i:i + COLUMN_GROUP] for i in range(head, len(rest), COLUMN_GROUP)]
+
+
+def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, rules: dict, runners: list,
                writer: _TableWriter | None) -> tuple[SourceFile, FilePart]:
-    """Read file ``index`` once, batch by batch, into the column rules, the check runners and the
-    writer; its entry with the digest and its part. DataError naming the file, the batch and the
-    columns when it cannot be read or changed while it was read."""
+    """Read file ``index`` once, batch by batch, into the column rules, the check runners (the first
+    group's batches) and the writer (given one group); its entry with the digest and its part.
+    DataError naming the file, the batch and the columns when it cannot be read or changed meanwhile."""
     entry, own = files.snapshot.entries[index], files.schemas[index].names
-    rows, where, read_all = 0, "none", False
+    rows, where, columns, read_all = 0, "none", [], False
     try:
         with digesting(files.snapshot, entry) as digested:
-            for where, count, arrays in files.batches(index, read, size):
-                for column, rule in rules.items():
-                    arrays[column] = rule.update(arrays[column], None if column in own else np.ones(count, bool))
-                batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
-                for runner in runners:
-                    runner.update(batch)
-                if writer is not None:
-                    writer.write(arrays)
-                rows += count
+            for where, part, count, arrays in files.batches(index, groups, size):
+                columns = groups[part]
+                for column in [c for c in arrays if c in rules]:
+                    arrays[column] = rules[column].update(arrays[column], None if column in own else np.ones(count, bool))
+                if part == 0:
+                    batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
+                    for runner in runners:
+                        runner.update(batch)
+                    if writer is not None:
+                        writer.write(arrays)
+                    rows += count
             read_all = True
     except DataError as error:
         if not read_all:
             raise
         raise DataError(f"{error}; it changed while it was read (the last batch read: {where}, columns "
-                        f"{', '.join(read)})") from None
+                        f"{', '.join(columns)})") from None
     return digested[0], FilePart(files.snapshot.path(entry), rows, frozenset(own))
 
 
@@ -287,5 +318,5 @@ def _reread(files: _Files, name: str, spec: dict, parts: list[FilePart], size: i
         if name not in part.columns:
             yield pa.nulls(part.rows, ARROW_TYPES[spec["type"]])
             continue
-        for _, _, arrays in files.batches(index, [name], size):
+        for _, _, _, arrays in files.batches(index, [[name]], size):
             yield cast_column(arrays[name], spec["type"])[0]

@@ -199,7 +199,7 @@ class ColumnRules:
         cast, bad = cast_column(raw, ctype)
         self.found_type = self.found_type or (raw.type if bad.any() else None)
         self.bad.add(raw, bad)
-        if not spec.get("nullable", True):
+        if not spec.get("nullable", True) and cast.null_count:
             nulls = _null_mask(cast, bad)
             self.nulls.add_rows(nulls if absent is None else nulls & ~absent, self.rows)
         if ctype in ("int", "float") and (spec.get("min") is not None or spec.get("max") is not None):

@@ -58,6 +58,8 @@ def make_artifact(folder: Path, sample: pa.Table, features: int) -> None:
              "architecture": {"kind": "linear"}}
     (folder / "model.json").write_text(json.dumps(model))
     (folder / "labels.json").write_text(json.dumps({"task": model["task"], "label": "y", "classes": None}))
+    declared = {"id": {"type": "string"}, **{f"x{i}": {"type": "float"} for i in range(features)}}
+    (folder / "columns.json").write_text(json.dumps(declared))  # as the features step writes: input is cast
 
 
 def floor(source: Path, out: Path, features: int) -> float:

@@ -33,7 +33,7 @@ RUNTIME_ALLOWED: dict[str, set[str]] = {
     "gate": {"evaluate"},
     "monitor": {"data", "evaluate", "gate", "store", "units"},
     "export": {"data", "features", "train", "store"},  # export/bundle_score imports nothing of loopc
-    "score": {"export", "registry", "store"},
+    "score": {"data", "export", "registry", "store"},  # data: the validate step's casting
     "execution": _RUNTIME_STAGES,
     "steps": _RUNTIME_STAGES | {"execution"},
     "__main__": {"execution", "registry", "store"},

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -180,6 +181,67 @@ def test_scoring_plan_partitions_name_the_version_that_produced_them(trained, tm
     by_batch = {(b, v) for b, v in zip(written.column("batch").to_pylist(), written.column("model_version").to_pylist())}
     assert by_batch == {("s1", v1), ("s2", newest)}
     assert sorted(p.name for p in (project / "predictions").iterdir()) == [f"version={v}" for v in sorted({v1, newest})]
+
+
+def _predicted(trained: Path, rows: Path, out: Path) -> np.ndarray:
+    assert loopc_main(["predict", MODEL, str(rows), "-o", str(out), "--root", str(trained), "--batch-id", "b"]) == 0
+    return ds.dataset(out, partitioning="hive").to_table().column("score").to_numpy()
+
+
+def _retyped(table, **columns):
+    """``table`` with some columns replaced (same values, other Parquet types)."""
+    for name, array in columns.items():
+        table = table.set_column(table.column_names.index(name), name, array)
+    return table
+
+
+def test_scoring_casts_input_to_the_declared_types_as_training_did(trained, tmp_path):
+    import pyarrow.compute as pc
+
+    bundle = load_bundle(trained / ".loopc" / champion(trained).artifact)
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 400)
+    pq.write_table(table, tmp_path / "plain.parquet")
+    retyped = _retyped(table,
+                       tenure_months=pc.cast(table.column("tenure_months"), "float64"),  # declared int
+                       monthly_charges=pc.cast(table.column("monthly_charges"), "string"),  # declared float
+                       support_calls=pc.utf8_lpad(pc.cast(table.column("support_calls"), "string"), 4),  # "  12"
+                       contract=pc.dictionary_encode(table.column("contract")))
+    pq.write_table(retyped, tmp_path / "retyped.parquet")
+    expected = bundle.score(table)
+    np.testing.assert_allclose(_predicted(trained, tmp_path / "plain.parquet", tmp_path / "a"), expected,
+                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(_predicted(trained, tmp_path / "retyped.parquet", tmp_path / "b"), expected,
+                               atol=1e-6, rtol=0)
+    schema = json.loads((trained / ".loopc" / "bundles" / f"{MODEL}-v{champion(trained).version}" /
+                         "input_schema.json").read_text())
+    assert {c["name"]: c["type"] for c in schema["columns"]}["tenure_months"] == "int"
+
+
+@pytest.mark.parametrize(("column", "bad", "problem"), [
+    ("tenure_months", 12.5, "1 value(s) that cannot be read as int"),  # not whole: training refused it too
+    ("monthly_charges", "abc", "1 value(s) that cannot be read as float, the type the model was trained on "
+                               "(e.g. 'abc')"),
+])
+def test_a_value_that_cannot_be_cast_names_the_file_and_column(trained, tmp_path, capsys, column, bad, problem):
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 50)
+    values = [bad] + table.column(column).to_pylist()[1:]
+    values = [str(v) for v in values] if isinstance(bad, str) else [float(v) for v in values]
+    rows = tmp_path / "rows.parquet"
+    pq.write_table(_retyped(table, **{column: pa.array(values)}), rows)
+    assert loopc_main(["predict", MODEL, str(rows), "-o", str(tmp_path / "out"), "--root", str(trained)]) == 1
+    err = capsys.readouterr().err
+    assert f"'{rows}': column '{column}' has {problem}" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_a_file_lacking_a_column_the_model_reads_is_named(trained, tmp_path, capsys):
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 50)
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    pq.write_table(table, folder / "a.parquet")
+    pq.write_table(table.drop_columns(["support_calls"]), folder / "b.parquet")
+    assert loopc_main(["predict", MODEL, str(folder), "-o", str(tmp_path / "out"), "--root", str(trained)]) == 1
+    assert f"'{folder / 'b.parquet'}' lacks column(s) support_calls that the model reads" in capsys.readouterr().err
 
 
 def run_score(project: Path, run_id: str):

@@ -16,6 +16,7 @@ from loopc.runtime.export import bundle_score
 BUNDLE_FILES = ("bundle.json", "params.npz", "transform.json", "input_schema.json", "model.json",
                 "model_card.md", "predict.jax", "score.py", "expressions.py")
 PLATFORMS = ("cpu", "cuda")
+COLUMNS_FILE = "columns.json"  # in a model artifact: the dataset's declared column specs
 
 
 class ExportError(Exception):
@@ -89,6 +90,8 @@ def write_bundle(artifact: Path, out: Path, *, version: int | None = None, card:
         raise ExportError(f"'{out}' exists and is not empty; choose a new folder or remove it")
     model, labels = _read_json(artifact / "model.json"), _read_json(artifact / "labels.json")
     transform = _read_json(artifact / "transform.json")
+    if columns is None and (artifact / COLUMNS_FILE).is_file():  # the dataset's declared types (features step)
+        columns = _read_json(artifact / COLUMNS_FILE)
     schema = input_schema(transform, columns)
     params = load_params(artifact / "params.npz")
     serialized, platforms = _serialized_predict(params, model["architecture"], model["task"],

@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loopc.runtime.export import bundle_score
+from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
 
 WRITABLE = ("score", "label", "probabilities", "model_version", "timestamp")
@@ -120,10 +121,12 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
 
 def _write_parts(model, dataset, columns, job, version, scored_at, path: Path) -> int:
     writer, rows = None, 0
+    cast = InputCast(model.schema)
     try:
-        for batch in dataset.to_batches(columns=columns, batch_size=job.batch_rows):
-            if batch.num_rows == 0:
+        for tagged in dataset.scanner(columns=columns, batch_size=job.batch_rows).scan_batches():
+            if tagged.record_batch.num_rows == 0:
                 continue
+            batch = cast(tagged.record_batch, tagged.fragment)
             table = prediction_table(model, batch, job, version, scored_at)
             writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table)

@@ -1,0 +1,69 @@
+"""Scoring input is cast to the dataset's declared types with the validate step's casting (score/cast.py):
+text, other number types and dictionary columns reach the model as training rows did; a value that cannot
+be cast, or a file without a column the model reads, is refused naming the file and the column."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from loopc.runtime.data.casting import cast_column
+from loopc.runtime.score.cast import InputCast
+from loopc.runtime.score.resolve import ScoreError
+
+SCHEMA = {"columns": [{"name": "active", "text": False, "type": "bool"},
+                      {"name": "seen", "text": False, "type": "timestamp"},
+                      {"name": "visits", "text": False, "type": "float"},
+                      {"name": "plan", "text": True, "type": "category"},
+                      {"name": "legacy", "text": False, "type": None}]}  # a bundle written before types: as is
+
+
+def batches(folder):
+    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    return [(t.record_batch, t.fragment) for t in dataset.scanner().scan_batches()]
+
+
+def test_text_and_other_types_are_cast_as_the_validate_step_casts_them(tmp_path):
+    raw = pa.table({"active": ["true", "no", None], "seen": ["2026-01-02T03:04:05Z", "2026-01-02", None],
+                    "visits": pa.array([1, 2, 3], pa.int32()), "plan": pa.array(["a", "b", "a"]).dictionary_encode(),
+                    "legacy": ["x", "y", "z"]})
+    pq.write_table(raw, tmp_path / "rows.parquet")
+    ((batch, fragment),) = batches(tmp_path)
+    cast = InputCast(SCHEMA)(batch, fragment)
+    assert cast.column("active").to_pylist() == [True, False, None]
+    assert cast.column("seen").type == pa.timestamp("us", tz="UTC")
+    assert cast.column("seen").to_pylist()[:2] == [dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+                                                   dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]
+    assert cast.column("visits").type == pa.float64() and cast.column("plan").type == pa.string()
+    assert cast.column("legacy").to_pylist() == ["x", "y", "z"]
+    for name in ("active", "seen", "visits", "plan"):  # exactly what training's validate step made of them
+        declared = next(c["type"] for c in SCHEMA["columns"] if c["name"] == name)
+        assert cast.column(name).equals(cast_column(raw.column(name), declared)[0])
+
+
+def test_a_value_that_cannot_be_cast_is_refused_naming_file_column_and_value(tmp_path):
+    pq.write_table(pa.table({"active": ["true", "maybe"], "seen": [None, None], "visits": [1.0, 2.0],
+                             "plan": ["a", "b"], "legacy": [1, 2]}), tmp_path / "bad.parquet")
+    ((batch, fragment),) = batches(tmp_path)
+    with pytest.raises(ScoreError) as caught:
+        InputCast(SCHEMA)(batch, fragment)
+    assert str(caught.value) == (f"'{tmp_path / 'bad.parquet'}': column 'active' has 1 value(s) that cannot be read "
+                                 "as bool, the type the model was trained on (e.g. 'maybe')")
+
+
+def test_a_column_may_come_from_a_hive_folder_but_not_be_missing(tmp_path):
+    schema = {"columns": [{"name": "region", "text": True, "type": "category"},
+                          {"name": "visits", "text": False, "type": "float"}]}
+    (tmp_path / "region=north").mkdir()
+    pq.write_table(pa.table({"visits": [1.0]}), tmp_path / "region=north" / "a.parquet")
+    ((batch, fragment),) = batches(tmp_path)
+    assert InputCast(schema)(batch, fragment).column("region").to_pylist() == ["north"]
+    pq.write_table(pa.table({"other": [1.0]}), tmp_path / "region=north" / "b.parquet")
+    cast = InputCast(schema)
+    with pytest.raises(ScoreError, match=r"b\.parquet' lacks column\(s\) visits that the model reads"):
+        for batch, fragment in batches(tmp_path):
+            cast(batch, fragment)

@@ -63,14 +63,14 @@ def _write(root: Path, fmt: str, row_group: int) -> dict:
         part = _part(rows, start, index)
         if index == 1:
             part = part.drop_columns(["cat"])  # a column one file lacks
-        if fmt == "parquet":
-            data.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, data / f"p{index}.parquet", row_group_size=row_group)
-        else:
-            folder = data / f"region={'north' if index else 'south'}"
-            folder.mkdir(parents=True, exist_ok=True)
+        folder = data if fmt == "parquet" else data / f"region={'north' if index else 'south'}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
             pacsv.write_csv(part, folder / f"p{index}.csv")
-    source = {"path": "data/*.parquet"} if fmt == "parquet" else {"path": "data/**/*.csv", "partitioning": "hive"}
+        else:
+            pq.write_table(part, folder / f"p{index}.parquet", row_group_size=row_group)
+    suffix = "csv" if fmt == "csv" else "parquet"
+    source = {"path": "data/*.parquet"} if fmt == "parquet" else {"path": f"data/**/*.{suffix}", "partitioning": "hive"}
     return {"source": source, "columns": COLUMNS, "checks": CHECKS}
 
 
@@ -83,13 +83,13 @@ def _whole_table(root: Path, dataset: dict) -> tuple[pa.Table, dict, list[int]]:
 
 
 @pytest.mark.parametrize("fmt, budget, row_group", [("parquet", "1M", 2500), ("parquet", "3M", 700),
-                                                    ("parquet", None, 5000), ("csv", "1M", 0)])
+                                                    ("parquet", None, 5000), ("csv", "1M", 0), ("hive", "1M", 1500)])
 def test_batches_give_the_whole_table_report_and_table(tmp_path, monkeypatch, fmt, budget, row_group):
     if budget:
         monkeypatch.setenv("LOOPC_MEMORY_BUDGET", budget)  # 1M: batches of 1,024 rows split the row groups
     dataset = _write(tmp_path, fmt, row_group)
     cast, expected, rows = _whole_table(tmp_path, dataset)
-    table = tmp_path / "table.parquet" if fmt == "csv" else None
+    table = None if fmt == "parquet" else tmp_path / "table.parquet"
     result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
                                        NOW, table)
     rules = {(v["column"], v["rule"]) for v in expected["violations"]}

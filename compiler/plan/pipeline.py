@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import step_fingerprint
@@ -94,6 +94,10 @@ class Plan:
     registry: str | None = None  # registry URL (None: registry.db in the state folder)
     triggers: str | None = None  # monitor plans: the plan name a breach triggers
     meta: dict[str, Any] = field(default_factory=dict)
+    texts: dict[tuple[str, ...], tuple[object, str]] = field(default_factory=dict, init=False, compare=False,
+                                                             repr=False)
+    """Documents of this plan rendered once for every target: key -> (what it was made from, text).
+    Not an init field: ``dataclasses.replace`` (another store, say) starts an empty one."""
 
     @property
     def name(self) -> str:
@@ -129,7 +133,17 @@ def step_document(plan: Plan, step: Step) -> dict[str, Any]:
 
 def step_json(plan: Plan, step: Step) -> str:
     """Deterministic text of a step document: sorted keys, two-space indent, LF, trailing newline."""
-    return pretty_json(step_document(plan, step)) + "\n"
+    return rendered_once(plan, ("step", step.id), step, lambda: pretty_json(step_document(plan, step)) + "\n")
+
+
+def rendered_once(plan: Plan, key: tuple[str, ...], source: object, render: Callable[[], str]) -> str:
+    """``render()``, or the text it gave before for ``key`` of this plan from the same ``source`` object."""
+    known = plan.texts.get(key)
+    if known is not None and known[0] is source:
+        return known[1]
+    text = render()
+    plan.texts[key] = (source, text)
+    return text
 
 
 # --------------------------------------------------------------------------- the planner

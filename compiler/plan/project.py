@@ -8,6 +8,7 @@ from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import canonical_json, sha256_text
 from loopc.compiler.plan.pipeline import Plan, plan_pipeline
 from loopc.compiler.plan.sweeps import SHARED_MODEL_FIELDS, get_path
+from loopc.compiler.spec.collector import collector_paused
 from loopc.compiler.spec.models import Spec
 
 
@@ -27,11 +28,12 @@ def plan_project(loaded: Sequence[Loaded]) -> list[Plan]:
     Planning errors are located in the spec files (file:line:col of the node they name).
     """
     plans: list[Plan] = []
-    for group in by_pipeline(loaded):
-        try:
-            plans.extend(_plan_group(group))
-        except SpecErrors as exc:
-            raise SpecErrors([_located(error, group[0]) for error in exc.errors]) from None
+    with collector_paused():
+        for group in by_pipeline(loaded):
+            try:
+                plans.extend(_plan_group(group))
+            except SpecErrors as exc:
+                raise SpecErrors([_located(error, group[0]) for error in exc.errors]) from None
     return plans
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from loopc.compiler.plan.pipeline import STEP_FORMAT, Plan, Step, step_json
+from loopc.compiler.plan.pipeline import STEP_FORMAT, Plan, Step, rendered_once, step_json
 from loopc.compiler.plan.pretty import pretty_json
 
 PLAN_FORMAT = 1
@@ -59,7 +59,7 @@ def plan_manifest(plan: Plan) -> dict[str, Any]:
 def plan_files(plan: Plan, folder: str | None = None) -> dict[str, str]:
     """``{folder}/plan.json`` and ``{folder}/steps/<id>.json`` for one plan (folder: the plan name)."""
     prefix = f"{plan.name if folder is None else folder}/".lstrip("/")
-    files = {f"{prefix}plan.json": json_text(plan_manifest(plan))}
+    files = {f"{prefix}plan.json": rendered_once(plan, ("plan",), plan, lambda: json_text(plan_manifest(plan)))}
     for step in plan.steps:
         files[f"{prefix}{step_file(step)}"] = step_json(plan, step)
     return files

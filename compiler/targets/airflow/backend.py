@@ -16,6 +16,7 @@ from typing import Any
 
 from loopc.compiler.errors import InternalError, LoopcError
 from loopc.compiler.plan.pipeline import Plan, Step, step_json
+from loopc.compiler.spec.collector import collector_paused
 from loopc.compiler.targets import EmitOptions
 from loopc.compiler.targets.common import name_problems, step_file
 from loopc.compiler.targets.jinja import ident, loopc_version, render, shquote
@@ -169,6 +170,7 @@ class AirflowBackend:
         """Tags too long for Airflow, step ids that are not task ids, colliding DAG variables."""
         return [issue for plan in sorted(plans, key=lambda p: p.name) for issue in check_plan(plan)]
 
+    @collector_paused()
     def render(self, plans: list[Plan], options: EmitOptions) -> dict[str, str]:
         """``loopc_<plan>.py`` and ``loopc_<plan>/steps/<id>.json`` for every plan."""
         issues = self.check(plans, options)

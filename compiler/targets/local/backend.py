@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from loopc.compiler.errors import LoopcError
 from loopc.compiler.plan.pipeline import Plan
+from loopc.compiler.spec.collector import collector_paused
 from loopc.compiler.targets import EmitOptions
 from loopc.compiler.targets.common import name_problems, plan_files
 from loopc.compiler.targets.jinja import loopc_version, render
@@ -33,6 +34,7 @@ class LocalBackend:
         """Names run.sh cannot carry; otherwise the local executor runs every plan (multi-node steps here)."""
         return [problem for plan in plans for problem in name_problems(plan)]
 
+    @collector_paused()
     def render(self, plans: list[Plan], options: EmitOptions) -> dict[str, str]:
         """``<plan>/plan.json``, ``<plan>/steps/<id>.json`` and ``<plan>/run.sh`` for every plan."""
         problems = self.check(plans, options)

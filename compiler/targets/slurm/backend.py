@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from loopc.compiler.errors import LoopcError
 from loopc.compiler.plan.pipeline import Plan, Step
+from loopc.compiler.spec.collector import collector_paused
 from loopc.compiler.spec.cron import cron_problem, normalized
 from loopc.compiler.targets import EmitOptions
 from loopc.compiler.targets.common import plan_files
@@ -193,6 +194,7 @@ class SlurmBackend:
         """Names Slurm cannot take (control characters in partition/account/qos, odd step ids)."""
         return [problem for plan in plans for problem in plan_problems(plan)]
 
+    @collector_paused()
     def render(self, plans: list[Plan], options: EmitOptions) -> dict[str, str]:
         """Per plan: plan.json, steps/<id>.json, one .sbatch per job, submit.sh (+ schedule.scrontab)."""
         problems = self.check(plans, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -40,3 +41,34 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
         write_files(tmp_path, {"x.json": "new\n"}, "local")
     assert (tmp_path / "x.json").read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "x.json"]
+
+
+def test_a_first_compile_appears_whole_and_leaves_nothing_beside_it(tmp_path):
+    result = write_files(tmp_path / "out", {"p/run.sh": "#!/bin/sh\n", "p/steps/a.json": "{}\n"}, "local")
+    assert result.changed == result.files == ("p/run.sh", "p/steps/a.json") and result.removed == ()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert json.loads((tmp_path / "out" / MANIFEST).read_text())["files"] == ["p/run.sh", "p/steps/a.json"]
+
+
+def test_a_failed_first_compile_leaves_no_folder(tmp_path):
+    with pytest.raises(OSError):
+        write_files(tmp_path / "out", {"a": "file\n", "a/b.json": "{}\n"}, "local")  # 'a' cannot be both
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_made_meanwhile_by_another_compile_is_written_over(tmp_path, monkeypatch):
+    import loopc.compiler.cli.compile as compile_module
+
+    out, create = tmp_path / "out", compile_module._create_file
+
+    def another_compile_first(path, data, mode, folders):
+        if path.endswith(MANIFEST) and not out.exists():
+            out.mkdir()
+            write_files(out, {"old.json": "1\n"}, "local")
+        create(path, data, mode, folders)
+
+    monkeypatch.setattr(compile_module, "_create_file", another_compile_first)
+    result = write_files(out, {"new.json": "2\n"}, "local")
+    assert result.removed == ("old.json",) and result.changed == ("new.json",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "new.json"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
+import secrets
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -118,6 +121,8 @@ def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResul
     """
     for relative in files:
         _check_relative(relative)
+    if not os.path.lexists(out_dir) and _write_new(out_dir, files, target):
+        return WriteResult(tuple(sorted(files)), tuple(sorted(files)), ())
     previous = _read_manifest(out_dir)
     written, folders = [], set()
     for relative, text in sorted(files.items()):
@@ -126,12 +131,66 @@ def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResul
     stale = sorted(set(previous) - set(files))
     for relative in stale:
         _remove(out_dir, relative)
+    atomic_write_bytes(out_dir / MANIFEST, _manifest(files, target), mode=0o644, durable=False)
+    return WriteResult(tuple(sorted(files)), tuple(written), tuple(stale))
+
+
+def _write_new(out_dir: Path, files: dict[str, str], target: str) -> bool:
+    """A first compile: every file created in a new folder beside ``out_dir``, renamed to ``out_dir`` whole, so
+    readers see no folder or the complete one (and no file needs a temporary copy of its own).
+
+    False, having written nothing, when ``out_dir`` appeared meanwhile.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = str(out_dir.parent / f".{out_dir.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    os.mkdir(staging)
+    try:
+        folders = {staging}
+        for relative, text in sorted(files.items()):
+            _create_file(os.path.join(staging, relative), text.encode("utf-8"), _mode(relative), folders)
+        _create_file(os.path.join(staging, MANIFEST), _manifest(files, target), 0o644, folders)
+        os.rename(staging, out_dir)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(out_dir):
+            return False
+        raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return True
+
+
+def _manifest(files: dict[str, str], target: str) -> bytes:
     from loopc.compiler.cli.toolchain import toolchain
 
     manifest = {"format": 1, "target": target, "files": sorted(files), "toolchain": toolchain()}
-    atomic_write_bytes(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
-                       mode=0o644, durable=False)
-    return WriteResult(tuple(sorted(files)), tuple(written), tuple(stale))
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _mode(relative: str) -> int:
+    return 0o755 if os.path.splitext(relative)[1] == ".sh" else 0o644
+
+
+def _create_file(path: str, data: bytes, mode: int, folders: set[str]) -> None:
+    """A new file at ``path`` (its folder created once: ``folders`` remembers them) holding ``data``."""
+    folder = os.path.dirname(path)
+    if folder not in folders:
+        os.makedirs(folder, exist_ok=True)
+        folders.add(folder)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        _write_all(fd, data, mode)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, mode: int) -> None:
+    """``data`` written to the open file ``fd``, whose mode becomes ``mode`` (whatever the umask)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fchmod(fd, mode)
 
 
 def _check_relative(relative: str) -> None:
@@ -157,7 +216,7 @@ def _read_manifest(out_dir: Path) -> list[str]:
 
 def _write_if_changed(path: Path, text: str, folders: set[str]) -> bool:
     data = text.encode("utf-8")
-    mode = 0o755 if path.suffix == ".sh" else 0o644
+    mode = _mode(path.name)
     try:
         if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
             return False
@@ -180,10 +239,7 @@ def _replace_file(path: Path, data: bytes, mode: int, folders: set[str]) -> None
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)
+            _write_all(fd, data, mode)
         finally:
             os.close(fd)
         os.replace(temporary, path)

@@ -148,3 +148,22 @@ def test_the_batched_monitor_report_equals_the_whole_table_report(loop):
                 assert drift["columns"][name][key] == value, (name, key)
     assert drift["prediction"]["statistic"] == pytest.approx(whole.prediction["statistic"], abs=1e-12)
     assert drift["prediction"]["statistic"] > 0 and drift["live_rows_scored"]
+
+
+def test_evaluate_predicts_from_matrix_blocks_bit_for_bit(loop, tmp_path, monkeypatch):
+    """The matrix is read in blocks (never memory-mapped) and scored as one predict call would."""
+    from loopc.runtime.steps.split_scores import npy_blocks, predict_matrix
+    from loopc.runtime.train.predict import _hashable, _predict_fn, predict
+
+    root, _, first, *_ = loop
+    monkeypatch.setattr("loopc.runtime.train.predict.PREDICT_CHUNK", 4000)
+    bundle = load_bundle(root / ".loopc" / first.records["train.m"]["artifact"])
+    path = root / ".loopc" / first.records["features.m"]["artifact"] / "x_train.npy"
+    whole = np.load(path)
+    assert len(whole) > 3 * 4000 and len(whole) % 4000  # full blocks and a padded last one
+    blocks = list(npy_blocks(path, 4000))
+    assert len(blocks) == -(-len(whole) // 4000) and np.array_equal(np.concatenate(blocks), whole)
+    _predict_fn.cache_clear()
+    streamed = predict_matrix(bundle, path)
+    assert _predict_fn(_hashable(bundle.model["architecture"]), bundle.task)._cache_size() == 1  # one shape
+    assert np.array_equal(streamed, predict(bundle.params, bundle.model["architecture"], bundle.task, whole))

@@ -20,6 +20,7 @@ from loopc.runtime.steps.common import (
     load_bundle,
     read_json,
 )
+from loopc.runtime.steps.split_scores import predict_matrix
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 
@@ -149,12 +150,10 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     features_dir = ctx.artifact(features_id)
     artifact, key = model_artifact(ctx)
     bundle = load_bundle(local_artifact(ctx.state, artifact))
-    x, y = _matrices(features_dir, split)
-    from loopc.runtime.train.predict import predict
-
-    pred = predict(bundle.params, bundle.model["architecture"], bundle.task, x)
+    y = np.load(features_dir / f"y_{split}.npy")
+    pred = predict_matrix(bundle, features_dir / f"x_{split}.npy")
     groups = group_columns(pq.read_table(features_dir / f"slices_{split}.parquet"), gate)
-    result = evaluation(bundle.task, np.asarray(y), pred, groups, gate, bundle.num_classes)
+    result = evaluation(bundle.task, y, pred, groups, gate, bundle.num_classes)
     result["split"] = split
     atomic_write_json(ctx.out_dir / "metrics.json", result)
     batches = _write_split_predictions(ctx, features_dir, features_record["outputs"]["split_artifact"], bundle,
@@ -175,16 +174,15 @@ def _write_split_predictions(ctx: StepContext, features_dir: Path, split_artifac
     (``probabilities`` for multiclass), rows in the order of the features step's matrices. The key columns are
     read by record batches in one pass and each batch's rows go to their split's file; returns the batches read."""
     from loopc.runtime.steps.split import open_split
-    from loopc.runtime.train.predict import predict
 
     rows, assignment, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
     keys = [k for k in dataset_keys(rows.columns) if k in rows.names]
     files = {}
     for split in SPLITS:
-        x, y = _matrices(features_dir, split)
         pred = known.get(split)
-        pred = predict(bundle.params, bundle.model["architecture"], bundle.task, x) if pred is None else pred
-        files[split] = PredictionFile(ctx.out_dir / f"predictions_{split}.parquet", y, pred)
+        pred = predict_matrix(bundle, features_dir / f"x_{split}.npy") if pred is None else pred
+        files[split] = PredictionFile(ctx.out_dir / f"predictions_{split}.parquet",
+                                      np.load(features_dir / f"y_{split}.npy"), pred)
     batches = 0
     if keys:
         for offset, batch in rows.batches(keys):

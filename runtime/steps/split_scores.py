@@ -8,6 +8,7 @@ bytes for a binary model); nothing else outlives its batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,13 @@ class ChunkedPredictor:
         self.pending_rows, self.pieces = 0, []
 
     def add(self, table: pa.Table) -> None:
-        self.pending.append(self.bundle.fitted.apply(table))
-        self.pending_rows += table.num_rows
+        """Score raw rows (through the bundle's fitted transform)."""
+        self.add_features(self.bundle.fitted.apply(table))
+
+    def add_features(self, x: np.ndarray) -> None:
+        """Score rows of the float32 feature matrix."""
+        self.pending.append(x)
+        self.pending_rows += len(x)
         while self.pending_rows >= self.chunk:
             block = np.concatenate(self.pending)
             self.pieces.append(self._predict(block[:self.chunk]))
@@ -51,6 +57,29 @@ class ChunkedPredictor:
         from loopc.runtime.train.predict import predict
 
         return predict(self.bundle.params, self.bundle.model["architecture"], self.bundle.task, x)
+
+
+def npy_blocks(path: Path, rows: int) -> Iterator[np.ndarray]:
+    """A 2-D .npy matrix ``rows`` rows at a time, read (not memory-mapped: mapped pages would count in the
+    step's memory until the end) into one block-sized buffer each."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = header(handle)
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{path}: expected a C-ordered 2-D matrix, got shape {shape}")
+        for start in range(0, shape[0], rows):
+            count = min(rows, shape[0] - start)
+            yield np.fromfile(handle, dtype, count * shape[1]).reshape(count, shape[1])
+
+
+def predict_matrix(bundle: ModelBundle, path: Path) -> np.ndarray:
+    """The bundle's predictions of every row of a feature matrix file, read block by block; bit for bit
+    one ``predict`` call over the whole matrix."""
+    predictor = ChunkedPredictor(bundle)
+    for block in npy_blocks(path, predictor.chunk):
+        predictor.add_features(block)
+    return predictor.result()
 
 
 @dataclass(frozen=True)

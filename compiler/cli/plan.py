@@ -23,6 +23,7 @@ from loopc.compiler.diff.report import PlanReport, SideError, to_json, to_markdo
 from loopc.compiler.errors import SpecError, SpecErrors, UsageError
 from loopc.compiler.plan.pipeline import Plan
 from loopc.compiler.spec.cache import ValidateCache, default_dir
+from loopc.compiler.spec.collector import collector_paused
 
 EXIT_CHANGED = 4
 _NO_SPECS = "LPC502"
@@ -46,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     head_path = Path(args.path)
     if not head_path.exists():
         raise UsageError(f"{args.path}: no such file or directory")
+    with collector_paused():  # once for the command: a pause per pipeline would collect after each
+        return _run(args, head_path)
+
+
+def _run(args: argparse.Namespace, head_path: Path) -> int:
     label = args.base if args.base is not None else args.base_dir
     head, head_errors = _load("head", head_path, args.jobs, cache=ValidateCache(default_dir()) if args.cache else None)
     with _base_side(head_path, args) as (base_path, names):

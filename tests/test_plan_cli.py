@@ -242,3 +242,28 @@ def test_head_specs_stand_for_a_base_file_only_when_every_input_is_the_same(tmp_
     shutil.copytree(head / "demand", base / "demand", dirs_exist_ok=True)
     assert HeadSpecs(outside, head, base).get(str(pipeline)) is None
     assert HeadSpecs(loaded, head, base).get(str(pipeline)) is not None
+
+
+def test_the_command_pauses_the_collector_once(repo, monkeypatch, capsys):
+    import gc
+
+    from loopc.compiler.cli.main import main
+
+    for index in range(8):
+        copy = repo / "specs" / f"demand{index}"
+        shutil.copytree(repo / "specs" / "demand", copy)
+        edit(copy / "pipeline.yaml", "name: demand\n", f"name: demand{index}\n")
+    monkeypatch.chdir(repo)
+    assert main(["plan", "specs", "--base", "HEAD", "-f", "json"]) == 4  # imports everything once
+    collections: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        collections.extend([info["generation"]] if phase == "start" else [])
+
+    gc.callbacks.append(record)
+    try:
+        assert main(["plan", "specs", "--base", "HEAD", "-f", "json"]) == 4
+    finally:
+        gc.callbacks.remove(record)
+    capsys.readouterr()
+    assert len(collections) <= 1  # when the command ends; one per planned pipeline before

@@ -3,7 +3,9 @@
 Generates one Parquet file of ROWS x COLS float columns plus a string id and a bool label (the
 table of docs/performance.md, "Data path"), writes a spec for it as a new user would (every column
 standardized, an MLP 256-256), compiles it for the local target and runs every step of the training
-plan in its own process, as every target runs it (``python -m loopc.runtime run-step``). For each
+plan in its own process, as every target runs it (``python -m loopc.runtime run-step``); then the
+training plan again with another seed (its gate and shadow score the champion and the new model on
+the test rows: the rows marked "vs champion") and the monitor plan on the same file. For each
 step it prints wall seconds, CPU seconds (user + system, all threads: the steadier figure on a shared
 machine), the process's peak memory (``ru_maxrss`` from ``wait4``), the bytes the step wrote into its
 artifact, and the ratio to the read floor measured in the same run: pyarrow reading the same file in a
@@ -86,6 +88,11 @@ def spec_text(cols: int, epochs: int, batch: int) -> str:
         "  split: test",
         "  thresholds: [{metric: auc, min: 0.5}]",
         "  no_champion: promote",
+        "monitors:",
+        "  drift:",
+        "    source: {path: data/table.parquet}",
+        "    schedule: \"0 * * * *\"",
+        "    prediction_drift: {method: psi, max: 0.25}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -142,6 +149,16 @@ def interpreter_start(env: dict[str, str]) -> float:
     return min(run_measured([sys.executable, "-c", "import pyarrow.parquet"], Path.cwd(), env)[0] for _ in range(3))
 
 
+def compile_plans(project: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """The plans as written, and with another training seed (a retrained model gated against the champion)."""
+    folders = (project / "compiled", project / "compiled-retrain")
+    for folder, overrides in zip(folders, ([], ["model.training.seed=1"])):
+        subprocess.run([sys.executable, "-m", "loopc.compiler.cli.main", "compile", str(project / "pipeline.yaml"),
+                        *overrides, "--target", "local", "-o", str(folder)], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    return folders
+
+
 def measure(rows: int, args: argparse.Namespace, project: Path) -> dict:
     """One size: generate (or reuse) the table, compile, time the read floor and every step in the same run."""
     data = project / "data" / "table.parquet"
@@ -151,12 +168,15 @@ def measure(rows: int, args: argparse.Namespace, project: Path) -> dict:
                         "--write-only", str(data)], check=True)
     (project / "pipeline.yaml").write_text(spec_text(args.cols, args.epochs, args.batch))
     env = {**os.environ, "LOOPC_ROOT": str(project)}
-    compiled = project / "compiled"
-    subprocess.run([sys.executable, "-m", "loopc.compiler.cli.main", "compile", str(project / "pipeline.yaml"),
-                    "--target", "local", "-o", str(compiled)], check=True, env=env, stdout=subprocess.DEVNULL)
+    compiled, retrained = compile_plans(project, env)
 
     floor_s, floor_peak, floor_cpu = read_floor(data, env)
-    steps = run_plan_steps(project, compiled / "wide", f"bench-{int(time.time())}", env)
+    stamp = int(time.time())
+    steps = run_plan_steps(project, compiled / "wide", f"bench-{stamp}", env)
+    steps += [{**s, "step": f"{s['step']} (vs champion)"}  # gate, shadow: both models score the test rows
+              for s in run_plan_steps(project, retrained / "wide", f"bench-{stamp}-retrain", env)
+              if s["status"] == "done" and s["kind"] in ("train", "evaluate", "gate", "shadow")]
+    steps += run_plan_steps(project, compiled / "wide_monitor", f"bench-{stamp}-monitor", env)
     data_steps = [s for s in steps if s["kind"] in DATA_STEPS]
     result = {
         "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
@@ -181,9 +201,9 @@ def print_run(result: dict) -> None:
           f"{result['input_bytes'] / mb:.0f} MB on disk")
     print(f"read floor (fresh process, warm cache): {result['floor_s']:.2f} s ({result['floor_cpu_s']:.2f} CPU s), "
           f"peak {result['floor_peak_bytes'] / mb:.0f} MB; python + pyarrow start: {result['python_start_s']:.2f} s")
-    print(f"{'step':<28} {'status':<8} {'seconds':>8} {'x floor':>8} {'CPU s':>8} {'peak MB':>8} {'written MB':>11}")
+    print(f"{'step':<34} {'status':<8} {'seconds':>8} {'x floor':>8} {'CPU s':>8} {'peak MB':>8} {'written MB':>11}")
     for s in result["steps"]:
-        print(f"{s['step']:<28} {s['status']:<8} {s['seconds']:8.2f} {s['seconds'] / result['floor_s']:8.1f} "
+        print(f"{s['step']:<34} {s['status']:<8} {s['seconds']:8.2f} {s['seconds'] / result['floor_s']:8.1f} "
               f"{s['cpu_s']:8.2f} {s['peak_bytes'] / mb:8.0f} {s['written_bytes'] / mb:11.1f}")
     print(f"validate + split + features: {result['data_steps_s']:.2f} s = {result['data_steps_over_floor']:.1f}x "
           f"floor (CPU {result['data_steps_cpu_s']:.2f} s = {result['data_steps_cpu_over_floor']:.1f}x floor CPU); "
@@ -198,8 +218,8 @@ def comparison(results: list[dict]) -> list[str]:
     sizes = [f"{r['rows']:,}" for r in results]
     lines = [f"| step | {' | '.join(f'peak MB at {n}' for n in sizes)} | peak ratio |",
              f"|---|{'---:|' * len(results)}---:|"]
-    for index, step in enumerate(small["steps"]):
-        peaks = [r["steps"][index]["peak_bytes"] for r in results]
+    for step in small["steps"]:
+        peaks = [next((s["peak_bytes"] for s in r["steps"] if s["step"] == step["step"]), 0) for r in results]
         lines.append(f"| {step['step']} | {' | '.join(f'{p / mb:.0f}' for p in peaks)} | "
                      f"{peaks[-1] / max(peaks[0], 1):.2f}x |")
     lines += ["", "| rows | input MB | data steps wrote / input | data steps s / read floor s | "

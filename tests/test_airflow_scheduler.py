@@ -80,8 +80,9 @@ def _upload(fs: pafs.S3FileSystem, folder: Path, target: str) -> None:
 def _remote_sources(project: Path, bucket: str) -> None:
     """Point the dataset and the monitor at the bucket: a worker's folder holds no data."""
     dataset = project / "dataset" / "customers.yaml"
-    text = dataset.read_text(encoding="utf-8").replace("path: data/customers/", f"path: s3://{bucket}/customers/")
-    dataset.write_text(text, encoding="utf-8")
+    text = dataset.read_text(encoding="utf-8")
+    assert "path: data/customers/" in text
+    dataset.write_text(text.replace("path: data/customers/", f"path: s3://{bucket}/customers/"), encoding="utf-8")
     spec_file = project / "pipeline.yaml"
     spec = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
     spec["monitors"]["weekly_drift"]["source"]["path"] = f"s3://{bucket}/incoming/*.parquet"

@@ -206,18 +206,19 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[Found]:
                                     "give a pipeline file or a directory of specs")])
     found, errors = [], []
     group_dirs: set[str] = set()
-    for file in _yaml_files(path):
-        if group_dirs and _inside(str(file), group_dirs):
+    for name in _yaml_files(path):
+        if group_dirs and _inside(name, group_dirs):
             continue
-        if not _is_spec(file, cache):
+        if not _is_spec(name, cache):
             continue
+        file = Path(name)
         known = cache.groups(file) if cache is not None else None
         if known is not None:
             group_dirs.update(str(file.parent / g) for g in known)
             found.append((file, None, tuple(known)))
             continue
         try:
-            document = read_spec_file(file, str(file))
+            document = read_spec_file(file, name)
         except SpecErrors as exc:
             errors.extend(exc.errors)
             continue
@@ -246,21 +247,24 @@ def _inside(file: str, folders: set[str]) -> bool:
     return True
 
 
-def _yaml_files(root: Path) -> list[Path]:
-    """Every *.yaml file below ``root`` (symbolic links followed, as ``rglob``), shallow files first, then
-    sorted (so a pipeline precedes its groups); folders named in _SKIP_DIRS are not entered."""
+def _yaml_files(root: Path) -> list[str]:
+    """Every *.yaml file below ``root`` (symbolic links followed, as ``rglob``), spelled as ``str(Path)`` spells
+    it, shallow files first, then sorted (so a pipeline precedes its groups); folders named in _SKIP_DIRS
+    are not entered."""
     depth = {str(root): 1}
     files = []
     for folder, subfolders, names in os.walk(root, followlinks=True):
         level = depth[folder]
         subfolders[:] = [d for d in subfolders if d not in _SKIP_DIRS]
         depth.update((os.path.join(folder, d), level + 1) for d in subfolders)
-        files.extend((level, str(path), path) for path in (Path(folder, n) for n in names if n.endswith(".yaml")))
-    files.sort(key=lambda item: item[:2])
-    return [path for _, _, path in files]
+        spelled = str(Path(folder))  # one Path per folder, not per file: "./a" is "a", "." is ""
+        prefix = "" if spelled == "." else spelled.rstrip("/") + "/"
+        files.extend((level, prefix + n) for n in names if n.endswith(".yaml"))
+    files.sort()
+    return [name for _, name in files]
 
 
-def _is_spec(file: Path, cache: ValidateCache | None) -> bool:
+def _is_spec(file: str, cache: ValidateCache | None) -> bool:
     known = cache.is_spec(file) if cache is not None else None
     if known is None:
         known = _looks_like_spec(file)
@@ -269,9 +273,10 @@ def _is_spec(file: Path, cache: ValidateCache | None) -> bool:
     return known
 
 
-def _looks_like_spec(file: Path) -> bool:
+def _looks_like_spec(file: str) -> bool:
     try:
-        return _SPEC_MARKER.search(file.read_bytes()) is not None
+        with open(file, "rb") as handle:
+            return _SPEC_MARKER.search(handle.read()) is not None
     except OSError:
         return False
 

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from loopc.runtime.data import expressions
 from loopc.runtime.data.checks import table_columns
+from loopc.runtime.data.parallel import map_columns
 from loopc.runtime.data.split import stable_hash64
 
 FORMAT = 1
@@ -49,6 +50,8 @@ def _raw_values(table: pa.Table, column: str | None, expr: str | None, where: st
         value_type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
             return pc.cast(values, pa.string()).combine_chunks()
+        if pa.types.is_floating(value_type) or pa.types.is_integer(value_type) or pa.types.is_boolean(value_type):
+            return np.asarray(pc.cast(values, pa.float64()).to_numpy(), np.float64)  # no copy of a float64 chunk
         return table_columns(table, [column])[column]
     try:
         used = expressions.columns_in(expr)
@@ -78,10 +81,6 @@ def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
-    return values[np.isfinite(values)]
-
-
 def _bound(value: float | None, default: float) -> float:
     return default if value is None else value
 
@@ -91,64 +90,6 @@ def _fmt(value: float) -> str:
 
 
 # --------------------------------------------------------------------------- transforms
-
-
-def _fit_standardize(spec, values, where):
-    finite = _finite(values)
-    mean = float(finite.mean()) if finite.size else 0.0
-    std = float(finite.std()) if finite.size else 1.0
-    return {"mean": mean, "std": std if std > 0 and np.isfinite(std) else 1.0}
-
-
-def _fit_minmax(spec, values, where):
-    finite = _finite(values)
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    return {"min": low, "span": high - low if high > low else 1.0}
-
-
-def _fit_log(spec, values, where):
-    offset = float(spec.get("offset", 1.0))
-    shifted = _finite(values) + offset
-    if (shifted <= 0).any():
-        bad = int((shifted <= 0).sum())
-        raise FeatureError(f"{where}: log needs value + offset > 0, but {bad} training value(s) are <= "
-                           f"{-offset:g} (smallest {_fmt(float(shifted.min()) - offset)}); add a clip "
-                           "transform with a min before log, or raise the offset")
-    return {"offset": offset, "floor": float(shifted.min()) if shifted.size else 1.0}
-
-
-def _fit_impute(spec, values, where):
-    strategy, finite = spec.get("strategy", "mean"), _finite(values)
-    if strategy == "constant":
-        if spec.get("value") is None:
-            raise FeatureError(f"{where}: impute strategy 'constant' needs 'value'")
-        return {"value": float(spec["value"])}
-    if not finite.size:
-        raise FeatureError(f"{where}: cannot impute the {strategy}: the training split has no values")
-    return {"value": float(np.median(finite) if strategy == "median" else finite.mean())}
-
-
-def _fit_bucketize(spec, values, where):
-    if spec.get("boundaries") is not None:
-        return {"edges": [float(b) for b in spec["boundaries"]]}
-    finite = _finite(values)
-    if not finite.size:
-        raise FeatureError(f"{where}: cannot fit quantile buckets: the training split has no values")
-    levels = np.linspace(0, 1, int(spec["quantiles"]) + 1)[1:-1]
-    return {"edges": [float(e) for e in np.unique(np.quantile(finite, levels))]}
-
-
-def _fit_onehot(spec, values, where):
-    if spec.get("vocabulary") is not None:
-        return {"vocabulary": [str(v) for v in spec["vocabulary"]]}
-    counts = pc.value_counts(pc.drop_null(_as_text(values)))
-    pairs = zip(counts.field("counts").to_pylist(), counts.field("values").to_pylist())
-    ranked = sorted((-count, value) for count, value in pairs if count >= spec.get("min_frequency", 1))
-    return {"vocabulary": [value for _, value in ranked[: spec.get("max_categories", 100)]]}
-
-
-def _fit_hash(spec, values, where):
-    return {"buckets": int(spec.get("buckets", 32))}
 
 
 def _apply_onehot(state, values):
@@ -168,17 +109,7 @@ def _apply_bucketize(state, values):
     return _one_hot(np.where(np.isnan(values), -1, index), len(state["edges"]) + 1)
 
 
-_FIT = {
-    "identity": lambda spec, values, where: {},
-    "standardize": _fit_standardize,
-    "minmax": _fit_minmax,
-    "log": _fit_log,
-    "clip": lambda spec, values, where: {"min": spec.get("min"), "max": spec.get("max")},
-    "impute": _fit_impute,
-    "bucketize": _fit_bucketize,
-    "onehot": _fit_onehot,
-    "hash": _fit_hash,
-}
+KINDS = ("identity", "standardize", "minmax", "log", "clip", "impute", "bucketize", "onehot", "hash")
 _APPLY = {
     "identity": lambda s, v: v,
     "standardize": lambda s, v: (v - s["mean"]) / s["std"],
@@ -229,6 +160,12 @@ class FittedFeature:
 
     def apply(self, table: pa.Table) -> np.ndarray:
         """The feature's output columns for every row of ``table``: float32 [n, len(names)]."""
+        out = np.empty((len(self.names), table.num_rows), np.float32)
+        self.apply_into(table, out)
+        return out.T.copy()
+
+    def apply_into(self, table: pa.Table, out: np.ndarray) -> None:
+        """Write the feature's output columns into ``out``, float32 [len(names), n] (one row per column)."""
         values = _raw_values(table, self.column, self.expr, self.where())
         if isinstance(values, pa.Array) and not self.text:
             raise FeatureError(f"{self.where()}: was numeric in training but is text now")
@@ -237,18 +174,21 @@ class FittedFeature:
             for state in self.steps:
                 values = _APPLY[state["kind"]](state, values)
         if values.ndim == 2:
-            return values.astype(np.float32)
-        out = np.where(np.isfinite(values), values, 0.0)[:, None]
+            out[:] = values.T
+            return
+        out[0] = values
+        finite = np.isfinite(values)
+        if not finite.all():
+            out[0, ~finite] = 0.0
         if self.missing_indicator:
-            out = np.hstack([out, missing[:, None].astype(np.float64)])
-        return out.astype(np.float32)
+            out[1] = missing
 
 
 def _transform_specs(feature: dict, text: bool, where: str) -> list[dict]:
     specs = [{"kind": t} if isinstance(t, str) else dict(t) for t in feature.get("transforms") or []]
     for index, spec in enumerate(specs):
-        if spec.get("kind") not in _FIT:
-            raise FeatureError(f"{where}: unknown transform '{spec.get('kind')}'; known: {', '.join(_FIT)}")
+        if spec.get("kind") not in KINDS:
+            raise FeatureError(f"{where}: unknown transform '{spec.get('kind')}'; known: {', '.join(KINDS)}")
         if spec["kind"] in TERMINAL and index != len(specs) - 1:
             raise FeatureError(f"{where}: '{spec['kind']}' must be the last transform (it makes one-hot columns)")
         if text and spec["kind"] not in ("onehot", "hash"):
@@ -260,23 +200,9 @@ def _transform_specs(feature: dict, text: bool, where: str) -> list[dict]:
 
 def fit_feature(train: pa.Table, name: str, feature: dict) -> FittedFeature:
     """Fit one feature's transforms, in order, on the training rows."""
-    column, expr = feature.get("column"), feature.get("expr")
-    where = f"feature '{name}' ({f'column {column!r}' if column is not None else f'expr {expr!r}'})"
-    if (column is None) == (expr is None):
-        raise FeatureError(f"{where}: give exactly one of 'column' or 'expr'")
-    values = _raw_values(train, column, expr, where)
-    text = isinstance(values, pa.Array)
-    specs = _transform_specs(feature, text, where)
-    had_nulls = not text and bool(np.isnan(values).any())
-    steps = []
-    with np.errstate(all="ignore"):
-        for spec in specs:
-            state = {"kind": spec["kind"], **_FIT[spec["kind"]](spec, values, where)}
-            steps.append(state)
-            values = _APPLY[spec["kind"]](state, values)
-    imputed = any(s["kind"] == "impute" for s in specs)
-    terminal = bool(specs) and specs[-1]["kind"] in TERMINAL
-    return FittedFeature(name, column, expr, text, tuple(steps), had_nulls and not imputed and not terminal)
+    from loopc.runtime.features.fitting import fit_stream
+
+    return fit_stream(lambda: [train], {name: feature}, None, train.num_rows).features[0]
 
 
 class FittedFeatures:
@@ -303,8 +229,16 @@ class FittedFeatures:
 
     def apply(self, table: pa.Table) -> np.ndarray:
         """float32 [rows, dim], never NaN, columns in the order of ``names``."""
-        blocks = [feature.apply(table) for feature in self.features]
-        return np.hstack(blocks) if blocks else np.zeros((table.num_rows, 0), np.float32)
+        return np.ascontiguousarray(self.apply_columns(table).T)
+
+    def apply_columns(self, table: pa.Table, threads: int | None = 1) -> np.ndarray:
+        """float32 [dim, rows]: :meth:`apply` transposed (each output column contiguous), the features
+        computed on ``threads`` threads."""
+        out = np.empty((self.dim, table.num_rows), np.float32)
+        bounds = np.cumsum([0] + [len(f.names) for f in self.features])
+        parts = [(f, out[a:b]) for f, a, b in zip(self.features, bounds, bounds[1:])]
+        map_columns(lambda part: part[0].apply_into(table, part[1]), parts, threads)
+        return out
 
     def to_dict(self) -> dict:
         features = [
@@ -336,12 +270,14 @@ def fit_features(train: pa.Table, features: dict[str, dict], columns: dict[str, 
     """Fit every feature (``Feature`` dicts, in model order) on ``train`` only.
 
     ``columns`` (the dataset's ``Column`` dicts) lets a declared category column that
-    arrives as numbers still be treated as text.
+    arrives as numbers still be treated as text. One batch of the streaming fit
+    (:mod:`loopc.runtime.features.fitting`).
     """
+    from loopc.runtime.features.fitting import fit_stream
+
     if train.num_rows == 0:
         raise FeatureError("cannot fit features: the train split has no rows")
-    train = _declared_text(train, features, columns or {})
-    return FittedFeatures([fit_feature(train, name, feature) for name, feature in features.items()])
+    return fit_stream(lambda: [train], features, columns, train.num_rows)
 
 
 def feature_columns(feature: dict) -> list[str]:
@@ -352,20 +288,6 @@ def feature_columns(feature: dict) -> list[str]:
         return sorted(expressions.columns_in(feature.get("expr") or ""))
     except expressions.ExpressionError:
         return []  # fit_feature reports the bad expression with the feature's name
-
-
-def fit_features_by_column(read, rows: int, features: dict[str, dict],
-                           columns: dict[str, dict] | None = None) -> FittedFeatures:
-    """:func:`fit_features` reading only one feature's columns at a time: ``read(names)`` gives the
-    train rows of those columns. Memory is bounded by one feature's columns, not the table; the
-    fitted states are those of :func:`fit_features` on the whole train table."""
-    if rows == 0:
-        raise FeatureError("cannot fit features: the train split has no rows")
-    fitted = []
-    for name, feature in features.items():
-        train = _declared_text(read(feature_columns(feature)), {name: feature}, columns or {})
-        fitted.append(fit_feature(train, name, feature))
-    return FittedFeatures(fitted)
 
 
 def _declared_text(table: pa.Table, features: dict, columns: dict) -> pa.Table:

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from loopc.runtime.data.parallel import map_columns
+
 EPS = 1e-4  # proportions are floored here for PSI so empty bins stay finite (as Evidently does)
-T = TypeVar("T")
-
-
-def map_columns(fn: Callable[..., T], items: Sequence[Any], threads: int | None = None) -> list[T]:
-    """``[fn(item) for item in items]``, on a thread pool when it helps (NumPy sorts release the GIL)."""
-    workers = min(len(items), threads if threads is not None else min(4, os.cpu_count() or 1))
-    if workers <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
 
 
 def pad(rows: Sequence[np.ndarray]) -> np.ndarray:

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopc.runtime.data.parallel import map_columns
+from loopc.runtime.data.sketch import SAMPLE_ROWS, Moments, SystematicSample, inverted_cdf
+
 PROFILE_FORMAT = 1
 QUANTILES = 1001  # sketch resolution: the KS statistic is exact to within ~1/(QUANTILES-1)
 PSI_BINS = 10
 MAX_CATEGORIES = 1000
+GRID_CELLS = 1 << 16  # 0.5 MB of counts a column; about 4% of normal values share a cell with one of 1,001 points
 NUMERIC_TYPES = ("int", "float", "timestamp", "date")
 CATEGORICAL_TYPES = ("bool", "string", "category")
-
-
-def map_columns(fn: Callable[[Any], Any], items: Sequence[Any], threads: int | None = None) -> list[Any]:
-    """``[fn(item) for item in items]`` on a small thread pool (NumPy sorts release the GIL).
-
-    Kept here rather than imported from ``drift`` so profiling does not import SciPy (seconds of CPU).
-    """
-    workers = min(len(items), threads if threads is not None else min(4, os.cpu_count() or 1))
-    if workers <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
 
 
 class ProfileError(ValueError):
@@ -91,39 +80,117 @@ def category_counts(column: pa.ChunkedArray | pa.Array) -> tuple[dict[str, int],
     return result, nulls
 
 
-def numeric_sketch(values: np.ndarray, nulls: int, *, quantiles: int = QUANTILES, psi_bins: int = PSI_BINS) -> dict:
-    """The quantile sketch of one numeric column (see the module docstring)."""
-    n = len(values)
-    base = {"kind": "numeric", "count": n, "nulls": int(nulls), "null_rate": _rate(nulls, n + nulls)}
-    if n == 0:
-        return {**base, "mean": None, "std": None, "min": None, "max": None, "points": [], "le": [], "lt": [],
-                "psi_edges": [], "psi_ref": []}  # fmt: skip
-    ordered = np.sort(values)
-    points = np.unique(_quantiles(ordered, np.linspace(0.0, 1.0, quantiles)))
-    edges = np.unique(_quantiles(ordered, np.linspace(0.0, 1.0, psi_bins + 1)[1:-1]))
-    le_edges = np.searchsorted(ordered, edges, side="right")
-    psi_ref = np.diff(np.concatenate([[0], le_edges, [n]])) / n
-    return {
-        **base,
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "min": float(ordered[0]),
-        "max": float(ordered[-1]),
-        "points": points.tolist(),
-        "le": np.searchsorted(ordered, points, side="right").tolist(),
-        "lt": np.searchsorted(ordered, points, side="left").tolist(),
-        "psi_edges": edges.tolist(),
-        "psi_ref": psi_ref.tolist(),
-    }
+class PointCounts:
+    """Exact counts of values ``<=`` and ``<`` each of sorted distinct ``points``, added batch by batch.
 
-
-def _quantiles(ordered: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Quantiles of already sorted values that are always data values (NumPy's "inverted_cdf").
-
-    Interpolated quantiles would invent points between the values of a discrete column.
+    A value's cell on a uniform grid of ``cells`` over [low, high] is monotone in the value, so a
+    value alone in its cell (no point there) lies above every point of a lower cell and below every
+    point of a higher one: its rank among the points is looked up. Only values sharing a cell with a
+    point are compared exactly (``np.searchsorted``): for continuous data a small fraction of them.
     """
-    index = np.clip(np.ceil(levels * len(ordered)).astype(np.int64) - 1, 0, len(ordered) - 1)
-    return ordered[index]
+
+    def __init__(self, points: np.ndarray, low: float, high: float, cells: int = GRID_CELLS):
+        self.points, self.low, self.cells = points, low, cells
+        scale = cells / (high - low) if high > low else 0.0
+        self.scale = scale if np.isfinite(scale) else 0.0
+        point_cells = self._cells(points)
+        self.marked = np.zeros(cells, bool)
+        self.marked[point_cells] = True
+        self.rank = np.searchsorted(point_cells, np.arange(cells), side="left").astype(np.int32)
+        self.by_cell = np.zeros(cells, np.int64)
+        self.below = np.zeros(len(points) + 1, np.int64)  # exactly compared values by how many points are < them
+        self.at_or_below = np.zeros(len(points) + 1, np.int64)  # ... and by how many are <= them
+        self.total = 0
+
+    def _cells(self, values: np.ndarray) -> np.ndarray:
+        scaled = np.subtract(values, self.low)
+        scaled *= self.scale
+        np.minimum(scaled, self.cells - 1, out=scaled)
+        np.maximum(scaled, 0, out=scaled)
+        cells = np.empty(len(values), np.int32)
+        np.copyto(cells, scaled, casting="unsafe")  # truncates, like astype, without an int64 copy
+        return cells
+
+    def add(self, values: np.ndarray) -> None:
+        """Count finite float64 values."""
+        cells = self._cells(values)
+        self.by_cell += np.bincount(cells, minlength=self.cells)
+        self.total += len(values)
+        hit = self.marked[cells]
+        if hit.any():
+            exact, size = values[hit], len(self.points) + 1
+            below = np.searchsorted(self.points, exact, side="left")
+            at = self.points[np.minimum(below, len(self.points) - 1)] == exact  # the points are distinct
+            self.below += np.bincount(below, minlength=size)
+            self.at_or_below += np.bincount(below + at, minlength=size)
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values <= each point, values < each point)."""
+        alone = np.where(self.marked, 0, self.by_cell)
+        ranked = np.bincount(self.rank, weights=alone, minlength=len(self.points) + 1).round().astype(np.int64)
+        le = np.cumsum(self.below + ranked)[:-1]
+        lt = np.cumsum(self.at_or_below + ranked)[:-1]
+        return le, lt
+
+
+class NumericColumn:
+    """One numeric column's sketch, made in two passes over the same rows: ``observe`` every batch
+    (exact moments, nulls, the sampled rows' values), then ``count`` every batch (exact counts at
+    points placed at the sample's quantiles, and at the exact min and max)."""
+
+    def __init__(self, quantiles: int = QUANTILES, psi_bins: int = PSI_BINS):
+        self.quantiles, self.psi_bins = quantiles, psi_bins
+        self.moments, self.nulls, self.sample, self.counter = Moments(), 0, [], None
+
+    def observe(self, values: np.ndarray, nulls: int, sampled: np.ndarray) -> None:
+        """Finite values of a batch, its null (and non-finite) count, the finite values of its sampled rows."""
+        self.moments.update(values)
+        self.nulls += int(nulls)
+        self.sample.append(sampled)
+
+    def count(self, values: np.ndarray) -> None:
+        """The same finite values again (any batching)."""
+        if not self.moments.count:
+            return
+        if self.counter is None:
+            self._place_points()
+        self.counter.add(values)
+
+    def _place_points(self) -> None:
+        low, high, psi_bins = self.moments.low, self.moments.high, self.psi_bins
+        ordered = np.sort(np.concatenate([*self.sample, []]))
+        ordered = ordered if len(ordered) else np.array([low, high])  # every sampled row was null
+        self.sample = []
+        levels = np.linspace(0.0, 1.0, self.quantiles)
+        self.points = np.unique(np.concatenate([[low, high], inverted_cdf(ordered, levels)]))
+        self.edges = np.unique(inverted_cdf(ordered, np.linspace(0.0, 1.0, psi_bins + 1)[1:-1]))
+        self.grid = np.unique(np.concatenate([self.points, self.edges]))
+        self.counter = PointCounts(self.grid, low, high)
+
+    def sketch(self) -> dict:
+        n, nulls = self.moments.count, self.nulls
+        base = {"kind": "numeric", "count": n, "nulls": nulls, "null_rate": _rate(nulls, n + nulls)}
+        if n == 0:
+            return {**base, "mean": None, "std": None, "min": None, "max": None, "points": [], "le": [], "lt": [],
+                    "psi_edges": [], "psi_ref": []}  # fmt: skip
+        if self.counter is None or self.counter.total != n:
+            raise ProfileError(f"a numeric sketch counted {0 if self.counter is None else self.counter.total} "
+                               f"values in its second pass, {n} in its first: the rows changed while they were read")
+        le, lt = self.counter.counts()
+        at_points, at_edges = np.searchsorted(self.grid, self.points), np.searchsorted(self.grid, self.edges)
+        psi_ref = np.diff(np.concatenate([[0], le[at_edges], [n]])) / n
+        return {**base, "mean": self.moments.mean, "std": self.moments.std, "min": self.moments.low,
+                "max": self.moments.high, "points": self.points.tolist(), "le": le[at_points].tolist(),
+                "lt": lt[at_points].tolist(), "psi_edges": self.edges.tolist(), "psi_ref": psi_ref.tolist()}
+
+
+def numeric_sketch(values: np.ndarray, nulls: int, *, quantiles: int = QUANTILES, psi_bins: int = PSI_BINS,
+                   sample_rows: int = SAMPLE_ROWS) -> dict:
+    """The quantile sketch of one numeric column's finite values (see :func:`build_profile`)."""
+    column = NumericColumn(quantiles, psi_bins)
+    column.observe(values, nulls, values[SystematicSample(len(values), sample_rows).positions(len(values))])
+    column.count(values)
+    return column.sketch()
 
 
 def categorical_sketch(counts: dict[str, int], nulls: int, *, max_categories: int = MAX_CATEGORIES) -> dict:
@@ -153,6 +220,74 @@ def prediction_values(predictions: np.ndarray) -> tuple[np.ndarray, str]:
     return array.reshape(-1), "score"
 
 
+class CategoricalColumn:
+    """One categorical column's counts, added batch by batch."""
+
+    def __init__(self, max_categories: int = MAX_CATEGORIES):
+        self.max_categories, self.counts, self.nulls = max_categories, {}, 0
+
+    def observe(self, column: pa.ChunkedArray | pa.Array) -> None:
+        counts, nulls = category_counts(column)
+        for key, count in counts.items():
+            self.counts[key] = self.counts.get(key, 0) + count
+        self.nulls += nulls
+
+    def sketch(self) -> dict:
+        return categorical_sketch(self.counts, self.nulls, max_categories=self.max_categories)
+
+
+class ProfileSketch:
+    """The sketches of ``columns`` (name -> column spec dict) of a stream of ``rows`` rows, in two passes:
+    ``observe`` every batch, then ``count`` every batch again (numeric columns only; any batching).
+    Memory: the sample (``sample_rows`` values per numeric column) and the counts, not the rows."""
+
+    def __init__(self, columns: dict[str, dict[str, Any]], rows: int, *, quantiles: int = QUANTILES,
+                 psi_bins: int = PSI_BINS, max_categories: int = MAX_CATEGORIES, sample_rows: int = SAMPLE_ROWS,
+                 threads: int | None = None):
+        self.specs, self.threads, self.types = columns, threads, {}
+        self.sample = SystematicSample(rows, sample_rows)
+        self.options = {"quantiles": quantiles, "psi_bins": psi_bins, "max_categories": max_categories}
+        self.columns: dict[str, NumericColumn | CategoricalColumn] = {}
+
+    @property
+    def numeric(self) -> list[str]:
+        """The numeric columns (known after the first ``observe``): those ``count`` needs."""
+        return [name for name, column in self.columns.items() if isinstance(column, NumericColumn)]
+
+    def observe(self, table: pa.Table) -> None:
+        """First pass: one batch of the rows, in order."""
+        positions = self.sample.positions(table.num_rows)
+        if not self.columns:
+            self._start(table)
+
+        def observe(name: str) -> None:
+            column = table.column(name)
+            if isinstance(self.columns[name], CategoricalColumn):
+                return self.columns[name].observe(column)
+            values, nulls = numeric_values(column, name)
+            self.columns[name].observe(values, nulls, numeric_values(column.take(positions), name)[0])
+
+        map_columns(observe, sorted(self.columns), self.threads)
+
+    def count(self, table: pa.Table) -> None:
+        """Second pass: a batch of the same rows, with (at least) the numeric columns."""
+        map_columns(lambda name: self.columns[name].count(numeric_values(table.column(name), name)[0]),
+                    self.numeric, self.threads)
+
+    def _start(self, table: pa.Table) -> None:
+        for name in sorted(self.specs):
+            arrow_type = table.column(name).type
+            self.types[name] = self.specs[name].get("type") or str(arrow_type)
+            if column_kind(name, self.specs[name], arrow_type) == "numeric":
+                self.columns[name] = NumericColumn(self.options["quantiles"], self.options["psi_bins"])
+            else:
+                self.columns[name] = CategoricalColumn(self.options["max_categories"])
+
+    def sketches(self) -> dict[str, dict[str, Any]]:
+        """name -> the column's sketch, as ``build_profile`` keeps it."""
+        return {name: {**column.sketch(), "type": self.types[name]} for name, column in sorted(self.columns.items())}
+
+
 def build_profile(
     table: pa.Table,
     columns: dict[str, dict[str, Any]],
@@ -161,6 +296,7 @@ def build_profile(
     quantiles: int = QUANTILES,
     psi_bins: int = PSI_BINS,
     max_categories: int = MAX_CATEGORIES,
+    sample_rows: int = SAMPLE_ROWS,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """The reference profile of ``columns`` (name -> column spec dict) of ``table``, and of predictions.
@@ -168,37 +304,25 @@ def build_profile(
     Store it with the model at training time; ``drift_report`` compares live rows with it.
     Multiclass predictions ([rows, k]) are profiled as the predicted class index.
 
-    A numeric column keeps a quantile sketch: the distinct values among ``quantiles`` evenly
-    spaced quantiles (``points``) and, for each point, the exact number of reference values
-    ``<=`` it (``le``) and ``<`` it (``lt``). Those give the reference ECDF exactly at the points
-    (both one-sided limits), which is what the KS statistic and PSI in ``drift.py`` need; no
-    reference rows are kept. A categorical column keeps category counts (the most frequent
-    ``max_categories``, the rest summed in ``other``). Nulls and non-finite numbers are counted,
-    not profiled.
+    A numeric column keeps exact moments, min and max, and a quantile sketch: ``points``, the
+    distinct values among ``quantiles`` evenly spaced quantiles of a systematic sample of
+    ``sample_rows`` rows (every row when there are no more: then they are the exact quantiles) plus
+    the exact min and max, and for each point the exact number of reference values ``<=`` it
+    (``le``) and ``<`` it (``lt``). Those give the reference ECDF exactly at the points (both
+    one-sided limits), which is what the KS statistic and PSI in ``drift.py`` need; no reference
+    rows are kept. ``psi_edges`` are the sample's deciles and ``psi_ref`` the exact share of values
+    in each bin. A categorical column keeps category counts (the most frequent ``max_categories``,
+    the rest summed in ``other``). Nulls and non-finite numbers are counted, not profiled.
     """
     missing = [name for name in sorted(columns) if name not in table.column_names]
     if missing:
         raise ProfileError(f"columns {', '.join(missing)} are not in the table; columns are: "
                            f"{', '.join(table.column_names)}")  # fmt: skip
-
-    def sketch(name: str) -> dict[str, Any]:
-        return column_sketch(table.column(name), name, columns[name], quantiles=quantiles, psi_bins=psi_bins,
-                             max_categories=max_categories)
-
-    names = sorted(columns)
-    profiled = dict(zip(names, map_columns(sketch, names, threads)))
-    return complete_profile(profiled, table.num_rows, predictions, quantiles=quantiles, psi_bins=psi_bins)
-
-
-def column_sketch(column: pa.ChunkedArray | pa.Array, name: str, spec: dict[str, Any], *,
-                  quantiles: int = QUANTILES, psi_bins: int = PSI_BINS,
-                  max_categories: int = MAX_CATEGORIES) -> dict[str, Any]:
-    """The sketch of one column (numeric quantiles or category counts), as ``build_profile`` keeps it."""
-    if column_kind(name, spec, column.type) == "numeric":
-        result = numeric_sketch(*numeric_values(column, name), quantiles=quantiles, psi_bins=psi_bins)
-    else:
-        result = categorical_sketch(*category_counts(column), max_categories=max_categories)
-    return {**result, "type": spec.get("type") or str(column.type)}
+    sketch = ProfileSketch(columns, table.num_rows, quantiles=quantiles, psi_bins=psi_bins,
+                           max_categories=max_categories, sample_rows=sample_rows, threads=threads)
+    sketch.observe(table)
+    sketch.count(table)
+    return complete_profile(sketch.sketches(), table.num_rows, predictions, quantiles=quantiles, psi_bins=psi_bins)
 
 
 def complete_profile(columns: dict[str, dict[str, Any]], rows: int, predictions: np.ndarray | None = None, *,

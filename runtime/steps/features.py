@@ -8,64 +8,42 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.rows import (
-    ValidatedRows,
-    batch_rows,
-    memory_budget,
-)
+from loopc.runtime.data.rows import ValidatedRows, batch_rows
 from loopc.runtime.execution.runner import StepContext, StepFailed
-from loopc.runtime.features.transforms import feature_columns
+from loopc.runtime.features.transforms import FeatureError
 from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, writing
-from loopc.runtime.steps.split import open_split
+from loopc.runtime.steps.split import open_split, split_batches
 from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
 
 PROFILE_SKETCH = "profile_sketch.json"
 COLUMNS_FILE = "columns.json"
 
-class _TrainColumns:
-    """Train rows of a few columns at a time, read in groups that fit the memory budget (in the order
-    the features ask for them); profiled columns are sketched as their group passes."""
 
-    def __init__(self, rows: ValidatedRows, train: np.ndarray, profiled: dict[str, dict], plan: list[str]):
-        self.rows, self.train, self.profiled, self.sketches = rows, train, profiled, {}
-        self.plan = [c for c in dict.fromkeys([*plan, *profiled]) if c in rows.names]
-        self.group = max(1, memory_budget() // (32 * max(int(np.count_nonzero(train)), 1)))
-        self.table = pa.table({})
+def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, train_rows: int):
+    """Fit the transforms on the train rows in passes of record batches (usually one); the first pass
+    also feeds the profile sketch and collects the label's classes. (fitted, classes, sketch)"""
+    from loopc.runtime.features.fitting import StreamingFit
+    from loopc.runtime.monitor.profile import ProfileSketch
 
-    def __call__(self, names: list[str]) -> pa.Table:
-        present = [n for n in names if n in self.rows.names]
-        if not set(present) <= set(self.table.column_names):
-            self._load(present)
-        return self.table.select(present)
-
-    def _load(self, names: list[str]) -> None:
-        from loopc.runtime.monitor.profile import column_sketch, map_columns
-
-        rest = [c for c in self.plan[self.plan.index(names[-1]) + 1:] if c not in names] if names else []
-        group = list(dict.fromkeys([*names, *rest[:max(self.group - len(names), 0)]]))
-        self.table = pa.table({})  # the previous group is dropped before the next is read
-        self.table = self.rows.read(group, self.train)
-        todo = [n for n in group if n in self.profiled and n not in self.sketches]
-        sketches = map_columns(lambda n: column_sketch(self.table.column(n), n, self.profiled[n]), todo)
-        self.sketches.update(zip(todo, sketches))
-
-    def profile(self) -> dict[str, dict]:
-        """The sketch of every profiled column (those no feature read are read now)."""
-        while missing := [n for n in self.plan if n in self.profiled and n not in self.sketches]:
-            self._load([missing[0]])
-        return self.sketches
-
-
-def _fit(ctx: StepContext, read: _TrainColumns, rows: int):
-    from loopc.runtime.features.transforms import FeatureError, fit_features_by_column
-
-    try:
-        return fit_features_by_column(read, rows, ordered_features(ctx.config), ctx.config["columns"])
-    except FeatureError as exc:
-        raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
+    label, task = ctx.config["label"], ctx.config["task"]
+    fit = StreamingFit(ordered_features(ctx.config), ctx.config["columns"], train_rows)
+    profiled = _profiled(ctx, rows)
+    sketch, labels = ProfileSketch(profiled, train_rows), []
+    while fit.pending:
+        first = fit.passes == 0
+        wanted = [*fit.columns, *profiled, label] if first else fit.columns
+        for batch in split_batches(ctx.state, split_artifact, "train", list(dict.fromkeys(wanted))):
+            fit.update(batch)
+            if first:
+                sketch.observe(batch.select(list(profiled)))
+                labels.append(pc.unique(batch.column(label)))
+        fit.end_pass()
+    classes = label_classes(task, pa.chunked_array(labels))
+    return fit.result(), classes, sketch
 
 
 def ordered_features(config: dict[str, Any]) -> dict[str, dict]:
@@ -97,7 +75,7 @@ class _NpyAppender:
 
     def append(self, block: np.ndarray) -> None:
         with writing(self.path):
-            self.handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+            self.handle.write(np.ascontiguousarray(block, dtype=np.float32).data)
         self.written += len(block)
 
     def close(self) -> None:
@@ -135,22 +113,27 @@ class _SplitWriter:
 
 
 def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarray, fitted, classes,
-                    counts: dict[str, int], slices: list[str]) -> None:
-    """Every split's matrix, labels and slice columns, written batch by batch in row order."""
-    from loopc.runtime.features.transforms import FeatureError
-
+                    counts: dict[str, int], slices: list[str], sketch) -> None:
+    """Every split's matrix, labels and slice columns, written batch by batch in row order; the train
+    rows' profiled numeric columns are counted into the profile sketch on the way."""
     label, task = ctx.config["label"], ctx.config["task"]
-    needed = sorted({c for c in fitted.input_columns if c in rows.names} | {label} | set(slices))
+    needed = sorted({c for c in fitted.input_columns if c in rows.names} | {label} | set(slices) | set(sketch.numeric))
     writers = {s: _SplitWriter(ctx.out_dir, s, counts[s], fitted.dim) for s in SPLITS}
     size = batch_rows(4 * (fitted.dim + len(needed)) + 8 * len(needed))
     try:
         for offset, batch in rows.batches(needed, size):
             part = np.asarray(assignment[offset:offset + batch.num_rows])
-            x, y = fitted.apply(batch), label_vector(batch.column(label), task, classes)
+            by_row = fitted.apply_columns(batch, threads=None).T  # [rows, dim], each column contiguous
+            y = label_vector(batch.column(label), task, classes)
             for index, split in enumerate(SPLITS):
                 keep = part == index
-                if keep.any():
-                    writers[split].add(x[keep], y[keep], batch.select(slices).filter(pa.array(keep)))
+                if not keep.any():
+                    continue
+                chosen = np.flatnonzero(keep)
+                selected = batch.filter(pa.array(keep))
+                writers[split].add(by_row[chosen], y[chosen], selected.select(slices))
+                if index == 0:
+                    sketch.count(selected.select(sketch.numeric))
     except FeatureError as exc:
         raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
     except DataError as exc:
@@ -160,21 +143,20 @@ def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarra
 
 
 def run_features(ctx: StepContext) -> dict[str, Any]:
-    """Fit transforms on train only (one feature's columns at a time); write every split's float32
-    matrix, labels and slice columns batch by batch, and the profiled train columns' sketches."""
+    """Fit transforms on train only (streamed, usually one pass); write every split's float32 matrix,
+    labels and slice columns batch by batch (a second pass), and the profiled train columns' sketches."""
     split_id, split_record = ctx.upstream_of_kind("split")
     rows, assignment, record = open_split(ctx.state, ctx.artifact(split_id))
     counts, label, task = record["counts"], ctx.config["label"], ctx.config["task"]
     if label not in rows.names:
         raise StepFailed(f"model '{ctx.config['model_name']}': label column '{label}' is not in the dataset")
-    plan = [c for feature in ctx.config["features"].values() for c in feature_columns(feature)] + [label]
-    read = _TrainColumns(rows, np.asarray(assignment) == 0, _profiled(ctx, rows), plan)
+    if not counts["train"]:
+        raise StepFailed(f"features of model '{ctx.config['model_name']}': cannot fit features: the train split "
+                         "has no rows")
     try:
-        fitted = _fit(ctx, read, counts["train"])
-        classes = label_classes(task, read([label]).column(label))
-        profile = read.profile()
-    except DataError as exc:
-        raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
+        fitted, classes, sketch = _fit_pass(ctx, rows, split_record["artifact"], counts["train"])
+    except FeatureError as exc:
+        raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
     with writing(ctx.out_dir / "transform.json") as path:
         path.write_text(fitted.to_json(), encoding="utf-8")
     with writing(ctx.out_dir / "labels.json") as path:
@@ -182,9 +164,9 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
     with writing(ctx.out_dir / COLUMNS_FILE) as path:  # declared types: scoring casts its input the same way
         atomic_write_json(path, ctx.config["columns"])
     slices = [c for c in ctx.config["slice_columns"] if c in rows.names]
-    _write_matrices(ctx, rows, assignment, fitted, classes, counts, slices)
+    _write_matrices(ctx, rows, assignment, fitted, classes, counts, slices, sketch)
     with writing(ctx.out_dir / PROFILE_SKETCH) as path:  # compact: the C encoder, not indent's Python one
-        atomic_write_bytes(path, json.dumps({"rows": counts["train"], "columns": profile}, sort_keys=True,
+        atomic_write_bytes(path, json.dumps({"rows": counts["train"], "columns": sketch.sketches()}, sort_keys=True,
                                             separators=(",", ":")).encode("utf-8"))
     return {"model": ctx.config["model_name"], "features": fitted.dim, "split_artifact": split_record["artifact"],
             "rows": counts, "classes": classes}

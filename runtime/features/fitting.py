@@ -1,0 +1,229 @@
+"""Fitting feature transforms on the train rows as a stream of record batches, in bounded memory.
+
+Each pass over the batches fits, for every feature, the next transform of its chain that needs data
+(the values it sees are the raw values with the transforms fitted so far applied), so a chain of k
+data-dependent transforms takes k passes and the usual chain takes one. Statistics are exact
+streaming sums (mean, std, min, max, category counts; the batching changes them by about 1e-12);
+quantiles (``impute`` median, ``bucketize`` by ``quantiles``) come from a systematic sample of
+``SAMPLE_ROWS`` rows, so they are exact when the train split has at most that many rows and
+otherwise within about 1% in rank (tests/test_features_fitting.py states the tolerance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopc.runtime.data.parallel import map_columns
+from loopc.runtime.data.sketch import SAMPLE_ROWS, Moments, SystematicSample
+from loopc.runtime.features.transforms import (
+    _APPLY,
+    TERMINAL,
+    FeatureError,
+    FittedFeature,
+    FittedFeatures,
+    _as_text,
+    _declared_text,
+    _fmt,
+    _raw_values,
+    _transform_specs,
+    feature_columns,
+)
+
+
+def needs_data(spec: dict) -> bool:
+    """Whether fitting the transform reads the training values (else its state comes from the spec)."""
+    kind = spec["kind"]
+    if kind == "impute":
+        return spec.get("strategy", "mean") != "constant"
+    if kind == "bucketize":
+        return spec.get("boundaries") is None
+    if kind == "onehot":
+        return spec.get("vocabulary") is None
+    return kind in ("standardize", "minmax", "log")
+
+
+def _static_state(spec: dict, where: str) -> dict:
+    kind = spec["kind"]
+    if kind == "clip":
+        return {"min": spec.get("min"), "max": spec.get("max")}
+    if kind == "impute":
+        if spec.get("value") is None:
+            raise FeatureError(f"{where}: impute strategy 'constant' needs 'value'")
+        return {"value": float(spec["value"])}
+    if kind == "bucketize":
+        return {"edges": [float(b) for b in spec["boundaries"]]}
+    if kind == "onehot":
+        return {"vocabulary": [str(v) for v in spec["vocabulary"]]}
+    if kind == "hash":
+        return {"buckets": int(spec.get("buckets", 32))}
+    return {}
+
+
+class _NumericSummary:
+    """What a numeric transform's fit needs of the values: moments over the finite ones, the count of
+    values a log would reject, and (for quantiles) the finite values of the sampled rows."""
+
+    def __init__(self, spec: dict):
+        self.spec, self.moments, self.rejected, self.sample = spec, Moments(), 0, []
+        self.offset = float(spec.get("offset", 1.0))
+        self.sampled = spec["kind"] in ("impute", "bucketize") and spec.get("strategy") != "mean"
+
+    def update(self, values: np.ndarray, positions: np.ndarray) -> None:
+        finite = np.isfinite(values)
+        clean = values if finite.all() else values[finite]
+        self.moments.update(clean)
+        if self.spec["kind"] == "log":
+            self.rejected += int(np.count_nonzero(clean + self.offset <= 0))
+        if self.sampled:
+            picked = values[positions]
+            self.sample.append(picked[np.isfinite(picked)])
+
+    def state(self, where: str) -> dict:
+        kind, m = self.spec["kind"], self.moments
+        if kind == "standardize":
+            std = m.std if m.count else 1.0
+            return {"mean": m.mean if m.count else 0.0, "std": std if std > 0 and np.isfinite(std) else 1.0}
+        if kind == "minmax":
+            low, high = (m.low, m.high) if m.count else (0.0, 1.0)
+            return {"min": low, "span": high - low if high > low else 1.0}
+        if kind == "log":
+            return self._log_state(where)
+        values = np.concatenate(self.sample) if self.sample else np.zeros(0)
+        if kind == "bucketize":
+            if not m.count:
+                raise FeatureError(f"{where}: cannot fit quantile buckets: the training split has no values")
+            levels = np.linspace(0, 1, int(self.spec["quantiles"]) + 1)[1:-1]
+            return {"edges": [float(e) for e in np.unique(np.quantile(values, levels))]}
+        strategy = self.spec.get("strategy", "mean")
+        if not m.count:
+            raise FeatureError(f"{where}: cannot impute the {strategy}: the training split has no values")
+        return {"value": float(np.median(values)) if strategy == "median" else m.mean}
+
+    def _log_state(self, where: str) -> dict:
+        floor = self.moments.low + self.offset
+        if self.rejected:
+            raise FeatureError(f"{where}: log needs value + offset > 0, but {self.rejected} training value(s) are "
+                               f"<= {-self.offset:g} (smallest {_fmt(floor - self.offset)}); add a clip "
+                               "transform with a min before log, or raise the offset")
+        return {"offset": self.offset, "floor": floor if self.moments.count else 1.0}
+
+
+class _CategorySummary:
+    """Category counts of the values (numbers named as categories), for a fitted vocabulary."""
+
+    def __init__(self, spec: dict):
+        self.spec, self.counts = spec, {}
+
+    def update(self, values, positions: np.ndarray) -> None:
+        counted = pc.value_counts(pc.drop_null(_as_text(values)))
+        for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+            self.counts[value] = self.counts.get(value, 0) + count
+
+    def state(self, where: str) -> dict:
+        floor = self.spec.get("min_frequency", 1)
+        ranked = sorted((-count, value) for value, count in self.counts.items() if count >= floor)
+        return {"vocabulary": [value for _, value in ranked[: self.spec.get("max_categories", 100)]]}
+
+
+class _FeatureFit:
+    """One feature's chain, fitted one data-dependent transform per pass."""
+
+    def __init__(self, name: str, feature: dict):
+        self.name, self.feature = name, feature
+        self.column, self.expr = feature.get("column"), feature.get("expr")
+        source = f"column {self.column!r}" if self.column is not None else f"expr {self.expr!r}"
+        self.where = f"feature '{name}' ({source})"
+        if (self.column is None) == (self.expr is None):
+            raise FeatureError(f"{self.where}: give exactly one of 'column' or 'expr'")
+        self.specs, self.steps, self.summary, self.had_nulls, self.text = None, [], None, False, False
+
+    @property
+    def done(self) -> bool:
+        return self.specs is not None and len(self.steps) == len(self.specs)
+
+    def update(self, table: pa.Table, positions: np.ndarray, first_pass: bool) -> None:
+        values = _raw_values(table, self.column, self.expr, self.where)
+        if self.specs is None:
+            self.text = isinstance(values, pa.Array)
+            self.specs = _transform_specs(self.feature, self.text, self.where)
+            self._advance()
+        if first_pass and not self.text:
+            self.had_nulls = self.had_nulls or bool(np.isnan(values).any())
+        if self.done:
+            return
+        with np.errstate(all="ignore"):
+            for state in self.steps:
+                values = _APPLY[state["kind"]](state, values)
+        self.summary.update(values, positions)
+
+    def end_pass(self) -> None:
+        if self.summary is not None:
+            with np.errstate(all="ignore"):
+                self.steps.append({"kind": self.summary.spec["kind"], **self.summary.state(self.where)})
+            self.summary = None
+            self._advance()
+
+    def _advance(self) -> None:
+        """Fit the transforms that need no data, up to the next one that does (its summary starts)."""
+        while len(self.steps) < len(self.specs):
+            spec = self.specs[len(self.steps)]
+            if needs_data(spec):
+                self.summary = (_CategorySummary if spec["kind"] == "onehot" else _NumericSummary)(spec)
+                return
+            self.steps.append({"kind": spec["kind"], **_static_state(spec, self.where)})
+
+    def result(self) -> FittedFeature:
+        imputed = any(s["kind"] == "impute" for s in self.specs)
+        terminal = bool(self.specs) and self.specs[-1]["kind"] in TERMINAL
+        return FittedFeature(self.name, self.column, self.expr, self.text, tuple(self.steps),
+                             self.had_nulls and not imputed and not terminal)
+
+
+class StreamingFit:
+    """Every feature of a model fitted over passes of train batches: call ``update`` with each batch
+    (in the same order every pass) and ``end_pass`` after each pass while ``pending``."""
+
+    def __init__(self, features: dict[str, dict], columns: dict[str, dict] | None, rows: int,
+                 sample_rows: int = SAMPLE_ROWS, threads: int | None = None):
+        self.features, self.declared, self.threads = features, columns or {}, threads
+        self.fits = [_FeatureFit(name, feature) for name, feature in features.items()]
+        self.sample, self.passes = SystematicSample(rows, sample_rows), 0
+
+    @property
+    def columns(self) -> list[str]:
+        """The raw columns the features read, in the order they ask for them."""
+        return list(dict.fromkeys(c for feature in self.features.values() for c in feature_columns(feature)))
+
+    @property
+    def pending(self) -> bool:
+        return self.passes == 0 or not all(fit.done for fit in self.fits)
+
+    def update(self, table: pa.Table) -> None:
+        table = _declared_text(table, self.features, self.declared)
+        positions, first = self.sample.positions(table.num_rows), self.passes == 0
+        todo = [fit for fit in self.fits if first or not fit.done]
+        map_columns(lambda fit: fit.update(table, positions, first), todo, self.threads)
+
+    def end_pass(self) -> None:
+        for fit in self.fits:
+            fit.end_pass()
+        self.sample.restart()
+        self.passes += 1
+
+    def result(self) -> FittedFeatures:
+        return FittedFeatures([fit.result() for fit in self.fits])
+
+
+def fit_stream(batches: Callable[[], Iterable[pa.Table]], features: dict[str, dict],
+               columns: dict[str, dict] | None, rows: int, sample_rows: int = SAMPLE_ROWS) -> FittedFeatures:
+    """Fit every feature on the train rows that ``batches()`` yields (called once per pass)."""
+    fit = StreamingFit(features, columns, rows, sample_rows)
+    while fit.pending:
+        for table in batches():
+            fit.update(table)
+        fit.end_pass()
+    return fit.result()

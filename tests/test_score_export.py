@@ -171,7 +171,13 @@ def test_scoring_plan_partitions_name_the_version_that_produced_them(trained, tm
     np.testing.assert_allclose(plan_rows.column("score").to_numpy(), cli_rows.column("score").to_numpy(),
                                atol=1e-6, rtol=0)
 
-    assert run(project, ["model.training.epochs=13"], run_id="second").ok
+    second = run(project, ["model.training.epochs=13", "deploy.shadow.min_rows=100000"], run_id="second")
+    assert second.ok  # the shadow cannot pass on this split (no row_count max: validate could not warn) ...
+    shadow = second.records[f"shadow.{MODEL}"]["outputs"]
+    short = "fewer than deploy.shadow.min_rows 100000: no challenger can pass the shadow on this data"
+    assert not shadow["passed"] and short in shadow["summary"]  # ... so its verdict and log say so
+    log = (project / ".loopc" / "runs" / "second" / "logs" / f"shadow.{MODEL}.log").read_text()
+    assert f"WARNING the test split has {shadow['rows']} rows, {short}" in log
     with registry(project) as reg:
         newest = max(v.version for v in reg.versions(MODEL))
     assert newest != v1

@@ -223,3 +223,19 @@ def test_drift_on_a_sampled_profile_stays_meaningful(sample_rows):
     assert not same.breach and same.drifted == []
     shifted = drift_report(profile, _drift_table(rng, 40_000, shift=0.1), data_drift=config)
     assert shifted.breach and sorted(shifted.drifted) == ["amount", "calls"]
+
+
+def test_the_fit_and_the_profile_hold_a_bounded_sample_however_many_rows():
+    """What streaming keeps is the sample (at most ``sample_rows`` values a column), never the rows."""
+    from loopc.runtime.features.fitting import StreamingFit
+
+    rows, size = 400_000, 1_000
+    table = pa.table({"v": np.random.default_rng(2).normal(size=rows)})
+    fit = StreamingFit({"m": {"column": "v", "transforms": [{"kind": "impute", "strategy": "median"}]}}, None, rows,
+                       sample_rows=size)
+    sketch = ProfileSketch({"v": {"type": "float"}}, rows, sample_rows=size)
+    for start in range(0, rows, 9_999):
+        fit.update(table.slice(start, 9_999))
+        sketch.observe(table.slice(start, 9_999))
+    held = sum(len(part) for part in fit.fits[0].summary.sample)
+    assert held == sum(len(part) for part in sketch.columns["v"].sample) and size // 2 < held <= size

@@ -129,11 +129,10 @@ def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarra
                 keep = part == index
                 if not keep.any():
                     continue
-                chosen = np.flatnonzero(keep)
-                selected = batch.filter(pa.array(keep))
-                writers[split].add(by_row[chosen], y[chosen], selected.select(slices))
+                chosen, mask = np.flatnonzero(keep), pa.array(keep)
+                writers[split].add(by_row[chosen], y[chosen], batch.select(slices).filter(mask))
                 if index == 0:
-                    sketch.count(selected.select(sketch.numeric))
+                    sketch.count(batch.select(sketch.numeric).filter(mask))
     except FeatureError as exc:
         raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
     except DataError as exc:

@@ -225,13 +225,13 @@ def _monitor_context(root: Path):
 
 def test_the_monitor_reads_its_source_through_a_snapshot(project, monkeypatch):
     from loopc.runtime.execution.runner import StepFailed
-    from loopc.runtime.steps.monitor import _live_rows
+    from loopc.runtime.steps.monitor import _live_batches
 
     _csv(project / STATE / "artifacts" / "own.csv", [100])  # loopc's state, under the monitor's glob
     ctx = _monitor_context(project)
-    rows = _live_rows(ctx, {"source": {"path": "**/*.csv"}}, now=0.0)
+    rows = pa.concat_tables(_live_batches(ctx, {"source": {"path": "**/*.csv"}}, 0.0, ["id"]))
     assert sorted(rows.column("id").to_pylist()) == [1, 2, 3]
     target = project / "data" / "a.csv"
     _wrap_read(monkeypatch, lambda: _csv(target, [1, 2, 9]))
     with pytest.raises(StepFailed, match=f"monitor 'm': file '{target}' changed after the source's snapshot"):
-        _live_rows(ctx, {"source": {"path": "data/*.csv"}}, now=0.0)
+        list(_live_batches(ctx, {"source": {"path": "data/*.csv"}}, 0.0, ["id"]))

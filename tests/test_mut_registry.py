@@ -86,3 +86,47 @@ def test_a_challenger_left_on_the_champion_is_an_interrupted_promotion():
     assert alias_problems(rows, {("m", CHAMPION): 2, ("m", CHALLENGER): 2}, {("m", 2): CHAMPION}) == \
         ["model m: the challenger alias still points at champion v2 "
          "(an interrupted promotion; resume the run or promote again)"]
+
+
+# ------------------------------------------------------------------ what a transaction writes to the audit log
+
+
+def audit(registry) -> list[tuple]:
+    return [(e.actor, e.action, e.model, e.version, e.alias, e.from_version, e.reason, e.details)
+            for e in registry.audit_log("m")]  # fmt: skip
+
+
+@pytest.fixture
+def registry(tmp_path):
+    from loopc.runtime.registry.connect import open_registry
+
+    reg = open_registry(f"sqlite:///{tmp_path}/registry.db")
+    for number in (1, 2):
+        reg.register_version("m", artifact=f"a{number}", spec_hash="s", lineage={"seed": number}, metrics={},
+                             gate=None, actor="ci")  # fmt: skip
+    yield reg
+    reg.close()
+
+
+def test_every_change_is_audited_with_its_actor_versions_reason_and_details(registry):
+    from loopc.runtime.registry.interface import ARCHIVED, Event
+
+    registry.set_alias("m", CHALLENGER, 1, actor="ann", reason="try it")
+    registry.promote("m", 1, actor="bob", reason="gate passed", event=Event("gate_passed", "auc 0.9", {"auc": 0.9}))
+    registry.promote("m", 2, actor="cy", reason="better")
+    registry.set_alias("m", "canary", 2, actor="dee", reason="canary")
+    registry.remove_alias("m", "canary", actor="eve", reason="done")
+    assert audit(registry) == [
+        ("ci", "register", "m", 1, None, None, "", {"artifact": "a1"}),
+        ("ci", "register", "m", 2, None, None, "", {"artifact": "a2"}),
+        ("ann", "set_alias", "m", 1, CHALLENGER, None, "try it", {}),
+        ("bob", "gate_passed", "m", 1, None, None, "auc 0.9", {"auc": 0.9}),
+        ("bob", "set_alias", "m", 1, CHAMPION, None, "gate passed", {}),
+        ("bob", "remove_alias", "m", None, CHALLENGER, 1, f"version 1 became {CHAMPION}", {}),
+        ("cy", "set_alias", "m", 2, CHAMPION, 1, "better", {}),
+        ("cy", "set_alias", "m", 1, ARCHIVED, None, "replaced as champion by v2", {}),
+        ("dee", "set_alias", "m", 2, "canary", None, "canary", {}),
+        ("eve", "remove_alias", "m", None, "canary", 2, "done", {}),
+    ]
+    assert registry.version("m", 1).lineage == {"seed": 1}
+    assert registry.verify() == []

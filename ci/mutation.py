@@ -5,7 +5,9 @@
 mutmut names a mutant after its file path, so the package-dir mapping (loopc.runtime=runtime/,
 loopc.compiler=compiler/) is laid out as ``src/loopc/...`` in a staging folder under
 build/mutation/<module>/ (the checkout itself is never mutated). Each module's run is restricted
-to the test files listed for it below. Results: build/mutation/<module>/results.txt and a score
+to the test files listed for it below; FUNCTIONS narrows a large file to the functions that are core, and
+modules in FORKSERVER (JAX) get their workers from mutmut's fork server instead of a fork of a process that
+has initialised JAX (which hangs). Results: build/mutation/<module>/results.txt and a score
 table on stdout; docs/quality.md records the latest scores and why every survivor is accepted.
 """
 
@@ -40,9 +42,16 @@ MODULES: dict[str, list[str]] = {
     "runtime/execution/runner.py": ["tests/test_spec_boundaries_cache.py", "tests/test_mut_cache.py"],
     "compiler/targets/slurm/backend.py": ["tests/test_spec_boundaries_slurm.py", "tests/test_slurm_render.py"],
     "runtime/registry/sqlite.py": ["tests/test_registry_sqlite.py", "tests/test_registry_concurrency.py"],
+    "runtime/registry/chain.py": ["tests/test_registry_chain.py", "tests/test_registry_backends.py",
+                                  "tests/test_mut_registry.py"],
+    "runtime/registry/sql.py": ["tests/test_registry_backends.py", "tests/test_registry_chain.py",
+                                "tests/test_registry_files.py", "tests/test_registry_concurrency.py",
+                                "tests/test_mut_registry.py"],
     "compiler/plan/pipeline.py": ["tests/test_spec_boundaries_plan.py", "tests/test_plan_steps.py",
                                   "tests/test_plan_fingerprint.py"],
-    "compiler/targets/jinja.py": ["tests/test_airflow_safety.py", "tests/test_slurm_safety.py"],
+    "compiler/targets/jinja.py": ["tests/test_mut_emit.py", "tests/test_airflow_safety.py", "tests/test_slurm_safety.py"],
+    "runtime/train/trainer.py": ["tests/test_spec_boundaries_train.py", "tests/test_mut_train.py"],
+    "runtime/train/epoch.py": ["tests/test_mut_train.py"],
     "compiler/plan/fingerprint.py": ["tests/test_plan_fingerprint.py", "tests/test_spec_boundaries_cache.py",
                                      "tests/test_mut_cache.py"],
 }
@@ -50,7 +59,14 @@ MODULES: dict[str, list[str]] = {
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.
 FUNCTIONS: dict[str, list[str]] = {
     "runtime/execution/runner.py": ["_sha256", "is_cacheable", "cache_key"],
+    # early stopping and the loop's bookkeeping; the rest of the trainer is JAX plumbing tested end to end
+    "runtime/train/trainer.py": ["_improved", "_run_epoch", "_final_params", "_best_epoch", "_loop"],
+    "runtime/train/epoch.py": ["plan_epoch"],
 }
+
+# JAX is not fork-safe: mutmut's default workers fork from a process that has initialised it and hang.
+# These modules' workers come from a fork server started before any test imports JAX.
+FORKSERVER = {"runtime/train/trainer.py", "runtime/train/epoch.py"}
 
 
 def stage(module: str) -> Path:
@@ -74,13 +90,14 @@ def stage(module: str) -> Path:
         f'only_mutate = ["src/loopc/{module}"]\n'
         f"pytest_add_cli_args_test_selection = [{args}]\n"
         'pytest_add_cli_args = ["-q", "-x", "-m", "not airflow and not slurm and not slow"]\n'
-        "use_git_change_detection = false\n",
+        "use_git_change_detection = false\n"
+        + ('process_isolation = "forkserver"\n' if module in FORKSERVER else ""),
         encoding="utf-8",
     )
     return root
 
 
-KILLED = ("killed", "timeout")  # a mutant that makes the tests fail or hang is caught
+KILLED = ("killed", "timeout", "segfault")  # a mutant that makes the tests fail, hang or crash is caught
 
 
 def mutant_patterns(module: str) -> list[str]:
@@ -93,7 +110,7 @@ def run(module: str) -> tuple[int, int, list[str]]:
     """(killed, total, names of the mutants not killed) of one module's mutation run."""
     root = stage(module)
     mutmut = [sys.executable, "-m", "mutmut"]
-    env = {**os.environ, "PYTHONPATH": "", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "PYTHONPATH": "", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
     patterns = mutant_patterns(module)
     with open(root / "run.log", "w", encoding="utf-8") as log:
         jobs = os.environ.get("MUTATION_JOBS", "2")

@@ -32,3 +32,14 @@ def test_a_plan_with_another_store_renders_its_own_texts():
     assert '"store"' not in before
     other = dataclasses.replace(step, fingerprint="0" * 64)  # another Step under the same id
     assert '"fingerprint": "' + "0" * 64 in step_json(plan, other)
+
+
+def test_templates_are_compiled_once_and_not_checked_again_on_each_render(monkeypatch):
+    import os
+
+    backends()["slurm"].render(plan_pipeline(*example_spec("churn")[:1], spec_hash="h"), EmitOptions())  # compiles
+    looked = []
+    getmtime = os.path.getmtime
+    monkeypatch.setattr(os.path, "getmtime", lambda path: looked.append(path) or getmtime(path))
+    backends()["slurm"].render(plan_pipeline(*example_spec("churn")[:1], spec_hash="h"), EmitOptions())
+    assert looked == []

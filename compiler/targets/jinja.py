@@ -62,6 +62,7 @@ def environment(target: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # package data: compiled once per process, never stat()ed again on each render
     )
     env.filters.update(pyrepr=pyrepr, shquote=shquote, ident=ident, cronline=cronline)
     return env

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from loopc.runtime.data import checks
-from loopc.runtime.data.casting import ARROW_TYPES, cast_column
+from loopc.runtime.data.casting import ARROW_TYPES, cast_column, one_array
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import csv_options, file_format, hive_columns
 from loopc.runtime.data.rows import batch_rows, open_parquet, row_group_batches
@@ -69,8 +69,7 @@ class _Files:
         type_ = self.unified.field(name).type
         if name not in batch.column_names:
             return pa.nulls(batch.num_rows, type_)
-        chunks = batch.column(name).chunks
-        column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # combine_chunks copies even one
+        column = one_array(batch.column(name))
         try:
             return column if column.type == type_ else pc.cast(column, type_)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:

@@ -134,14 +134,23 @@ def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pc.cast(array, pa.int64()), bad
 
 
+def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``column`` as one Array: a single chunk as it is (``combine_chunks`` copies even one), several concatenated."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    chunks = column.chunks
+    if len(chunks) == 1:
+        return chunks[0]
+    return pa.concat_arrays(chunks) if chunks else pa.array([], column.type)
+
+
 def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     """``array`` cast to the declared ``ctype`` (NaN floats become null) and a mask of uncastable rows.
 
     A source type with no sensible conversion (a list declared as int, ...) marks every
     non-null row uncastable.
     """
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = one_array(array)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     try:

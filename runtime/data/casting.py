@@ -111,9 +111,10 @@ def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     """Numbers and booleans to int/float/bool; a float that is not whole is bad for int."""
     values = pc.cast(array, pa.float64(), safe=False)
     if ctype == "float":
+        if not _may_hold_nan(values):
+            return values, np.zeros(len(array), bool)  # the same buffers
         nan = pc.is_nan(values)
-        cast = pc.if_else(nan, None, values) if pc.any(nan).as_py() else values  # no NaN: the same buffers
-        return cast, np.zeros(len(array), bool)
+        return (pc.if_else(nan, None, values) if pc.any(nan).as_py() else values), np.zeros(len(array), bool)
     numbers = values.to_numpy(zero_copy_only=False)
     valid = _valid(array)
     if ctype == "int":
@@ -122,6 +123,17 @@ def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
         bad = valid & ~np.isin(numbers, (0.0, 1.0))
     masked = pc.if_else(pa.array(bad), None, values)
     return pc.cast(masked, ARROW_TYPES[ctype]), bad
+
+
+def _may_hold_nan(values: pa.Array) -> bool:
+    """False only when no slot of the float64 ``values`` is NaN: their sum is a number (one pass, no copy).
+
+    A NaN (or inf and -inf, or garbage under a null) makes the sum NaN: then the caller looks exactly.
+    """
+    if not len(values):
+        return False
+    data = np.frombuffer(values.buffers()[1], np.float64, len(values), values.offset * 8)
+    return bool(np.isnan(np.add.reduce(data)))
 
 
 def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:

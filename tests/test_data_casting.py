@@ -1,0 +1,39 @@
+"""cast_column: a float column keeps its buffers when it holds no NaN, and every NaN becomes null otherwise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loopc.runtime.data.casting import cast_column
+
+FLOATS = st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), max_size=40)
+
+
+@given(FLOATS, st.integers(0, 5))
+def test_a_float_column_cast_to_float_has_every_nan_null_and_nothing_else_changed(values, offset):
+    array = pa.array([1.0] * offset + values, pa.float64()).slice(offset)  # an offset into the buffers too
+    cast, bad = cast_column(pa.chunked_array([array]), "float")
+    expected = [None if v is None or math.isnan(v) else v for v in values]
+    assert cast.to_pylist() == expected
+    assert not bad.any()
+
+
+def test_a_float_column_without_nan_is_returned_without_a_copy():
+    array = pa.array(np.arange(1000, dtype=np.float64))
+    cast, _ = cast_column(pa.chunked_array([array]), "float")
+    assert cast.buffers()[1].address == array.buffers()[1].address
+
+
+def test_infinities_of_both_signs_are_kept_and_garbage_under_a_null_is_not_a_nan():
+    data = pa.py_buffer(np.array([np.inf, -np.inf, np.nan, 2.0]).tobytes())
+    validity = pa.array([True, True, False, True]).buffers()[1]
+    array = pa.Array.from_buffers(pa.float64(), 4, [validity, data])  # the null slot holds a NaN
+    cast, _ = cast_column(array, "float")
+    assert cast.to_pylist() == [math.inf, -math.inf, None, 2.0]
+    assert pc.sum(pc.is_null(cast)).as_py() == 1

@@ -105,8 +105,7 @@ class PointCounts:
     def _cells(self, values: np.ndarray) -> np.ndarray:
         scaled = np.subtract(values, self.low)
         scaled *= self.scale
-        np.minimum(scaled, self.cells - 1, out=scaled)
-        np.maximum(scaled, 0, out=scaled)
+        np.clip(scaled, 0, self.cells - 1, out=scaled)
         cells = np.empty(len(values), np.int32)
         np.copyto(cells, scaled, casting="unsafe")  # truncates, like astype, without an int64 copy
         return cells
@@ -116,9 +115,9 @@ class PointCounts:
         cells = self._cells(values)
         self.by_cell += np.bincount(cells, minlength=self.cells)
         self.total += len(values)
-        hit = self.marked[cells]
-        if hit.any():
-            exact, size = values[hit], len(self.points) + 1
+        exact = values[np.take(self.marked, cells)]
+        if len(exact):
+            size = len(self.points) + 1
             below = np.searchsorted(self.points, exact, side="left")
             at = self.points[np.minimum(below, len(self.points) - 1)] == exact  # the points are distinct
             self.below += np.bincount(below, minlength=size)

@@ -116,12 +116,15 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def run_plan_steps(project: Path, plan_dir: Path, run_id: str, env: dict[str, str]) -> list[dict]:
-    """Every step of the plan in order, each its own process; what each took and wrote."""
+def run_plan_steps(project: Path, plan_dir: Path, run_id: str, env: dict[str, str],
+                   kinds: tuple[str, ...] | None = None) -> list[dict]:
+    """Every step of the plan (of ``kinds``, when given) in order, each its own process; what each took and wrote."""
     plan = json.loads((plan_dir / "plan.json").read_text())
     state = project / plan["state_dir"]
     results = []
     for step in plan["steps"]:
+        if kinds is not None and step["kind"] not in kinds:
+            continue
         argv = [sys.executable, "-m", "loopc.runtime", "run-step", str(plan_dir / step["file"]),
                 "--run-id", run_id, "--root", str(project)]
         seconds, peak, out, cpu = run_measured(argv, project, env)
@@ -172,11 +175,12 @@ def measure(rows: int, args: argparse.Namespace, project: Path) -> dict:
 
     floor_s, floor_peak, floor_cpu = read_floor(data, env)
     stamp = int(time.time())
-    steps = run_plan_steps(project, compiled / "wide", f"bench-{stamp}", env)
-    steps += [{**s, "step": f"{s['step']} (vs champion)"}  # gate, shadow: both models score the test rows
-              for s in run_plan_steps(project, retrained / "wide", f"bench-{stamp}-retrain", env)
-              if s["status"] == "done" and s["kind"] in ("train", "evaluate", "gate", "shadow")]
-    steps += run_plan_steps(project, compiled / "wide_monitor", f"bench-{stamp}-monitor", env)
+    steps = run_plan_steps(project, compiled / "wide", f"bench-{stamp}", env, DATA_STEPS if args.data_only else None)
+    if not args.data_only:
+        steps += [{**s, "step": f"{s['step']} (vs champion)"}  # gate, shadow: both models score the test rows
+                  for s in run_plan_steps(project, retrained / "wide", f"bench-{stamp}-retrain", env)
+                  if s["status"] == "done" and s["kind"] in ("train", "evaluate", "gate", "shadow")]
+        steps += run_plan_steps(project, compiled / "wide_monitor", f"bench-{stamp}-monitor", env)
     data_steps = [s for s in steps if s["kind"] in DATA_STEPS]
     result = {
         "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--keep", type=Path, default=None, help="folder to create or reuse (one project per size)")
+    parser.add_argument("--data-only", action="store_true", help="run only validate, split and features")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--write-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

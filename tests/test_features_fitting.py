@@ -1,11 +1,13 @@
 """The streaming fit and the streamed profile sketch against plain NumPy on the whole column.
 
 The oracle below is the one-shot in-memory fit loopc had before fitting was streamed (kept here, only
-here, as the reference): exact statistics of the whole train column, NumPy quantiles.
+here, as the reference): exact statistics of the whole train column, NumPy quantiles (exact however many
+rows: beyond the sample, ``ExactRanks`` finds the order statistics in further passes).
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -14,8 +16,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from loopc.runtime.data.sketch import Moments, SystematicSample
-from loopc.runtime.features.fitting import fit_stream
+from loopc.runtime.data.sketch import SAMPLE_ROWS, ExactRanks, Moments, SystematicSample
+from loopc.runtime.features.fitting import StreamingFit, fit_stream
 from loopc.runtime.features.transforms import _APPLY, FeatureError, _as_text
 from loopc.runtime.monitor.profile import PointCounts, ProfileSketch, build_profile
 from loopc.runtime.monitor.verdict import drift_report
@@ -103,21 +105,19 @@ numbers = st.one_of(st.floats(-1e4, 1e4), st.integers(-5, 5).map(float), st.just
 
 @settings(max_examples=150, deadline=None)
 @given(values=st.lists(numbers, min_size=1, max_size=60), chain=st.sampled_from(CHAINS),
-       cuts=st.lists(st.integers(0, 60), max_size=6), sample_rows=st.integers(1, 80))
-def test_a_streamed_fit_over_any_batches_equals_the_one_shot_fit(values, chain, cuts, sample_rows):
+       cuts=st.lists(st.integers(0, 60), max_size=6), sample_rows=st.integers(1, 80),
+       collect=st.integers(1, 40))
+def test_a_streamed_fit_over_any_batches_equals_the_one_shot_fit(values, chain, cuts, sample_rows, collect):
     column = np.asarray(values)
-    quantiles = any(isinstance(s, dict) and (s["kind"] == "bucketize" or s.get("strategy") == "median")
-                    for s in chain)
-    assume(not quantiles or len(column) <= sample_rows)  # beyond the sample quantiles are approximate (below)
     table = pa.table({"v": column})
     want = _oracle(column, chain)
     assume(want != DEGENERATE)
     features = {"f": {"column": "v", "transforms": chain}}
     if isinstance(want, str):
         with pytest.raises(FeatureError, match=re.escape(want)):
-            fit_stream(_batches(table, cuts), features, None, len(column), sample_rows)
+            fit_stream(_batches(table, cuts), features, None, len(column), sample_rows, collect)
         return
-    fitted = fit_stream(_batches(table, cuts), features, None, len(column), sample_rows).features[0]
+    fitted = fit_stream(_batches(table, cuts), features, None, len(column), sample_rows, collect).features[0]
     _assert_states_close(list(fitted.steps), want)
     kinds = [s if isinstance(s, str) else s["kind"] for s in chain]
     unimputed = "impute" not in kinds and kinds[-1] not in ("bucketize", "onehot", "hash")
@@ -126,24 +126,91 @@ def test_a_streamed_fit_over_any_batches_equals_the_one_shot_fit(values, chain, 
     np.testing.assert_allclose(fitted.apply(table), one_shot.apply(table), rtol=1e-6, atol=1e-6)
 
 
-def test_quantile_transforms_beyond_the_sample_are_within_one_percent_in_rank():
+def _quantile_features(quantiles: int) -> dict[str, dict]:
+    return {"b": {"column": "v", "transforms": [{"kind": "bucketize", "quantiles": quantiles}]},
+            "m": {"column": "v", "transforms": [{"kind": "impute", "strategy": "median"}]}}
+
+
+def _numpy_quantile_states(column: np.ndarray, quantiles: int) -> tuple[list[float], float]:
+    finite = column[np.isfinite(column)]
+    levels = np.linspace(0, 1, quantiles + 1)[1:-1]
+    return [float(e) for e in np.unique(np.quantile(finite, levels))], float(np.median(finite))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.integers(-3, 3).map(float), st.floats(-1e6, 1e6), st.just(float("nan"))),
+                       min_size=1, max_size=400),
+       quantiles=st.integers(2, 12), cuts=st.lists(st.integers(0, 400), max_size=6),
+       sample_rows=st.integers(1, 60), collect=st.integers(1, 100))
+def test_quantile_fits_beyond_the_sample_equal_numpy_on_the_whole_column(values, quantiles, cuts, sample_rows,
+                                                                         collect):
+    """Ties, heavy duplicates, samples a fraction of the rows, collections capped below a bracket: exact."""
+    column = np.asarray(values)
+    assume(np.isfinite(column).any())
+    edges, median = _numpy_quantile_states(column, quantiles)
+    fitted = fit_stream(_batches(pa.table({"v": column}), cuts), _quantile_features(quantiles), None,
+                        len(column), sample_rows, collect)
+    assert fitted.features[0].steps[0]["edges"] == edges
+    assert fitted.features[1].steps[0]["value"] == median
+
+
+def _find_ranks(values: np.ndarray, ranks: list[int], sample: np.ndarray, collect: int, sample_size: int,
+                batch: int) -> ExactRanks:
+    search = ExactRanks(ranks, len(values), sample, collect, sample_size)
+    while search.pending:
+        assert search.passes < 10 * len(values) + 10  # it always terminates (a window shrinks every 2 passes)
+        for start in range(0, len(values), batch):
+            search.update(values[start:start + batch])
+        search.end_pass()
+    return search
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), values=st.lists(st.one_of(st.integers(0, 4).map(float), st.floats(-1e3, 1e3)),
+                                       min_size=1, max_size=300),
+       collect=st.integers(1, 60), sample_size=st.integers(1, 30), batch=st.integers(1, 80))
+def test_exact_ranks_from_any_sample_even_one_that_misses_are_the_sorted_values(data, values, collect, sample_size,
+                                                                               batch):
+    """Any subset as the sample (an unrepresentative one makes the brackets miss): the ranks come out exact
+    and the values held never pass the cap."""
+    column = np.asarray(values)
+    ranks = data.draw(st.lists(st.integers(0, len(column) - 1), min_size=1, max_size=8))
+    chosen = data.draw(st.lists(st.integers(0, len(column) - 1), max_size=len(column) - 1, unique=True))
+    search = _find_ranks(column, ranks, column[chosen], collect, sample_size, batch)
+    ordered = np.sort(column)
+    assert search.found == {r: float(ordered[r]) for r in ranks}
+    assert search.peak <= collect
+
+
+def test_a_sample_on_the_wrong_phase_of_a_periodic_column_misses_and_the_next_passes_still_find_the_median():
+    rows = 10_000
+    column = (np.arange(rows) % 10) * 1_000.0 + np.arange(rows) / rows  # every 10th row: the smallest tenth
+    sample = column[SystematicSample(rows, 1_000).positions(rows)]
+    assert sample.max() < np.quantile(column, 0.11)  # the bracket around the sample's median misses
+    search = _find_ranks(column, [rows // 2 - 1, rows // 2], sample, collect=2_000, sample_size=1_000, batch=777)
+    ordered = np.sort(column)
+    assert search.found == {rows // 2 - 1: ordered[rows // 2 - 1], rows // 2: ordered[rows // 2]}
+    assert search.passes >= 2 and search.peak <= 2_000
+
+
+def test_quantile_fits_beyond_the_sample_are_exact_in_one_more_pass_over_the_quantile_columns_only():
     rng = np.random.default_rng(3)
     column = rng.lognormal(0.0, 1.0, 200_000)
-    table = pa.table({"v": column})
-    features = {"b": {"column": "v", "transforms": [{"kind": "bucketize", "quantiles": 10}]},
-                "m": {"column": "v", "transforms": [{"kind": "impute", "strategy": "median"}]}}
-    batches = _batches(table, list(range(0, 200_000, 30_001)))
-    fitted = fit_stream(batches, features, None, len(column), sample_rows=20_000)
-    ordered = np.sort(column)
-    rank = lambda value: np.searchsorted(ordered, value, side="right") / len(ordered)  # noqa: E731
-    edges = fitted.features[0].steps[0]["edges"]
-    assert len(edges) == 9
-    assert max(abs(rank(e) - level) for e, level in zip(edges, np.linspace(0, 1, 11)[1:-1])) < 0.01
-    assert edges != [float(e) for e in np.quantile(column, np.linspace(0, 1, 11)[1:-1])]  # approximate indeed
-    assert abs(rank(fitted.features[1].steps[0]["value"]) - 0.5) < 0.01
-    exact = fit_stream(batches, features, None, len(column), sample_rows=len(column))
-    assert exact.features[0].steps[0]["edges"] == [float(e) for e in np.quantile(column, np.linspace(0, 1, 11)[1:-1])]
-    assert exact.features[1].steps[0]["value"] == float(np.median(column))
+    column[rng.random(200_000) < 0.02] = np.nan
+    table = pa.table({"v": column, "w": rng.normal(size=200_000)})
+    features = _quantile_features(10) | {"s": {"column": "w", "transforms": ["standardize"]}}
+    fit = StreamingFit(features, None, len(column), sample_rows=20_000)
+    read = []
+    while fit.pending:
+        read.append(fit.columns)
+        for start in range(0, 200_000, 30_001):
+            fit.update(table.slice(start, 30_001).select(fit.columns))
+        fit.end_pass()
+    assert read == [["v", "w"], ["v"]]  # the sample pass, then one pass over the quantile feature's column
+    edges, median = _numpy_quantile_states(column, 10)
+    fitted = fit.result()
+    assert fitted.features[0].steps[0]["edges"] == edges and len(edges) == 9
+    assert fitted.features[1].steps[0]["value"] == median
 
 
 def test_moments_over_batches_equal_numpy_far_from_zero():
@@ -229,16 +296,43 @@ def test_drift_on_a_sampled_profile_stays_meaningful(sample_rows):
 
 
 def test_the_fit_and_the_profile_hold_a_bounded_sample_however_many_rows():
-    """What streaming keeps is the sample (at most ``sample_rows`` values a column), never the rows."""
-    from loopc.runtime.features.fitting import StreamingFit
-
-    rows, size = 400_000, 1_000
+    """What streaming keeps is the sample (at most ``sample_rows`` values a column), never the rows; the
+    exact quantile passes then hold at most ``collect_values`` values."""
+    rows, size, cap = 400_000, 1_000, 30_000
     table = pa.table({"v": np.random.default_rng(2).normal(size=rows)})
     fit = StreamingFit({"m": {"column": "v", "transforms": [{"kind": "impute", "strategy": "median"}]}}, None, rows,
-                       sample_rows=size)
+                       sample_rows=size, collect_values=cap)
     sketch = ProfileSketch({"v": {"type": "float"}}, rows, sample_rows=size)
     for start in range(0, rows, 9_999):
         fit.update(table.slice(start, 9_999))
         sketch.observe(table.slice(start, 9_999))
     held = sum(len(part) for part in fit.fits[0].summary.sample)
     assert held == sum(len(part) for part in sketch.columns["v"].sample) and size // 2 < held <= size
+    fit.end_pass()
+    search = fit.fits[0].summary.exact
+    while fit.pending:
+        for start in range(0, rows, 9_999):
+            fit.update(table.slice(start, 9_999))
+        fit.end_pass()
+    assert 0 < search.peak <= cap and search.passes >= 2  # a first bracket larger than the cap: narrowed
+    assert fit.result().features[0].steps[0]["value"] == float(np.median(table.column("v").to_numpy()))
+
+
+def test_the_features_step_beyond_the_sample_writes_numpy_quantiles_of_the_whole_train_column(tmp_path):
+    """The real step on more train rows than the sample holds: transform.json's median and quantile edges
+    are NumPy's on the whole train column, and every other state matches the one-shot fit."""
+    from test_data_path import assert_close, random_table, reference, run_until, write_project
+
+    write_project(tmp_path, [random_table(115_000, 7)])
+    records = run_until(tmp_path, "features.m")
+    fitted = json.loads((tmp_path / ".loopc" / records["features.m"]["artifact"] / "transform.json").read_text())
+    expected = reference(tmp_path, "hash")
+    train = expected["tables"]["train"]
+    assert train.num_rows > SAMPLE_ROWS
+    steps = {f["name"]: f["steps"] for f in fitted["features"]}
+    a = train.column("a").to_numpy(zero_copy_only=False).astype(np.float64)
+    b = train.column("b").to_numpy()
+    assert steps["a_med"][0] == {"kind": "impute", "value": float(np.median(a[np.isfinite(a)]))}
+    levels = np.linspace(0, 1, 8)[1:-1]
+    assert steps["b_q"] == [{"kind": "bucketize", "edges": [float(e) for e in np.unique(np.quantile(b, levels))]}]
+    assert_close(fitted, expected["fitted"].to_dict())

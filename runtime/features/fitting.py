@@ -3,10 +3,12 @@
 Each pass over the batches fits, for every feature, the next transform of its chain that needs data
 (the values it sees are the raw values with the transforms fitted so far applied), so a chain of k
 data-dependent transforms takes k passes and the usual chain takes one. Statistics are exact
-streaming sums (mean, std, min, max, category counts; the batching changes them by about 1e-12);
-quantiles (``impute`` median, ``bucketize`` by ``quantiles``) come from a systematic sample of
-``SAMPLE_ROWS`` rows, so they are exact when the train split has at most that many rows and
-otherwise within about 1% in rank (tests/test_features_fitting.py states the tolerance).
+streaming sums (mean, std, min, max, category counts; the batching changes them by about 1e-12).
+Quantiles (``impute`` median, ``bucketize`` by ``quantiles``) are exact too, NumPy's ``median`` and
+``quantile`` of the whole column: a systematic sample of ``SAMPLE_ROWS`` rows taken in the same pass
+holds every value of a small train split; beyond it the sample brackets each wanted order statistic and
+further passes (over the quantile features only, usually one) find it exactly (``sketch.ExactRanks``),
+holding at most ``collect_values`` values of a column.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopc.runtime.data.parallel import map_columns
-from loopc.runtime.data.sketch import SAMPLE_ROWS, Moments, SystematicSample
+from loopc.runtime.data.rows import memory_budget
+from loopc.runtime.data.sketch import SAMPLE_ROWS, ExactRanks, Moments, SystematicSample
 from loopc.runtime.features.transforms import (
     _APPLY,
     TERMINAL,
@@ -65,22 +68,59 @@ def _static_state(spec: dict, where: str) -> dict:
 
 class _NumericSummary:
     """What a numeric transform's fit needs of the values: moments over the finite ones, the count of
-    values a log would reject, and (for quantiles) the finite values of the sampled rows."""
+    values a log would reject, and (for quantiles) the finite values of the sampled rows, then the exact
+    order statistics the quantiles need (``settle`` says when the state is ready)."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, collect: int):
         self.spec, self.moments, self.rejected, self.sample = spec, Moments(), 0, []
-        self.offset = float(spec.get("offset", 1.0))
+        self.offset, self.collect, self.exact = float(spec.get("offset", 1.0)), collect, None
         self.sampled = spec["kind"] in ("impute", "bucketize") and spec.get("strategy") != "mean"
 
     def update(self, values: np.ndarray, positions: np.ndarray) -> None:
         finite = np.isfinite(values)
         clean = values if finite.all() else values[finite]
+        if self.exact is not None:
+            self.exact.update(clean)
+            return
         self.moments.update(clean)
         if self.spec["kind"] == "log":
             self.rejected += int(np.count_nonzero(clean + self.offset <= 0))
         if self.sampled:
             picked = values[positions]
             self.sample.append(picked[np.isfinite(picked)])
+
+    def settle(self) -> bool:
+        """End a pass: whether the state is ready (else another pass over the values is needed)."""
+        if not self.sampled or not self.moments.count:
+            return True
+        if self.exact is None:
+            sample = np.concatenate(self.sample) if self.sample else np.zeros(0)
+            self.exact, self.sample = ExactRanks(self._ranks(), self.moments.count, sample, self.collect), []
+        else:
+            self.exact.end_pass()
+        return not self.exact.pending
+
+    def _ranks(self) -> list[int]:
+        """The order statistics (0-based) NumPy's median or linear quantiles of ``count`` values read."""
+        count = self.moments.count
+        if self.spec["kind"] == "impute":
+            return [(count - 1) // 2, count // 2]
+        lower = np.floor((count - 1) * self._levels()).astype(np.int64)
+        return sorted({*lower.tolist(), *np.minimum(lower + 1, count - 1).tolist()})
+
+    def _levels(self) -> np.ndarray:
+        return np.linspace(0, 1, int(self.spec["quantiles"]) + 1)[1:-1]
+
+    def _quantiles(self) -> list[float]:
+        """NumPy's linear quantiles at the levels: its interpolation, applied to the two order statistics."""
+        found, virtual = self.exact.found, (self.moments.count - 1) * self._levels()
+        lower = np.floor(virtual)
+        pairs = [(found[int(j)], found[min(int(j) + 1, self.moments.count - 1)]) for j in lower]
+        return [float(np.quantile(np.array(pair), gamma)) for pair, gamma in zip(pairs, virtual - lower)]
+
+    def _median(self) -> float:
+        count, found = self.moments.count, self.exact.found
+        return float(np.median(np.array([found[(count - 1) // 2], found[count // 2]])))
 
     def state(self, where: str) -> dict:
         kind, m = self.spec["kind"], self.moments
@@ -92,16 +132,14 @@ class _NumericSummary:
             return {"min": low, "span": high - low if high > low else 1.0}
         if kind == "log":
             return self._log_state(where)
-        values = np.concatenate(self.sample) if self.sample else np.zeros(0)
         if kind == "bucketize":
             if not m.count:
                 raise FeatureError(f"{where}: cannot fit quantile buckets: the training split has no values")
-            levels = np.linspace(0, 1, int(self.spec["quantiles"]) + 1)[1:-1]
-            return {"edges": [float(e) for e in np.unique(np.quantile(values, levels))]}
+            return {"edges": [float(e) for e in np.unique(self._quantiles())]}
         strategy = self.spec.get("strategy", "mean")
         if not m.count:
             raise FeatureError(f"{where}: cannot impute the {strategy}: the training split has no values")
-        return {"value": float(np.median(values)) if strategy == "median" else m.mean}
+        return {"value": self._median() if strategy == "median" else m.mean}
 
     def _log_state(self, where: str) -> dict:
         floor = self.moments.low + self.offset
@@ -123,6 +161,9 @@ class _CategorySummary:
         for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
             self.counts[value] = self.counts.get(value, 0) + count
 
+    def settle(self) -> bool:
+        return True
+
     def state(self, where: str) -> dict:
         floor = self.spec.get("min_frequency", 1)
         ranked = sorted((-count, value) for value, count in self.counts.items() if count >= floor)
@@ -132,8 +173,8 @@ class _CategorySummary:
 class _FeatureFit:
     """One feature's chain, fitted one data-dependent transform per pass."""
 
-    def __init__(self, name: str, feature: dict):
-        self.name, self.feature = name, feature
+    def __init__(self, name: str, feature: dict, collect: int):
+        self.name, self.feature, self.collect = name, feature, collect
         self.column, self.expr = feature.get("column"), feature.get("expr")
         source = f"column {self.column!r}" if self.column is not None else f"expr {self.expr!r}"
         self.where = f"feature '{name}' ({source})"
@@ -161,7 +202,7 @@ class _FeatureFit:
         self.summary.update(values, positions)
 
     def end_pass(self) -> None:
-        if self.summary is not None:
+        if self.summary is not None and self.summary.settle():
             with np.errstate(all="ignore"):
                 self.steps.append({"kind": self.summary.spec["kind"], **self.summary.state(self.where)})
             self.summary = None
@@ -172,7 +213,7 @@ class _FeatureFit:
         while len(self.steps) < len(self.specs):
             spec = self.specs[len(self.steps)]
             if needs_data(spec):
-                self.summary = (_CategorySummary if spec["kind"] == "onehot" else _NumericSummary)(spec)
+                self.summary = _CategorySummary(spec) if spec["kind"] == "onehot" else _NumericSummary(spec, self.collect)
                 return
             self.steps.append({"kind": spec["kind"], **_static_state(spec, self.where)})
 
@@ -185,18 +226,24 @@ class _FeatureFit:
 
 class StreamingFit:
     """Every feature of a model fitted over passes of train batches: call ``update`` with each batch
-    (in the same order every pass) and ``end_pass`` after each pass while ``pending``."""
+    (in the same order every pass) and ``end_pass`` after each pass while ``pending``.
+
+    ``collect_values``: the most values the exact quantile fits hold at once, all features together
+    (default: an eighth of ``LOOPC_MEMORY_BUDGET`` in float64 values, shared by the features)."""
 
     def __init__(self, features: dict[str, dict], columns: dict[str, dict] | None, rows: int,
-                 sample_rows: int = SAMPLE_ROWS, threads: int | None = None):
+                 sample_rows: int = SAMPLE_ROWS, threads: int | None = None, collect_values: int | None = None):
         self.features, self.declared, self.threads = features, columns or {}, threads
-        self.fits = [_FeatureFit(name, feature) for name, feature in features.items()]
+        collect = (memory_budget() // 64 if collect_values is None else collect_values) // max(1, len(features))
+        self.fits = [_FeatureFit(name, feature, collect) for name, feature in features.items()]
         self.sample, self.passes = SystematicSample(rows, sample_rows), 0
 
     @property
     def columns(self) -> list[str]:
-        """The raw columns the features read, in the order they ask for them."""
-        return list(dict.fromkeys(c for feature in self.features.values() for c in feature_columns(feature)))
+        """The raw columns the features read, in the order they ask for them; after the first pass only
+        those of the features still fitting."""
+        fitting = [fit.feature for fit in self.fits if self.passes == 0 or not fit.done]
+        return list(dict.fromkeys(c for feature in fitting for c in feature_columns(feature)))
 
     @property
     def pending(self) -> bool:
@@ -219,9 +266,10 @@ class StreamingFit:
 
 
 def fit_stream(batches: Callable[[], Iterable[pa.Table]], features: dict[str, dict],
-               columns: dict[str, dict] | None, rows: int, sample_rows: int = SAMPLE_ROWS) -> FittedFeatures:
+               columns: dict[str, dict] | None, rows: int, sample_rows: int = SAMPLE_ROWS,
+               collect_values: int | None = None) -> FittedFeatures:
     """Fit every feature on the train rows that ``batches()`` yields (called once per pass)."""
-    fit = StreamingFit(features, columns, rows, sample_rows)
+    fit = StreamingFit(features, columns, rows, sample_rows, collect_values=collect_values)
     while fit.pending:
         for table in batches():
             fit.update(table)

@@ -27,7 +27,7 @@ from tests.test_e2e_loop import MODEL, generate, make_project, quiet, registry, 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 # Runs in a fresh interpreter: loopc cannot be imported there, only the bundle's own score.py.
-STANDALONE = r"""
+NO_LOOPC = r"""
 import importlib.abc, json, sys
 class NoLoopc(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -39,6 +39,8 @@ try:
     raise SystemExit("loopc was importable")
 except ImportError:
     pass
+"""
+STANDALONE = NO_LOOPC + r"""
 bundle, rows, out = sys.argv[1:4]
 sys.path.insert(0, bundle)
 import numpy as np
@@ -238,6 +240,52 @@ def test_a_value_that_cannot_be_cast_names_the_file_and_column(trained, tmp_path
     err = capsys.readouterr().err
     assert f"'{rows}': column '{column}' has {problem}" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
+
+
+REFUSED = NO_LOOPC + r"""
+bundle, rows = sys.argv[1:3]
+sys.path.insert(0, bundle)
+import score
+model = score.load(bundle)
+for score_rows in (lambda: model.predict_parquet(rows), lambda: model.predict(json.loads(open(rows + ".json").read()))):
+    try:
+        score_rows()
+        print("scored")
+    except score.BundleError as exc:
+        print(exc)
+"""
+
+
+def test_the_bundle_alone_casts_retyped_input_as_loopc_predict_does(trained, tmp_path):
+    import pyarrow.compute as pc
+
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 400)
+    pq.write_table(table, tmp_path / "plain.parquet")
+    retyped = _retyped(table,
+                       tenure_months=pc.cast(table.column("tenure_months"), "float64"),  # declared int
+                       monthly_charges=pc.cast(table.column("monthly_charges"), "string"),  # declared float
+                       support_calls=pc.utf8_lpad(pc.cast(table.column("support_calls"), "string"), 4))
+    pq.write_table(retyped, tmp_path / "retyped.parquet")
+    assert loopc_main(["export", MODEL, str(tmp_path / "bundle"), "--root", str(trained)]) == 0
+    assert json.loads((tmp_path / "bundle" / "bundle.json").read_text())["format"] == 2
+    expected = _predicted(trained, tmp_path / "plain.parquet", tmp_path / "a")
+    standalone = standalone_scores(tmp_path / "bundle", tmp_path / "retyped.parquet", tmp_path)  # Parquet and dict
+    np.testing.assert_allclose(standalone, expected, atol=1e-6, rtol=0)
+
+
+def test_the_bundle_alone_refuses_a_bad_value_naming_the_column(trained, tmp_path):
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 50)
+    values = ["abc"] + [str(v) for v in table.column("monthly_charges").to_pylist()[1:]]
+    rows = tmp_path / "rows.parquet"
+    pq.write_table(_retyped(table, monthly_charges=pa.array(values)), rows)
+    Path(f"{rows}.json").write_text(json.dumps({c: _retyped(table, monthly_charges=pa.array(values)).column(c)
+                                               .to_pylist() for c in table.column_names}, default=str))
+    assert loopc_main(["export", MODEL, str(tmp_path / "bundle"), "--root", str(trained)]) == 0
+    done = subprocess.run([sys.executable, "-I", "-c", REFUSED, str(tmp_path / "bundle"), str(rows)], check=True,
+                          cwd=tmp_path, capture_output=True, text=True)
+    problem = ("column 'monthly_charges' has 1 value(s) that cannot be read as float, the type the model was "
+               "trained on (e.g. 'abc')")
+    assert done.stdout.splitlines() == [f"'{rows}': {problem}", problem]
 
 
 def test_a_file_lacking_a_column_the_model_reads_is_named(trained, tmp_path, capsys):

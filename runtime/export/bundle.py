@@ -11,10 +11,10 @@ from typing import Any
 
 from loopc.runtime.data import expressions
 from loopc.runtime.data.expressions import columns_in
-from loopc.runtime.export import bundle_score
+from loopc.runtime.export import bundle_score, input_cast
 
 BUNDLE_FILES = ("bundle.json", "params.npz", "transform.json", "input_schema.json", "model.json",
-                "model_card.md", "predict.jax", "score.py", "expressions.py")
+                "model_card.md", "predict.jax", "score.py", "input_cast.py", "expressions.py")
 PLATFORMS = ("cpu", "cuda")
 COLUMNS_FILE = "columns.json"  # in a model artifact: the dataset's declared column specs
 
@@ -103,6 +103,7 @@ def write_bundle(artifact: Path, out: Path, *, version: int | None = None, card:
         shutil.copyfile(artifact / "params.npz", staging / "params.npz")
         shutil.copyfile(artifact / "transform.json", staging / "transform.json")
         shutil.copyfile(Path(bundle_score.__file__), staging / "score.py")
+        shutil.copyfile(Path(input_cast.__file__), staging / "input_cast.py")
         shutil.copyfile(Path(expressions.__file__), staging / "expressions.py")
         (staging / "predict.jax").write_bytes(serialized)
         (staging / "model_card.md").write_text(card or _plain_card(model, version), encoding="utf-8")

@@ -8,6 +8,9 @@ This file is copied into every bundle as ``score.py``; it must never import loop
     out = model.predict_parquet("new_rows.parquet")                      # needs pyarrow
     out["score"], out["label"], out.get("probabilities")
 
+Both cast every input column to the type the dataset declared (``input_schema.json``) with
+``input_cast.py`` (beside this file) exactly as loopc's validate step did before training.
+
 Feature transforms replay ``transform.json`` (fitted by loopc) in NumPy; the network is the
 ``jax.export`` artifact ``predict.jax`` called with ``params.npz``. docs/bundle-format.md
 describes every file.
@@ -21,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
+READS = (1, 2)  # format 1: the same files; its score.py did not cast the input
 OTHER = "<other>"
 CHUNK = 65536
 _MASK = (1 << 64) - 1
@@ -202,8 +206,9 @@ class Model:
 
         self.directory = Path(directory)
         self.manifest = _read_json(self.directory / "bundle.json")
-        if self.manifest.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"bundle format {self.manifest.get('format')}; this score.py reads {BUNDLE_FORMAT}")
+        if self.manifest.get("format") not in READS:
+            raise BundleError(f"bundle format {self.manifest.get('format')}; this score.py reads "
+                              f"{', '.join(map(str, READS))}")
         self.transform = _read_json(self.directory / "transform.json")
         self.schema = _read_json(self.directory / "input_schema.json")
         self.task = self.manifest["task"]
@@ -212,6 +217,7 @@ class Model:
         self.expressions = _load_module(self.directory / "expressions.py", "loopc_bundle_expressions")
         self.exported = jax.export.deserialize(bytearray((self.directory / "predict.jax").read_bytes()))
         self._call = jax.jit(self.exported.call)
+        self._cast = _load_module(Path(__file__).with_name("input_cast.py"), "loopc_bundle_input_cast")
 
     @property
     def input_columns(self) -> list[str]:
@@ -221,11 +227,32 @@ class Model:
     def feature_names(self) -> list[str]:
         return list(self.transform["names"])
 
-    def features(self, columns: dict) -> np.ndarray:
-        """float32 [rows, dim], columns in the order of ``feature_names`` (the spec's model.features order)."""
-        missing = [c for c in self.input_columns if c not in columns]
+    def _require(self, names) -> None:
+        missing = [c for c in self.input_columns if c not in names]
         if missing:
             raise BundleError(f"rows lack column(s) {', '.join(missing)}; the model reads {', '.join(self.input_columns)}")
+
+    def cast(self, columns: dict) -> dict:
+        """The input columns cast to their declared types (``input_schema.json``), as :meth:`features` reads
+        them; BundleError names a missing column or a column with a value that cannot be read as its type."""
+        self._require(columns)
+        return self._cast_with(lambda name: self._cast.classify(name, columns[name]), lambda: columns)
+
+    def _cast_with(self, classify, columns) -> dict:
+        """Each typed column cast (``classify(name)`` gives its kind, values and nulls), the rest as given."""
+        out = {}
+        for entry in self.schema["columns"]:
+            name, ctype = entry["name"], entry.get("type")
+            try:
+                out[name] = self._cast.cast_values(name, *classify(name), ctype) if ctype else columns()[name]
+            except self._cast.CastError as exc:
+                raise BundleError(str(exc)) from None
+        return out
+
+    def features(self, columns: dict) -> np.ndarray:
+        """float32 [rows, dim], columns in the order of ``feature_names`` (the spec's model.features order),
+        from columns already of their declared types (:meth:`cast`)."""
+        self._require(columns)
         rows = len(columns[self.input_columns[0]]) if self.input_columns else 0
         blocks = [apply_feature(f, _raw_values(f, columns, self.expressions, rows)) for f in self.transform["features"]]
         return np.hstack(blocks) if blocks else np.zeros((rows, 0), np.float32)
@@ -245,14 +272,37 @@ class Model:
         return np.concatenate(pieces).astype(np.float32)
 
     def predict(self, columns: dict) -> dict:
-        """{"score", "label"[, "probabilities"]} for a dict of equally long columns."""
+        """{"score", "label"[, "probabilities"]} for a dict of equally long columns (cast first: :meth:`cast`)."""
+        return self._predict_cast(self.cast(columns))
+
+    def _predict_cast(self, columns: dict) -> dict:
         return outputs(self.task, self.classes, self.raw_predictions(self.features(columns)))
 
     def predict_parquet(self, path: str | Path) -> dict:
-        """:meth:`predict` for every row of a Parquet file or folder (needs pyarrow)."""
-        import pyarrow.parquet as pq
+        """:meth:`predict` for every row of a Parquet file or folder (hive partitions too; needs pyarrow),
+        each record batch cast to the declared types; BundleError names the file and column of a problem."""
+        import pyarrow.dataset as ds
 
-        return self.predict(table_columns(pq.read_table(path, columns=self.input_columns), self.schema))
+        dataset = ds.dataset(path, format="parquet", partitioning="hive")
+        self._require(dataset.schema.names)
+        pieces = []
+        for tagged in dataset.scanner(columns=self.input_columns).scan_batches():
+            batch = tagged.record_batch
+            try:
+                pieces.append(self._cast_with(lambda name, b=batch: self._cast.arrow_classify(b.column(name)),
+                                              lambda b=batch: table_columns(b, self.schema)))
+            except BundleError as exc:
+                raise BundleError(f"'{tagged.fragment.path}': {exc}") from None
+        return self._predict_cast({c: _joined([p[c] for p in pieces]) for c in self.input_columns})
+
+
+def _joined(pieces: list):
+    """One column from its per-batch pieces (arrays or lists)."""
+    if not pieces:
+        return np.zeros(0, np.float64)
+    if isinstance(pieces[0], np.ndarray):
+        return np.concatenate(pieces)
+    return [v for piece in pieces for v in piece]
 
 
 def table_columns(table, schema: dict) -> dict:
@@ -268,9 +318,9 @@ def table_columns(table, schema: dict) -> dict:
             values = values.cast(values.type.value_type)
         if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
             micros = pc.cast(pc.cast(values, pa.timestamp("us")), pa.int64())
-            values = pc.divide(pc.cast(micros, pa.float64()), 1e6)
+            values = pc.divide(pc.cast(micros, pa.float64(), safe=False), 1e6)  # beyond 2**53 us: rounded
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_boolean(values.type):
-            columns[name] = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            columns[name] = pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
         else:
             columns[name] = values.to_pylist()
     return columns

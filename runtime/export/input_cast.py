@@ -58,7 +58,7 @@ def classify(name: str, values) -> tuple[str, object, np.ndarray]:
     if array.dtype.kind == "f":
         return "float", array, np.isnan(array)
     if array.dtype.kind == "M":
-        return "time", array, np.isnat(array)
+        return "time", _Times(array, array), np.isnat(array)
     items = list(array)
     null = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in items], bool)
     kinds = {_python_kind(v) for v, n in zip(items, null) if not n}
@@ -224,7 +224,7 @@ def _times(times: _Times, null: np.ndarray, ctype: str) -> tuple[np.ndarray, np.
     """Times as seconds (a date: its wall time's day); finer than microseconds is bad, as pyarrow's safe cast says."""
     values = times.local if ctype == "date" else times.utc
     micros = values.astype("datetime64[us]")
-    bad = ~null & (micros.astype(values.dtype) != values)
+    bad = ~null & (micros.astype(values.dtype) != values) & (ctype == "timestamp")  # a date just truncates
     ticks = micros.astype(np.int64)
     if ctype == "date":
         ticks = ticks - ticks % _DAY_US

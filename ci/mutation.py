@@ -46,7 +46,7 @@ MODULES: dict[str, list[str]] = {
                                   "tests/test_mut_registry.py"],
     "runtime/registry/sql.py": ["tests/test_registry_backends.py", "tests/test_registry_chain.py",
                                 "tests/test_registry_files.py", "tests/test_registry_concurrency.py",
-                                "tests/test_mut_registry.py"],
+                                "tests/test_mut_registry.py", "tests/test_registry_kills.py"],
     "compiler/plan/pipeline.py": ["tests/test_spec_boundaries_plan.py", "tests/test_plan_steps.py",
                                   "tests/test_plan_fingerprint.py"],
     "compiler/targets/jinja.py": ["tests/test_mut_emit.py", "tests/test_airflow_safety.py", "tests/test_slurm_safety.py"],
@@ -110,7 +110,10 @@ def run(module: str) -> tuple[int, int, list[str]]:
     """(killed, total, names of the mutants not killed) of one module's mutation run."""
     root = stage(module)
     mutmut = [sys.executable, "-m", "mutmut"]
-    env = {**os.environ, "PYTHONPATH": "", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+    # PYTHONPATH: a test's subprocess (the registry's kill tests) imports the mutated copy, and mutmut's trampoline
+    # picks the mutant from the environment it inherits
+    env = {**os.environ, "PYTHONPATH": str(root / "mutants" / "src"), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
     patterns = mutant_patterns(module)
     with open(root / "run.log", "w", encoding="utf-8") as log:
         jobs = os.environ.get("MUTATION_JOBS", "2")

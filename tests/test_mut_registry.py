@@ -130,3 +130,159 @@ def test_every_change_is_audited_with_its_actor_versions_reason_and_details(regi
     ]
     assert registry.version("m", 1).lineage == {"seed": 1}
     assert registry.verify() == []
+
+
+# ------------------------------------------------------------------ what a transaction refuses, returns and records
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+NAME_RULE = "use letters, digits, '_', '.' or '-' (at most 128)"
+
+
+def test_invalid_names_are_refused_with_their_kind_and_the_rule(registry):
+    from loopc.runtime.registry.interface import Event, RegistryError
+
+    refusals = {
+        f"invalid model name 'bad name': {NAME_RULE}": lambda: registry.register_version(
+            "bad name", artifact="a", spec_hash="s", lineage={}, metrics={}, gate=None, actor="ci"),
+        f"invalid alias '-canary': {NAME_RULE}": lambda: registry.set_alias(
+            "m", "-canary", 1, actor="ci", reason="r"),
+        f"invalid action 'gate passed': {NAME_RULE}": lambda: registry.promote(
+            "m", 1, actor="ci", reason="r", event=Event("gate passed", "r")),
+        f"invalid action '': {NAME_RULE}": lambda: registry.record_event("", "m", 1, "ci", "r"),
+        f"invalid alias 7: {NAME_RULE}": lambda: registry.set_alias("m", 7, 1, actor="ci", reason="r"),
+    }  # fmt: skip
+    for message, refused in refusals.items():
+        with pytest.raises(RegistryError) as error:
+            refused()
+        assert str(error.value) == message
+    assert registry.aliases("m") == {} and [e.action for e in registry.audit_log("m")] == ["register", "register"]
+
+
+def test_unknown_models_and_versions_are_named_with_what_the_registry_has(registry, tmp_path):
+    from loopc.runtime.registry.connect import open_registry
+    from loopc.runtime.registry.interface import RegistryError
+
+    registry.register_version("n", artifact="b", spec_hash="s", lineage={}, metrics={}, gate=None, actor="ci")
+    with pytest.raises(RegistryError) as error:
+        registry.version("x", 1)
+    assert str(error.value) == f"unknown model 'x' in registry {registry.label}; known models: m, n"
+    with pytest.raises(RegistryError) as error:
+        registry.version("m", 3)
+    assert str(error.value) == "model 'm' has no version 3; versions are 1..2"
+    with open_registry(f"sqlite:///{tmp_path}/empty.db") as empty, pytest.raises(RegistryError) as error:
+        empty.version("m", 1)
+    assert str(error.value) == f"unknown model 'm' in registry {empty.label}; known models: none"
+
+
+def test_a_gate_without_a_status_registers_the_version_as_registered(registry):
+    gated = registry.register_version("m", artifact="a3", spec_hash="s", lineage={}, metrics={},
+                                      gate={"checks": []}, actor="ci")  # fmt: skip
+    passed = registry.register_version("m", artifact="a4", spec_hash="s", lineage={}, metrics={},
+                                       gate={"status": "passed"}, actor="ci")  # fmt: skip
+    assert (gated.status, gated.gate) == ("registered", {"checks": []})
+    assert (passed.status, passed.gate) == ("passed", {"status": "passed"})
+    assert registry.version("m", 1).gate is None and registry.version("m", 1).status == "registered"
+
+
+def test_promote_returns_the_replaced_champion_and_none_when_nothing_was_replaced(registry):
+    assert registry.promote("m", 1, actor="ci", reason="first") is None
+    assert registry.promote("m", 2, actor="ci", reason="better") == 1
+    assert registry.promote("m", 2, actor="ci", reason="again") is None
+    assert registry.aliases("m") == {CHAMPION: 2, "archived": 1}
+
+
+def test_promote_checks_the_expected_champion_and_changes_nothing_on_a_conflict(registry):
+    from loopc.runtime.registry.interface import AliasConflict
+
+    before = audit(registry)
+    with pytest.raises(AliasConflict) as error:
+        registry.promote("m", 2, actor="ci", reason="r", expect_current=1)
+    assert str(error.value) == ("alias 'champion' of model 'm' points at no version, not v1 as expected; "
+                                "another promotion won, re-read and retry")  # fmt: skip
+    assert registry.aliases("m") == {} and audit(registry) == before
+    registry.promote("m", 1, actor="ci", reason="first")
+    with pytest.raises(AliasConflict, match="points at v1, not v2 as expected"):
+        registry.promote("m", 2, actor="ci", reason="r", expect_current=2)
+    assert registry.promote("m", 2, actor="ci", reason="r", expect_current=1) == 1
+
+
+def test_set_alias_names_the_alias_and_model_of_a_conflict(registry):
+    from loopc.runtime.registry.interface import AliasConflict
+
+    with pytest.raises(AliasConflict) as error:
+        registry.set_alias("m", "canary", 2, actor="ci", reason="r", expect_current=1)
+    assert str(error.value) == ("alias 'canary' of model 'm' points at no version, not v1 as expected; "
+                                "another promotion won, re-read and retry")  # fmt: skip
+    assert registry.aliases("m") == {}
+
+
+def test_the_archived_alias_records_the_version_it_replaces(registry):
+    from loopc.runtime.registry.interface import ARCHIVED
+
+    registry.register_version("m", artifact="a3", spec_hash="s", lineage={}, metrics={}, gate=None, actor="ci")
+    for number in (1, 2, 3):
+        registry.promote("m", number, actor="ci", reason=f"v{number}")
+    archived = [(e.version, e.from_version, e.reason) for e in registry.audit_log("m") if e.alias == ARCHIVED]
+    assert archived == [(1, None, "replaced as champion by v2"), (2, 1, "replaced as champion by v3")]
+    assert registry.verify() == []
+
+
+def test_rollback_without_an_earlier_champion_says_what_to_do_instead(registry):
+    from loopc.runtime.registry.interface import RegistryError
+
+    with pytest.raises(RegistryError) as error:
+        registry.rollback("m", actor="ci", reason="r")
+    assert str(error.value) == "model 'm' has no champion to roll back; promote a version first"
+    registry.promote("m", 2, actor="ci", reason="first")
+    with pytest.raises(RegistryError) as error:
+        registry.rollback("m", actor="ci", reason="r")
+    assert str(error.value) == ("model 'm': champion v2 has no earlier champion to roll back to; "
+                                "set the champion alias to a chosen version instead")  # fmt: skip
+
+
+def test_an_event_about_a_version_records_it_and_refuses_an_unknown_one(registry):
+    import re
+
+    from loopc.runtime.registry.interface import RegistryError
+
+    entry = registry.record_event("drift_checked", "m", 2, "mon", None, {"psi": 0.1})
+    assert (entry.action, entry.version, entry.actor, entry.reason, entry.details) == \
+        ("drift_checked", 2, "mon", "", {"psi": 0.1})
+    assert re.fullmatch(STAMP, entry.at) and re.fullmatch(STAMP, registry.version("m", 2).created_at)
+    assert registry.audit_log("m")[-1] == entry
+    with pytest.raises(RegistryError, match="model 'm' has no version 9; versions are 1..2"):
+        registry.record_event("drift_checked", "m", 9, "mon", "r")
+    assert registry.record_event("note", "m", None, "mon", "r").version is None
+    assert registry.verify() == []
+
+
+def test_a_backend_error_of_a_read_names_the_registry_and_the_first_line_of_the_error(registry, tmp_path):
+    import sqlite3
+
+    from loopc.runtime.registry.interface import RegistryError
+
+    with sqlite3.connect(tmp_path / "registry.db") as conn:
+        conn.execute("DROP TABLE aliases")
+    with pytest.raises(RegistryError) as error:
+        registry.aliases("m")
+    assert str(error.value) == f"registry {registry.label}: no such table: aliases"
+
+
+def test_a_version_reads_back_what_was_registered(registry):
+    version = registry.version("m", 2)
+    assert (version.model, version.version, version.artifact, version.spec_hash, version.lineage, version.metrics,
+            version.gate) == ("m", 2, "a2", "s", {"seed": 2}, {}, None)  # fmt: skip
+    assert registry.find_by_artifact("m", "a1") == registry.version("m", 1)
+
+
+def test_a_change_without_an_audit_head_is_refused_and_says_to_verify(registry, tmp_path):
+    import sqlite3
+
+    from loopc.runtime.registry.interface import RegistryError
+
+    with sqlite3.connect(tmp_path / "registry.db") as conn:
+        conn.execute("DELETE FROM audit_head")
+    with pytest.raises(RegistryError) as error:
+        registry.set_alias("m", "canary", 1, actor="ci", reason="r")
+    assert str(error.value) == f"registry {registry.label}: the audit head is missing; run `loopc registry verify`"
+    assert registry.aliases("m") == {}

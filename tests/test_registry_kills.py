@@ -118,6 +118,18 @@ def test_a_shadow_event_killed_anywhere_then_resumed_is_recorded_once(root, poin
     assert [action for action, _, _ in log].count("shadow") == 1
 
 
+ALIAS_CHANGES = {"set_alias": f"reg.set_alias({MODEL!r}, 'canary', 1, actor='ana', reason='try')\n",
+                 "remove_alias": f"reg.remove_alias({MODEL!r}, {CHALLENGER!r}, actor='ana', reason='done')\n"}
+
+
+@pytest.mark.parametrize("point", ["set_alias.after_alias", "set_alias.before_commit", "remove_alias.before_commit"])
+def test_an_alias_change_killed_before_its_commit_changes_nothing(root, capsys, point):
+    before = _state(root)
+    _killed_at(point, _python(f"reg = open_registry({str(_db(root))!r})\n" + ALIAS_CHANGES[point.split(".")[0]]))
+    _verify_cli(root, capsys)
+    assert _state(root) == before
+
+
 def test_concurrent_promotions_leave_one_champion_and_a_verifiable_chain(root, capsys):
     """Sixteen people promote sixteen versions at once through the CLI."""
     writers = 16

@@ -110,10 +110,7 @@ def run(module: str) -> tuple[int, int, list[str]]:
     """(killed, total, names of the mutants not killed) of one module's mutation run."""
     root = stage(module)
     mutmut = [sys.executable, "-m", "mutmut"]
-    # PYTHONPATH: a test's subprocess (the registry's kill tests) imports the mutated copy, and mutmut's trampoline
-    # picks the mutant from the environment it inherits
-    env = {**os.environ, "PYTHONPATH": str(root / "mutants" / "src"), "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+    env = {**os.environ, "PYTHONPATH": "", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
     patterns = mutant_patterns(module)
     with open(root / "run.log", "w", encoding="utf-8") as log:
         jobs = os.environ.get("MUTATION_JOBS", "2")

@@ -48,7 +48,7 @@ MODULES: dict[str, list[str]] = {
                                 "tests/test_registry_files.py", "tests/test_registry_concurrency.py",
                                 "tests/test_mut_registry.py", "tests/test_registry_kills.py"],
     "compiler/plan/pipeline.py": ["tests/test_spec_boundaries_plan.py", "tests/test_plan_steps.py",
-                                  "tests/test_plan_fingerprint.py"],
+                                  "tests/test_plan_fingerprint.py", "tests/test_mut_planner.py"],
     "compiler/targets/jinja.py": ["tests/test_mut_emit.py", "tests/test_airflow_safety.py", "tests/test_slurm_safety.py"],
     "runtime/train/trainer.py": ["tests/test_spec_boundaries_train.py", "tests/test_mut_train.py"],
     "runtime/train/epoch.py": ["tests/test_mut_train.py"],

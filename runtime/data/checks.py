@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from loopc.runtime import units
 from loopc.runtime.data import expressions
-from loopc.runtime.data.casting import MAX_EXAMPLES, Violation, cast_column, examples, jsonable
+from loopc.runtime.data.casting import MAX_EXAMPLES, Violation, cast_column, examples, jsonable, one_array
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.snapshot import SourceTable, read_snapshot, take_snapshot
 from loopc.runtime.data.split import stable_hash64
@@ -195,7 +195,7 @@ class ColumnRules:
         """The batch cast to the declared type; ``absent`` rows (from files without the column)
         are reported by ``missing_from_some`` rather than as nulls."""
         spec, ctype = self.spec, self.spec["type"]
-        raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+        raw = one_array(raw)  # a single chunk as it is: combine_chunks would copy it
         cast, bad = cast_column(raw, ctype)
         self.found_type = self.found_type or (raw.type if bad.any() else None)
         self.bad.add(raw, bad)

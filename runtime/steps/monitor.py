@@ -17,6 +17,7 @@ from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import file_format
 from loopc.runtime.data.rows import RowFile, ValidatedRows
 from loopc.runtime.data.snapshot import Snapshot, read_snapshot, take_snapshot
+from loopc.runtime.evaluate.metrics import MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.monitor.live import LiveColumns
 from loopc.runtime.steps.common import ModelBundle, current_champion, load_bundle
@@ -190,7 +191,6 @@ def _decide_action(ctx: StepContext, monitor: dict[str, Any], breach: bool, now:
     return action["on_breach"], f"action {action['on_breach']}"
 
 
-
 def run_monitor(ctx: StepContext) -> dict[str, Any]:
     """Drift, prediction drift, data quality and performance of live rows against the champion."""
     from loopc.runtime.monitor.verdict import MonitorError, drift_report
@@ -210,7 +210,7 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
 
         feedback = realized(ctx, monitor["labels"], bundle, champion, now)
         metrics, unjudged, performance = feedback.metrics, feedback.unjudged, [*(performance or []), *feedback.rules]
-        if bundle.task != "multiclass_classification":
+        if bundle.task != MULTICLASS:
             pred = feedback.scores
     score = live_scores_needed(monitor, pred is not None)
     live = _read_live(ctx, monitor, bundle, profile, now, score)

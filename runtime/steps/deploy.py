@@ -45,7 +45,6 @@ def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict
                       bundle.num_classes), scores.batches
 
 
-
 def run_gate(ctx: StepContext) -> dict[str, Any]:
     """Decide whether the candidate may replace the champion; a rejection stops later steps."""
     from loopc.runtime.gate.decide import GateError, decide_gate

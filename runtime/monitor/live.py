@@ -12,7 +12,8 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from loopc.runtime.monitor.drift import categorical_drift, current_ecdf, map_columns, numeric_drift_counts
+from loopc.runtime.data.parallel import map_columns
+from loopc.runtime.monitor.drift import categorical_drift, current_ecdf, numeric_drift_counts
 from loopc.runtime.monitor.profile import ProfileError, category_counts, numeric_values
 
 

@@ -167,7 +167,7 @@ def submit_view(plan: Plan, jobs: list[Job], options: EmitOptions) -> dict:
         "jobs": [{"name": j.name, "script": j.script, "deps": list(j.deps)} for j in jobs],
         "record": [{"step": s, "job": j, "index": i} for s, j, i in record],
         "description": comment_lines(plan.description), "python": options.python, "root": options.root,
-        "schedule": normalized(scron_schedule(plan)) if scron_schedule(plan) else None,
+        "schedule": normalized(schedule) if (schedule := scron_schedule(plan)) else None,
     }
 
 

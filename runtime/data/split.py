@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopc.runtime.data.casting import one_array
 from loopc.runtime.data.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -38,7 +39,7 @@ def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
     their order. Nulls hash like the empty string.
     """
     text = pc.fill_null(pc.cast(values, pa.large_string()), "")
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    text = one_array(text)  # a single chunk as it is: combine_chunks would copy it
     count = len(text)
     offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + count + 1]
     data = np.frombuffer(text.buffers()[2], np.uint8)  # pyarrow always allocates it, empty or not

@@ -17,8 +17,8 @@ from typing import Any
 
 MANIFEST = "_manifest.json"
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,127}$")
-# What a writer leaves beside an artifact when it is killed: ``.staging-<key>-<pid>-<hex8>``, ``.trash-<key>-<hex8>``.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://...: a store pyarrow.fs resolves
+# What a writer leaves beside an artifact when it is killed: ``.staging-<key>-<pid>-<hex8>``, ``.trash-<key>-<hex8>``.
 _LEFTOVER = re.compile(r"^\.(?:staging-(?P<staged>.+)-\d+|trash-(?P<trashed>.+))-[0-9a-f]{8}$")
 
 

@@ -70,11 +70,11 @@ def _read_archive(path: Path, data: bytes | None = None) -> tuple[dict[str, np.n
         with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as archive:
             arrays, meta = {}, None
             for name in archive.namelist():
-                data = archive.read(name)
+                member = archive.read(name)
                 if name == "meta.json":
-                    meta = json.loads(data)
+                    meta = json.loads(member)
                 else:
-                    arrays[name[: -len(".npy")]] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+                    arrays[name[: -len(".npy")]] = np.lib.format.read_array(io.BytesIO(member), allow_pickle=False)
     except (OSError, zipfile.BadZipFile, ValueError) as error:
         raise TrainError(f"cannot read {path}: {error}; delete it and train again") from error
     return arrays, meta

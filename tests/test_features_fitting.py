@@ -213,6 +213,17 @@ def test_quantile_fits_beyond_the_sample_are_exact_in_one_more_pass_over_the_qua
     assert fitted.features[1].steps[0]["value"] == median
 
 
+@pytest.mark.parametrize("impute", [{"kind": "impute"}, {"kind": "impute", "strategy": "mean"}])
+def test_a_mean_impute_beyond_the_sample_fits_in_one_pass(impute):
+    column = np.random.default_rng(4).normal(size=5_000)
+    fit = StreamingFit({"m": {"column": "v", "transforms": [impute]}}, None, len(column), sample_rows=100)
+    while fit.pending:
+        fit.update(pa.table({"v": column}))
+        fit.end_pass()
+    assert fit.passes == 1  # a mean needs no order statistics: no second pass, whatever the default
+    assert fit.result().features[0].steps[0]["value"] == pytest.approx(column.mean())
+
+
 def test_moments_over_batches_equal_numpy_far_from_zero():
     values = np.random.default_rng(0).normal(1e6, 0.01, 50_000)
     moments = Moments()

@@ -74,7 +74,7 @@ class _NumericSummary:
     def __init__(self, spec: dict, collect: int):
         self.spec, self.moments, self.rejected, self.sample = spec, Moments(), 0, []
         self.offset, self.collect, self.exact = float(spec.get("offset", 1.0)), collect, None
-        self.sampled = spec["kind"] in ("impute", "bucketize") and spec.get("strategy") != "mean"
+        self.sampled = spec["kind"] == "bucketize" or spec.get("strategy", "mean") == "median"  # quantiles
 
     def update(self, values: np.ndarray, positions: np.ndarray) -> None:
         finite = np.isfinite(values)

@@ -235,3 +235,16 @@ def test_the_monitor_reads_its_source_through_a_snapshot(project, monkeypatch):
     _wrap_read(monkeypatch, lambda: _csv(target, [1, 2, 9]))
     with pytest.raises(StepFailed, match=f"monitor 'm': file '{target}' changed after the source's snapshot"):
         list(_live_batches(ctx, {"source": {"path": "data/*.csv"}}, 0.0, ["id"]))
+
+
+def test_an_unexpected_error_while_hashing_reaches_the_reader_not_an_index_error(tmp_path, monkeypatch):
+    _csv(tmp_path / "a.csv", [1])
+    snapshot = snap.take_snapshot({"path": "*.csv"}, tmp_path, content=False)
+
+    def broken(filesystem, path):
+        raise pa.ArrowNotImplementedError("no such codec")
+
+    monkeypatch.setattr(snap, "_hash_file", broken)
+    with pytest.raises(pa.ArrowNotImplementedError, match="no such codec"):
+        with snap.digesting(snapshot, snapshot.entries[0]):
+            pass

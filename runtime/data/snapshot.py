@@ -230,7 +230,7 @@ def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile
         yield digested
     finally:
         thread.join()
-    if isinstance(hashed[0], DataError):
+    if isinstance(hashed[0], Exception):
         raise hashed[0]
     digest, size = hashed[0]
     _expect(path, entry, _stat_entry(filesystem, path))
@@ -242,7 +242,7 @@ def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile
 def _hash_into(filesystem: pafs.FileSystem, path: str, out: list) -> None:
     try:
         out.append(_hash_file(filesystem, path))
-    except DataError as error:
+    except Exception as error:  # any: re-raised by the reader's thread, never an IndexError on an empty list
         out.append(error)
 
 

@@ -37,7 +37,7 @@ def _live_batches(ctx: StepContext, monitor: dict[str, Any], now: float, columns
             rows = _source_rows(snapshot, ctx.config["columns"])
             raw = (batch for _, batch in rows.batches([c for c in columns if c in rows.names]))
         else:
-            table = read_snapshot(take_snapshot(monitor["source"], ctx.root, exclude=[ctx.state])).table
+            table = read_snapshot(snapshot).table  # a metadata snapshot: the read hashes each file once
             raw = iter([table.select([c for c in columns if c in table.column_names])])
         for batch in raw:
             yield _window(_cast(ctx, batch), monitor, now)

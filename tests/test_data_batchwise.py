@@ -174,6 +174,61 @@ def test_a_file_changing_while_it_is_read_fails_the_step_naming_it_and_the_last_
     assert "it changed while it was read (the last batch read: row group 3, columns v, w)" in record["message"]
 
 
+def _unique_key_file(root: Path) -> tuple[Path, dict]:
+    """Four row groups whose unique column 'k' repeats a value (so validation reads 'k' again)."""
+    (root / "data").mkdir()
+    path = root / "data" / "k.parquet"
+    keys = np.arange(4000)
+    keys[3999] = 0
+    pq.write_table(pa.table({"k": keys, "w": np.arange(4000.0)}), path, row_group_size=1000)
+    return path, {"source": {"path": "data/k.parquet"}, "columns": {"k": {"type": "int", "unique": True},
+                                                                   "w": {"type": "float"}}, "checks": []}
+
+
+def _touch(path: Path) -> None:
+    """A later mtime, same bytes: only the snapshot's size and mtime can tell."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _validate(root: Path, dataset: dict):
+    return batchwise.validate_source(take_snapshot(dataset["source"], root, content=False), "d", dataset, NOW)
+
+
+def test_a_unique_columns_reread_of_a_file_changed_since_the_first_read_names_the_file(tmp_path, monkeypatch):
+    path, dataset = _unique_key_file(tmp_path)
+    real = batchwise._violations
+
+    def replace_first(*args):
+        path.write_bytes(b"no longer parquet")  # the re-read would fail on the footer, not name the change
+        return real(*args)
+
+    monkeypatch.setattr(batchwise, "_violations", replace_first)
+    with pytest.raises(DataError, match=f"file '{path}' changed after it was validated \\(column 'k' was read "
+                                        "again to find repeated values\\)"):
+        _validate(tmp_path, dataset)
+
+
+def test_a_file_changing_during_a_unique_columns_reread_names_the_file(tmp_path, monkeypatch):
+    path, dataset = _unique_key_file(tmp_path)
+    real = batchwise.row_group_batches
+
+    def touch_in_the_reread(parquet, file, group, columns, size):
+        yield from real(parquet, file, group, columns, size)
+        if columns == ["k"] and group == 1:  # the first read reads k and w together
+            _touch(path)
+
+    monkeypatch.setattr(batchwise, "row_group_batches", touch_in_the_reread)
+    with pytest.raises(DataError, match=f"file '{path}' changed after it was validated \\(column 'k'"):
+        _validate(tmp_path, dataset)
+
+
+def test_an_unchanged_file_reread_reports_the_repeated_value(tmp_path):
+    _, dataset = _unique_key_file(tmp_path)
+    [repeat] = [v for v in _validate(tmp_path, dataset).report["violations"] if v["rule"] == "unique"]
+    assert (repeat["column"], repeat["count"]) == ("k", 2)
+
+
 def test_a_file_whose_column_type_clashes_names_the_file_and_the_column(tmp_path):
     (tmp_path / "data").mkdir()
     pq.write_table(pa.table({"c": [1, 2]}), tmp_path / "data" / "a.parquet")

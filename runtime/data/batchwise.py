@@ -29,7 +29,7 @@ from loopc.runtime.data import checks
 from loopc.runtime.data.casting import ARROW_TYPES, cast_column, one_array
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import csv_options, file_format, hive_columns
-from loopc.runtime.data.rows import batch_rows, open_parquet, row_group_batches
+from loopc.runtime.data.rows import batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
 
 COLUMN_GROUP = 8  # columns decoded together: few page buffers at a time, the batch stays in cache
@@ -312,10 +312,19 @@ def _violations(files: _Files, dataset: str, columns: dict, rules: dict, parts: 
 
 
 def _reread(files: _Files, name: str, spec: dict, parts: list[FilePart], size: int) -> Iterator[pa.Array]:
-    """One declared column of every row again, cast, in row order (a unique column's second look)."""
+    """One declared column of every row again, cast, in row order (a unique column's second look).
+
+    Each file's size and mtime are checked against the snapshot before and after its re-read:
+    DataError naming the file when it changed since the first read.
+    """
+    since = f"it was validated (column '{name}' was read again to find repeated values)"
     for index, part in enumerate(parts):
         if name not in part.columns:
             yield pa.nulls(part.rows, ARROW_TYPES[spec["type"]])
             continue
+        entry = files.snapshot.entries[index]
+        unchanged = (files.snapshot.files.filesystem, part.path, entry.size, entry.mtime_ns, since)
+        check_unchanged(*unchanged)
         for _, _, _, arrays in files.batches(index, [[name]], size):
             yield cast_column(arrays[name], spec["type"])[0]
+        check_unchanged(*unchanged)

@@ -286,12 +286,17 @@ def test_the_split_written_batch_by_batch_assigns_every_row_as_the_whole_table_s
 
 
 def test_null_split_keys_are_counted_over_every_batch(tmp_path, monkeypatch):
+    from loopc.runtime.data.split import assign_splits
     from loopc.runtime.steps.split import _write_assignment
 
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
     path = tmp_path / "k.parquet"
     keys = [None if i % 10_000 == 3 else f"k{i}" for i in range(40_000)]  # nulls in two of the three batches
     pq.write_table(pa.table({"id": pa.array(keys, pa.string())}), path)
-    with pytest.raises(DataError, match=r"split column 'id' has 4 null value\(s\)"):
-        _write_assignment(_rows_of([path]), {"method": "hash", "key": "id", "train": 0.8, "valid": 0.1,
-                                             "test": 0.1}, tmp_path / "a.npy")
+    split = {"method": "hash", "key": "id", "train": 0.8, "valid": 0.1, "test": 0.1}
+    with pytest.raises(DataError) as batched:
+        _write_assignment(_rows_of([path]), split, tmp_path / "a.npy")
+    with pytest.raises(DataError) as whole:
+        assign_splits(pq.read_table(path), split)
+    assert str(batched.value) == str(whole.value) == ("split column 'id' has 4 null value(s); "
+                                                      "every row needs a value to be assigned to a split")

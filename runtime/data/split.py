@@ -65,9 +65,14 @@ def _column(table: pa.Table, name: str, method: str) -> pa.ChunkedArray:
                         f"(columns: {', '.join(table.column_names)})")
     column = table.column(name)
     if column.null_count:
-        raise DataError(f"split column '{name}' has {column.null_count} null value(s); "
-                        "every row needs a value to be assigned to a split")
+        raise null_split_values(name, column.null_count)
     return column
+
+
+def null_split_values(name: str, count: int) -> DataError:
+    """The error for ``count`` rows whose split column ``name`` is null: no row is assigned without a value."""
+    return DataError(f"split column '{name}' has {count} null value(s); "
+                     "every row needs a value to be assigned to a split")
 
 
 def _assign_by_unit(unit: np.ndarray, split: dict) -> np.ndarray:

@@ -14,7 +14,7 @@ from loopc.runtime.data.rows import (
     ValidatedRows,
     open_rows,
 )
-from loopc.runtime.data.split import assign_splits, checked_counts, split_columns
+from loopc.runtime.data.split import assign_splits, checked_counts, null_split_values, split_columns
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.common import SPLITS, read_json, writing
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
@@ -69,9 +69,9 @@ def _split_input(rows: ValidatedRows, split: dict) -> Iterator[tuple[int, np.nda
         return
     batches = rows.batches(needed)
     for offset, batch in batches:
-        if batch.column(0).null_count:  # the same message as a whole-table split, with every null counted
-            nulls = batch.column(0).null_count + sum(b.column(0).null_count for _, b in batches)
-            assign_splits(pa.table({needed[0]: pa.nulls(nulls)}), split)
+        if batch.column(0).null_count:  # every null counted, the rest of the column read for it
+            raise null_split_values(needed[0], batch.column(0).null_count + sum(b.column(0).null_count
+                                                                                 for _, b in batches))
         yield offset, assign_splits(batch, split).astype(np.uint8)
 
 

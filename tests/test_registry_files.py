@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import sqlite3
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from loopc.compiler.cli.main import main
+from loopc.runtime.registry.chain import GENESIS_HASH
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.registry.interface import CHAMPION, RegistryError
-from loopc.runtime.registry.schema import SCHEMA_VERSION, TABLES, TRIGGERS, statements
+from loopc.runtime.registry.schema import CHAIN, SCHEMA_VERSION, TABLES, TRIGGERS, statements
 
 
 def _digest(path: Path) -> str:
@@ -168,4 +170,55 @@ def test_version_1_is_read_as_is_and_upgraded_by_the_first_writer(tmp_path):
         assert writer.verify() == []
         assert [e.action for e in writer.audit_log()] == ["register", "register", "set_alias", "set_alias", "set_alias"]
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-    assert versions == [(1,), (SCHEMA_VERSION,)]
+    assert versions == [(1,), (2,), (SCHEMA_VERSION,)]
+
+
+V2_IMMUTABLE = """CREATE TRIGGER model_versions_immutable
+BEFORE UPDATE OF model, version, created_at, artifact, spec_hash, step_fingerprints, dataset_fingerprints,
+    code_version, seed, lineage, metrics, gate ON model_versions
+BEGIN
+    SELECT RAISE(ABORT, 'model versions are immutable: only their status changes');
+END"""
+LINEAGE = {"step_fingerprints": {"train.m": "f1"}, "dataset_fingerprints": {"d": "fp"}, "code_version": "0.1",
+           "seed": 7, "run_id": "r1"}
+
+
+def _version_2(path: Path) -> None:
+    """A registry as schema version 2 wrote it: four lineage fields copied into columns beside ``lineage``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    others = [sql for name, sql in TRIGGERS.items() if name != "model_versions_immutable"]
+    for statement in statements(TABLES) + statements(CHAIN) + [V2_IMMUTABLE] + others:
+        conn.execute(statement)
+    conn.execute("INSERT INTO audit_head VALUES (1, 0, ?)", (GENESIS_HASH,))
+    conn.execute("INSERT INTO schema_version VALUES (2, 'then')")
+    conn.execute("INSERT INTO model_versions (model, version, created_at, artifact, spec_hash, step_fingerprints,"
+                 " dataset_fingerprints, code_version, seed, lineage, status) VALUES ('m', 1, 't', 'a1', 's',"
+                 " '{\"train.m\":\"f1\"}', '{\"d\":\"fp\"}', '0.1', 7, ?, 'passed')", (json.dumps(LINEAGE),))
+    conn.close()
+
+
+def _columns(path: Path) -> list[str]:
+    return [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(model_versions)")]
+
+
+def test_version_2_is_read_as_is_and_its_lineage_copies_dropped_by_the_first_writer(tmp_path):
+    path, fresh = tmp_path / "registry.db", tmp_path / "fresh.db"
+    _version_2(path)
+    before = _digest(path)
+    with open_registry(path, read_only=True) as reader:
+        assert reader.version("m", 1).lineage == LINEAGE and reader.version("m", 1).seed == 7
+        assert reader.verify() == [f"registry {path} has schema version 2 (this loopc's is 3); the next loopc "
+                                   "command that writes to it upgrades it (or `loopc registry migrate`)"]
+    assert _digest(path) == before
+    with open_registry(path) as writer:
+        assert writer.version("m", 1).lineage == LINEAGE and writer.verify() == []
+        writer.register_version("m", artifact="a2", spec_hash="s", lineage=LINEAGE, metrics={}, gate=None, actor="t")
+        assert [v.dataset_fingerprints for v in writer.versions("m")] == [{"d": "fp"}, {"d": "fp"}]
+    open_registry(fresh).close()
+    assert _columns(path) == _columns(fresh) == ["model", "version", "created_at", "artifact", "spec_hash",
+                                                 "lineage", "metrics", "gate", "status"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(2,), (3,)]
+    with pytest.raises(sqlite3.IntegrityError, match="model versions are immutable"):
+        conn.execute("UPDATE model_versions SET lineage = '{}' WHERE version = 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def test_migrate_creates_then_reports_current(postgres_url, capsys):
     code, lines = _cli(capsys, "migrate", "--registry", postgres_url)
     assert code == 0 and lines[0].endswith("(already current)")
     with psycopg.connect(postgres_url) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
 
 
 def test_migrate_brings_an_older_schema_forward(postgres_url, capsys):
@@ -56,6 +57,36 @@ def test_migrate_brings_an_older_schema_forward(postgres_url, capsys):
     _filled(postgres_url)
     with open_registry(postgres_url, read_only=True) as reg:
         assert reg.verify() == []
+
+
+LINEAGE = {"step_fingerprints": {"train.m": "f1"}, "dataset_fingerprints": {"d": "fp"}, "code_version": "0.1",
+           "seed": 7, "run_id": "r1"}
+
+
+def test_version_2_is_read_as_is_and_its_lineage_copies_dropped_by_migrate(postgres_url, capsys):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for number in (1, 2):
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (%s, 'then')", (number,))
+        conn.execute("INSERT INTO model_versions (model, version, created_at, artifact, spec_hash, step_fingerprints,"
+                     " dataset_fingerprints, code_version, seed, lineage, status) VALUES ('m', 1, 't', 'a1', 's',"
+                     " '{}', '{}', '0.1', 7, %s, 'passed')", (json.dumps(LINEAGE),))
+    with open_registry(postgres_url, read_only=True) as reg:
+        assert reg.version("m", 1).lineage == LINEAGE and "schema version 2 (this loopc's is 3);" in reg.verify()[0]
+    code, lines = _cli(capsys, "migrate", "--registry", postgres_url)
+    assert code == 0 and lines[0].endswith(f"schema version {SCHEMA_VERSION} (migrated from version 2)")
+    with open_registry(postgres_url) as reg:
+        assert reg.version("m", 1).lineage == LINEAGE and reg.verify() == []
+        assert reg.register_version("m", artifact="a2", spec_hash="s", lineage=LINEAGE, metrics={}, gate=None,
+                                    actor="t").seed == 7
+    with psycopg.connect(postgres_url) as conn:
+        columns = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name"
+                                              " = 'model_versions' ORDER BY ordinal_position")]
+        assert columns == ["model", "version", "created_at", "artifact", "spec_hash", "lineage", "metrics", "gate",
+                           "status"]
+        with pytest.raises(psycopg.errors.RaiseException, match="model versions are immutable"):
+            conn.execute("UPDATE model_versions SET lineage = '{}' WHERE version = 1")
 
 
 def test_an_empty_or_foreign_database_is_refused_without_changes(postgres_url):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from loopc.runtime.registry.chain import GENESIS_HASH
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATION_LOCK = 7_351_062_417  # pg_advisory_xact_lock key: "loopc registry migration"
 
 _V1 = """
@@ -71,6 +71,12 @@ CREATE TABLE audit_head (
 INSERT INTO audit_head (singleton, last_id, hash) VALUES (1, 0, '{GENESIS_HASH}');
 """
 
+# Version 3: the copies of lineage fields, which no reader used, are dropped (``lineage`` holds them).
+_V3 = """
+ALTER TABLE model_versions DROP COLUMN step_fingerprints, DROP COLUMN dataset_fingerprints,
+    DROP COLUMN code_version, DROP COLUMN seed
+"""
+
 # name -> (table, event clause, PL/pgSQL body of its function loopc_<name>()).
 TRIGGERS = {
     "model_versions_immutable": (
@@ -110,4 +116,5 @@ def trigger_statements() -> list[str]:
 MIGRATIONS: dict[int, list[str]] = {
     1: [part.strip() for part in _V1.split(";") if part.strip()],
     2: [part.strip() for part in _V2.split(";") if part.strip()] + trigger_statements(),
+    3: [_V3.strip()],
 }

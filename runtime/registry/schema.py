@@ -1,4 +1,4 @@
-"""SQL schema of the embedded SQLite registry (version 2), and the upgrade from version 1.
+"""SQL schema of the embedded SQLite registry (version 3), and the upgrades from versions 1 and 2.
 
 The schema is created once, when the registry file is created (see ``sqlite.create_database``), and
 upgraded only by a writer after the version check; opening an existing registry runs no DDL.
@@ -10,9 +10,9 @@ import sqlite3
 
 from loopc.runtime.registry.chain import GENESIS_HASH, entry_hash
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# Portable SQL where possible (PostgreSQL later): JSON is stored as TEXT, times as ISO-8601 UTC.
+# Version 1's tables. Portable SQL where possible: JSON is stored as TEXT, times as ISO-8601 UTC.
 TABLES = """
 CREATE TABLE schema_version (
     version     INTEGER PRIMARY KEY,
@@ -71,10 +71,18 @@ CREATE TABLE audit_head (
 );
 """
 
+# Version 3: the copies of lineage fields (step and dataset fingerprints, code version, seed), which no
+# reader used, are dropped; the ``lineage`` JSON column holds them.
+UNCOPIED_LINEAGE = """
+ALTER TABLE model_versions DROP COLUMN step_fingerprints;
+ALTER TABLE model_versions DROP COLUMN dataset_fingerprints;
+ALTER TABLE model_versions DROP COLUMN code_version;
+ALTER TABLE model_versions DROP COLUMN seed;
+"""
+
 TRIGGERS = {
     "model_versions_immutable": """CREATE TRIGGER model_versions_immutable
-BEFORE UPDATE OF model, version, created_at, artifact, spec_hash, step_fingerprints, dataset_fingerprints,
-    code_version, seed, lineage, metrics, gate ON model_versions
+BEFORE UPDATE OF model, version, created_at, artifact, spec_hash, lineage, metrics, gate ON model_versions
 BEGIN
     SELECT RAISE(ABORT, 'model versions are immutable: only their status changes');
 END""",
@@ -95,7 +103,7 @@ END""",
 
 def create_schema(conn: sqlite3.Connection, now: str) -> None:
     """Every table, index and trigger of the current version, in a new (empty) database."""
-    for statement in statements(TABLES) + statements(CHAIN):
+    for statement in statements(TABLES) + statements(CHAIN) + statements(UNCOPIED_LINEAGE):
         conn.execute(statement)
     for sql in TRIGGERS.values():
         conn.execute(sql)
@@ -121,7 +129,17 @@ def upgrade_from_1(conn: sqlite3.Connection, now: str) -> None:
         previous, last_id = digest, row[0]
     conn.execute(TRIGGERS["audit_log_no_update"])
     conn.execute("INSERT INTO audit_head (singleton, last_id, hash) VALUES (1, ?, ?)", (last_id, previous))
-    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, now))
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (2, ?)", (now,))
+
+
+def upgrade_from_2(conn: sqlite3.Connection, now: str) -> None:
+    """Version 2 -> 3 inside the caller's write transaction: drop the lineage copies, re-create the
+    immutability trigger (which names them) without them. The values stay in each version's ``lineage``."""
+    conn.execute("DROP TRIGGER IF EXISTS model_versions_immutable")
+    for statement in statements(UNCOPIED_LINEAGE):
+        conn.execute(statement)
+    conn.execute(TRIGGERS["model_versions_immutable"])
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (3, ?)", (now,))
 
 
 def statements(script: str) -> list[str]:

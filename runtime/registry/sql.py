@@ -127,13 +127,10 @@ class SqlRegistry(Registry):
             now = self._now()
             self._x(
                 conn,
-                "INSERT INTO model_versions (model, version, created_at, artifact, spec_hash, step_fingerprints,"
-                " dataset_fingerprints, code_version, seed, lineage, metrics, gate, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO model_versions (model, version, created_at, artifact, spec_hash, lineage, metrics, gate,"
+                " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    model, number, now, artifact, spec_hash,
-                    _json(lineage.get("step_fingerprints", {})), _json(lineage.get("dataset_fingerprints", {})),
-                    lineage.get("code_version"), lineage.get("seed"), _json(lineage), _json(metrics),
+                    model, number, now, artifact, spec_hash, _json(lineage), _json(metrics),
                     None if gate is None else _json(gate), status,
                 ),
             )  # fmt: skip
@@ -336,8 +333,10 @@ class SqlRegistry(Registry):
     @reads
     def verify(self) -> list[str]:
         if self.schema < self.latest_schema():
-            return [f"registry {self.label} has schema version {self.schema}, without the audit hash chain; "
-                    "the next loopc command that writes to it upgrades it (or `loopc registry migrate`)"]
+            chain = ", without the audit hash chain" if self.schema < 2 else ""
+            return [f"registry {self.label} has schema version {self.schema} (this loopc's is "
+                    f"{self.latest_schema()}){chain}; the next loopc command that writes to it upgrades it "
+                    "(or `loopc registry migrate`)"]
         with self._snapshot() as conn:
             rows = [dict(zip(_CHAINED_COLUMNS.split(", "), row)) for row in
                     self._x(conn, f"SELECT {_CHAINED_COLUMNS} FROM audit_log ORDER BY id")]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from loopc.runtime import faults
 from loopc.runtime.registry.interface import RegistryError
-from loopc.runtime.registry.schema import SCHEMA_VERSION, TRIGGERS, upgrade_from_1
+from loopc.runtime.registry.schema import SCHEMA_VERSION, TRIGGERS, upgrade_from_1, upgrade_from_2
 from loopc.runtime.registry.sql import SqlRegistry, utc_now
 from loopc.runtime.registry.sqlite_open import (
     check_file,
@@ -66,6 +66,8 @@ class SqliteRegistry(SqlRegistry):
             found = schema_version(conn, self.path)
             if found == 1:
                 upgrade_from_1(conn, self._now())
+            if found <= 2:
+                upgrade_from_2(conn, self._now())
         self.schema = SCHEMA_VERSION
         return found
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 
+import blake3
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
 from loopc.runtime.data import snapshot as snap
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.snapshot import fingerprint_source, read_snapshot, take_snapshot
+from loopc.runtime.data.snapshot import fingerprint_source, read_snapshot, take_snapshot, verify_files
 
 SOURCE = {"path": "data/*.csv"}
 
@@ -53,7 +54,8 @@ def test_snapshot_records_each_file_and_its_digest_is_the_dataset_fingerprint(ro
     assert names == ["a.csv", "b.csv"]
     a = (root / "data" / "a.csv").read_bytes()
     first = shot.entries[0]
-    assert (first.size, first.digest) == (len(a), hashlib.sha256(a).hexdigest())
+    assert (first.size, first.digest) == (len(a), blake3.blake3(a).hexdigest())
+    assert shot.to_dict()["digest_algorithm"] == "blake3"
     assert first.mtime_ns == os.stat(root / "data" / "a.csv").st_mtime_ns
     assert shot.digest == fingerprint_source(SOURCE, root)
     assert shot.to_dict()["files"][1]["name"] == "b.csv" and shot.to_dict()["digest"] == shot.digest
@@ -121,6 +123,44 @@ def test_a_file_growing_while_it_is_hashed_fails_the_snapshot(root, monkeypatch)
     monkeypatch.setattr(snap, "_hash_file", hash_then_grow)
     with pytest.raises(DataError, match=r"b\.csv' changed while its snapshot was taken"):
         take_snapshot(SOURCE, root)
+
+
+def test_verify_files_catches_a_change_that_keeps_size_and_mtime_naming_file_and_algorithm(root):
+    record = take_snapshot(SOURCE, root).to_dict()
+    verify_files(record)  # unchanged: silent
+    target = root / "data" / "a.csv"
+    _same_size_same_mtime(target)
+    with pytest.raises(DataError) as error:
+        verify_files(record)
+    assert f"file '{target}' no longer holds the bytes the model was trained on" in str(error.value)
+    assert f"blake3 {record['files'][0]['digest'][:12]}... then" in str(error.value)
+
+
+def _sha256_record(root) -> dict:
+    """A snapshot.json as validate wrote it before BLAKE3: sha256 digests, named (or, older, not named)."""
+    record = take_snapshot(SOURCE, root).to_dict()
+    for entry in record["files"]:
+        entry["digest"] = hashlib.sha256((root / "data" / entry["name"]).read_bytes()).hexdigest()
+    return {**record, "digest_algorithm": "sha256"}
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["sha256 named", "no algorithm named"])
+def test_an_older_sha256_snapshot_record_still_verifies_and_still_catches_a_change(root, named):
+    record = _sha256_record(root)
+    if not named:
+        del record["digest_algorithm"]
+    verify_files(record)
+    _same_size_same_mtime(root / "data" / "a.csv")
+    with pytest.raises(DataError, match=r"a\.csv' no longer holds the bytes .* sha256 "):
+        verify_files(record)
+
+
+def test_a_record_with_an_unknown_digest_algorithm_fails_before_reading_naming_it(root, monkeypatch):
+    record, opened = {**take_snapshot(SOURCE, root).to_dict(), "digest_algorithm": "md5"}, []
+    monkeypatch.setattr(snap, "_hash_file", lambda *args: opened.append(args))
+    with pytest.raises(DataError, match="unknown content digest algorithm 'md5' .*blake3, sha256"):
+        verify_files(record)
+    assert opened == []
 
 
 def test_the_state_directory_is_never_part_of_a_source(root):

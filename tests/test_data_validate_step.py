@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -91,6 +92,15 @@ def test_key_rows_and_lineage_come_from_one_snapshot(project, monkeypatch):
     assert record["outputs"]["fingerprint"] == lineage["digest"] == real({"path": "data/*.csv"}, project).digest
     assert [f["name"] for f in lineage["files"]] == ["a.csv", "b.csv"]
     assert pq.read_table(_artifact(project, record) / "table.parquet").column("id").to_pylist() == [1, 2, 3]
+
+
+def test_the_lineage_names_blake3_and_holds_each_files_blake3_from_the_validating_read(project):
+    record = _run(project, "r1")
+    lineage = json.loads((_artifact(project, record) / "snapshot.json").read_text())
+    assert lineage["digest_algorithm"] == "blake3"
+    assert [f["digest"] for f in lineage["files"]] == [
+        blake3.blake3((project / "data" / name).read_bytes()).hexdigest() for name in ("a.csv", "b.csv")]
+    snap.verify_files(lineage)
 
 
 def test_file_added_during_the_read_waits_for_the_next_run(project, monkeypatch):

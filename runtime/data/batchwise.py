@@ -3,7 +3,7 @@ whole table, in memory bounded by the batch size (``rows.batch_rows``), not by t
 
 Each file of the snapshot is read once, in record batches (Parquet one row group at a time, its
 columns decoded in parallel; CSV through pyarrow's streaming reader), while a thread computes its
-sha256 from the same file; its size and mtime are checked before and after (``snapshot.digesting``).
+BLAKE3 digest from the same file; its size and mtime are checked before and after (``snapshot.digesting``).
 Every batch is brought to the files' unified schema (what a permissive concatenation of the files
 gives), cast per declared column and fed to that column's rules (``checks.ColumnRules``) and to
 each check's runner (``checks.check_runners``). A unique column keeps 9 bytes a row and reads

@@ -1,14 +1,15 @@
 """Snapshots of a dataset source: the files fixed once, then read exactly as they were fixed.
 
 A step never lists its source twice. ``take_snapshot`` lists the files and records each one's
-size and modification time, and with ``content=True`` its sha256; the cache key and the lineage
-use the snapshot's ``digest``. A metadata snapshot (``content=False``, what the runner takes for
-a validate step) costs one ``stat`` per file; its content digests are computed by the read that
-parses the bytes (``SourceTable.entries``), and ``verify_files`` re-digests them before a model is
-registered, so a change that keeps size and mtime is still caught. ``read_snapshot`` reads those
-files and nothing else, and fails naming the file when one no longer holds what the snapshot
-recorded (modified, truncated, replaced or deleted). A file added after the snapshot is not read:
-the next snapshot sees it.
+size and modification time, and with ``content=True`` its content digest (BLAKE3, ``DIGEST``);
+the cache key and the lineage use the snapshot's ``digest``. A metadata snapshot
+(``content=False``, what the runner takes for a validate step) costs one ``stat`` per file; its
+content digests are computed by the read that parses the bytes (``SourceTable.entries``), and
+``verify_files`` re-digests them before a model is registered, so a change that keeps size and
+mtime is still caught. A record names its algorithm (``digest_algorithm``); records written with
+sha256 (before BLAKE3) still verify. ``read_snapshot`` reads those files and nothing else, and
+fails naming the file when one no longer holds what the snapshot recorded (modified, truncated,
+replaced or deleted). A file added after the snapshot is not read: the next snapshot sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -28,7 +30,8 @@ from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import parse_file
 from loopc.runtime.data.sources import SourceFiles, resolve_files
 
-DIGEST = "sha256"
+DIGEST = "blake3"  # the files' content digest in new snapshots (one thread: about 2.5x sha256's speed)
+_HASHERS = {"blake3": blake3.blake3, "sha256": hashlib.sha256}  # sha256: snapshots recorded before BLAKE3
 _CHUNK = 1 << 20
 
 
@@ -55,7 +58,7 @@ class Snapshot:
 
     @property
     def digest(self) -> str:
-        """sha256 over each file's relative name and content digest, in name order.
+        """sha256 over each file's relative name and content digest (``DIGEST``), in name order.
 
         A metadata snapshot (no content digests) uses each file's size and mtime_ns instead.
         """
@@ -78,7 +81,7 @@ class Snapshot:
         return self.files.path(entry.name)
 
     def to_dict(self) -> dict:
-        """What the snapshot fixed, for lineage: source path, base, digest, and every file."""
+        """What the snapshot fixed, for lineage: source path, base, the files' digest algorithm, digest, and every file."""
         return {"source": self.source["path"], "base": self.files.base, "digest_algorithm": DIGEST,
                 "digest": self.digest, "files": [e.to_dict() for e in self.entries]}
 
@@ -125,9 +128,18 @@ def _stat(filesystem: pafs.FileSystem, path: str) -> pafs.FileInfo:
     return info
 
 
-def _hash_file(filesystem: pafs.FileSystem, path: str) -> tuple[str, int]:
-    """(hex sha256, byte count) of a file, streamed."""
-    digest, size = hashlib.sha256(), 0
+def content_hasher(algorithm: str = DIGEST):
+    """A fresh hash object of ``algorithm`` (``DIGEST``, or sha256 for older records); DataError if unknown."""
+    try:
+        return _HASHERS[algorithm]()
+    except KeyError:
+        raise DataError(f"unknown content digest algorithm '{algorithm}' (known: {', '.join(sorted(_HASHERS))}); "
+                        "validate the dataset again") from None
+
+
+def _hash_file(filesystem: pafs.FileSystem, path: str, algorithm: str = DIGEST) -> tuple[str, int]:
+    """(hex digest of ``algorithm``, byte count) of a file, streamed."""
+    digest, size = content_hasher(algorithm), 0
     try:
         with filesystem.open_input_stream(path) as stream:
             while chunk := stream.read(_CHUNK):
@@ -185,7 +197,9 @@ def _read_entry(snapshot: Snapshot, entry: SourceFile) -> tuple[pa.Buffer, Sourc
         raise DataError(f"file '{path}' was deleted after the source's snapshot was taken; run again") from None
     except (OSError, pa.ArrowInvalid) as error:
         raise DataError(f"cannot read '{path}': {error}") from None
-    digest = hashlib.sha256(memoryview(data)).hexdigest()
+    hasher = content_hasher()
+    hasher.update(memoryview(data))
+    digest = hasher.hexdigest()
     if data.size != entry.size or (entry.digest and digest != entry.digest):
         raise _changed(path, entry, data.size)
     if after is not None and (after.size, after.mtime_ns or 0) != (entry.size, entry.mtime_ns):
@@ -213,7 +227,7 @@ def read_snapshot(snapshot: Snapshot) -> SourceTable:
 
 @contextmanager
 def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile]]:
-    """Hash ``entry``'s file on a thread while the body reads it (hashlib releases the GIL).
+    """Hash ``entry``'s file on a thread while the body reads it (the hash releases the GIL).
 
     Size and mtime are checked against the snapshot once before the read and once after it
     (and after the hash); the yielded list then holds the entry with its content digest.
@@ -272,19 +286,21 @@ def source_filesystem(record: dict) -> pafs.FileSystem:
 def verify_files(record: dict) -> None:
     """Re-digest every file of a snapshot record; DataError naming the first whose bytes changed.
 
-    What a metadata snapshot cannot see (a change that keeps size and mtime) is caught here.
+    What a metadata snapshot cannot see (a change that keeps size and mtime) is caught here. The
+    record's ``digest_algorithm`` is used (sha256 when a record names none).
     """
     filesystem = source_filesystem(record)
-    base = record["base"]
+    base, algorithm = record["base"], record.get("digest_algorithm", "sha256")
+    content_hasher(algorithm)  # an unknown algorithm fails before any file is read
     for entry in record["files"]:
         path = f"{base.rstrip('/')}/{entry['name']}" if base else entry["name"]
         try:
-            digest, size = _hash_file(filesystem, path)
+            digest, size = _hash_file(filesystem, path, algorithm)
         except DataError:
             raise DataError(f"file '{path}' the model was trained on is gone or unreadable; run again") from None
         if (size, digest) != (entry["size"], entry["digest"]):
             raise DataError(f"file '{path}' no longer holds the bytes the model was trained on ({entry['size']} "
-                            f"bytes, sha256 {entry['digest'][:12]}... then; {size} bytes, {digest[:12]}... now), "
+                            f"bytes, {algorithm} {entry['digest'][:12]}... then; {size} bytes, {digest[:12]}... now), "
                             "though its size and mtime may match; run again (touch the file so its mtime changes)")
 
 

@@ -143,6 +143,28 @@ def test_data_over_the_device_budget_streams_from_the_host_with_the_same_result(
             np.testing.assert_array_equal(streamed.params[name][leaf], resident.params[name][leaf])
 
 
+def test_a_predictor_fed_uneven_blocks_equals_one_predict_call_and_compiles_one_shape(monkeypatch):
+    from loopc.runtime.train.predict import Predictor, _hashable, _predict_fn
+
+    data = _binary_data(rows=200)
+    params, x = _train(data, training=_training(epochs=1)).params, data[2]  # 50 rows
+    monkeypatch.setattr("loopc.runtime.train.predict.PREDICT_CHUNK", 7)
+    whole = predict(params, LINEAR, "binary_classification", x)
+    _predict_fn.cache_clear()
+    predictor = Predictor(params, LINEAR, "binary_classification")
+    for start, stop in ((0, 3), (3, 3), (3, 7), (7, 9), (9, 40), (40, 41), (41, 50)):  # fill, exact, several
+        predictor.add(x[start:stop])
+    streamed = predictor.result()
+    assert streamed.dtype == np.float32 and np.array_equal(streamed, whole)
+    assert _predict_fn(_hashable(LINEAR), "binary_classification")._cache_size() == 1  # the last piece padded
+    few = Predictor(params, LINEAR, "binary_classification")
+    few.add(x[:5])
+    assert np.array_equal(few.result(), predict(params, LINEAR, "binary_classification", x[:5]))
+    forward = _predict_fn(_hashable(LINEAR), "binary_classification")
+    assert np.array_equal(predict(params, LINEAR, "binary_classification", x[:5]), np.asarray(forward(params, x[:5])))
+    assert Predictor(params, LINEAR, "binary_classification").result().shape == (0,)
+
+
 def test_predict_in_chunks_matches_one_pass_and_checks_widths(monkeypatch):
     data = _binary_data(rows=200)
     result = _train(data, training=_training(epochs=1))

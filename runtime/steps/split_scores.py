@@ -20,43 +20,26 @@ from loopc.runtime.steps.split import split_batches
 
 
 class ChunkedPredictor:
-    """One model's predictions of rows added batch by batch, bit for bit those of one ``predict`` call
-    over all of them: feature rows are scored ``PREDICT_CHUNK`` at a time, the last piece padded as
-    ``predict`` pads it (so it compiles for the same shapes, at most two)."""
+    """One model's predictions of raw rows added batch by batch (``train.predict.Predictor`` over the
+    bundle's fitted transform): bit for bit those of one ``predict`` call over all of them."""
 
     def __init__(self, bundle: ModelBundle):
-        from loopc.runtime.train.predict import PREDICT_CHUNK
+        from loopc.runtime.train.predict import Predictor
 
-        self.bundle, self.chunk = bundle, PREDICT_CHUNK
-        self.pending: list[np.ndarray] = []
-        self.pending_rows, self.pieces = 0, []
+        self.bundle = bundle
+        self.predictor = Predictor(bundle.params, bundle.model["architecture"], bundle.task)
+        self.chunk = self.predictor.chunk
 
     def add(self, table: pa.Table) -> None:
         """Score raw rows (through the bundle's fitted transform)."""
-        self.add_features(self.bundle.fitted.apply(table))
+        self.predictor.add(self.bundle.fitted.apply(table))
 
     def add_features(self, x: np.ndarray) -> None:
         """Score rows of the float32 feature matrix."""
-        self.pending.append(x)
-        self.pending_rows += len(x)
-        while self.pending_rows >= self.chunk:
-            block = np.concatenate(self.pending)
-            self.pieces.append(self._predict(block[:self.chunk]))
-            self.pending, self.pending_rows = [block[self.chunk:]], len(block) - self.chunk
+        self.predictor.add(x)
 
     def result(self) -> np.ndarray:
-        rest = np.concatenate(self.pending) if self.pending else np.zeros((0, self.bundle.fitted.dim), np.float32)
-        if not self.pieces:
-            return self._predict(rest)
-        if not len(rest):
-            return np.concatenate(self.pieces)
-        padded = np.concatenate([rest, np.zeros((self.chunk - len(rest), rest.shape[1]), np.float32)])
-        return np.concatenate([*self.pieces, self._predict(padded)[:len(rest)]])
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        from loopc.runtime.train.predict import predict
-
-        return predict(self.bundle.params, self.bundle.model["architecture"], self.bundle.task, x)
+        return self.predictor.result()
 
 
 def npy_blocks(path: Path, rows: int) -> Iterator[np.ndarray]:

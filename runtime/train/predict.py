@@ -47,22 +47,64 @@ def _check(params: dict, architecture: dict, x: np.ndarray) -> np.ndarray:
     return x
 
 
+class Predictor:
+    """Predictions of rows added block by block, bit for bit those of one :func:`predict` call over all
+    of them: rows go through ``PREDICT_CHUNK`` at a time; fewer rows in all go through in one piece of
+    their own size, else the last piece is padded to a full chunk (so at most two shapes compile)."""
+
+    def __init__(self, params: dict, architecture: dict, task: str):
+        self.params, self.architecture, self.task = params, architecture, task
+        self.forward = _predict_fn(_hashable(architecture), task)
+        self.device_params = jax.device_put(params)
+        self.chunk = PREDICT_CHUNK
+        self.pending: list[np.ndarray] = []
+        self.pending_rows = 0
+        self.pieces: list[np.ndarray] = []
+
+    def add(self, x: np.ndarray) -> None:
+        """Predict the full chunks that rows ``x`` (float32 [n, f]) complete; keep the rest for later."""
+        x, start = _check(self.params, self.architecture, x), 0
+        if self.pending_rows:
+            start = min(self.chunk - self.pending_rows, len(x))
+            self._hold(x[:start])
+            if self.pending_rows < self.chunk:
+                return
+            self.pieces.append(self._run(np.concatenate(self.pending), self.chunk))
+            self.pending, self.pending_rows = [], 0
+        while len(x) - start >= self.chunk:
+            self.pieces.append(self._run(x[start:start + self.chunk], self.chunk))
+            start += self.chunk
+        self._hold(x[start:])
+
+    def result(self) -> np.ndarray:
+        """Binary: P(y=1) [n]; multiclass: probabilities [n, k]; regression: values [n] (float32)."""
+        if self.pending_rows:
+            rest = np.concatenate(self.pending)
+            self.pieces.append(self._run(rest, self.chunk if self.pieces else len(rest)))
+            self.pending, self.pending_rows = [], 0
+        if not self.pieces:
+            k = self.params[f"layer_{_n_layers(self.params) - 1}"]["b"].shape[0]
+            return np.zeros((0, k) if self.task == "multiclass_classification" else (0,), np.float32)
+        return np.concatenate(self.pieces).astype(np.float32)
+
+    def _hold(self, x: np.ndarray) -> None:
+        if len(x):
+            self.pending.append(x)
+            self.pending_rows += len(x)
+
+    def _run(self, block: np.ndarray, size: int) -> np.ndarray:
+        """One forward pass over ``block`` padded with zero rows to ``size`` rows."""
+        padded = block if len(block) == size else np.concatenate(
+            [block, np.zeros((size - len(block), block.shape[1]), np.float32)])
+        return np.asarray(self.forward(self.device_params, padded))[:len(block)]
+
+
 def predict(params: dict, architecture: dict, task: str, x: np.ndarray) -> np.ndarray:
     """Binary: P(y=1) [n]; multiclass: probabilities [n, k]; regression: values [n] (float32).
 
     Rows go through in fixed chunks of ``PREDICT_CHUNK`` (the last one padded), so memory stays
-    bounded and the function compiles once per architecture.
+    bounded and the function compiles once per architecture (:class:`Predictor`).
     """
-    x = _check(params, architecture, x)
-    forward = _predict_fn(_hashable(architecture), task)
-    chunk = min(PREDICT_CHUNK, max(len(x), 1))
-    device_params = jax.device_put(params)
-    pieces = []
-    for start in range(0, len(x), chunk):
-        block = x[start:start + chunk]
-        padded = np.concatenate([block, np.zeros((chunk - len(block), x.shape[1]), np.float32)])
-        pieces.append(np.asarray(forward(device_params, padded))[: len(block)])
-    if not pieces:
-        k = params[f"layer_{_n_layers(params) - 1}"]["b"].shape[0]
-        return np.zeros((0, k) if task == "multiclass_classification" else (0,), np.float32)
-    return np.concatenate(pieces).astype(np.float32)
+    predictor = Predictor(params, architecture, task)
+    predictor.add(x)
+    return predictor.result()

@@ -9,7 +9,7 @@ import pytest
 from loopc.runtime.monitor.profile import build_profile
 from loopc.runtime.monitor.verdict import drift_report
 from loopc.runtime.steps.common import ModelBundle
-from loopc.runtime.steps.monitor import _performance_metrics, live_scores_needed
+from loopc.runtime.steps.monitor import LiveLabels, _performance_metrics, live_scores_needed
 
 COLUMNS = {"amount": {"type": "float"}}
 RULES = [{"metric": "auc", "min": 0.65, "max": None}]
@@ -56,26 +56,38 @@ def _bundle(task: str, classes: list | None) -> ModelBundle:
     return ModelBundle(path=None, params={}, model={"label": "y", "task": task}, fitted=None, classes=classes)
 
 
+def _labels(bundle: ModelBundle, *batches: pa.Table) -> LiveLabels:
+    """The live rows' labels, added batch by batch as the monitor reads them."""
+    labels = LiveLabels(bundle)
+    for batch in batches:
+        labels.add(batch)
+    return labels
+
+
 def test_unreadable_live_labels_give_no_metrics_and_say_why():
-    rows = pa.table({"y": ["a", "b", "z"]})
-    metrics, why = _performance_metrics(_bundle("multiclass_classification", ["a", "b"]), rows, np.full((3, 2), 0.5))
+    bundle = _bundle("multiclass_classification", ["a", "b"])
+    metrics, why = _performance_metrics(bundle, _labels(bundle, pa.table({"y": ["a", "b", "z"]})),
+                                        np.full((3, 2), 0.5))
     assert metrics is None
     assert why.startswith("the live labels could not be read: label values ['z'] were not seen")
 
 
 def test_no_label_column_or_only_nulls_means_no_labels_yet():
     bundle = _bundle("binary_classification", None)
-    assert _performance_metrics(bundle, pa.table({"x": [1.0]}), np.zeros(1)) == (
+    assert _performance_metrics(bundle, _labels(bundle, pa.table({"x": [1.0]})), np.zeros(1)) == (
         None, "no labelled live rows yet (label column 'y')")  # fmt: skip
     nulls = pa.table({"y": pa.array([None, None], pa.bool_())})
-    assert _performance_metrics(bundle, nulls, np.zeros(2))[0] is None
+    assert _performance_metrics(bundle, _labels(bundle, nulls), np.zeros(2))[0] is None
+    assert _performance_metrics(bundle, None, None)[0] is None  # rows not scored
 
 
-def test_labelled_rows_are_scored_and_unlabelled_ones_left_out():
-    rows = pa.table({"y": pa.array([True, False, None, True, False], pa.bool_())})
-    pred = np.array([0.9, 0.1, 0.0, 0.8, 0.2])
-    metrics, why = _performance_metrics(_bundle("binary_classification", None), rows, pred)
-    assert why == "" and metrics["auc"] == 1.0 and metrics["accuracy"] == 1.0
+def test_labelled_rows_of_every_batch_are_scored_and_unlabelled_ones_left_out():
+    bundle = _bundle("binary_classification", None)
+    first = pa.table({"y": pa.array([True, False, None], pa.bool_())})
+    second = pa.table({"y": pa.array([True, False], pa.bool_())})
+    pred = np.array([0.9, 0.1, 0.0, 0.2, 0.8])  # the second batch's rows ranked wrong
+    metrics, why = _performance_metrics(bundle, _labels(bundle, first, second), pred)
+    assert why == "" and metrics["auc"] == 0.75 and metrics["accuracy"] == 0.5
 
 
 LABELS = {"source": {"path": "labels/*.parquet"}, "predictions": "predictions", "keys": ["id"]}

@@ -139,15 +139,12 @@ def _read_live(ctx: StepContext, monitor: dict[str, Any], bundle: ModelBundle, p
     return live
 
 
-def _performance_metrics(bundle: ModelBundle, rows: LiveLabels | pa.Table | None,
+def _performance_metrics(bundle: ModelBundle, rows: LiveLabels | None,
                          pred: np.ndarray | None) -> tuple[dict | None, str]:
     """(the champion's metrics on the live rows whose labels have arrived, or None; why they are None).
-    ``rows``: their labels collected batch by batch (or a table of the rows, collected here)."""
+    ``rows``: their labels collected batch by batch (None when the rows were not scored)."""
     from loopc.runtime.evaluate.evaluation import evaluate_predictions
 
-    if isinstance(rows, pa.Table):
-        rows, table = LiveLabels(bundle), rows
-        rows.add(table)
     labelled = np.concatenate(rows.labelled) if rows is not None and rows.labelled else np.zeros(0, bool)
     if pred is None or not labelled.any():
         return None, f"no labelled live rows yet (label column '{bundle.model['label']}')"

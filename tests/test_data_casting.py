@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,3 +38,24 @@ def test_infinities_of_both_signs_are_kept_and_garbage_under_a_null_is_not_a_nan
     cast, _ = cast_column(array, "float")
     assert cast.to_pylist() == [math.inf, -math.inf, None, 2.0]
     assert pc.sum(pc.is_null(cast)).as_py() == 1
+
+
+@pytest.mark.parametrize("ctype, array", [
+    ("int", pa.array([1, None, -3], pa.int64())),
+    ("bool", pa.array([True, None, False])),
+    ("string", pa.array(["a", None, "c"])),
+    ("timestamp", pa.array([0, None, 5], pa.timestamp("us", tz="UTC"))),
+    ("date", pa.array([0, None, 5], pa.date32())),
+], ids=["int", "bool", "string", "timestamp", "date"])
+def test_a_column_already_of_its_declared_type_is_returned_as_it_is_with_nothing_bad(ctype, array):
+    cast, bad = cast_column(pa.chunked_array([array]), ctype)
+    assert cast.type == array.type and bad.tolist() == [False] * 3
+    assert [b.address for b in cast.buffers()] == [b.address for b in array.buffers()]  # no copy
+
+
+def test_the_no_bad_rows_mask_is_read_only_and_as_long_as_the_column():
+    _, short = cast_column(pa.array([1.0]), "float")
+    _, long = cast_column(pa.array(np.zeros(2000)), "float")
+    assert (len(short), len(long), long.any()) == (1, 2000, False)
+    with pytest.raises(ValueError, match="read-only"):
+        long[0] = True

@@ -25,6 +25,7 @@ _INTEGER = r"^\s*[+-]?\d+\s*$"
 _BOOLEAN = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False, "yes": True, "no": False}
 _OFFSET = r"(Z|[+-]\d\d:?\d\d)"
 _ISO = r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?"
+_NOTHING = [np.zeros(0, bool)]  # nothing_bad's shared mask, grown to the longest asked for
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,9 @@ def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     values = pc.cast(array, pa.float64(), safe=False)
     if ctype == "float":
         if not _may_hold_nan(values):
-            return values, np.zeros(len(array), bool)  # the same buffers
+            return values, nothing_bad(len(array))  # the same buffers
         nan = pc.is_nan(values)
-        return (pc.if_else(nan, None, values) if pc.any(nan).as_py() else values), np.zeros(len(array), bool)
+        return (pc.if_else(nan, None, values) if pc.any(nan).as_py() else values), nothing_bad(len(array))
     numbers = values.to_numpy(zero_copy_only=False)
     valid = _valid(array)
     if ctype == "int":
@@ -146,6 +147,15 @@ def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pc.cast(array, pa.int64()), bad
 
 
+def nothing_bad(count: int) -> np.ndarray:
+    """An all-False read-only mask of ``count`` rows: a view of one shared buffer, not a new one per batch."""
+    if len(_NOTHING[0]) < count:
+        shared = np.zeros(count, bool)
+        shared.flags.writeable = False
+        _NOTHING[0] = shared
+    return _NOTHING[0][:count]
+
+
 def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``column`` as one Array: a single chunk as it is (``combine_chunks`` copies even one), several concatenated."""
     if not isinstance(column, pa.ChunkedArray):
@@ -157,7 +167,7 @@ def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
-    """``array`` cast to the declared ``ctype`` (NaN floats become null) and a mask of uncastable rows.
+    """``array`` cast to the declared ``ctype`` (NaN floats become null) and a read-only mask of uncastable rows.
 
     A source type with no sensible conversion (a list declared as int, ...) marks every
     non-null row uncastable.
@@ -173,7 +183,9 @@ def cast_column(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
 
 def _cast(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     target, source = ARROW_TYPES[ctype], array.type
-    none_bad = np.zeros(len(array), bool)
+    none_bad = nothing_bad(len(array))
+    if source == target and ctype != "float":  # already the declared type (a float still has its NaN check)
+        return array, none_bad
     if ctype in ("string", "category"):
         return pc.cast(array, target), none_bad
     if _is_text(source):

@@ -59,7 +59,7 @@ class _Tally:
     examples: list = field(default_factory=list)
 
     def add(self, values: pa.Array, mask: np.ndarray) -> None:
-        count = int(mask.sum())
+        count = int(np.count_nonzero(mask))  # sum() widens each bool to an integer: several times slower
         if not count:
             return
         self.count += count

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from loopc.runtime import units
 from loopc.runtime.data.casting import ARROW_TYPES, cast_column
 from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.readahead import read_ahead
 from loopc.runtime.data.snapshot import source_filesystem
 
 ROWS_FILE, TABLE_FILE = "rows.json", "table.parquet"
@@ -93,12 +94,12 @@ class ValidatedRows:
         return sum(f.rows for f in self.files)
 
     def batches(self, columns: list[str], rows: int | None = None) -> Iterator[tuple[int, pa.Table]]:
-        """(offset of the first row, table of ``columns``) per record batch, in row order."""
+        """(offset of the first row, table of ``columns``) per record batch, in row order; the next batch is
+        read and cast on a thread while the caller works on this one."""
         offset, size = 0, rows or batch_rows(8 * max(len(columns), 1))
-        for file in self.files:
-            for batch in self._file_batches(file, columns, size):
-                yield offset, batch
-                offset += batch.num_rows
+        for batch in read_ahead(batch for file in self.files for batch in self._file_batches(file, columns, size)):
+            yield offset, batch
+            offset += batch.num_rows
 
     def read(self, columns: list[str], keep: np.ndarray | None = None) -> pa.Table:
         """``columns`` of every row (or of the rows where ``keep`` holds), concatenated."""

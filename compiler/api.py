@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.spec.cache import CachedSpec, ValidateCache
@@ -66,6 +66,7 @@ class LoadedSpec:
 
 
 Found = tuple[Path, "RawDocument | None", tuple[str, ...]]  # a pipeline file, its parsed text if read, its groups
+Walk = Callable[..., Iterable[tuple[str, list[str], list[str]]]]  # os.walk(root, followlinks=True) or a stand-in
 
 
 def spec_hash(spec: Spec) -> str:
@@ -76,17 +77,18 @@ def spec_hash(spec: Spec) -> str:
 
 
 def load_project(path: Path | str, overrides: Iterable[str] = (), jobs: int | None = 1,
-                 cache: ValidateCache | None = None) -> list[LoadedSpec]:
+                 cache: ValidateCache | None = None, walk: Walk = os.walk) -> list[LoadedSpec]:
     """Every pipeline under ``path`` (a pipeline file or a directory), composed and validated.
 
     Raises SpecErrors with every error of every file. ``jobs``: worker processes (None: one per 128
     files up to the CPU count); the result is the same for any value. Callers other than the CLI keep
     the default 1: spawned workers re-import the caller's ``__main__``. ``cache``: reuse the specs of
-    pipelines whose files did not change (spec/cache.py); the result is the same.
+    pipelines whose files did not change (spec/cache.py); the result is the same. ``walk``: ``os.walk``, or a
+    stand-in that lists files not written out (a git revision's, for ``loopc plan``).
     """
     overrides = tuple(overrides)
     with collector_paused(), _indexed(cache, Path(path)):
-        loaded = _load_all(discover(Path(path), cache), overrides, jobs, cache)
+        loaded = _load_all(discover(Path(path), cache, walk), overrides, jobs, cache)
     _check_unique_names(loaded)
     return loaded
 
@@ -193,7 +195,7 @@ def _warned(results: list[LoadedSpec]) -> bool:
     return any(spec_warnings(r.spec) for r in results)
 
 
-def discover(path: Path, cache: ValidateCache | None = None) -> list[Found]:
+def discover(path: Path, cache: ValidateCache | None = None, walk: Walk = os.walk) -> list[Found]:
     """Pipeline files under ``path``, sorted, with their config groups; a file named directly is always a
     pipeline (its groups are not looked for).
 
@@ -206,7 +208,7 @@ def discover(path: Path, cache: ValidateCache | None = None) -> list[Found]:
                                     "give a pipeline file or a directory of specs")])
     found, errors = [], []
     group_dirs: set[str] = set()
-    for name in _yaml_files(path):
+    for name in _yaml_files(path, walk):
         if group_dirs and _inside(name, group_dirs):
             continue
         if not _is_spec(name, cache):
@@ -247,13 +249,13 @@ def _inside(file: str, folders: set[str]) -> bool:
     return True
 
 
-def _yaml_files(root: Path) -> list[str]:
+def _yaml_files(root: Path, walk: Walk = os.walk) -> list[str]:
     """Every *.yaml file below ``root`` (symbolic links followed, as ``rglob``), spelled as ``str(Path)`` spells
     it, shallow files first, then sorted (so a pipeline precedes its groups); folders named in _SKIP_DIRS
     are not entered."""
     depth = {str(root): 1}
     files = []
-    for folder, subfolders, names in os.walk(root, followlinks=True):
+    for folder, subfolders, names in walk(root, followlinks=True):
         level = depth[folder]
         subfolders[:] = [d for d in subfolders if d not in _SKIP_DIRS]
         depth.update((os.path.join(folder, d), level + 1) for d in subfolders)

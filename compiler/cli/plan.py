@@ -9,12 +9,13 @@ run. Exit codes: 0 nothing changed, 4 something changed, 1 spec errors on either
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
-from loopc.compiler.api import LoadedSpec
+from loopc.compiler.api import LoadedSpec, Walk
 from loopc.compiler.cli.explain import History, explain_plan
 from loopc.compiler.cli.plan_reuse import HeadSpecs
 from loopc.compiler.diff.checkout import revision_of
@@ -54,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, head_path: Path) -> int:
     label = args.base if args.base is not None else args.base_dir
     head, head_errors = _load("head", head_path, args.jobs, cache=ValidateCache(default_dir()) if args.cache else None)
-    with _base_side(head_path, args) as (base_path, names):
-        reused = HeadSpecs(head[3], _folder(head_path), _folder(base_path)) if base_path is not None else None
-        base, base_errors = _load("base", base_path, args.jobs, names, cache=reused, reuse=head[2])
+    with _base_side(head_path, args) as (base_path, names, revision):
+        reused = HeadSpecs(head[3], _folder(head_path), _folder(base_path), revision) if base_path is not None else None
+        base, base_errors = _load_base(base_path, args.jobs, names, reused, head[2])
     errors = base_errors + head_errors
     if not errors and not base[0] and not head[0]:
         errors = [SideError("head", SpecError(str(head_path), 1, 1, _NO_SPECS, "", "no pipeline specs found on "
@@ -74,7 +75,7 @@ def _base_side(head_path: Path, args: argparse.Namespace):
     base_dir = Path(args.base_dir)
     if not base_dir.exists():
         raise UsageError(f"--base-dir {args.base_dir}: no such file or directory")
-    return nullcontext((base_dir, {}))
+    return nullcontext((base_dir, {}, None))
 
 
 def _folder(path: Path) -> Path:
@@ -87,13 +88,37 @@ Loaded = tuple[dict[str, Side], list[Plan], Planned, list[LoadedSpec]]
 _EMPTY: Loaded = ({}, [], {}, [])
 
 
+def _load_base(path: Path | None, jobs: int, names: dict[str, str], reused: HeadSpecs | None,
+               reuse: Planned) -> tuple[Loaded, list[SideError]]:
+    """The base side (``_load``); from a revision, loaded again while a file it read had not been written out.
+
+    Loading writes out what discovery and composition are about to read (a pipeline file, its folder); what
+    composition read beyond that (a data file elsewhere) is written after, and the side loaded again. After an
+    error every file is written and the side loaded again, so that no error comes from a file left out.
+    """
+    revision = reused.revision if reused is not None else None
+    if revision is None:
+        return _load("base", path, jobs, names, cache=reused, reuse=reuse)
+    while True:
+        loaded, errors = _load("base", path, jobs, names, cache=reused, reuse=reuse, walk=revision.walk)
+        if errors:
+            if revision.need_all():
+                continue
+            return loaded, errors
+        composed = [item for item in loaded[3] if item.display not in reused.served]
+        written = [revision.need(file) for item in composed for file in item.inputs]  # every one, not any()
+        if not any(written):
+            return loaded, errors
+
+
 def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None = None,
-          cache: ValidateCache | HeadSpecs | None = None, reuse: Planned | None = None) -> tuple[Loaded, list[SideError]]:
+          cache: ValidateCache | HeadSpecs | None = None, reuse: Planned | None = None,
+          walk: Walk = os.walk) -> tuple[Loaded, list[SideError]]:
     """The side's pipelines by name, their plans and loaded specs; errors tagged with the side (none: empty side).
 
     ``names`` renames file prefixes in what is shown (a scratch folder -> ``REV:``). ``cache``: a validate
     cache, or the other side's specs for files that did not change. ``reuse``: the other side's plans, taken
-    for a pipeline whose specs are the same (plans depend on the specs alone).
+    for a pipeline whose specs are the same (plans depend on the specs alone). ``walk``: what lists the files.
     """
     from loopc.compiler.api import load_project
 
@@ -101,7 +126,7 @@ def _load(side: str, path: Path | None, jobs: int, names: dict[str, str] | None 
         return _EMPTY, []
     names = names or {}
     try:
-        loaded = load_project(path, jobs=jobs or None, cache=cache)
+        loaded = load_project(path, jobs=jobs or None, cache=cache, walk=walk)
         plans, planned = _plan(loaded, reuse or {})
     except SpecErrors as exc:
         if all(e.code == _NO_SPECS for e in exc.errors):

@@ -4,7 +4,9 @@
 file whose bytes, and the bytes (or absence) of every config file and group folder its head composition
 looked at, equal the head's is not parsed, composed or validated again; the head's specs stand for it.
 Every other base file is loaded in full. Only inputs inside the compared folder are compared: a pipeline
-that read anything outside it is loaded again.
+that read anything outside it is loaded again. Against a git revision (``Revision``) the files are compared
+by object id, and the base files of a pipeline loaded again are written out when discovery or composition
+is about to read them (its pipeline file, then the folder that holds it).
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from loopc.compiler.api import LoadedSpec
+from loopc.compiler.diff.checkout import Revision
 from loopc.compiler.spec.cache import CachedSpec, input_digest
 
 
 class HeadSpecs:
     """Head specs for base pipeline files under ``base_root`` that match their counterparts under ``head_root``."""
 
-    def __init__(self, head: Sequence[LoadedSpec], head_root: Path, base_root: Path):
-        self.head_root, self.base_root = str(head_root), str(base_root)
+    def __init__(self, head: Sequence[LoadedSpec], head_root: Path, base_root: Path, revision: Revision | None = None):
+        self.head_root, self.base_root, self.revision = str(head_root), str(base_root), revision
+        self.served: set[str] = set()  # base pipeline files the head's specs stood for
         self._head: dict[str, list[LoadedSpec]] = {}
         for item in head:
             self._head.setdefault(os.path.relpath(item.display, self.head_root), []).append(item)
@@ -34,7 +38,11 @@ class HeadSpecs:
         """Nothing to write (the protocol's end of a run)."""
 
     def is_spec(self, file: Path) -> bool | None:
-        return True if self._matching(str(file)) is not None else None
+        if self._matching(str(file)) is not None:
+            return True
+        if self.revision is not None:
+            self.revision.need(str(file))  # discovery reads it
+        return None
 
     def put_is_spec(self, file: Path, is_spec: bool) -> None:
         """Findings on the base side are not kept."""
@@ -52,7 +60,10 @@ class HeadSpecs:
     def get(self, key: str) -> list[CachedSpec] | None:
         found = self._matching(key)
         if found is None:
+            if self.revision is not None:
+                self.revision.need(os.path.dirname(key))  # composition reads the pipeline's folder
             return None
+        self.served.add(key)
         return [CachedSpec(item.spec, item.spec_hash, item.sweep_point, item.positions,
                            tuple(self._base_path(path) for path in item.inputs)) for item in found]
 
@@ -70,7 +81,10 @@ class HeadSpecs:
         paths = {head[0].display, *(path for item in head for path in item.inputs)}
         if any(_outside(os.path.relpath(path, self.head_root)) for path in paths):
             return False
-        return all(input_digest(path) == input_digest(self._base_path(path)) for path in paths)
+        if self.revision is None:
+            return all(input_digest(path) == input_digest(self._base_path(path)) for path in paths)
+        revision = self.revision
+        return all(revision.work_tree_digest(path) == revision.digest(self._base_path(path)) for path in paths)
 
     def _base_path(self, head_path: str) -> str:
         return os.path.join(self.base_root, os.path.relpath(head_path, self.head_root))

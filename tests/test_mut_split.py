@@ -9,6 +9,8 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.split import (
@@ -40,6 +42,14 @@ TEXTS = ["", "a", "ab", "c00001", "é", "日本語のキー", "x" * 40, "a\0b"]
 def test_stable_hash64_equals_an_independent_scalar_implementation(key):
     got = stable_hash64(pa.array(TEXTS), key) if key else stable_hash64(pa.array(TEXTS))
     assert [int(v) for v in got] == [reference_hash(t, key) for t in TEXTS]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=30), st.integers(1, 40))
+def test_rows_grouped_by_length_and_gathered_in_blocks_hash_as_the_scalar_reference(texts, block_bytes):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("loopc.runtime.data.split._BLOCK_BYTES", block_bytes)  # several blocks a length
+        got = stable_hash64(pa.array(texts, pa.string()), b"3")
+    assert [int(v) for v in got] == [reference_hash(t or "", b"3") for t in texts]
 
 
 def test_nulls_hash_like_the_empty_string_and_slices_hash_only_their_rows():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +17,7 @@ SPLITS = ("train", "valid", "test")
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = np.uint64(0x100000001B3)
 _MASK = (1 << 64) - 1
+_BLOCK_BYTES = 1 << 24  # text bytes gathered at once by stable_hash64
 
 
 def _fnv1a(data: bytes, state: int = _FNV_OFFSET) -> int:
@@ -34,9 +37,9 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
 def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
     """uint64 per row: FNV-1a over ``key``, a zero byte and the value's UTF-8 text, then splitmix64.
 
-    Pure integer arithmetic, vectorized over rows one byte position at a time: the same
-    value gets the same number forever, on every machine, whatever the other rows or
-    their order. Nulls hash like the empty string.
+    Pure integer arithmetic, vectorized over the rows of one text length at a time (a byte matrix,
+    one position a row): the same value gets the same number forever, on every machine, whatever
+    the other rows or their order. Nulls hash like the empty string.
     """
     text = pc.fill_null(pc.cast(values, pa.large_string()), "")
     text = one_array(text)  # a single chunk as it is: combine_chunks would copy it
@@ -44,13 +47,37 @@ def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
     offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + count + 1]
     data = np.frombuffer(text.buffers()[2], np.uint8)  # pyarrow always allocates it, empty or not
     starts, lengths = offsets[:-1], np.diff(offsets)
-    hashes = np.full(count, _fnv1a(key + b"\0"), np.uint64)
-    order = np.argsort(-lengths, kind="stable")
-    alive = count - np.cumsum(np.bincount(lengths, minlength=1))
-    for position in range(int(lengths.max()) if count else 0):
-        rows = order[: alive[position]]
-        hashes[rows] = (hashes[rows] ^ data[starts[rows] + position]) * _FNV_PRIME
+    hashes = np.empty(count, np.uint64)
+    seed = np.uint64(_fnv1a(key + b"\0"))
+    for rows, length in _rows_by_length(lengths):
+        hashes[rows] = _fnv1a_rows(data, starts[rows], length, seed)
     return _splitmix64(hashes)
+
+
+def _rows_by_length(lengths: np.ndarray) -> Iterator[tuple[np.ndarray | slice, int]]:
+    """(the rows, as indices or a slice of all, their common length) for each length present."""
+    sizes = np.bincount(lengths) if len(lengths) else np.zeros(1, np.int64)
+    present = np.flatnonzero(sizes)
+    if len(present) <= 1:
+        yield slice(None), int(present[0]) if len(present) else 0
+        return
+    order, bounds = np.argsort(lengths, kind="stable"), np.concatenate(([0], np.cumsum(sizes)))
+    for length in present:
+        yield order[bounds[length] : bounds[length + 1]], int(length)
+
+
+def _fnv1a_rows(data: np.ndarray, starts: np.ndarray, length: int, seed: np.uint64) -> np.ndarray:
+    """FNV-1a from ``seed`` over ``length`` bytes of ``data`` from each of ``starts``, a block of rows at a time
+    (a (position, row) byte matrix of at most _BLOCK_BYTES, each position's row contiguous)."""
+    hashes = np.full(len(starts), seed, np.uint64)
+    step = max(_BLOCK_BYTES // max(length, 1), 1)
+    for first in range(0, len(starts), step):
+        block = data[np.arange(length)[:, None] + starts[first : first + step]]
+        part = hashes[first : first + step]
+        for position in range(length):
+            np.bitwise_xor(part, block[position], out=part)
+            np.multiply(part, _FNV_PRIME, out=part)
+    return hashes
 
 
 def hash_unit(values: pa.Array, seed: int = 0) -> np.ndarray:

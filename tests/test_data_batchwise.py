@@ -300,3 +300,33 @@ def test_null_split_keys_are_counted_over_every_batch(tmp_path, monkeypatch):
         assign_splits(pq.read_table(path), split)
     assert str(batched.value) == str(whole.value) == ("split column 'id' has 4 null value(s); "
                                                       "every row needs a value to be assigned to a split")
+
+
+def _late_csv(root: Path, tail: str, rows: int = 300_000) -> dict:
+    """A CSV whose first blocks hold only whole numbers in x, then ``tail`` (later than the reader's first block)."""
+    (root / "data").mkdir()
+    body = "".join(f"{i},{i % 7},s{i % 3}\n" for i in range(rows))
+    (root / "data" / "a.csv").write_text("id,x,s\n" + body + tail, encoding="utf-8")
+    columns = {"id": {"type": "int"}, "x": {"type": "float", "nullable": False}, "s": {"type": "string"}}
+    return {"source": {"path": "data/a.csv"}, "columns": columns, "checks": []}
+
+
+def test_a_csv_float_column_whose_first_block_is_whole_numbers_reads_a_later_fraction(tmp_path):
+    dataset = _late_csv(tmp_path, "300000,2.5,\n")
+    cast, expected, _ = _whole_table(tmp_path, dataset)
+    result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                       NOW, tmp_path / "out.parquet")
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert result.report == expected and result.report["passed"]
+    assert table.equals(cast) and table.column("x")[-1].as_py() == 2.5
+    assert table.column("s")[-1].as_py() == ""  # a declared string keeps an empty cell as text, as read_csv does
+
+
+def test_a_csv_value_that_is_not_a_number_late_in_the_file_is_a_type_violation_and_null_spellings_are_nulls(tmp_path):
+    dataset = _late_csv(tmp_path, "300000,abc,a\n300001,NA,b\n300002,,c\n")
+    result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                       NOW, tmp_path / "out.parquet")
+    found = {(v["column"], v["rule"]): (v["count"], v["examples"]) for v in result.report["violations"]}
+    # read whole, x would be inferred as text and "NA" and "" reported as unparsable; the reader's null
+    # spellings are nulls instead, as they are for a column inferred as numbers
+    assert found == {("x", "type"): (1, ["abc"]), ("x", "nullable"): (2, ["row 300001", "row 300002"])}

@@ -52,6 +52,7 @@ class _Files:
     snapshot: Snapshot
     schemas: tuple[pa.Schema, ...]
     unified: pa.Schema
+    text: frozenset[str] = frozenset()  # CSV columns read as text, then parsed as declared (csv_text_columns)
 
     def batches(self, index: int, groups: list[list[str]],
                 size: int) -> Iterator[tuple[str, int, int, dict[str, pa.Array]]]:
@@ -61,7 +62,7 @@ class _Files:
         entry, schema = self.snapshot.entries[index], self.schemas[index]
         path = self.snapshot.path(entry)
         own = [[c for c in group if c in schema.names] for group in groups]
-        for where, part, batch in _raw_batches(self.snapshot, entry, own, size):
+        for where, part, batch in _raw_batches(self.snapshot, entry, own, size, self.text):
             yield where, part, batch.num_rows, {name: self._conform(batch, name, path, where) for name in groups[part]}
 
     def _conform(self, batch: pa.Table, name: str, path: str, where: str) -> pa.Array:
@@ -77,11 +78,31 @@ class _Files:
                             f"{type_}, the type the other files give it: {error}") from None
 
 
+def csv_text_columns(columns: dict) -> frozenset[str]:
+    """The declared columns a CSV file's streaming reader reads as text: every one not declared as text.
+
+    The reader fixes each column's type from the file's first block; a float column whose first
+    block holds only whole numbers would fail on a later ``2.5``, and a bad value later on would stop
+    the read instead of being reported. Read as text, each value is parsed as the declared type
+    (``cast_column``), and one that does not parse is a ``type`` violation naming its rows.
+    """
+    return frozenset(name for name, spec in columns.items() if spec.get("type") not in ("string", "category"))
+
+
+def _null_tokens(array: pa.Array) -> pa.Array:
+    """Text read from CSV with the reader's null spellings ("", "NA", "null", ...) made null, as inference does."""
+    return pc.if_else(pc.is_in(array, value_set=_CSV_NULLS), pa.scalar(None, array.type), array)
+
+
+_CSV_NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())
+
+
 @contextmanager
-def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None = None):
+def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None = None,
+                text: frozenset[str] = frozenset()):
     path = snapshot.path(entry)
     read, parse = csv_options(dict(snapshot.source.get("options") or {}))
-    convert = pacsv.ConvertOptions(include_columns=columns) if columns is not None else None
+    convert = pacsv.ConvertOptions(include_columns=columns or [], column_types={c: pa.string() for c in text})
     try:
         stream = snapshot.files.filesystem.open_input_stream(path)
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
@@ -91,13 +112,16 @@ def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None
         yield reader
 
 
-def _raw_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
-                 size: int) -> Iterator[tuple[str, int, pa.Table]]:
+def _raw_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]], size: int,
+                 text: frozenset[str] = frozenset()) -> Iterator[tuple[str, int, pa.Table]]:
     """(where, which group, that group's columns as the file holds them, hive columns added) per batch."""
     hive = _hive_values(snapshot, entry)
     own = [[c for c in group if c not in hive] for group in groups]
-    reader = _parquet_batches if _is_parquet(snapshot, entry) else _csv_batches
-    for where, part, batch in reader(snapshot, entry, own, size):
+    if _is_parquet(snapshot, entry):
+        batches = _parquet_batches(snapshot, entry, own, size)
+    else:
+        batches = _csv_batches(snapshot, entry, own, text)
+    for where, part, batch in batches:
         table = pa.Table.from_batches([batch]).select(own[part])
         for key in [c for c in groups[part] if c in hive]:
             table = table.append_column(key, pa.repeat(pa.scalar(hive[key], pa.string()), batch.num_rows))
@@ -115,11 +139,12 @@ def _parquet_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[st
 
 
 def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
-                 size: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
-    """The CSV reader's blocks (type inference as ``read_csv``: from the first block); one group."""
+                 text: frozenset[str]) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """The CSV reader's blocks; one group. ``text`` columns come as text with null spellings made null;
+    the others' types are inferred from the file's first block."""
     [columns] = groups
     path, block, rows = snapshot.path(entry), 0, 0
-    with _csv_reader(snapshot, entry, columns) as reader:
+    with _csv_reader(snapshot, entry, columns, text) as reader:
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -127,7 +152,12 @@ def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
                 return
             except (pa.ArrowException, OSError) as error:
                 raise DataError(f"file '{path}' csv block {block} (rows from {rows}, columns "
-                                f"{', '.join(columns)}) cannot be read: {error}") from None
+                                f"{', '.join(columns)}) cannot be read: {error} (an undeclared column's type is "
+                                "inferred from the file's first rows; declare the column in the dataset's "
+                                "columns to have every row parsed as its type)") from None
+            for index, name in enumerate(batch.schema.names):
+                if name in text:
+                    batch = batch.set_column(index, name, _null_tokens(batch.column(index)))
             yield f"csv block {block}", 0, batch
             block, rows = block + 1, rows + batch.num_rows
 
@@ -143,13 +173,13 @@ def _hive_values(snapshot: Snapshot, entry: SourceFile) -> dict[str, str]:
     return hive_columns(entry.name) if snapshot.source.get("partitioning") == "hive" else {}
 
 
-def _file_schema(snapshot: Snapshot, entry: SourceFile) -> pa.Schema:
+def _file_schema(snapshot: Snapshot, entry: SourceFile, text: frozenset[str] = frozenset()) -> pa.Schema:
     """A file's columns and types from its footer (Parquet) or first block (CSV), hive columns appended."""
     if _is_parquet(snapshot, entry):
         with open_parquet(snapshot.files.filesystem, snapshot.path(entry)) as parquet:
             schema = parquet.schema_arrow
     else:
-        with _csv_reader(snapshot, entry) as reader:
+        with _csv_reader(snapshot, entry, None, text) as reader:
             schema = reader.schema
     for key in _hive_values(snapshot, entry):
         if key not in schema.names:
@@ -218,9 +248,10 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     there as Parquet. DataError naming the file (and the row group or CSV block, and the column)
     for a file that cannot be read, does not fit the other files' schema or changes meanwhile.
     """
-    schemas = tuple(_file_schema(snapshot, entry) for entry in snapshot.entries)
-    files = _Files(snapshot, schemas, _unify(snapshot, list(schemas)))
-    columns, present = dataset["columns"], files.unified.names
+    columns, text = dataset["columns"], csv_text_columns(dataset["columns"])
+    schemas = tuple(_file_schema(snapshot, entry, text) for entry in snapshot.entries)
+    files = _Files(snapshot, schemas, _unify(snapshot, list(schemas)), text)
+    present = files.unified.names
     declared = [c for c in columns if c in present]
     validated = declared + [n for n in present if n not in columns]
     rules = {c: checks.ColumnRules(name, c, columns[c]) for c in declared}

@@ -164,6 +164,7 @@ def test_a_format_1_bundle_is_read_and_an_unknown_format_refused(tmp_path):
 
 @pytest.mark.parametrize("ctype", ["timestamp", "date"])
 @pytest.mark.parametrize("values", [np.array(["2026-01-02T03:04:05", "NaT", "1900-12-31T23:59"], "datetime64[s]"),
-                                    np.array(["2026-01-02T03:04:05.123456789"], "datetime64[ns]")])
+                                    np.array(["2026-01-02T03:04:05.123456789", "1969-12-31T23:59:59.999999999"],
+                                             "datetime64[ns]")])
 def test_numpy_times_are_cast_as_loopc_casts_them(values, ctype):
     assert_same(standalone(input_cast.classify("x", values), ctype), loopc_cast(pa.array(values), ctype))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loopc.runtime.data.casting import cast_column
+from loopc.runtime.data.casting import cast_column, examples
 
 FLOATS = st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), max_size=40)
 
@@ -59,3 +59,17 @@ def test_the_no_bad_rows_mask_is_read_only_and_as_long_as_the_column():
     assert (len(short), len(long), long.any()) == (1, 2000, False)
     with pytest.raises(ValueError, match="read-only"):
         long[0] = True
+
+
+@pytest.mark.parametrize("tz", [None, "Europe/Paris"])
+def test_nanosecond_timestamps_as_pandas_writes_them_are_floored_to_microseconds_not_bad(tz):
+    stamps = pa.array([1704067200123456789, None, -1], pa.timestamp("ns", tz))
+    cast, bad = cast_column(stamps, "timestamp")
+    assert not bad.any()
+    assert cast.type == pa.timestamp("us", "UTC")
+    assert pc.cast(cast, pa.int64()).to_pylist() == [1704067200123456, None, -1]  # floored, before 1970 too
+
+
+def test_examples_of_values_without_a_python_form_are_shown_as_text():
+    stamps = pa.array([1704067200123456789, 5], pa.timestamp("ns"))
+    assert examples(stamps, np.array([True, False])) == ["2024-01-01 00:00:00.123456789"]

@@ -65,7 +65,11 @@ def examples(array: pa.Array, mask: np.ndarray, distinct: bool = False) -> list:
             picked = pc.unique(picked)
         except pa.ArrowNotImplementedError:
             pass  # nested values (lists, structs) have no unique kernel: show them as they come
-    return [jsonable(v) for v in picked.slice(0, MAX_EXAMPLES).to_pylist()]
+    shown = picked.slice(0, MAX_EXAMPLES)
+    try:
+        return [jsonable(v) for v in shown.to_pylist()]
+    except (ValueError, OverflowError, pa.ArrowException):  # no Python value (nanoseconds, years past 9999)
+        return [jsonable(v) for v in pc.cast(shown, pa.string()).to_pylist()]
 
 
 def _is_text(type_: pa.DataType) -> bool:
@@ -197,6 +201,8 @@ def _cast(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
         return _cast_numeric(array, ctype)
     temporal = pa.types.is_timestamp(source) or pa.types.is_date(source)
     if ctype in ("timestamp", "date") and temporal:
+        if pa.types.is_timestamp(source) and source.unit == "ns":  # pandas' unit: microseconds hold what is kept
+            array = pc.floor_temporal(array, unit="microsecond").cast(pa.timestamp("us", source.tz))
         if ctype == "timestamp" and pa.types.is_timestamp(source) and source.tz is None:
             return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), none_bad
         return pc.cast(array, target), none_bad

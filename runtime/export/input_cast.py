@@ -221,11 +221,10 @@ def _iso_micros(text: str) -> int | None:
 
 
 def _times(times: _Times, null: np.ndarray, ctype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Times as seconds (a date: its wall time's day); finer than microseconds is bad, as pyarrow's safe cast says."""
+    """Times as seconds (a date: its wall time's day); finer than microseconds is floored to them, as loopc does."""
     values = times.local if ctype == "date" else times.utc
-    micros = values.astype("datetime64[us]")
-    bad = ~null & (micros.astype(values.dtype) != values) & (ctype == "timestamp")  # a date just truncates
-    ticks = micros.astype(np.int64)
+    bad = np.zeros(len(null), bool)
+    ticks = values.astype("datetime64[us]").astype(np.int64)  # NumPy floors, like pyarrow's floor_temporal
     if ctype == "date":
         ticks = ticks - ticks % _DAY_US
     return np.where(null | bad, np.nan, ticks.astype(np.float64) / 1e6), bad

@@ -264,8 +264,16 @@ class Hash(Strict):
 class Impute(Strict):
     kind: Literal["impute"]
     strategy: Literal["mean", "median", "constant"] = "mean"
-    value: float | None = None
+    value: float | None = Field(None, description="the fill value; required by strategy 'constant'")
 
+    @model_validator(mode="after")
+    def _constant_has_value(self) -> Impute:
+        if self.strategy == "constant" and self.value is None:
+            raise ValueError("impute strategy 'constant' needs 'value' (the number that fills a missing value)")
+        return self
+
+
+ENCODING_TRANSFORMS = ("bucketize", "onehot", "hash")  # each makes one-hot columns: a chain's last transform
 
 Transform = Annotated[
     Union[Identity, Standardize, MinMax, Log, Clip, Bucketize, OneHot, Hash, Impute],
@@ -302,6 +310,10 @@ class Feature(Strict):
     def _source(self) -> Feature:
         if (self.column is None) == (self.expr is None):
             raise ValueError("give exactly one of 'column' or 'expr'")
+        for transform in self.transforms[:-1]:
+            if transform.kind in ENCODING_TRANSFORMS:
+                raise ValueError(f"'{transform.kind}' must be the last transform: it turns the value into "
+                                 "one-hot columns, which no transform takes; move it to the end of 'transforms'")
         return self
 
 

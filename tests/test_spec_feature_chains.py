@@ -1,4 +1,4 @@
-"""Feature chains the runtime cannot fit are spec errors at `loopc validate`, located, not failures of the features step."""
+"""Feature chains the runtime cannot fit are located spec errors at `loopc validate`, not features-step failures."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def test_an_encoding_transform_before_another_is_located_with_its_fix(tmp_path, 
                                 "which no transform takes; move it to the end of 'transforms'")
 
 
-@pytest.mark.parametrize("transforms", ["[standardize, onehot]", "[{kind: clip, min: 0}, {kind: bucketize, quantiles: 3}]",
+@pytest.mark.parametrize("transforms", ["[standardize, onehot]",
+                                        "[{kind: clip, min: 0}, {kind: bucketize, quantiles: 3}]",
                                         "[{kind: impute, strategy: mean}, {kind: bucketize, boundaries: [0.5]}]"])
 def test_an_encoding_transform_last_is_valid(tmp_path, capsys, transforms):
     assert _errors(tmp_path, transforms, capsys) == (0, [])

@@ -67,3 +67,12 @@ def test_a_column_may_come_from_a_hive_folder_but_not_be_missing(tmp_path):
     with pytest.raises(ScoreError, match=r"b\.parquet' lacks column\(s\) visits that the model reads"):
         for batch, fragment in batches(tmp_path):
             cast(batch, fragment)
+
+
+def test_csv_text_columns_have_their_null_spellings_made_null_before_the_cast():
+    cast = InputCast({"columns": [{"name": "x", "type": "float"}, {"name": "s", "type": "string"}]},
+                     nulls=frozenset({"x"}))
+    batch = pa.record_batch({"x": ["1.5", "NA", "", "2"], "s": ["NA", "", "a", "b"]})
+    out = cast(batch, None)
+    assert out.column("x").to_pylist() == [1.5, None, None, 2.0]
+    assert out.column("s").to_pylist() == ["NA", "", "a", "b"]  # a text column keeps its text

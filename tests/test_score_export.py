@@ -306,3 +306,21 @@ def run_score(project: Path, run_id: str):
 def _model_features(project: Path) -> list[str]:
     version = champion(project)
     return json.loads((project / ".loopc" / version.artifact / "model.json").read_text())["features"]
+
+
+def test_predict_reads_csv_rows_as_it_reads_the_same_rows_in_parquet(trained, tmp_path, capsys):
+    import pyarrow.csv as pacsv
+
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 300)
+    pq.write_table(table, tmp_path / "rows.parquet")
+    pacsv.write_csv(table, tmp_path / "rows.csv")
+    expected = _predicted(trained, tmp_path / "rows.parquet", tmp_path / "a")
+    np.testing.assert_allclose(_predicted(trained, tmp_path / "rows.csv", tmp_path / "b"), expected, atol=1e-6, rtol=0)
+    (tmp_path / "rows.txt").write_bytes((tmp_path / "rows.csv").read_bytes())  # no telling suffix: --format says
+    assert loopc_main(["predict", MODEL, str(tmp_path / "rows.txt"), "-o", str(tmp_path / "c"), "--root",
+                       str(trained), "--batch-id", "b", "--format", "csv"]) == 0
+    scored = ds.dataset(tmp_path / "c", partitioning="hive").to_table().column("score").to_numpy()
+    np.testing.assert_allclose(scored, expected, atol=1e-6, rtol=0)
+    assert loopc_main(["predict", MODEL, str(tmp_path / "rows.txt"), "-o", str(tmp_path / "d"), "--root",
+                       str(trained)]) == 1  # read as Parquet, it is not one
+    assert "cannot read the rows to score" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``loopc predict MODEL[@ALIAS|VERSION] INPUT -o OUTPUT``: score Parquet rows with a registered model."""
+"""``loopc predict MODEL[@ALIAS|VERSION] INPUT -o OUTPUT``: score Parquet or CSV rows with a registered model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from loopc.compiler.errors import LoopcError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
-    parser.add_argument("input", metavar="INPUT", help="Parquet file or folder (hive partitions are read too)")
+    parser.add_argument("input", metavar="INPUT",
+                        help="Parquet or CSV file, or a folder of them (hive partitions are read too)")
+    parser.add_argument("--format", choices=("parquet", "csv"), default=None,
+                        help="the input's format (default: csv when INPUT ends in .csv, else parquet)")
     parser.add_argument("-o", "--output", required=True, help="folder of the partitioned Parquet predictions")
     parser.add_argument("--keys", default="", help="comma-separated columns copied to every prediction row")
     parser.add_argument("--write", default="score,label,model_version,timestamp",
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     state, version = resolve_version(args)
     job = ScoreJob(source=args.input, output=Path(args.output), keys=_names(args.keys), write=_names(args.write),
-                   **({"batch_id": args.batch_id} if args.batch_id else {}))
+                   format=args.format, **({"batch_id": args.batch_id} if args.batch_id else {}))
     try:
         model = load(version_bundle(state, version, loopc_version=loopc_version()))
         summary = score_to_parquet(model, job, version.version)

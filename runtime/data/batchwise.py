@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from loopc.runtime.data import checks
 from loopc.runtime.data.casting import ARROW_TYPES, cast_column, one_array
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import csv_options, file_format, hive_columns
+from loopc.runtime.data.formats import csv_convert, csv_nulls, csv_options, csv_text_columns, file_format, hive_columns
 from loopc.runtime.data.rows import batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
 
@@ -78,31 +78,12 @@ class _Files:
                             f"{type_}, the type the other files give it: {error}") from None
 
 
-def csv_text_columns(columns: dict) -> frozenset[str]:
-    """The declared columns a CSV file's streaming reader reads as text: every one not declared as text.
-
-    The reader fixes each column's type from the file's first block; a float column whose first
-    block holds only whole numbers would fail on a later ``2.5``, and a bad value later on would stop
-    the read instead of being reported. Read as text, each value is parsed as the declared type
-    (``cast_column``), and one that does not parse is a ``type`` violation naming its rows.
-    """
-    return frozenset(name for name, spec in columns.items() if spec.get("type") not in ("string", "category"))
-
-
-def _null_tokens(array: pa.Array) -> pa.Array:
-    """Text read from CSV with the reader's null spellings ("", "NA", "null", ...) made null, as inference does."""
-    return pc.if_else(pc.is_in(array, value_set=_CSV_NULLS), pa.scalar(None, array.type), array)
-
-
-_CSV_NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())
-
-
 @contextmanager
 def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None = None,
                 text: frozenset[str] = frozenset()):
     path = snapshot.path(entry)
     read, parse = csv_options(dict(snapshot.source.get("options") or {}))
-    convert = pacsv.ConvertOptions(include_columns=columns or [], column_types={c: pa.string() for c in text})
+    convert = csv_convert(columns, text)
     try:
         stream = snapshot.files.filesystem.open_input_stream(path)
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
@@ -157,7 +138,7 @@ def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
                                 "columns to have every row parsed as its type)") from None
             for index, name in enumerate(batch.schema.names):
                 if name in text:
-                    batch = batch.set_column(index, name, _null_tokens(batch.column(index)))
+                    batch = batch.set_column(index, name, csv_nulls(batch.column(index)))
             yield f"csv block {block}", 0, batch
             block, rows = block + 1, rows + batch.num_rows
 
@@ -248,7 +229,8 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     there as Parquet. DataError naming the file (and the row group or CSV block, and the column)
     for a file that cannot be read, does not fit the other files' schema or changes meanwhile.
     """
-    columns, text = dataset["columns"], csv_text_columns(dataset["columns"])
+    columns = dataset["columns"]
+    text = csv_text_columns({name: spec.get("type") for name, spec in columns.items()})
     schemas = tuple(_file_schema(snapshot, entry, text) for entry in snapshot.entries)
     files = _Files(snapshot, schemas, _unify(snapshot, list(schemas)), text)
     present = files.unified.names

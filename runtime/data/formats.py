@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -35,6 +36,30 @@ def csv_options(options: dict) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
         delimiter=options.get("delimiter", ","), quote_char=options.get("quote_char", '"')
     )
     return read, parse
+
+
+def csv_text_columns(types: dict[str, str]) -> frozenset[str]:
+    """The columns (name -> declared type) a streaming CSV reader reads as text: every one not declared as text.
+
+    A streaming reader fixes each column's type from the file's first block; a float column whose first
+    block holds only whole numbers would fail on a later ``2.5``, and a bad value later on would stop
+    the read instead of being reported. Read as text, each value is parsed as the declared type
+    (``casting.cast_column``) after ``csv_nulls`` made the reader's null spellings null.
+    """
+    return frozenset(name for name, ctype in types.items() if ctype not in ("string", "category"))
+
+
+def csv_convert(columns: list[str] | None, text: frozenset[str]) -> pacsv.ConvertOptions:
+    """Read ``columns`` (all when None or empty), the ``text`` ones as strings."""
+    return pacsv.ConvertOptions(include_columns=columns or [], column_types={c: pa.string() for c in text})
+
+
+def csv_nulls(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Text read from CSV with the reader's null spellings ("", "NA", "null", ...) made null, as inference does."""
+    return pc.if_else(pc.is_in(array, value_set=_CSV_NULLS), pa.scalar(None, array.type), array)
+
+
+_CSV_NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())
 
 
 def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:

@@ -17,7 +17,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.formats import csv_convert, csv_options, csv_text_columns
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
@@ -51,14 +53,28 @@ class ScoreJob:
     batch_rows: int = BATCH_ROWS
     files: tuple[str, ...] = ()  # the source resolved to files (a glob), read through ``filesystem``
     filesystem: Any = None
+    format: str | None = None  # parquet or csv; default: csv when every file (or the path) ends in .csv
+    options: dict = field(default_factory=dict)  # a CSV source's options (delimiter, quote_char, ...)
+
+    @property
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        suffixes = {PurePosixPath(name).suffix.lower() for name in (self.files or (self.source,))}
+        return "csv" if suffixes == {".csv"} else "parquet"
 
 
-def _dataset(job: ScoreJob) -> ds.Dataset:
+def _dataset(job: ScoreJob, text: frozenset[str]) -> ds.Dataset:
+    """The rows to score; CSV columns in ``text`` are read as strings (InputCast parses them as declared)."""
     try:
+        fmt: Any = job.file_format
+        if fmt == "csv":
+            read, parse = csv_options(dict(job.options))
+            fmt = ds.CsvFileFormat(parse_options=parse, read_options=read, convert_options=csv_convert(None, text))
         if job.files:
-            return ds.dataset(list(job.files), filesystem=job.filesystem, format="parquet")
-        return ds.dataset(job.source, format="parquet", partitioning="hive")
-    except (OSError, ValueError, pa.ArrowInvalid) as exc:
+            return ds.dataset(list(job.files), filesystem=job.filesystem, format=fmt)
+        return ds.dataset(job.source, format=fmt, partitioning="hive")
+    except (OSError, ValueError, pa.ArrowInvalid, DataError) as exc:
         raise ScoreError(f"cannot read the rows to score at '{job.source}': {exc}") from None
 
 
@@ -99,7 +115,8 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
     unknown = [w for w in job.write if w not in WRITABLE]
     if unknown:
         raise ScoreError(f"cannot write {', '.join(unknown)}; choose from {', '.join(WRITABLE)}")
-    dataset = _dataset(job)
+    text = csv_text_columns(InputCast(model.schema).types) if job.file_format == "csv" else frozenset()
+    dataset = _dataset(job, text)
     columns = _columns(model, job, dataset)
     final = job.output / f"version={'none' if version is None else version}" / f"batch={job.batch_id}"
     if final.exists():
@@ -108,7 +125,7 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
     scored_at, rows = dt.datetime.now(dt.UTC), 0
     try:
         staging.mkdir(parents=True)
-        rows = _write_parts(model, dataset, columns, job, version, scored_at, staging / "part-00000.parquet")
+        rows = _write_parts(model, dataset, columns, job, version, scored_at, staging / "part-00000.parquet", text)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging, final)
     except OSError as exc:
@@ -119,9 +136,9 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
             "scored_at": scored_at.isoformat()}
 
 
-def _write_parts(model, dataset, columns, job, version, scored_at, path: Path) -> int:
+def _write_parts(model, dataset, columns, job, version, scored_at, path: Path, text: frozenset[str]) -> int:
     writer, rows = None, 0
-    cast = InputCast(model.schema)
+    cast = InputCast(model.schema, nulls=text)
     try:
         for tagged in dataset.scanner(columns=columns, batch_size=job.batch_rows).scan_batches():
             if tagged.record_batch.num_rows == 0:

@@ -32,7 +32,8 @@ def run_score(ctx: StepContext) -> dict[str, Any]:
         raise StepFailed(f"scoring source: {exc}") from None
     job = ScoreJob(source=scoring["source"]["path"], output=Path(_source_path(ctx.root, scoring["output"])),
                    keys=tuple(scoring["keys"]), write=tuple(scoring["write"]), batch_id=batch_name(ctx.run_id),
-                   files=tuple(files.path(n) for n in files.names), filesystem=files.filesystem)
+                   files=tuple(files.path(n) for n in files.names), filesystem=files.filesystem,
+                   format=scoring["source"].get("format"), options=dict(scoring["source"].get("options") or {}))
     try:
         version = resolve(ctx.registry, ref)
         model = load(version_bundle(ctx.state, version, loopc_version=loopc_version()))

@@ -61,14 +61,69 @@ def test_a_folder_made_meanwhile_by_another_compile_is_written_over(tmp_path, mo
 
     out, create = tmp_path / "out", compile_module._create_file
 
-    def another_compile_first(path, data, mode, folders):
+    def another_compile_first(path, data, mode, folders, chmod):
         if path.endswith(MANIFEST) and not out.exists():
             out.mkdir()
             write_files(out, {"old.json": "1\n"}, "local")
-        create(path, data, mode, folders)
+        create(path, data, mode, folders, chmod)
 
     monkeypatch.setattr(compile_module, "_create_file", another_compile_first)
     result = write_files(out, {"new.json": "2\n"}, "local")
     assert result.removed == ("old.json",) and result.changed == ("new.json",)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "new.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077, 0o027])
+@pytest.mark.parametrize("first", [True, False], ids=["first-compile", "over-a-folder"])
+def test_modes_are_set_again_only_where_the_umask_narrows_them(tmp_path, monkeypatch, umask, first):
+    out = tmp_path / "out"
+    if not first:
+        write_files(out, {"old.json": "1\n"}, "local")
+    fixed: list[int] = []
+    fchmod = os.fchmod
+    monkeypatch.setattr(os, "fchmod", lambda fd, mode: fixed.append(mode) or fchmod(fd, mode))
+    old = os.umask(umask)
+    try:
+        write_files(out, {"a/run.sh": "#!/bin/sh\n", "a/step.json": "{}\n"}, "local")
+    finally:
+        os.umask(old)
+    assert (out / "a/run.sh").stat().st_mode & 0o777 == 0o755
+    assert (out / "a/step.json").stat().st_mode & 0o777 == 0o644
+    assert sorted(set(fixed)) == sorted(m for m in (0o644, 0o755) if m & ~umask != m)
+
+
+def test_the_umask_is_read_without_changing_it(monkeypatch):
+    from loopc.compiler.cli.compile import _umask
+
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the umask was set"))
+        assert _umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+
+
+@pytest.mark.parametrize(("before", "mode"), [
+    ("{}\n", 0o600),  # the same bytes, another mode
+    ("[]\n", 0o644),  # the same size, other bytes
+    ("{}\n\n", 0o644),  # longer
+    ("{", 0o644),  # shorter
+])
+def test_a_file_differing_in_bytes_size_or_mode_is_replaced(tmp_path, before, mode):
+    write_files(tmp_path, {"x.json": "{}\n", "y.json": "1\n"}, "local")
+    (tmp_path / "x.json").write_text(before)
+    (tmp_path / "x.json").chmod(mode)
+    result = write_files(tmp_path, {"x.json": "{}\n", "y.json": "1\n"}, "local")
+    assert result.changed == ("x.json",)
+    assert (tmp_path / "x.json").read_text() == "{}\n" and (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_folder_where_a_file_belongs_is_an_error_not_a_match(tmp_path):
+    write_files(tmp_path, {"x.json": "{}\n"}, "local")
+    (tmp_path / "x.json").unlink()
+    (tmp_path / "x.json").mkdir()
+    with pytest.raises(OSError):
+        write_files(tmp_path, {"x.json": "{}\n"}, "local")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -9,8 +9,8 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -124,9 +124,9 @@ def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResul
     if not os.path.lexists(out_dir) and _write_new(out_dir, files, target):
         return WriteResult(tuple(sorted(files)), tuple(sorted(files)), ())
     previous = _read_manifest(out_dir)
-    written, folders = [], set()
+    written, folders, chmod = [], set(), _chmod_needed()
     for relative, text in sorted(files.items()):
-        if _write_if_changed(out_dir / relative, text, folders):
+        if _write_if_changed(out_dir / relative, text, folders, chmod):
             written.append(relative)
     stale = sorted(set(previous) - set(files))
     for relative in stale:
@@ -145,10 +145,10 @@ def _write_new(out_dir: Path, files: dict[str, str], target: str) -> bool:
     staging = str(out_dir.parent / f".{out_dir.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     os.mkdir(staging)
     try:
-        folders = {staging}
+        folders, chmod = {staging}, _chmod_needed()
         for relative, text in sorted(files.items()):
-            _create_file(os.path.join(staging, relative), text.encode("utf-8"), _mode(relative), folders)
-        _create_file(os.path.join(staging, MANIFEST), _manifest(files, target), 0o644, folders)
+            _create_file(os.path.join(staging, relative), text.encode("utf-8"), _mode(relative), folders, chmod)
+        _create_file(os.path.join(staging, MANIFEST), _manifest(files, target), 0o644, folders, chmod)
         os.rename(staging, out_dir)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -172,25 +172,48 @@ def _mode(relative: str) -> int:
     return 0o755 if os.path.splitext(relative)[1] == ".sh" else 0o644
 
 
-def _create_file(path: str, data: bytes, mode: int, folders: set[str]) -> None:
-    """A new file at ``path`` (its folder created once: ``folders`` remembers them) holding ``data``."""
+def _chmod_needed() -> frozenset[int]:
+    """The modes (of 0o644 and 0o755) that the umask would narrow: only files created with those need ``fchmod``."""
+    mask = _umask()
+    return frozenset(mode for mode in (0o644, 0o755) if mode & ~mask != mode)
+
+
+def _umask() -> int:
+    """The process's umask: read from /proc/self/status where Linux shows it (setting it to read it back, as
+    ``os.umask`` must elsewhere, would briefly change it for every thread)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _create_file(path: str, data: bytes, mode: int, folders: set[str], chmod: frozenset[int]) -> None:
+    """A new file at ``path`` (its folder created once: ``folders`` remembers them) holding ``data``, with ``mode``
+    (set again on the open file when it is in ``chmod``, the modes the umask narrows)."""
     folder = os.path.dirname(path)
     if folder not in folders:
         os.makedirs(folder, exist_ok=True)
         folders.add(folder)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        _write_all(fd, data, mode)
+        _write_all(fd, data)
+        if mode in chmod:
+            os.fchmod(fd, mode)
     finally:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes, mode: int) -> None:
-    """``data`` written to the open file ``fd``, whose mode becomes ``mode`` (whatever the umask)."""
+def _write_all(fd: int, data: bytes) -> None:
+    """``data`` written to the open file ``fd``."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-    os.fchmod(fd, mode)
 
 
 def _check_relative(relative: str) -> None:
@@ -214,35 +237,53 @@ def _read_manifest(out_dir: Path) -> list[str]:
     return safe
 
 
-def _write_if_changed(path: Path, text: str, folders: set[str]) -> bool:
+def _write_if_changed(path: Path, text: str, folders: set[str], chmod: frozenset[int]) -> bool:
     data = text.encode("utf-8")
     mode = _mode(path.name)
-    try:
-        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
-            return False
-    except OSError:
-        pass
-    _replace_file(path, data, mode, folders)
+    if _holds(str(path), data, mode):
+        return False
+    _replace_file(path, data, mode, folders, chmod)
     return True
 
 
-def _replace_file(path: Path, data: bytes, mode: int, folders: set[str]) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path`` (readers never see a part).
+def _holds(path: str, data: bytes, mode: int) -> bool:
+    """Whether the regular file at ``path`` has ``mode`` and holds ``data`` (its size is compared before its bytes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or stat.S_IMODE(found.st_mode) != mode or found.st_size != len(data):
+            return False
+        chunks, size = [], 0
+        while size <= len(data):
+            chunk = os.read(fd, len(data) + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) == data
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _replace_file(path: Path, data: bytes, mode: int, folders: set[str], chmod: frozenset[int]) -> None:
+    """Write ``data`` to a new file beside ``path`` and rename it over ``path`` (readers never see a part).
 
     As ``atomic_write_bytes(durable=False)``, for tens of thousands of files: each folder is created once
-    (``folders`` remembers them), the mode is set on the open file, and no file object is built.
+    (``folders`` remembers them), the temporary file is created with ``mode`` (``fchmod`` only where the umask
+    narrows it), and no file object is built.
     """
     folder = str(path.parent)
-    if folder not in folders:
-        os.makedirs(folder, exist_ok=True)
-        folders.add(folder)
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = os.path.join(folder, f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        try:
-            _write_all(fd, data, mode)
-        finally:
-            os.close(fd)
+        _create_file(temporary, data, mode, folders, chmod)
         os.replace(temporary, path)
+    except FileExistsError:  # not ours to remove (a name drawn twice)
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)

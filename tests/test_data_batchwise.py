@@ -285,6 +285,14 @@ def test_the_split_written_batch_by_batch_assigns_every_row_as_the_whole_table_s
     assert method != "hash" or seen == [16_384, 3_616, 16_384, 3_616, 5_000, 7_000]  # never a whole row group
 
 
+def test_an_unknown_split_method_is_refused_not_split_at_random(tmp_path):
+    from loopc.runtime.steps.split import _write_assignment
+
+    pq.write_table(pa.table({"id": ["a", "b"]}), tmp_path / "k.parquet")
+    with pytest.raises(DataError, match="unknown split method 'bogus'; use hash, time or random"):
+        _write_assignment(_rows_of([tmp_path / "k.parquet"]), {"method": "bogus", "train": 1.0}, tmp_path / "a.npy")
+
+
 def test_null_split_keys_are_counted_over_every_batch(tmp_path, monkeypatch):
     from loopc.runtime.data.split import assign_splits
     from loopc.runtime.steps.split import _write_assignment

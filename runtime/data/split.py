@@ -127,10 +127,11 @@ def _assign_by_time(table: pa.Table, split: dict) -> np.ndarray:
     return np.where(values < times[0], 0, np.where(values < times[1], 1, 2)) if count else np.zeros(0, int)
 
 
-def _assign_random(table: pa.Table, split: dict) -> np.ndarray:
-    permutation = np.random.default_rng(split.get("seed", 0)).permutation(table.num_rows)
-    unit = np.empty(table.num_rows)
-    unit[permutation] = (np.arange(table.num_rows) + 0.5) / max(table.num_rows, 1)
+def assign_random(rows: int, split: dict) -> np.ndarray:
+    """Split index per row of ``rows`` rows for a random split: a seeded permutation (reads no column)."""
+    permutation = np.random.default_rng(split.get("seed", 0)).permutation(rows)
+    unit = np.empty(rows)
+    unit[permutation] = (np.arange(rows) + 0.5) / max(rows, 1)
     return _assign_by_unit(unit, split)
 
 
@@ -142,7 +143,7 @@ def assign_splits(table: pa.Table, split: dict) -> np.ndarray:
     if method == "time":
         return _assign_by_time(table, split)
     if method == "random":
-        return _assign_random(table, split)
+        return assign_random(table.num_rows, split)
     raise DataError(f"unknown split method '{method}'; use hash, time or random")
 
 

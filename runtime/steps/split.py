@@ -14,7 +14,13 @@ from loopc.runtime.data.rows import (
     ValidatedRows,
     open_rows,
 )
-from loopc.runtime.data.split import assign_splits, checked_counts, null_split_values, split_columns
+from loopc.runtime.data.split import (
+    assign_random,
+    assign_splits,
+    checked_counts,
+    null_split_values,
+    split_columns,
+)
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.common import SPLITS, read_json, writing
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
@@ -63,9 +69,11 @@ def _split_input(rows: ValidatedRows, split: dict) -> Iterator[tuple[int, np.nda
         if name not in rows.names:
             raise DataError(f"split method '{split.get('method')}' uses column '{name}', which the table lacks "
                             f"(columns: {', '.join(rows.names)})")
+    if split.get("method", "random") == "random":
+        yield 0, assign_random(rows.num_rows, split).astype(np.uint8)
+        return
     if split.get("method") != "hash":
-        table = rows.read(needed) if needed else pa.table({"row": pa.nulls(rows.num_rows)})
-        yield 0, assign_splits(table, split).astype(np.uint8)
+        yield 0, assign_splits(rows.read(needed), split).astype(np.uint8)
         return
     batches = rows.batches(needed)
     for offset, batch in batches:

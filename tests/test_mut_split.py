@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopc.runtime.data.errors import DataError
@@ -44,6 +44,7 @@ def test_stable_hash64_equals_an_independent_scalar_implementation(key):
     assert [int(v) for v in got] == [reference_hash(t, key) for t in TEXTS]
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=30), st.integers(1, 40))
 def test_rows_grouped_by_length_and_gathered_in_blocks_hash_as_the_scalar_reference(texts, block_bytes):
     with pytest.MonkeyPatch.context() as patch:

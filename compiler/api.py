@@ -253,14 +253,13 @@ def _yaml_files(root: Path, walk: Walk = os.walk) -> list[str]:
     """Every *.yaml file below ``root`` (symbolic links followed, as ``rglob``), spelled as ``str(Path)`` spells
     it, shallow files first, then sorted (so a pipeline precedes its groups); folders named in _SKIP_DIRS
     are not entered."""
-    depth = {str(root): 1}
+    top, spelled = os.fspath(root), str(Path(root))  # one Path in all: "./a" is "a", "." is ""
+    top_prefix = "" if spelled == "." else spelled.rstrip("/") + "/"
     files = []
     for folder, subfolders, names in walk(root, followlinks=True):
-        level = depth[folder]
         subfolders[:] = [d for d in subfolders if d not in _SKIP_DIRS]
-        depth.update((os.path.join(folder, d), level + 1) for d in subfolders)
-        spelled = str(Path(folder))  # one Path per folder, not per file: "./a" is "a", "." is ""
-        prefix = "" if spelled == "." else spelled.rstrip("/") + "/"
+        below = folder[len(top):].lstrip("/")  # the folder names between root and here, "/"-joined
+        prefix, level = (top_prefix + below + "/", below.count("/") + 2) if below else (top_prefix, 1)
         files.extend((level, prefix + n) for n in names if n.endswith(".yaml"))
     files.sort()
     return [name for _, name in files]

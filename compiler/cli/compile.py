@@ -257,8 +257,8 @@ def _holds(path: str, data: bytes, mode: int) -> bool:
         if not stat.S_ISREG(found.st_mode) or stat.S_IMODE(found.st_mode) != mode or found.st_size != len(data):
             return False
         chunks, size = [], 0
-        while size <= len(data):
-            chunk = os.read(fd, len(data) + 1 - size)
+        while size < len(data):  # fstat gave the size: no read to find the end
+            chunk = os.read(fd, len(data) - size)
             if not chunk:
                 break
             chunks.append(chunk)

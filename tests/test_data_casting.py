@@ -74,3 +74,11 @@ def test_nanosecond_timestamps_as_pandas_writes_them_are_floored_to_microseconds
 def test_examples_of_values_without_a_python_form_are_shown_as_text():
     stamps = pa.array([1704067200123456789, 5], pa.timestamp("ns"))
     assert examples(stamps, np.array([True, False])) == ["2024-01-01 00:00:00.123456789"]
+
+
+def test_zoned_nanosecond_timestamps_at_an_ambiguous_local_time_are_floored_not_bad():
+    # 00:30Z on 2026-10-25 is 02:30 in Berlin, a wall time that happens twice: flooring in local time raised
+    stamps = pa.array([1792888200123456789, 1792884600123456789], pa.timestamp("ns", "Europe/Berlin"))
+    cast, bad = cast_column(stamps, "timestamp")
+    assert not bad.any()
+    assert pc.cast(cast, pa.int64()).to_pylist() == [1792888200123456, 1792884600123456]

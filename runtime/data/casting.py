@@ -202,7 +202,8 @@ def _cast(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     temporal = pa.types.is_timestamp(source) or pa.types.is_date(source)
     if ctype in ("timestamp", "date") and temporal:
         if pa.types.is_timestamp(source) and source.unit == "ns":  # pandas' unit: microseconds hold what is kept
-            array = pc.floor_temporal(array, unit="microsecond").cast(pa.timestamp("us", source.tz))
+            utc = pc.floor_temporal(array.cast(pa.timestamp("ns")), unit="microsecond")  # in UTC: no DST to trip on
+            array = utc.cast(pa.timestamp("us")).cast(pa.timestamp("us", source.tz))
         if ctype == "timestamp" and pa.types.is_timestamp(source) and source.tz is None:
             return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), none_bad
         return pc.cast(array, target), none_bad

@@ -82,3 +82,17 @@ def test_zoned_nanosecond_timestamps_at_an_ambiguous_local_time_are_floored_not_
     cast, bad = cast_column(stamps, "timestamp")
     assert not bad.any()
     assert pc.cast(cast, pa.int64()).to_pylist() == [1792888200123456, 1792884600123456]
+
+
+def test_the_no_bad_rows_mask_is_as_long_as_asked_even_when_another_thread_swaps_the_shared_one(monkeypatch):
+    from loopc.runtime.data import casting
+
+    class Swapped(list):
+        """The shared slot as a thread sees it when another one stores a shorter mask right after this one's."""
+
+        def __setitem__(self, index, value):
+            super().__setitem__(index, value)
+            super().__setitem__(index, np.zeros(1, bool))
+
+    monkeypatch.setattr(casting, "_NOTHING", Swapped([np.zeros(0, bool)]))
+    assert len(casting.nothing_bad(100)) == 100

@@ -153,11 +153,12 @@ def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 def nothing_bad(count: int) -> np.ndarray:
     """An all-False read-only mask of ``count`` rows: a view of one shared buffer, not a new one per batch."""
-    if len(_NOTHING[0]) < count:
+    shared = _NOTHING[0]  # read once: another thread (read-ahead casts) may swap in a shorter one meanwhile
+    if len(shared) < count:
         shared = np.zeros(count, bool)
         shared.flags.writeable = False
         _NOTHING[0] = shared
-    return _NOTHING[0][:count]
+    return shared[:count]
 
 
 def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -55,7 +55,10 @@ def csv_convert(columns: list[str] | None, text: frozenset[str]) -> pacsv.Conver
 
 
 def csv_nulls(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Text read from CSV with the reader's null spellings ("", "NA", "null", ...) made null, as inference does."""
+    """Text read from CSV with the reader's null spellings ("", "NA", "null", ...) made null, as inference does;
+    a column that is not text (a hive folder's ``year=2024``, typed by the dataset) as it is."""
+    if not pa.types.is_string(array.type):
+        return array
     return pc.if_else(pc.is_in(array, value_set=_CSV_NULLS), pa.scalar(None, array.type), array)
 
 

@@ -68,3 +68,40 @@ def test_labels_without_predictions_and_without_scoring_is_a_located_error(tmp_p
     assert (error.code, error.spec_path) == ("LPC213", "monitors.weekly_drift.labels")
     assert (error.line, error.column) == line_of(path, "  labels:")
     assert "scoring" in error.hint and "labels.predictions" in error.hint
+
+
+def _load_errors(tmp_path: Path, tree: dict) -> list:
+    path = write_spec(tmp_path, tree)
+    with pytest.raises(SpecErrors) as caught:
+        load_project(path)
+    return [(e.code, e.spec_path, e.message, e.hint) for e in caught.value.errors]
+
+
+def test_labels_joined_on_a_key_scoring_does_not_write_is_a_located_error(tmp_path):
+    tree = churn_with_labels({**LABELS, "keys": ["customer_id", "region"]})
+    [(code, where, message, hint)] = _load_errors(tmp_path, tree)
+    assert (code, where) == ("LPC213", "monitors.weekly_drift.labels.keys")
+    assert "labels join on region, which scoring does not copy" in message and hint == "add region to scoring.keys"
+
+
+@pytest.mark.parametrize(("task_change", "write", "window", "lacking"), [
+    (None, ["score", "label", "timestamp"], None, "model_version"),
+    (None, ["label", "model_version"], None, "score"),
+    (None, ["score", "model_version"], "7d", "timestamp"),
+    ("multiclass", ["score", "label", "model_version", "timestamp"], None, "probabilities"),
+])
+def test_labels_need_what_they_are_judged_from_in_scoring_write(tmp_path, task_change, write, window, lacking):
+    tree = churn_with_labels({**LABELS, **({"window": window} if window else {})})
+    tree["scoring"]["write"] = write
+    if task_change == "multiclass":
+        tree["model"]["task"] = "multiclass_classification"
+        tree["gate"] = {"split": "test", "thresholds": [{"metric": "accuracy", "min": 0.5}], "no_champion": "promote"}
+        tree["monitors"]["weekly_drift"]["performance"] = [{"metric": "accuracy", "min": 0.5}]
+    errors = [e for e in _load_errors(tmp_path, tree) if e[0] != "LPC206"]  # multiclass on the bool label
+    assert [(c, w) for c, w, _, _ in errors] == [("LPC213", "monitors.weekly_drift.labels")]
+    assert errors[0][3] == f"add {lacking} to scoring.write"
+
+
+def test_labels_with_what_they_need_written_are_valid(tmp_path):
+    tree = churn_with_labels({**LABELS, "window": "7d"})
+    load_project(write_spec(tmp_path, tree))  # the example writes score, label, model_version, timestamp

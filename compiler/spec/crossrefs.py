@@ -218,6 +218,24 @@ def _monitor_columns(spec: Spec, dataset: Dataset) -> Iterator[Issue]:
             yield Issue((*base, "labels"), "LPC213", "labels need 'predictions': the folder the scoring plan writes",
                         "add a scoring section (predictions then defaults to scoring.output) or set "
                         "labels.predictions")
+        elif monitor.labels is not None and spec.scoring is not None \
+                and monitor.labels.predictions == spec.scoring.output:
+            yield from _labels_read_scoring(base, monitor.labels, spec.scoring, spec.model.task)
+
+
+def _labels_read_scoring(base: SpecPath, labels: Any, scoring: Any, task: str) -> Iterator[Issue]:
+    """Labels joined with this spec's own scoring output need the columns the scoring plan writes for it."""
+    missing_keys = [k for k in labels.keys if k not in scoring.keys]
+    if missing_keys:
+        yield Issue((*base, "labels", "keys"), "LPC213", f"labels join on {', '.join(missing_keys)}, which "
+                    "scoring does not copy into its predictions", f"add {', '.join(missing_keys)} to scoring.keys")
+    value = "probabilities" if task == "multiclass_classification" else "score"
+    needed = ["model_version", value, *(["timestamp"] if labels.window is not None else [])]
+    lacking = [w for w in needed if w not in scoring.write]
+    if lacking:
+        yield Issue((*base, "labels"), "LPC213", f"labels are judged from the stored predictions' "
+                    f"{', '.join(needed)}, but scoring.write lacks {', '.join(lacking)}",
+                    f"add {', '.join(lacking)} to scoring.write")
 
 
 def _sweep(model: Model) -> Iterator[Issue]:

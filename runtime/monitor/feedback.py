@@ -49,9 +49,30 @@ def join_labels(predictions: pa.Table, labels: pa.Table, keys: list[str], label:
                             f"{', '.join(labels.column_names)})")
     labels = labels.select([*keys, label]).filter(pc.invert(pc.is_null(labels.column(label))))
     for key in keys:  # the label file's key types follow the scored rows'
-        index = labels.column_names.index(key)
-        labels = labels.set_column(index, key, pc.cast(labels.column(key), predictions.schema.field(key).type))
-    return predictions.join(labels, keys, join_type="inner")
+        index, wanted = labels.column_names.index(key), predictions.schema.field(key).type
+        try:
+            labels = labels.set_column(index, key, pc.cast(labels.column(key), wanted))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise FeedbackError(f"the label rows' key '{key}' ({labels.schema.field(key).type}) cannot be read as "
+                                f"the scored rows' {wanted}: {error}") from None
+    return _join_carrying_nested(predictions, labels, keys)
+
+
+def _join_carrying_nested(predictions: pa.Table, labels: pa.Table, keys: list[str]) -> pa.Table:
+    """``predictions.join(labels, keys)`` (inner); Arrow's join takes no list columns (a multiclass model's
+    probabilities), so they are joined as row numbers and taken afterwards."""
+    nested = [f.name for f in predictions.schema if pa.types.is_nested(f.type)]
+    if not nested:
+        return predictions.join(labels, keys, join_type="inner")
+    row = "_row"
+    while row in predictions.column_names or row in labels.column_names:
+        row = f"_{row}"
+    flat = predictions.drop_columns(nested).append_column(row, pa.array(np.arange(predictions.num_rows)))
+    joined = flat.join(labels, keys, join_type="inner")
+    taken = joined.column(row)
+    for name in nested:
+        joined = joined.append_column(name, predictions.column(name).take(taken))
+    return joined.drop_columns([row])
 
 
 def realized_metrics(joined: pa.Table, task: str, label: str, labels_to_y: Callable[[pa.ChunkedArray], np.ndarray],

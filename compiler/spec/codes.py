@@ -30,7 +30,7 @@ ERROR_CODES: dict[str, str] = {
     "LPC210": "split key or column missing from the dataset",
     "LPC211": "check column missing or of the wrong type",
     "LPC212": "expression cannot be parsed",
-    "LPC213": "monitor column or window problem",
+    "LPC213": "monitor column, window or labels problem (labels need what scoring writes)",
     "LPC214": "sweep parameter names no model field",
     "LPC215": "sweep value invalid for its field",
     "LPC217": "feature reads the label column (target leakage)",

@@ -200,3 +200,11 @@ def test_a_file_outside_the_compared_folder_or_the_repository(tmp_path):
     edit(root / "specs" / "cancer" / "pipeline.yaml", "description: changed", "description: changed again")
     report = plan_json(root, "specs", "--base", "HEAD", code=1)  # the base side has no data/ (as with --base-dir)
     assert [(e["side"], e["code"]) for e in report["errors"]] == [("base", "LPC413")], report
+
+
+def test_worker_processes_give_the_same_report(repo):
+    edit(repo / "specs" / "demand" / "dataset" / "store_sales.yaml", "min: 0", "min: 1")
+    edit(repo / "specs" / "churn" / "pipeline.yaml", "owner: growth-ml@example.com", "owner: retention-ml@example.com")
+    one = plan_json(repo, "specs", "--base", "HEAD")
+    assert plan_json(repo, "specs", "--base", "HEAD", "--jobs", "2") == one
+    assert {p["name"]: p["status"] for p in one["pipelines"]} == {"churn": "changed", "demand": "changed"}

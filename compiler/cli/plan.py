@@ -105,7 +105,7 @@ def _load_base(path: Path | None, jobs: int, names: dict[str, str], reused: Head
             if revision.need_all():
                 continue
             return loaded, errors
-        composed = [item for item in loaded[3] if item.display not in reused.served]
+        composed = [item for item in loaded[3] if not reused.stands_for(item.display)]
         written = [revision.need(file) for item in composed for file in item.inputs]  # every one, not any()
         if not any(written):
             return loaded, errors

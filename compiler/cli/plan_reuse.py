@@ -25,7 +25,6 @@ class HeadSpecs:
 
     def __init__(self, head: Sequence[LoadedSpec], head_root: Path, base_root: Path, revision: Revision | None = None):
         self.head_root, self.base_root, self.revision = str(head_root), str(base_root), revision
-        self.served: set[str] = set()  # base pipeline files the head's specs stood for
         self._head: dict[str, list[LoadedSpec]] = {}
         for item in head:
             self._head.setdefault(os.path.relpath(item.display, self.head_root), []).append(item)
@@ -63,12 +62,15 @@ class HeadSpecs:
             if self.revision is not None:
                 self.revision.need(os.path.dirname(key))  # composition reads the pipeline's folder
             return None
-        self.served.add(key)
         return [CachedSpec(item.spec, item.spec_hash, item.sweep_point, item.positions,
                            tuple(self._base_path(path) for path in item.inputs)) for item in found]
 
     def put(self, key: str, inputs: Iterable[str], specs: list[CachedSpec]) -> None:
         """Base-side results are not kept."""
+
+    def stands_for(self, base_file: str) -> bool:
+        """Whether the head's specs stand for ``base_file`` (decided here, so also for what worker processes loaded)."""
+        return self._matching(base_file) is not None
 
     def _matching(self, base_file: str) -> list[LoadedSpec] | None:
         """The head's specs of the same pipeline file, when it and every input are the same on both sides."""

@@ -324,3 +324,17 @@ def test_predict_reads_csv_rows_as_it_reads_the_same_rows_in_parquet(trained, tm
     assert loopc_main(["predict", MODEL, str(tmp_path / "rows.txt"), "-o", str(tmp_path / "d"), "--root",
                        str(trained)]) == 1  # read as Parquet, it is not one
     assert "cannot read the rows to score" in capsys.readouterr().err
+
+
+def test_a_csv_row_that_cannot_be_read_after_the_first_block_is_named_not_an_internal_error(trained, tmp_path, capsys):
+    import pyarrow.csv as pacsv
+
+    table = pq.read_table(sorted((trained / "data" / "customers").glob("*.parquet"))[0]).slice(0, 300)
+    pacsv.write_csv(table, tmp_path / "one.csv")
+    header, *lines = (tmp_path / "one.csv").read_text().splitlines(keepends=True)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(header + "".join(lines) * (2_000_000 // len("".join(lines)) + 1) + "1\n")  # past 1 MiB
+    assert loopc_main(["predict", MODEL, str(rows), "-o", str(tmp_path / "out"), "--root", str(trained)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read the rows to score at '{rows}'" in err and "internal error" not in err
+    assert "Expected" in err and not any((tmp_path / "out").rglob("*.parquet"))

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -136,13 +137,26 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
             "scored_at": scored_at.isoformat()}
 
 
+def _scanned(dataset: ds.Dataset, columns: list[str], job: ScoreJob) -> Iterator[ds.TaggedRecordBatch]:
+    """The dataset's non-empty record batches; ScoreError for one that cannot be read (a CSV row with another
+    number of fields, a value unlike those the reader typed an undeclared column by, a corrupt file)."""
+    batches = iter(dataset.scanner(columns=columns, batch_size=job.batch_rows).scan_batches())
+    while True:
+        try:
+            tagged = next(batches)
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise ScoreError(f"cannot read the rows to score at '{job.source}': {exc}") from None
+        if tagged.record_batch.num_rows:
+            yield tagged
+
+
 def _write_parts(model, dataset, columns, job, version, scored_at, path: Path, text: frozenset[str]) -> int:
     writer, rows = None, 0
     cast = InputCast(model.schema, nulls=text)
     try:
-        for tagged in dataset.scanner(columns=columns, batch_size=job.batch_rows).scan_batches():
-            if tagged.record_batch.num_rows == 0:
-                continue
+        for tagged in _scanned(dataset, columns, job):
             batch = cast(tagged.record_batch, tagged.fragment)
             table = prediction_table(model, batch, job, version, scored_at)
             writer = writer or pq.ParquetWriter(path, table.schema)

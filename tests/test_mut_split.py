@@ -53,6 +53,11 @@ def test_rows_grouped_by_length_and_gathered_in_blocks_hash_as_the_scalar_refere
     assert [int(v) for v in got] == [reference_hash(t or "", b"3") for t in texts]
 
 
+def test_keys_longer_than_a_uint16_length_hash_as_the_scalar_reference():
+    texts = ["k" * 70_000, "a", "k" * (70_000 - 65_536), "b" * 65_535, "a"]  # 70,000 would wrap to 4,464 as uint16
+    assert [int(v) for v in stable_hash64(pa.array(texts))] == [reference_hash(t) for t in texts]
+
+
 def test_nulls_hash_like_the_empty_string_and_slices_hash_only_their_rows():
     assert [int(v) for v in stable_hash64(pa.array([None, "a", None]))] == [reference_hash(""), reference_hash("a"),
                                                                               reference_hash("")]  # fmt: skip

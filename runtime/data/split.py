@@ -55,13 +55,14 @@ def stable_hash64(values: pa.Array, key: bytes = b"") -> np.ndarray:
 
 
 def _rows_by_length(lengths: np.ndarray) -> Iterator[tuple[np.ndarray | slice, int]]:
-    """(the rows, as indices or a slice of all, their common length) for each length present."""
-    sizes = np.bincount(lengths) if len(lengths) else np.zeros(1, np.int64)
+    """(the rows, as indices or a slice of all, their common length) for each length present (none for no rows)."""
+    sizes = np.bincount(lengths)
     present = np.flatnonzero(sizes)
-    if len(present) <= 1:
-        yield slice(None), int(present[0]) if len(present) else 0
+    if len(present) == 1:  # one length (fixed-width keys): every row, no sort
+        yield slice(None), int(present[0])
         return
-    order, bounds = np.argsort(lengths, kind="stable"), np.concatenate(([0], np.cumsum(sizes)))
+    narrow = lengths.astype(np.uint16) if len(sizes) <= 1 << 16 else lengths  # a stable uint16 sort is a radix sort
+    order, bounds = np.argsort(narrow, kind="stable"), np.concatenate(([0], np.cumsum(sizes)))
     for length in present:
         yield order[bounds[length] : bounds[length + 1]], int(length)
 
@@ -69,7 +70,7 @@ def _rows_by_length(lengths: np.ndarray) -> Iterator[tuple[np.ndarray | slice, i
 def _fnv1a_rows(data: np.ndarray, starts: np.ndarray, length: int, seed: np.uint64) -> np.ndarray:
     """FNV-1a from ``seed`` over ``length`` bytes of ``data`` from each of ``starts``, a block of rows at a time
     (a (position, row) byte matrix of at most _BLOCK_BYTES, each position's row contiguous)."""
-    hashes = np.full(len(starts), seed, np.uint64)
+    hashes = np.full(len(starts), seed)  # uint64: seed is a np.uint64
     step = max(_BLOCK_BYTES // max(length, 1), 1)
     for first in range(0, len(starts), step):
         block = data[np.arange(length)[:, None] + starts[first : first + step]]

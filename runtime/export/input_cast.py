@@ -223,11 +223,10 @@ def _iso_micros(text: str) -> int | None:
 def _times(times: _Times, null: np.ndarray, ctype: str) -> tuple[np.ndarray, np.ndarray]:
     """Times as seconds (a date: its wall time's day); finer than microseconds is floored to them, as loopc does."""
     values = times.local if ctype == "date" else times.utc
-    bad = np.zeros(len(null), bool)
     ticks = values.astype("datetime64[us]").astype(np.int64)  # NumPy floors, like pyarrow's floor_temporal
     if ctype == "date":
         ticks = ticks - ticks % _DAY_US
-    return np.where(null | bad, np.nan, ticks.astype(np.float64) / 1e6), bad
+    return np.where(null, np.nan, ticks.astype(np.float64) / 1e6), np.zeros(len(null), bool)  # none is bad
 
 
 def _text(kind: str, value) -> str:

@@ -1,6 +1,6 @@
 """Mutation testing of loopc's core with mutmut, one module at a time against the tests that cover it.
 
-    python ci/mutation.py [MODULE ...]      (default: every module in MODULES; `make mutation`)
+    python ci/mutation.py [--rescore] [MODULE ...]   (default: every module in MODULES; `make mutation`)
 
 mutmut names a mutant after its file path, so the package-dir mapping (loopc.runtime=runtime/,
 loopc.compiler=compiler/) is laid out as ``src/loopc/...`` in a staging folder under
@@ -68,13 +68,16 @@ FUNCTIONS: dict[str, list[str]] = {
 }
 
 # Tests that reach a module's functions only in child processes (the registry killed by SIGKILL at a named point, the
-# CLI run as a command): mutmut selects the tests of a mutant by the functions each test calls in its own process,
-# so it never runs these for those functions. The mutants of those functions that survive are re-run against these
-# files with the mutated copy first on PYTHONPATH; children inherit it and MUTANT_UNDER_TEST, which mutmut's
-# trampoline reads. {module: (functions, test files)}
-CHILD_PROCESS_TESTS: dict[str, tuple[list[str], list[str]]] = {
-    "runtime/registry/sql.py": (["set_alias", "remove_alias", "rollback", "record_event"],
-                                ["tests/test_registry_kills.py"]),
+# CLI run as a command): their children import the checkout, not mutmut's mutated copy, so mutmut's run cannot catch
+# a mutant with them. Each mutant of these functions that survives is re-run against the tests that ``-k`` selects,
+# with the mutated copy first on PYTHONPATH; children inherit it and MUTANT_UNDER_TEST, which mutmut's trampoline
+# reads. {module: ({function: pytest -k expression}, test files)}
+CHILD_PROCESS_TESTS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "runtime/registry/sql.py": (
+        {"register_version": "register", "promote": "promote", "set_alias": "set_alias",
+         "remove_alias": "remove_alias", "rollback": "rollback", "record_event": "event"},
+        ["tests/test_registry_kills.py"],
+    ),
 }
 
 # JAX is not fork-safe: mutmut's default workers fork from a process that has initialised it and hang.
@@ -119,19 +122,20 @@ def mutant_patterns(module: str) -> list[str]:
     return [f"{dotted}.x_{function}__mutmut_*" for function in FUNCTIONS.get(module, [])]
 
 
-def run(module: str) -> tuple[int, int, list[str]]:
-    """(killed, total, names of the mutants not killed) of one module's mutation run."""
-    root = stage(module)
+def run(module: str, rescore: bool = False) -> tuple[int, int, list[str]]:
+    """(killed, total, names of the mutants not killed) of one module's mutation run (``rescore``: of the last one)."""
+    root = BUILD / module.replace("/", "_").removesuffix(".py") if rescore else stage(module)
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {**os.environ, "PYTHONPATH": "", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
     if module in FORKSERVER:  # mutants of Python bookkeeping compile the same XLA programs: compile each once
         env |= {"JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     patterns = mutant_patterns(module)
-    with open(root / "run.log", "w", encoding="utf-8") as log:
-        jobs = os.environ.get("MUTATION_JOBS", "2")
-        subprocess.run([*mutmut, "run", "--max-children", jobs, *patterns], cwd=root, env=env, stdout=log,
-                       stderr=subprocess.STDOUT)  # fmt: skip
+    if not rescore:
+        with open(root / "run.log", "w", encoding="utf-8") as log:
+            jobs = os.environ.get("MUTATION_JOBS", "2")
+            subprocess.run([*mutmut, "run", "--max-children", jobs, *patterns], cwd=root, env=env, stdout=log,
+                           stderr=subprocess.STDOUT)  # fmt: skip
     results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=root, env=env, capture_output=True, text=True)
     (root / "results.txt").write_text(results.stdout, encoding="utf-8")
     states = re.findall(r"^\s*(\S+__mutmut_\d+): (.+)$", results.stdout, re.MULTILINE)
@@ -145,32 +149,34 @@ def run(module: str) -> tuple[int, int, list[str]]:
 
 def recheck_in_child_processes(module: str, root: Path, env: dict, survivors: list[tuple[str, str]]) -> list:
     """``survivors`` less those that CHILD_PROCESS_TESTS catch; each re-check is logged in children.txt."""
-    functions, tests = CHILD_PROCESS_TESTS.get(module, ([], []))
-    pattern = re.compile(rf"(ǁ|\.x_)({'|'.join(map(re.escape, functions))})__mutmut_\d+$")
-    chosen = [name for name, _ in survivors if functions and pattern.search(name)]
+    selections, tests = CHILD_PROCESS_TESTS.get(module, ({}, []))
+    pattern = re.compile(rf"(ǁ|\.x_)({'|'.join(map(re.escape, selections))})__mutmut_\d+$")
+    chosen = [(name, selections[match[2]]) for name, _ in survivors if selections and (match := pattern.search(name))]
     if not chosen:
         return survivors
     pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not airflow and not slurm and not slow", *tests]
     env = {**env, "PYTHONPATH": str(root / "mutants" / "src")}
 
-    def fails(mutant: str) -> bool:
-        done = subprocess.run(pytest, cwd=root / "mutants", env={**env, "MUTANT_UNDER_TEST": mutant},
-                              capture_output=True, text=True)  # fmt: skip
+    def fails(mutant: str, selection: str) -> bool:
+        done = subprocess.run([*pytest, "-k", selection], cwd=root / "mutants", capture_output=True, text=True,
+                              env={**env, "MUTANT_UNDER_TEST": mutant})  # fmt: skip
         return done.returncode != 0
 
     caught = set()
     with open(root / "children.txt", "w", encoding="utf-8") as log:
-        if fails(""):
+        if fails("", " or ".join(sorted(set(selections.values())))):
             log.write(f"{' '.join(tests)} fail without a mutant: no re-check\n")
             return survivors
-        for name in chosen:
-            if fails(name):
+        for name, selection in chosen:
+            if fails(name, selection):
                 caught.add(name)
             log.write(f"{name}: {'killed in a child process' if name in caught else 'survived'}\n")
     return [(name, state) for name, state in survivors if name not in caught]
 
 
 def main(argv: list[str]) -> int:
+    rescore = "--rescore" in argv  # score the last run's results again (after changing CHILD_PROCESS_TESTS)
+    argv = [a for a in argv if a != "--rescore"]
     modules = argv or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
@@ -178,7 +184,7 @@ def main(argv: list[str]) -> int:
         return 2
     table = []
     for module in modules:
-        killed, total, survivors = run(module)
+        killed, total, survivors = run(module, rescore)
         table.append((module, killed, total, survivors))
     print("\nmodule | killed/total | score")
     for module, killed, total, survivors in table:

@@ -222,3 +222,26 @@ def test_version_2_is_read_as_is_and_its_lineage_copies_dropped_by_the_first_wri
     assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(2,), (3,)]
     with pytest.raises(sqlite3.IntegrityError, match="model versions are immutable"):
         conn.execute("UPDATE model_versions SET lineage = '{}' WHERE version = 1")
+
+
+def test_a_new_registry_is_created_without_drop_column_which_sqlite_before_3_35_lacks():
+    from loopc.runtime.registry.schema import create_schema
+
+    conn, executed = sqlite3.connect(":memory:"), []
+    conn.set_trace_callback(executed.append)
+    create_schema(conn, "now")
+    assert executed and not [s for s in executed if "DROP" in s.upper()]
+    assert [row[1] for row in conn.execute("PRAGMA table_info(model_versions)")] == [
+        "model", "version", "created_at", "artifact", "spec_hash", "lineage", "metrics", "gate", "status"]
+
+
+def test_upgrading_version_2_on_an_sqlite_without_drop_column_says_so_and_changes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "registry.db"
+    _version_2(path)
+    before = _digest(path)
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(RegistryError, match=r"schema version 3 needs SQLite 3\.35 or newer \(DROP COLUMN\)"):
+        open_registry(path).close()
+    assert _digest(path) == before
+    with open_registry(path, read_only=True) as reader:
+        assert reader.version("m", 1).lineage == LINEAGE

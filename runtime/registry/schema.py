@@ -72,7 +72,21 @@ CREATE TABLE audit_head (
 """
 
 # Version 3: the copies of lineage fields (step and dataset fingerprints, code version, seed), which no
-# reader used, are dropped; the ``lineage`` JSON column holds them.
+# reader used, are dropped; the ``lineage`` JSON column holds them. A new registry creates the table so
+# (MODEL_VERSIONS): DROP COLUMN needs SQLite 3.35, which Python builds on older systems lack.
+MODEL_VERSIONS = """CREATE TABLE model_versions (
+    model                TEXT    NOT NULL,
+    version              INTEGER NOT NULL,
+    created_at           TEXT    NOT NULL,
+    artifact             TEXT    NOT NULL,
+    spec_hash            TEXT    NOT NULL,
+    lineage              TEXT    NOT NULL DEFAULT '{}',
+    metrics              TEXT    NOT NULL DEFAULT '{}',
+    gate                 TEXT,
+    status               TEXT    NOT NULL,
+    PRIMARY KEY (model, version),
+    UNIQUE (model, artifact)
+)"""
 UNCOPIED_LINEAGE = """
 ALTER TABLE model_versions DROP COLUMN step_fingerprints;
 ALTER TABLE model_versions DROP COLUMN dataset_fingerprints;
@@ -103,7 +117,8 @@ END""",
 
 def create_schema(conn: sqlite3.Connection, now: str) -> None:
     """Every table, index and trigger of the current version, in a new (empty) database."""
-    for statement in statements(TABLES) + statements(CHAIN) + statements(UNCOPIED_LINEAGE):
+    tables = [MODEL_VERSIONS if s.startswith("CREATE TABLE model_versions") else s for s in statements(TABLES)]
+    for statement in tables + statements(CHAIN):
         conn.execute(statement)
     for sql in TRIGGERS.values():
         conn.execute(sql)
@@ -135,6 +150,9 @@ def upgrade_from_1(conn: sqlite3.Connection, now: str) -> None:
 def upgrade_from_2(conn: sqlite3.Connection, now: str) -> None:
     """Version 2 -> 3 inside the caller's write transaction: drop the lineage copies, re-create the
     immutability trigger (which names them) without them. The values stay in each version's ``lineage``."""
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise sqlite3.NotSupportedError(f"upgrading it to schema version {SCHEMA_VERSION} needs SQLite 3.35 or newer "
+                                        f"(DROP COLUMN); this Python has SQLite {sqlite3.sqlite_version}")
     conn.execute("DROP TRIGGER IF EXISTS model_versions_immutable")
     for statement in statements(UNCOPIED_LINEAGE):
         conn.execute(statement)

@@ -56,3 +56,21 @@ def test_a_consumer_that_stops_early_closes_the_source_on_its_thread_and_leaves_
 
 def test_an_empty_source_ends_at_once():
     assert list(read_ahead(iter(()))) == []
+
+
+def test_a_consumer_that_stops_early_stops_the_producer_at_once_and_the_source_is_closed_on_its_thread():
+    produced, closed_on = [], []
+
+    def items():
+        try:
+            for i in range(1000):
+                produced.append(i)
+                yield i
+        finally:
+            closed_on.append(threading.current_thread())
+
+    stream = read_ahead(items())
+    assert next(stream) == 0
+    stream.close()
+    assert len(produced) <= 3  # this one, one in the queue, one being handed over: not the other 997
+    assert len(closed_on) == 1 and closed_on[0] is not threading.current_thread()

@@ -103,7 +103,8 @@ def predict(params: dict, architecture: dict, task: str, x: np.ndarray) -> np.nd
     """Binary: P(y=1) [n]; multiclass: probabilities [n, k]; regression: values [n] (float32).
 
     Rows go through in fixed chunks of ``PREDICT_CHUNK`` (the last one padded), so memory stays
-    bounded and the function compiles once per architecture (:class:`Predictor`).
+    bounded and the function compiles once per architecture for any larger input; fewer rows go through
+    in one piece of their own size, a shape each (:class:`Predictor`).
     """
     predictor = Predictor(params, architecture, task)
     predictor.add(x)

@@ -5,6 +5,8 @@ the documented text, every problem ``verify`` can report worded exactly, and a r
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,6 +19,7 @@ from loopc.runtime.registry.chain import (
     trigger_problems,
 )
 from loopc.runtime.registry.interface import CHALLENGER, CHAMPION
+from loopc.runtime.registry.sql import stamp
 
 FIELDS = [1, "2026-11-30T00:00:00Z", "zoë", "promote", "churn", 2, "champion", None, "ré-run", {"k": [1, 2]}, None]
 
@@ -286,3 +289,15 @@ def test_a_change_without_an_audit_head_is_refused_and_says_to_verify(registry, 
         registry.set_alias("m", "canary", 1, actor="ci", reason="r")
     assert str(error.value) == f"registry {registry.label}: the audit head is missing; run `loopc registry verify`"
     assert registry.aliases("m") == {}
+
+
+def test_stamps_are_utc_text_whatever_the_machines_time_zone(monkeypatch):
+    """Stamps from machines in different zones compare as text: each is the UTC time with a Z."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    try:
+        moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))
+        assert stamp(moment) == "2026-01-02T08:04:05.000006Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -96,3 +96,13 @@ def test_the_no_bad_rows_mask_is_as_long_as_asked_even_when_another_thread_swaps
 
     monkeypatch.setattr(casting, "_NOTHING", Swapped([np.zeros(0, bool)]))
     assert len(casting.nothing_bad(100)) == 100
+
+
+@pytest.mark.parametrize("ctype", ["timestamp", "date"])
+def test_an_iso_shaped_time_that_does_not_exist_is_bad_alone_not_every_row_beside_it(ctype):
+    text = pa.array(["2026-01-02T03:04:05", "2026-02-30", None, "2026-01-02T03:04:05+01:00", "2026-13-01T00:00:00Z",
+                     "2026-01-02 00:00:00.123456789", "2026-01-03"])
+    cast, bad = cast_column(text, ctype)
+    assert bad.tolist() == [False, True, False, False, True, True, False]
+    expected = cast_column(pa.array(["2026-01-02T03:04:05", "2026-01-02T03:04:05+01:00", "2026-01-03"]), ctype)[0]
+    assert cast.filter(pa.array([not b for b in bad.tolist()])).drop_null().equals(expected)

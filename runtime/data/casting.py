@@ -103,13 +103,22 @@ def _parse_times(text: pa.Array, ctype: str) -> pa.Array:
     iso = pc.match_substring_regex(text, _ISO + _OFFSET + "?$")
     aware = pc.and_(iso, pc.match_substring_regex(text, _OFFSET + "$"))
     utc = pa.timestamp("us", tz="UTC")
-    try:
-        with_offset = pc.cast(pc.if_else(aware, text, None), utc)
-        naive = pc.cast(pc.cast(pc.if_else(pc.and_not(iso, aware), text, None), pa.timestamp("us")), utc)
-    except pa.ArrowInvalid:
-        return pa.nulls(len(text), ARROW_TYPES[ctype])
+    with_offset = _cast_or_null(pc.if_else(aware, text, None), utc)
+    naive = pc.cast(_cast_or_null(pc.if_else(pc.and_not(iso, aware), text, None), pa.timestamp("us")), utc)
     stamps = pc.if_else(aware, with_offset, naive)
     return pc.cast(stamps, pa.date32()) if ctype == "date" else stamps
+
+
+def _cast_or_null(text: pa.Array, target: pa.DataType) -> pa.Array:
+    """``text`` cast to ``target``, a value that cannot be (ISO-shaped: 2026-02-30, finer than microseconds) null
+    instead of failing every row; such values are found by halving, a few casts when few are bad."""
+    try:
+        return pc.cast(text, target)
+    except pa.ArrowInvalid:
+        if len(text) <= 1:
+            return pa.nulls(len(text), target)
+        half = len(text) // 2
+        return pa.concat_arrays([_cast_or_null(text.slice(0, half), target), _cast_or_null(text.slice(half), target)])
 
 
 def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:

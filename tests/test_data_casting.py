@@ -106,3 +106,12 @@ def test_an_iso_shaped_time_that_does_not_exist_is_bad_alone_not_every_row_besid
     assert bad.tolist() == [False, True, False, False, True, True, False]
     expected = cast_column(pa.array(["2026-01-02T03:04:05", "2026-01-02T03:04:05+01:00", "2026-01-03"]), ctype)[0]
     assert cast.filter(pa.array([not b for b in bad.tolist()])).drop_null().equals(expected)
+
+
+def test_text_finer_than_microseconds_is_refused_by_its_shape_without_casting_each_value(monkeypatch):
+    from loopc.runtime.data import casting
+
+    calls, cast_or_null = [], casting._cast_or_null
+    monkeypatch.setattr(casting, "_cast_or_null", lambda text, target: calls.append(len(text)) or cast_or_null(text, target))
+    _, bad = cast_column(pa.array(["2026-01-02 00:00:00.123456789"] * 1000), "timestamp")
+    assert bad.all() and calls == [1000, 1000]  # one cast for the zoned rows, one for the naive: no halving

@@ -21,8 +21,8 @@ def canonical_json(value: Any) -> str:
 
 
 def sha256_text(text: str) -> str:
-    """Hex sha256 of ``text`` encoded as UTF-8."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Hex sha256 of ``text`` encoded as UTF-8 (``str.encode``'s only default)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def outcome_view(value: Any) -> Any:

@@ -69,6 +69,15 @@ def test_nulls_hash_like_the_empty_string_and_slices_hash_only_their_rows():
     assert [int(v) for v in stable_hash64(chunked)] == [reference_hash(t) for t in TEXTS]
 
 
+def test_a_null_hashes_like_the_empty_string_even_with_bytes_under_it():
+    """Arrow lets a null slot of a text array span bytes (arrays from IPC or other writers do): they are not the value."""
+    validity = pa.py_buffer(np.packbits([1, 0, 1], bitorder="little").tobytes())
+    offsets = pa.py_buffer(np.array([0, 1, 4, 5], np.int32).tobytes())
+    dirty = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, pa.py_buffer(b"axyzb")])
+    assert dirty.to_pylist() == ["a", None, "b"]
+    assert [int(v) for v in stable_hash64(dirty)] == [reference_hash("a"), reference_hash(""), reference_hash("b")]
+
+
 def test_no_rows_hash_to_no_numbers():
     assert stable_hash64(pa.array([], pa.string())).shape == (0,)
     assert hash_unit(pa.array([], pa.string())).shape == (0,)

@@ -164,3 +164,20 @@ def test_a_call_that_runs_no_epoch_returns_the_starting_params(data, tmp_path):
     assert (none.epochs_run, none.history, none.best_epoch, none.stopped_early) == (0, [], 0, False)
     assert isinstance(none.params, dict)
     np.testing.assert_array_equal(none.params["layer_0"]["w"], untrained.params["layer_0"]["w"])
+
+
+def test_a_signal_inside_an_epoch_resumes_at_that_step_to_the_uninterrupted_result(data, tmp_path):
+    uninterrupted = train(data, checkpoint_dir=tmp_path / "whole", steps_per_call=1)
+
+    def hook(epoch, step):
+        if (epoch, step) == (1, 2):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(Preempted, match="stopped by SIGUSR1 in epoch 2 after step 2"):
+        train(data, checkpoint_dir=tmp_path / "cut", steps_per_call=1, on_step=hook)
+    assert newest_checkpoint(tmp_path / "cut") == "checkpoint-000001-00000002.npz"
+    steps = []
+    resumed = train(data, checkpoint_dir=tmp_path / "cut", steps_per_call=1, on_step=lambda e, s: steps.append((e, s)))
+    assert resumed.resumed_at == (1, 2) and steps[0] == (1, 3)
+    assert resumed.history == [{**h, "seconds": r["seconds"]} for h, r in zip(uninterrupted.history, resumed.history)]
+    np.testing.assert_array_equal(resumed.params["layer_0"]["w"], uninterrupted.params["layer_0"]["w"])

@@ -94,7 +94,7 @@ class _NumericSummary:
         if not self.sampled or not self.moments.count:
             return True
         if self.exact is None:
-            sample = np.concatenate(self.sample) if self.sample else np.zeros(0)
+            sample = np.concatenate(self.sample)  # update appends a part for each batch; count > 0: one came
             self.exact, self.sample = ExactRanks(self._ranks(), self.moments.count, sample, self.collect), []
         else:
             self.exact.end_pass()

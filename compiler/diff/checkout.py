@@ -115,8 +115,10 @@ class Revision:
                 raise LoopcError(f"refusing to write {name!r} outside the scratch folder")
             target = os.path.join(self.scratch, name)
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as handle:
+            partial = f"{target}.{os.getpid()}.partial"  # workers (--jobs) may write the same file: each renames
+            with open(partial, "wb") as handle:  # a complete copy into place, so a reader never sees it half-written
                 handle.write(self._read(self._blobs[name]))
+            os.replace(partial, target)
             self._written.add(name)
         return bool(names)
 

@@ -221,6 +221,7 @@ def test_the_exact_quantile_passes_share_collect_values_between_the_features():
     features = {f"f{i}": {"column": "v", "transforms": [{"kind": "impute", "strategy": "median"}]} for i in range(3)}
     assert [fit.collect for fit in StreamingFit(features, None, 10, collect_values=100).fits] == [33, 33, 33]
     assert StreamingFit(features, None, 10).fits[0].collect == memory_budget() // 64 // 3
+    assert StreamingFit({"f": features["f0"]}, None, 10, collect_values=100).fits[0].collect == 100
     assert StreamingFit({}, None, 10, collect_values=100).fits == []
 
 

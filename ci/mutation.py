@@ -57,6 +57,10 @@ MODULES: dict[str, list[str]] = {
                                     "tests/test_trainer_bookkeeping.py"],
     "compiler/plan/fingerprint.py": ["tests/test_plan_fingerprint.py", "tests/test_spec_boundaries_cache.py",
                                      "tests/test_mut_cache.py"],
+    "runtime/features/fitting.py": ["tests/test_features_fitting.py", "tests/test_spec_boundaries_features.py",
+                                    "tests/test_mut_fitting.py"],
+    "runtime/data/sketch.py": ["tests/test_features_fitting.py", "tests/test_mut_fitting.py",
+                               "tests/test_spec_boundaries_profile.py"],
 }
 
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.

@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "mutation"
+RECHECK_SECONDS = 600  # one child-process re-check of a surviving mutant (a hang must not stall the run)
 PACKAGES = {"runtime": "runtime", "compiler": "compiler", "templates": "templates", "specs": "specs"}
 
 MODULES: dict[str, list[str]] = {
@@ -162,8 +163,11 @@ def recheck_in_child_processes(module: str, root: Path, env: dict, survivors: li
     env = {**env, "PYTHONPATH": str(root / "mutants" / "src")}
 
     def fails(mutant: str, selection: str) -> bool:
-        done = subprocess.run([*pytest, "-k", selection], cwd=root / "mutants", capture_output=True, text=True,
-                              env={**env, "MUTANT_UNDER_TEST": mutant})  # fmt: skip
+        try:
+            done = subprocess.run([*pytest, "-k", selection], cwd=root / "mutants", capture_output=True, text=True,
+                                  env={**env, "MUTANT_UNDER_TEST": mutant}, timeout=RECHECK_SECONDS)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return True  # a mutant that hangs the tests is caught, as mutmut counts a timeout
         return done.returncode != 0
 
     caught = set()

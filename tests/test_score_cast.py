@@ -70,8 +70,8 @@ def test_a_column_may_come_from_a_hive_folder_but_not_be_missing(tmp_path):
 
 
 def test_csv_text_columns_have_their_null_spellings_made_null_before_the_cast():
-    cast = InputCast({"columns": [{"name": "x", "type": "float"}, {"name": "s", "type": "string"}]},
-                     nulls=frozenset({"x"}))
+    cast = InputCast({"columns": [{"name": "x", "type": "float"}, {"name": "s", "type": "string"}]}, csv=True)
+    assert cast.text == frozenset({"x"})
     batch = pa.record_batch({"x": ["1.5", "NA", "", "2"], "s": ["NA", "", "a", "b"]})
     out = cast(batch, None)
     assert out.column("x").to_pylist() == [1.5, None, None, 2.0]
@@ -79,15 +79,13 @@ def test_csv_text_columns_have_their_null_spellings_made_null_before_the_cast():
 
 
 def test_a_hive_folder_of_csv_files_casts_its_typed_folder_column_and_parses_the_text_ones(tmp_path):
-    from loopc.runtime.data.formats import csv_text_columns
     from loopc.runtime.score.batch import ScoreJob, _dataset
 
     (tmp_path / "year=2024").mkdir()
     (tmp_path / "year=2024" / "rows.csv").write_text("x\n1.5\nNA\n")
     schema = {"columns": [{"name": "x", "type": "float"}, {"name": "year", "type": "int"}]}
-    text = csv_text_columns(InputCast(schema).types)  # year is in it, but the dataset types it from the folder name
-    cast = InputCast(schema, nulls=text)
-    dataset = _dataset(ScoreJob(source=str(tmp_path), output=tmp_path / "out", format="csv"), text)
+    cast = InputCast(schema, csv=True)  # year is in its text columns, but the dataset types it from the folder name
+    dataset = _dataset(ScoreJob(source=str(tmp_path), output=tmp_path / "out", format="csv"), cast.text)
     ((batch, fragment),) = [(t.record_batch, t.fragment) for t in dataset.scanner().scan_batches()]
     out = cast(batch, fragment)
     assert out.column("x").to_pylist() == [1.5, None] and out.column("year").to_pylist() == [2024, 2024]

@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import csv_convert, csv_options, csv_text_columns
+from loopc.runtime.data.formats import csv_convert, csv_options
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
@@ -116,8 +116,8 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
     unknown = [w for w in job.write if w not in WRITABLE]
     if unknown:
         raise ScoreError(f"cannot write {', '.join(unknown)}; choose from {', '.join(WRITABLE)}")
-    text = csv_text_columns(InputCast(model.schema).types) if job.file_format == "csv" else frozenset()
-    dataset = _dataset(job, text)
+    cast = InputCast(model.schema, csv=job.file_format == "csv")
+    dataset = _dataset(job, cast.text)
     columns = _columns(model, job, dataset)
     final = job.output / f"version={'none' if version is None else version}" / f"batch={job.batch_id}"
     if final.exists():
@@ -126,7 +126,7 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
     scored_at, rows = dt.datetime.now(dt.UTC), 0
     try:
         staging.mkdir(parents=True)
-        rows = _write_parts(model, dataset, columns, job, version, scored_at, staging / "part-00000.parquet", text)
+        rows = _write_parts(model, dataset, columns, job, version, scored_at, staging / "part-00000.parquet", cast)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging, final)
     except OSError as exc:
@@ -152,9 +152,8 @@ def _scanned(dataset: ds.Dataset, columns: list[str], job: ScoreJob) -> Iterator
             yield tagged
 
 
-def _write_parts(model, dataset, columns, job, version, scored_at, path: Path, text: frozenset[str]) -> int:
+def _write_parts(model, dataset, columns, job, version, scored_at, path: Path, cast: InputCast) -> int:
     writer, rows = None, 0
-    cast = InputCast(model.schema, nulls=text)
     try:
         for tagged in _scanned(dataset, columns, job):
             batch = cast(tagged.record_batch, tagged.fragment)

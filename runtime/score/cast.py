@@ -8,17 +8,18 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from loopc.runtime.data.casting import cast_column, examples
-from loopc.runtime.data.formats import csv_nulls
+from loopc.runtime.data.formats import csv_nulls, csv_text_columns
 from loopc.runtime.score.resolve import ScoreError
 
 
 class InputCast:
     """Checks each input file once for the columns the model reads and casts each record batch."""
 
-    def __init__(self, schema: dict, nulls: frozenset[str] = frozenset()):
+    def __init__(self, schema: dict, csv: bool = False):
         self.required = [c["name"] for c in schema["columns"]]
         self.types = {c["name"]: c["type"] for c in schema["columns"] if c.get("type")}
-        self.nulls = nulls  # columns read as CSV text: the reader's null spellings are nulls (formats.csv_nulls)
+        # read from CSV: the declared non-text columns come as text, their null spellings made null here
+        self.text = csv_text_columns(self.types) if csv else frozenset()
         self._checked: set[str] = set()
 
     def __call__(self, batch: pa.RecordBatch, fragment) -> pa.RecordBatch:
@@ -27,7 +28,7 @@ class InputCast:
         path = str(getattr(fragment, "path", "") or "the input")
         self._check_file(path, fragment)
         for name, ctype in self.types.items():
-            if name in self.nulls:
+            if name in self.text:
                 batch = batch.set_column(batch.schema.get_field_index(name), name, csv_nulls(batch.column(name)))
             cast, bad = cast_column(batch.column(name), ctype)
             if bad.any():

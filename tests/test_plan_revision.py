@@ -90,6 +90,9 @@ def test_need_writes_a_file_or_a_folder_once_and_nothing_outside(repo):
         assert revision.need(str(base / "churn"))
         assert sorted(p.name for p in group.iterdir()) == sorted(p.name for p in (repo / "specs" / "churn" / "model").iterdir())
         assert not (base / "demand").exists()
+        # written whole under a temporary name and renamed (--jobs workers may write the same file): no leftovers
+        assert (group / "logistic.yaml").read_bytes() == (repo / "specs" / "churn" / "model" / "logistic.yaml").read_bytes()
+        assert not list(scratch.rglob("*.partial"))
         assert not revision.need(str(repo / "specs" / "demand" / "pipeline.yaml"))  # outside the scratch folder
         assert not revision.need(str(base / "no-such.yaml")) and not revision.need(str(scratch.parent))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -115,3 +116,97 @@ def test_text_finer_than_microseconds_is_refused_by_its_shape_without_casting_ea
     monkeypatch.setattr(casting, "_cast_or_null", lambda text, target: calls.append(len(text)) or cast_or_null(text, target))
     _, bad = cast_column(pa.array(["2026-01-02 00:00:00.123456789"] * 1000), "timestamp")
     assert bad.all() and calls == [1000, 1000]  # one cast for the zoned rows, one for the naive: no halving
+
+
+def _alone(value: str, ctype: str):
+    """``value`` cast by itself: a value the whole column's cast must judge exactly so."""
+    return cast_column(pa.array([value]), ctype)
+
+
+ISO_PARTS = st.tuples(st.integers(0, 9999), st.integers(0, 14), st.integers(0, 32), st.integers(0, 25),
+                      st.integers(0, 61), st.integers(0, 61), st.sampled_from(["", "Z", "+05:30", "-2400", "+23:60"]))
+
+
+@settings(deadline=None)
+@given(st.lists(ISO_PARTS, min_size=1, max_size=20), st.sampled_from(["timestamp", "date"]))
+def test_iso_text_out_of_range_is_bad_value_by_value_exactly_as_arrow_casts_each_alone(parts, ctype):
+    text = [f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{zone}" for y, mo, d, h, mi, s, zone in parts]
+    cast, bad = cast_column(pa.array(text), ctype)
+    alone = [_alone(value, ctype) for value in text]
+    assert bad.tolist() == [b[1][0] for b in alone]
+    assert cast.equals(pa.concat_arrays([c for c, _ in alone]))  # year 0 has no Python value: compared in Arrow
+
+
+def _counting_casts(monkeypatch) -> list[int]:
+    from loopc.runtime.data import casting
+
+    calls, cast_or_null = [], casting._cast_or_null
+    monkeypatch.setattr(casting, "_cast_or_null", lambda text, target: calls.append(len(text)) or cast_or_null(text, target))
+    return calls
+
+
+def test_a_column_of_days_that_do_not_exist_is_found_bad_in_one_pass_not_by_halving(monkeypatch):
+    calls = _counting_casts(monkeypatch)
+    refused = ["2026-02-30T10:00:00", "2026-13-01", "2026-01-01 24:00", "2026-01-01 23:60", "2026-01-01 23:59:60",
+               "2026-01-01T00:00+24:00", "2026-01-01T00:00-2360"]  # each one Arrow's cast refuses
+    _, bad = cast_column(pa.array(refused * 1000), "timestamp")
+    assert bad.all() and calls == [7000, 7000]  # one cast for zoned rows, one for naive ones, each whole
+
+
+def test_the_halving_fallback_nulls_only_the_values_the_cast_refuses():
+    from loopc.runtime.data.casting import _halving
+
+    text = pa.array(["2026-01-01", "2026-02-30", None, "2026-01-02"])
+    assert _halving(text, pa.timestamp("us")).is_valid().to_pylist() == [True, False, False, True]
+
+
+def test_the_days_are_checked_only_when_the_cast_fails(monkeypatch):
+    from loopc.runtime.data import casting
+
+    checked = []
+    real_day = casting._real_day
+    monkeypatch.setattr(casting, "_real_day", lambda text: checked.append(len(text)) or real_day(text))
+    assert not cast_column(pa.array([GOOD] * 100), "timestamp")[1].any() and checked == []
+    assert cast_column(pa.array([GOOD] * 99 + ["2026-02-29"]), "date")[1].tolist() == [False] * 99 + [True]
+    assert checked == [100]  # the naive rows (the zoned cast of all-null text succeeded)
+
+
+def _validate_csv(root, when: list[str]) -> str:
+    """The rendered report of validating a real CSV file of ``when`` times (a timestamp column)."""
+    import datetime as dt
+
+    import pyarrow.csv as pacsv
+
+    from loopc.runtime.data import batchwise
+    from loopc.runtime.data.checks import render_report
+    from loopc.runtime.data.snapshot import take_snapshot
+
+    (root / "data").mkdir()
+    pacsv.write_csv(pa.table({"n": list(range(len(when))), "when": when}), root / "data" / "t.csv")
+    dataset = {"source": {"path": "data/t.csv"}, "columns": {"n": {"type": "int"}, "when": {"type": "timestamp"}}}
+    snapshot = take_snapshot(dataset["source"], root, content=False)
+    return render_report(batchwise.validate_source(snapshot, "d", dataset, dt.datetime(2026, 1, 1)).report)
+
+
+GOOD = "2026-01-02T03:04:05"
+
+
+@pytest.mark.parametrize("bad_rows, shown", [
+    ([2500], ["2026-02-30T00:00:00"]),  # one bad value
+    (list(range(5000)), ["2026-02-30T00:00:00"]),  # every value bad (one distinct value shown)
+    ([4999], ["2026-02-30T00:00:00"]),  # the last row of the file's last batch
+])
+def test_a_csv_time_that_does_not_exist_is_reported_with_its_column_count_and_value(tmp_path, bad_rows, shown):
+    when = [GOOD] * 5000
+    for row in bad_rows:
+        when[row] = "2026-02-30T00:00:00"
+    report = _validate_csv(tmp_path, when)
+    assert (f"error: column 'when' rule type: {len(bad_rows)} row(s) cannot be read as timestamp (found string); "
+            f"examples: {json.dumps(shown)}") in report
+
+
+def test_a_bad_time_in_the_last_row_of_a_batch_is_that_row_alone():
+    text = pa.array([GOOD] * 1023 + ["2026-04-31T00:00:00"])
+    cast, bad = cast_column(text, "timestamp")
+    assert np.flatnonzero(bad).tolist() == [1023] and cast.null_count == 1
+    assert examples(text, bad) == ["2026-04-31T00:00:00"]

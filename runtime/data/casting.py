@@ -23,8 +23,10 @@ ARROW_TYPES = {
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _INTEGER = r"^\s*[+-]?\d+\s*$"
 _BOOLEAN = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False, "yes": True, "no": False}
-_OFFSET = r"(Z|[+-]\d\d:?\d\d)"
-_ISO = r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?)?"  # microseconds at most, as the bundle reads
+_HOUR, _SIXTY = r"([01]\d|2[0-3])", r"[0-5]\d"
+_OFFSET = rf"(Z|[+-]{_HOUR}:?{_SIXTY})"
+_ISO = rf"^\d{{4}}-\d\d-\d\d([T ]{_HOUR}:{_SIXTY}(:{_SIXTY}(\.\d{{1,6}})?)?)?"  # microseconds at most, as the bundle reads
+_DAY = "%Y-%m-%d"
 _NOTHING = [np.zeros(0, bool)]  # nothing_bad's shared mask, grown to the longest asked for
 
 
@@ -99,7 +101,10 @@ def _parse_text(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
 
 
 def _parse_times(text: pa.Array, ctype: str) -> pa.Array:
-    """ISO 8601 text to timestamps (naive ones taken as UTC) or dates; unparsable values null."""
+    """ISO 8601 text to timestamps (naive ones taken as UTC) or dates; unparsable values null.
+
+    The shape check keeps hours, minutes, seconds and offsets in range; a day that does not exist is
+    found by ``_cast_or_null``."""
     iso = pc.match_substring_regex(text, _ISO + _OFFSET + "?$")
     aware = pc.and_(iso, pc.match_substring_regex(text, _OFFSET + "$"))
     utc = pa.timestamp("us", tz="UTC")
@@ -109,16 +114,35 @@ def _parse_times(text: pa.Array, ctype: str) -> pa.Array:
     return pc.cast(stamps, pa.date32()) if ctype == "date" else stamps
 
 
+def _real_day(text: pa.Array) -> pa.Array:
+    """Whether the first ten characters name a day of the calendar: parsed and printed again they are the same
+    (2026-02-30 parses as 2026-03-02, 2026-13-01 not at all); null where ``text`` is."""
+    day = pc.utf8_slice_codeunits(text, 0, 10)
+    parsed = pc.strptime(day, format=_DAY, unit="s", error_is_null=True)
+    return pc.fill_null(pc.equal(pc.strftime(parsed, format=_DAY), day), False)
+
+
 def _cast_or_null(text: pa.Array, target: pa.DataType) -> pa.Array:
-    """``text`` cast to ``target``, a value that cannot be (ISO-shaped: 2026-02-30, finer than microseconds) null
-    instead of failing every row; such values are found by halving, a few casts when few are bad."""
+    """ISO-shaped ``text`` cast to ``target``, a value that cannot be (2026-02-30) null instead of failing every
+    row: when the cast fails, the days that do not exist are nulled in one pass and the rest cast; should a
+    value still fail (none known), the bad ones are found by halving."""
+    try:
+        return pc.cast(text, target)
+    except pa.ArrowInvalid:
+        pass
+    text = pc.if_else(_real_day(text), text, pa.scalar(None, pa.string()))
+    return _halving(text, target)
+
+
+def _halving(text: pa.Array, target: pa.DataType) -> pa.Array:
+    """``text`` cast to ``target``, each value the cast refuses null (found by halving: a few casts when few are)."""
     try:
         return pc.cast(text, target)
     except pa.ArrowInvalid:
         if len(text) <= 1:
             return pa.nulls(len(text), target)
         half = len(text) // 2
-        return pa.concat_arrays([_cast_or_null(text.slice(0, half), target), _cast_or_null(text.slice(half), target)])
+        return pa.concat_arrays([_halving(text.slice(0, half), target), _halving(text.slice(half), target)])
 
 
 def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import PurePosixPath
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from loopc.compiler.cli.compile import MANIFEST, write_files
+from loopc.compiler.cli.compile import _PLAIN_RELATIVE, MANIFEST, write_files
+from loopc.compiler.errors import LoopcError
 
 
 def test_files_get_their_modes_whatever_the_umask_and_no_temporary_file_stays(tmp_path):
@@ -127,3 +131,19 @@ def test_a_folder_where_a_file_belongs_is_an_error_not_a_match(tmp_path):
     with pytest.raises(OSError):
         write_files(tmp_path, {"x.json": "{}\n"}, "local")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("name", ["/abs.json", "../up.json", "a/../../b", "", ".", "./", "a/..", MANIFEST])
+def test_a_file_name_outside_the_output_folder_is_refused_and_nothing_is_written(tmp_path, name):
+    with pytest.raises(LoopcError, match="not a relative path inside the output folder"):
+        write_files(tmp_path / "out", {"ok.json": "{}\n", name: "{}\n"}, "local")
+    assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab1_.-/", min_size=1, max_size=12))
+def test_names_the_fast_check_takes_are_relative_paths_inside_the_folder(name):
+    assume(_PLAIN_RELATIVE.fullmatch(name))
+    path = PurePosixPath(name)
+    assert not path.is_absolute() and ".." not in path.parts and path.parts and name != MANIFEST
+    assert "/".join(path.parts) == name  # no '.' or empty part that the path would drop

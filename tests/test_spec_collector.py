@@ -67,3 +67,15 @@ def test_loading_a_repository_collects_once_at_the_end(tmp_path, collections, mo
     monkeypatch.setattr(api, "collector_paused", nullcontext)
     assert len(load_project(tmp_path)) == 6
     assert len(collections) > 3  # what the pause spares
+
+
+def test_writing_compiled_files_starts_no_collection(tmp_path, collections, monkeypatch):
+    import loopc.compiler.cli.compile as compile_module
+
+    files = {f"p{index // 50}/steps/s{index}.json": "{}\n" for index in range(6000)}
+    collections.clear()
+    compile_module.write_files(tmp_path / "paused", files, "local")
+    assert len(collections) <= 1  # when the collector is switched on again
+    monkeypatch.setattr(compile_module, "collector_paused", nullcontext)
+    compile_module.write_files(tmp_path / "running", files, "local")
+    assert len(collections) > 3  # what the pause spares

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from loopc.compiler.errors import LoopcError, UsageError
+from loopc.compiler.spec.collector import collector_paused
 from loopc.runtime.store.artifacts import atomic_write_bytes
 
 if TYPE_CHECKING:  # the CLI imports every command to build its parser: keep planning out of that
@@ -117,8 +119,14 @@ def write_compiled(out_dir: Path, files: dict[str, str], target: str) -> WriteRe
 def write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResult:
     """Write ``files`` atomically under ``out_dir``; remove what the previous compile wrote and this one did not.
 
-    Only files listed in the folder's manifest (written by loopc) are ever removed.
+    Only files listed in the folder's manifest (written by loopc) are ever removed. The cyclic collector is paused
+    meanwhile: a collection here would scan every object the loaded specs and plans hold, for nothing.
     """
+    with collector_paused():
+        return _write_files(out_dir, files, target)
+
+
+def _write_files(out_dir: Path, files: dict[str, str], target: str) -> WriteResult:
     for relative in files:
         _check_relative(relative)
     if not os.path.lexists(out_dir) and _write_new(out_dir, files, target):
@@ -216,7 +224,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+_PLAIN_RELATIVE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+"""Names every backend gives (``loopc_churn/steps/train.churn.json``): relative, no '..', '.' or empty part."""
+
+
 def _check_relative(relative: str) -> None:
+    if _PLAIN_RELATIVE.fullmatch(relative):
+        return
     path = PurePosixPath(relative)
     if path.is_absolute() or ".." in path.parts or not path.parts or relative == MANIFEST:
         raise LoopcError(f"a backend produced the file name '{relative}', which is not a relative path "

@@ -264,7 +264,7 @@ def test_the_split_written_batch_by_batch_assigns_every_row_as_the_whole_table_s
     from loopc.runtime.data.split import assign_splits
     from loopc.runtime.steps.split import _write_assignment
 
-    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # key batches of 16,384 rows split the 20,000-row groups
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # key batches of 13,107 rows (one read ahead) split the row groups
     paths = []
     for index, rows in enumerate([45_000, 7_000]):
         table = pa.table({"id": [f"u{index}-{i}" for i in range(rows)], "t": np.arange(rows) % 977})
@@ -282,7 +282,7 @@ def test_the_split_written_batch_by_batch_assigns_every_row_as_the_whole_table_s
     written = np.load(tmp_path / "assignment.npy")
     assert written.dtype == np.uint8 and np.array_equal(written, whole)
     assert counts == {name: int((whole == index).sum()) for index, name in enumerate(("train", "valid", "test"))}
-    assert method != "hash" or seen == [16_384, 3_616, 16_384, 3_616, 5_000, 7_000]  # never a whole row group
+    assert method != "hash" or seen == [13_107, 6_893, 13_107, 6_893, 5_000, 7_000]  # never a whole row group
 
 
 def test_an_unknown_split_method_is_refused_not_split_at_random(tmp_path):

@@ -20,7 +20,7 @@ from rich.console import Console
 from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data.checks import enforce_schema
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.rows import RowFile, ValidatedRows, batch_rows, open_rows
+from loopc.runtime.data.rows import AHEAD_COPIES, RowFile, ValidatedRows, ahead_rows, batch_rows, open_rows
 from loopc.runtime.data.split import split_table
 from loopc.runtime.execution.executor import run_plan
 from loopc.runtime.execution.progress import PlainProgress
@@ -213,6 +213,22 @@ def _one_file(path: Path) -> ValidatedRows:
     stat = path.stat()
     file = RowFile(path.as_posix(), stat.st_size, stat.st_mtime_ns, pq.ParquetFile(path).metadata.num_rows)
     return ValidatedRows(pafs.LocalFileSystem(), (file,), {"v": {"type": "float"}}, True, ("v",))
+
+
+def test_the_batch_read_ahead_is_counted_in_the_memory_budget(tmp_path, monkeypatch):
+    """Batch sizes, not timing: the reader holds one batch ahead (decoded and cast), so its batches are smaller
+    than ``batch_rows`` alone gives, by exactly the share the read-ahead takes of the budget."""
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
+    path = tmp_path / "v.parquet"
+    pq.write_table(pa.table({"v": np.arange(20_000.0)}), path)
+    sizes = [len(batch) for _, batch in _one_file(path).batches(["v"])]
+    alone = batch_rows(8)  # without read-ahead: a batch and its working copies, 8 x 8 bytes a row
+    assert alone == 16384 and sizes[0] == (1 << 20) // (8 * 8 + AHEAD_COPIES * 8) == 13107 < alone
+    assert sum(sizes) == 20_000 and all(size == sizes[0] for size in sizes[:-1])
+    chosen = batch_rows(100)  # a caller's own size for more work a row (features: the matrix too)
+    given = [len(batch) for _, batch in _one_file(path).batches(["v"], chosen)]
+    assert given[0] == ahead_rows(chosen, 8) == (1 << 20) // ((1 << 20) / chosen + AHEAD_COPIES * 8) < chosen
+    assert ahead_rows(100, 8) == 100  # a size below the floor is kept
 
 
 def test_a_corrupt_row_group_names_the_file_the_row_group_and_the_columns(tmp_path):

@@ -8,6 +8,7 @@ from loopc.runtime.data.readahead import read_ahead
 
 
 def test_every_item_arrives_in_order_and_at_most_one_ahead():
+    """The producer takes an item only after the consumer took the one before: the memory budget counts one."""
     produced = []
 
     def items():
@@ -18,7 +19,7 @@ def test_every_item_arrives_in_order_and_at_most_one_ahead():
     seen = []
     for item in read_ahead(items()):
         seen.append(item)
-        assert len(produced) <= item + 3  # this one, one in the queue, one being produced
+        assert len(produced) <= item + 2  # this one and the one being produced (or waiting): not one more
     assert seen == list(range(50))
 
 
@@ -72,5 +73,5 @@ def test_a_consumer_that_stops_early_stops_the_producer_at_once_and_the_source_i
     stream = read_ahead(items())
     assert next(stream) == 0
     stream.close()
-    assert len(produced) <= 3  # this one, one in the queue, one being handed over: not the other 997
+    assert len(produced) <= 2  # this one and the one read ahead: not the other 998
     assert len(closed_on) == 1 and closed_on[0] is not threading.current_thread()

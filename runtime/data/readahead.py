@@ -19,23 +19,28 @@ class _Failed:
 def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     """``items`` in order, produced on a thread at most ``depth`` items ahead of the consumer.
 
-    Arrow's decoding releases the GIL, so the next batch is read while NumPy works on this one. An
-    exception raised while producing is raised here, at the item where it happened; a consumer that
-    stops early (an error, ``close``) stops the producer before the next item and waits for it.
+    Arrow's decoding releases the GIL, so the next batch is read while NumPy works on this one. The
+    producer takes the next item only when the consumer has taken one: besides the consumer's item,
+    at most ``depth`` are held (being produced or waiting), which the memory budget counts
+    (``rows.ahead_rows``). An exception raised while producing is raised here, at the item where it
+    happened; a consumer that stops early (an error, ``close``) stops the producer before the next item
+    and waits for it.
     """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.SimpleQueue = queue.SimpleQueue()
+    room = threading.Semaphore(depth)
     stop = threading.Event()
 
     source = iter(items)
 
     def produce() -> None:
         try:
-            for item in source:
-                if not _put(slots, item, stop):
+            while _acquire(room, stop):
+                item = next(source, _DONE)
+                slots.put(item)
+                if item is _DONE:
                     return
-            _put(slots, _DONE, stop)
         except BaseException as error:  # noqa: BLE001 (handed to the consumer, who raises it)
-            _put(slots, _Failed(error), stop)
+            slots.put(_Failed(error))
         finally:
             close = getattr(source, "close", None)
             if close is not None:
@@ -50,18 +55,16 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
                 return
             if isinstance(item, _Failed):
                 raise item.error
+            room.release()
             yield item
     finally:
         stop.set()
         worker.join()
 
 
-def _put(slots: queue.Queue, item: object, stop: threading.Event) -> bool:
-    """Hand ``item`` over unless the consumer stopped (checked every 50 ms while the queue is full)."""
+def _acquire(room: threading.Semaphore, stop: threading.Event) -> bool:
+    """Wait for room for one more item unless the consumer stopped (checked every 50 ms while there is none)."""
     while not stop.is_set():
-        try:
-            slots.put(item, timeout=0.05)
+        if room.acquire(timeout=0.05):
             return True
-        except queue.Full:
-            continue
     return False

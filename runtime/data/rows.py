@@ -35,6 +35,7 @@ POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 DEFAULT_BUDGET = "1G"
 MIN_BATCH, MAX_BATCH = 1024, 1 << 20
 PAGE_BUFFER = 1 << 20  # bytes read ahead per column: a row group is never held whole
+AHEAD_COPIES = 2  # the batch read ahead (read_ahead holds one), as decoded and as cast
 
 
 def memory_budget() -> int:
@@ -68,6 +69,13 @@ def batch_rows(row_bytes: int) -> int:
     return int(np.clip(memory_budget() // (8 * max(row_bytes, 1)), MIN_BATCH, MAX_BATCH))
 
 
+def ahead_rows(rows: int, row_bytes: int) -> int:
+    """``rows`` (a ``batch_rows`` size for the caller's work on a batch) made smaller so that the batch read ahead
+    meanwhile (``row_bytes`` a row, decoded and cast on the reader's thread: AHEAD_COPIES copies) fits the budget too."""
+    budget = memory_budget()
+    return max(min(rows, MIN_BATCH), int(budget // (budget / rows + AHEAD_COPIES * max(row_bytes, 1))))
+
+
 @dataclass(frozen=True)
 class RowFile:
     """One file of the rows: its path, recorded size and mtime, and row count."""
@@ -95,8 +103,10 @@ class ValidatedRows:
 
     def batches(self, columns: list[str], rows: int | None = None) -> Iterator[tuple[int, pa.Table]]:
         """(offset of the first row, table of ``columns``) per record batch, in row order; the next batch is
-        read and cast on a thread while the caller works on this one."""
-        offset, size = 0, rows or batch_rows(8 * max(len(columns), 1))
+        read and cast on a thread while the caller works on this one. ``rows``: the size ``batch_rows`` gave
+        the caller's work (default: the batch's own), made smaller for the batch read ahead (``ahead_rows``)."""
+        row_bytes = 8 * max(len(columns), 1)
+        offset, size = 0, ahead_rows(rows or batch_rows(row_bytes), row_bytes)
         for batch in read_ahead(batch for file in self.files for batch in self._file_batches(file, columns, size)):
             yield offset, batch
             offset += batch.num_rows

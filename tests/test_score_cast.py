@@ -5,6 +5,7 @@ be cast, or a file without a column the model reads, is refused naming the file 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -89,3 +90,13 @@ def test_a_hive_folder_of_csv_files_casts_its_typed_folder_column_and_parses_the
     ((batch, fragment),) = [(t.record_batch, t.fragment) for t in dataset.scanner().scan_batches()]
     out = cast(batch, fragment)
     assert out.column("x").to_pylist() == [1.5, None] and out.column("year").to_pylist() == [2024, 2024]
+
+
+def test_a_scoring_source_of_csv_and_parquet_files_is_refused_naming_both():
+    from loopc.runtime.score.batch import ScoreJob
+    from loopc.runtime.score.resolve import ScoreError
+
+    assert ScoreJob(source="in/", output=Path("out")).file_format == "parquet"  # a folder
+    assert ScoreJob(source="in/*", output=Path("out"), files=("in/a.CSV", "in/b.csv")).file_format == "csv"
+    with pytest.raises(ScoreError, match="at 'in/\\*': the files are csv and parquet"):
+        _ = ScoreJob(source="in/*", output=Path("out"), files=("in/a.csv", "in/b.parquet")).file_format

@@ -1,29 +1,57 @@
-"""Parsing one file's bytes (Parquet or CSV) into a table, with its hive partition columns."""
+"""File formats: which one a file is, parsing one file's bytes (Parquet or CSV) into a table with its hive
+partition columns, and a dataset's CSV columns read as text and cast as declared."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from loopc.runtime.data.casting import cast_column, examples
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.sources import FORMATS
 
 CSV_OPTIONS = {"delimiter", "quote_char", "skip_rows", "encoding"}
 
 
-def file_format(source: dict, name: str) -> str:
-    """``parquet`` or ``csv``: the source's declared format, else the file's extension."""
+def file_format(source: dict, name: str, default: str | None = None) -> str:
+    """``parquet`` or ``csv``: the source's declared format, else the file's extension, else ``default``
+    (a DataError without one)."""
     declared = source.get("format")
     if declared:
         return declared
     suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in FORMATS:
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    if default is None:
         raise DataError(f"cannot tell the format of '{name}'; set source.format to parquet or csv")
-    return FORMATS[suffix]
+    return default
+
+
+def common_format(source: dict, names: Iterable[str], default: str | None = None) -> str:
+    """The format of the files ``names`` (at least one) read as one dataset, each as ``file_format`` tells;
+    a DataError when they differ."""
+    found = sorted({file_format(source, name, default) for name in names})
+    if len(found) > 1:
+        raise DataError(f"the files are {' and '.join(found)}; read one format at a time or declare the format")
+    return found[0]
+
+
+def dataset_format(fmt: str, options: dict, text: frozenset[str] = frozenset()) -> ds.FileFormat:
+    """A pyarrow dataset's file format: Parquet, or CSV read with ``options``, its ``text`` columns as strings."""
+    if fmt == "parquet":
+        if options:
+            raise DataError(f"parquet sources take no options, got {sorted(options)}")
+        return ds.ParquetFileFormat()
+    read, parse = csv_options(options)
+    return ds.CsvFileFormat(parse_options=parse, read_options=read, convert_options=csv_convert(None, text))
 
 
 def csv_options(options: dict) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
@@ -63,6 +91,33 @@ def csv_nulls(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 
 _CSV_NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Values of ``column`` that cannot be read as its declared type ``ctype``: how many, and a few of them."""
+
+    column: str
+    ctype: str
+    count: int
+    examples: list
+
+
+def cast_declared(batch: pa.RecordBatch, types: dict[str, str],
+                  text: frozenset[str] = frozenset()) -> tuple[pa.RecordBatch, Unreadable | None]:
+    """``batch`` with each of its columns that ``types`` declares (name -> type) cast as validate casts, the ``text``
+    ones (read from CSV as strings) after ``csv_nulls``; at the first column holding values that cannot be read,
+    the batch cast so far and what that column holds."""
+    for name, ctype in types.items():
+        index = batch.schema.get_field_index(name)
+        if index < 0:
+            continue
+        column = csv_nulls(batch.column(index)) if name in text else batch.column(index)
+        cast, bad = cast_column(column, ctype)
+        if bad.any():
+            return batch, Unreadable(name, ctype, int(np.count_nonzero(bad)), examples(column, bad, distinct=True))
+        batch = batch.set_column(index, name, cast)
+    return batch, None
 
 
 def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:

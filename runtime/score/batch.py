@@ -18,7 +18,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import csv_convert, csv_options
+from loopc.runtime.data.formats import common_format, dataset_format
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
@@ -59,19 +59,17 @@ class ScoreJob:
 
     @property
     def file_format(self) -> str:
-        if self.format:
-            return self.format
-        suffixes = {PurePosixPath(name).suffix.lower() for name in (self.files or (self.source,))}
-        return "csv" if suffixes == {".csv"} else "parquet"
+        """The declared format, else the one the files' (or the path's) extensions name; a folder is Parquet."""
+        try:
+            return common_format({"format": self.format}, self.files or (self.source,), default="parquet")
+        except DataError as exc:
+            raise ScoreError(f"cannot read the rows to score at '{self.source}': {exc}") from None
 
 
 def _dataset(job: ScoreJob, text: frozenset[str]) -> ds.Dataset:
     """The rows to score; CSV columns in ``text`` are read as strings (InputCast parses them as declared)."""
     try:
-        fmt: Any = job.file_format
-        if fmt == "csv":
-            read, parse = csv_options(dict(job.options))
-            fmt = ds.CsvFileFormat(parse_options=parse, read_options=read, convert_options=csv_convert(None, text))
+        fmt = dataset_format(job.file_format, dict(job.options), text)
         if job.files:
             return ds.dataset(list(job.files), filesystem=job.filesystem, format=fmt)
         return ds.dataset(job.source, format=fmt, partitioning="hive")

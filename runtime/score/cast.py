@@ -7,8 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from loopc.runtime.data.casting import cast_column, examples
-from loopc.runtime.data.formats import csv_nulls, csv_text_columns
+from loopc.runtime.data.formats import cast_declared, csv_text_columns
 from loopc.runtime.score.resolve import ScoreError
 
 
@@ -27,15 +26,11 @@ class InputCast:
         file and column of a missing column or a value that cannot be cast."""
         path = str(getattr(fragment, "path", "") or "the input")
         self._check_file(path, fragment)
-        for name, ctype in self.types.items():
-            if name in self.text:
-                batch = batch.set_column(batch.schema.get_field_index(name), name, csv_nulls(batch.column(name)))
-            cast, bad = cast_column(batch.column(name), ctype)
-            if bad.any():
-                shown = ", ".join(repr(v) for v in examples(batch.column(name), bad, distinct=True))
-                raise ScoreError(f"'{path}': column '{name}' has {int(bad.sum())} value(s) that cannot be read as "
-                                 f"{ctype}, the type the model was trained on (e.g. {shown})")
-            batch = batch.set_column(batch.schema.get_field_index(name), name, cast)
+        batch, bad = cast_declared(batch, self.types, self.text)
+        if bad is not None:
+            shown = ", ".join(repr(v) for v in bad.examples)
+            raise ScoreError(f"'{path}': column '{bad.column}' has {bad.count} value(s) that cannot be read as "
+                             f"{bad.ctype}, the type the model was trained on (e.g. {shown})")
         return batch
 
     def _check_file(self, path: str, fragment) -> None:

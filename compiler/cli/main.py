@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Iterable
 
 from loopc.compiler.errors import InternalError, LoopcError, UsageError
 
@@ -40,18 +41,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; given ``argv`` naming a command, only that command's module is imported (start-up time)."""
+    """The parser; given ``argv`` naming a command, only that command's subparser is built and only its module
+    imported (start-up time). Help before the command, ``--`` or no known command builds them all."""
     parser = _Parser(prog="loopc", description="Compile ML operations loops from YAML specs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    chosen = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    chosen = _chosen_command(argv or ())
     for name, (module, help_text) in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            continue
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if chosen not in COMMANDS or chosen == name:
-            command = importlib.import_module(f"loopc.compiler.cli.{module}")
-            command.add_arguments(command_parser)
-            command_parser.set_defaults(handler=command.run)
+        command = importlib.import_module(f"loopc.compiler.cli.{module}")
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(handler=command.run)
     return parser
+
+
+def _chosen_command(argv: Iterable[str]) -> str | None:
+    """The command ``argv`` runs, if parsing it needs no other command's parser (None: build them all)."""
+    for arg in argv:
+        if arg in ("-h", "--help", "--"):  # the top-level help, or argparse's '--' handling, lists every command
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,3 +37,26 @@ def test_label_keys_that_cannot_be_read_as_the_scored_keys_name_the_key():
     with pytest.raises(FeedbackError, match="the label rows' key 'key' \\(string\\) cannot be read as the scored "
                                             "rows' int64"):
         join_labels(_predictions(), labels, ["key"], "species")
+
+
+def test_stored_predictions_are_read_by_the_columns_scoring_writes_and_what_they_lack_is_named_as_written(tmp_path):
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from loopc.runtime.monitor.feedback import read_predictions
+
+    folder = tmp_path / "version=1" / "batch=b"
+    folder.mkdir(parents=True)
+    early, late = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    pq.write_table(pa.table({"key": [1, 2], "score": [0.1, 0.9], "model_version": [1, 1],
+                             "scored_at": pa.array([early, late], pa.timestamp("us", tz="UTC"))}), folder / "p.parquet")
+    since = read_predictions(tmp_path, ["key"], "binary_classification", dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    assert since.column_names == ["key", "model_version", "score", "scored_at"] and since["key"].to_pylist() == [2]
+    assert read_predictions(tmp_path, ["key"], "binary_classification", None).column_names == [
+        "key", "model_version", "score"]
+    with pytest.raises(FeedbackError, match="lack region, probabilities; add them to scoring.keys / scoring.write"):
+        read_predictions(tmp_path, ["key", "region"], MULTICLASS, None)
+    pq.write_table(pa.table({"key": [1], "score": [0.1], "model_version": [1]}), folder / "p.parquet")
+    with pytest.raises(FeedbackError, match="lack timestamp; add"):  # the output's name, not its column's
+        read_predictions(tmp_path, ["key"], "binary_classification", early)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from loopc.compiler.frontend.load import SpecPath
 from loopc.compiler.spec.models import Column, Dataset, Model, Spec
+from loopc.runtime.data.predictions import joined_outputs
 from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS, REGRESSION, task_metrics
 
 NUMERIC = {"int", "float", "bool"}
@@ -229,8 +230,7 @@ def _labels_read_scoring(base: SpecPath, labels: Any, scoring: Any, task: str) -
     if missing_keys:
         yield Issue((*base, "labels", "keys"), "LPC213", f"labels join on {', '.join(missing_keys)}, which "
                     "scoring does not copy into its predictions", f"add {', '.join(missing_keys)} to scoring.keys")
-    value = "probabilities" if task == "multiclass_classification" else "score"
-    needed = ["model_version", value, *(["timestamp"] if labels.window is not None else [])]
+    needed = joined_outputs(task == MULTICLASS, labels.window is not None)
     lacking = [w for w in needed if w not in scoring.write]
     if lacking:
         yield Issue((*base, "labels"), "LPC213", f"labels are judged from the stored predictions' "

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from loopc.runtime.data.predictions import WRITE_COLUMNS, joined_outputs
 from loopc.runtime.evaluate.metrics import METRIC_DIRECTIONS, MULTICLASS
 
 
@@ -29,14 +30,14 @@ def read_predictions(folder: Path, keys: list[str], task: str, since: dt.datetim
     if not folder.is_dir():
         return pa.table({})
     dataset = ds.dataset(folder, format="parquet", partitioning="hive")
-    value = "probabilities" if task == MULTICLASS else "score"
-    wanted = [*keys, "model_version", value, *(["scored_at"] if since is not None else [])]
-    missing = [c for c in wanted if c not in dataset.schema.names]
-    if missing:
-        raise FeedbackError(f"predictions in '{folder}' lack column(s) {', '.join(missing)}; add them to "
-                            "scoring.keys / scoring.write (score, model_version, timestamp, probabilities)")
-    where = None if since is None else ds.field("scored_at") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
-    return dataset.to_table(columns=wanted, filter=where)
+    outputs = joined_outputs(task == MULTICLASS, since is not None)
+    lacking = [c for c in keys if c not in dataset.schema.names]
+    lacking += [w for w in outputs if WRITE_COLUMNS[w] not in dataset.schema.names]
+    if lacking:
+        raise FeedbackError(f"predictions in '{folder}' lack {', '.join(lacking)}; add them to scoring.keys / "
+                            "scoring.write")
+    where = None if since is None else ds.field(WRITE_COLUMNS["timestamp"]) >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+    return dataset.to_table(columns=[*keys, *(WRITE_COLUMNS[w] for w in outputs)], filter=where)
 
 
 def join_labels(predictions: pa.Table, labels: pa.Table, keys: list[str], label: str) -> pa.Table:

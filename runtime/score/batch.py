@@ -28,11 +28,12 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import common_format, dataset_format
+from loopc.runtime.data.predictions import WRITE_COLUMNS
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
 
-WRITABLE = ("score", "label", "probabilities", "model_version", "timestamp")
+WRITABLE = tuple(WRITE_COLUMNS)
 BATCH_ROWS = 262144
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -103,7 +104,7 @@ def prediction_table(model: bundle_score.Model, batch: pa.RecordBatch, job: Scor
         columns["model_version"] = pa.array(np.full(batch.num_rows, -1 if version is None else version, np.int64))
     if "timestamp" in job.write:
         micros = int(scored_at.timestamp() * 1_000_000)
-        columns["scored_at"] = pa.array(np.full(batch.num_rows, micros, np.int64)).cast(pa.timestamp("us", tz="UTC"))
+        columns[WRITE_COLUMNS["timestamp"]] = pa.array(np.full(batch.num_rows, micros, np.int64)).cast(pa.timestamp("us", tz="UTC"))
     return pa.table(columns)
 
 

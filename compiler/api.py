@@ -206,6 +206,8 @@ def discover(path: Path, cache: ValidateCache | None = None, walk: Walk = os.wal
     if not path.exists():
         raise SpecErrors([SpecError(str(path), 1, 1, "LPC501", "", "no such file or directory",
                                     "give a pipeline file or a directory of specs")])
+    if walk is os.walk and isinstance(cache, ValidateCache):
+        walk = cache.walk  # unchanged folders are not listed again
     found, errors = [], []
     group_dirs: set[str] = set()
     for name in _yaml_files(path, walk):

@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
+from loopc.compiler.spec.listing import Listings
+
 if TYPE_CHECKING:
     from loopc.compiler.spec.models import Spec
 
@@ -97,6 +99,12 @@ class ValidateCache:
         if self._index is not None:
             self._index.save()
             self._index = None
+
+    def walk(self, top: str | os.PathLike, followlinks: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+        """``os.walk(top, followlinks=True)``; an unchanged folder's listing comes from the index (spec/listing.py)."""
+        if self._index is None:
+            return os.walk(top, followlinks=followlinks)
+        return self._index.listings.walk(top, followlinks)
 
     def digest(self, path: str) -> str:
         """``input_digest(path)``, from the index while the file's size, mtime, inode and ctime are unchanged."""
@@ -180,7 +188,8 @@ class ValidateCache:
 
 
 class FileIndex:
-    """One JSON file per discovery root: file records and entry summaries, written whole, atomically.
+    """One JSON file per discovery root: file records, folder listings and entry summaries, written whole,
+    atomically.
 
     A record is trusted only while the file's size, mtime, inode and ctime are what they were, and only
     if the file had not changed in the last two seconds before it was recorded (a write within the
@@ -188,8 +197,10 @@ class FileIndex:
     a run are dropped when it saves.
     """
 
-    def __init__(self, path: Path, files: dict[str, list], summaries: dict[str, dict]):
+    def __init__(self, path: Path, files: dict[str, list], summaries: dict[str, dict],
+                 folders: dict[str, list] | None = None):
         self.path, self._old, self._old_summaries = path, files, summaries
+        self.listings = Listings(folders or {}, _RACY_NS)
         self.files: dict[str, list] = {}
         self.summaries: dict[str, dict] = {}
         self._changed = False
@@ -198,9 +209,11 @@ class FileIndex:
     def load(cls, path: Path) -> FileIndex:
         try:
             data = json.loads(path.read_bytes())
-            if data["code"] == code_digest() and isinstance(data["files"], dict) and isinstance(data["entries"], dict):
-                return cls(path, data["files"], data["entries"])
-        except (OSError, ValueError, KeyError, TypeError):
+            folders = data.get("folders", {})
+            if (data["code"] == code_digest() and isinstance(data["files"], dict) and isinstance(data["entries"], dict)
+                    and isinstance(folders, dict)):
+                return cls(path, data["files"], data["entries"], folders)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
         return cls(path, {}, {})
 
@@ -234,9 +247,10 @@ class FileIndex:
         self.summaries[key] = summary
 
     def save(self) -> None:
-        if not self._changed and set(self.files) == set(self._old) and set(self.summaries) == set(self._old_summaries):
+        if (not self._changed and set(self.files) == set(self._old) and set(self.summaries) == set(self._old_summaries)
+                and not self.listings.changed()):
             return
-        data = {"code": code_digest(), "files": self.files, "entries": self.summaries}
+        data = {"code": code_digest(), "files": self.files, "entries": self.summaries, "folders": self.listings.seen}
         try:
             _atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
         except OSError:

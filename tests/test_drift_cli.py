@@ -90,3 +90,77 @@ def test_errors_exit_1_naming_the_problem(data, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("[1]")
     assert loopc(["drift", str(tmp_path / "bad.json"), str(data / "calm.parquet")]) == 1
+
+
+def _json_report(args: list[str], capsys) -> tuple[int, dict]:
+    code = loopc(["drift", *args, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def csv_data(data, tmp_path_factory):
+    """The same three datasets as CSV files, and the drifted one as a folder of CSV files too."""
+    import pyarrow.csv as pacsv
+
+    folder = tmp_path_factory.mktemp("drift_csv")
+    for name in ("reference", "calm", "drifted"):
+        pacsv.write_csv(pq.read_table(data / f"{name}.parquet"), folder / f"{name}.csv")
+    table = pq.read_table(data / "drifted.parquet")
+    (folder / "parts").mkdir()
+    for index, start in enumerate((0, 1000, 2000)):
+        pacsv.write_csv(table.slice(start, 1000), folder / "parts" / f"p{index}.txt")
+    return folder
+
+
+def test_csv_files_give_the_report_their_parquet_twins_give(data, csv_data, capsys):
+    for current in ("calm", "drifted"):
+        expected = _json_report([str(data / "reference.parquet"), str(data / f"{current}.parquet")], capsys)
+        assert _json_report([str(csv_data / "reference.csv"), str(csv_data / f"{current}.csv")], capsys) == expected
+        assert _json_report([str(data / "reference.parquet"), str(csv_data / f"{current}.csv")], capsys) == expected
+    assert expected[0] == 3 and "monthly_charges" in expected[1]["drifted"]
+
+
+def test_a_stored_profile_reads_a_csv_current_as_the_types_it_recorded(data, csv_data, tmp_path, capsys):
+    table = pq.read_table(data / "reference.parquet")
+    (tmp_path / "profile.json").write_text(json.dumps(build_profile(table, {c: {} for c in table.column_names})))
+    parquet = _json_report([str(tmp_path / "profile.json"), str(data / "drifted.parquet")], capsys)
+    assert _json_report([str(tmp_path / "profile.json"), str(csv_data / "drifted.csv")], capsys) == parquet
+
+
+def test_a_folder_of_csv_files_is_read_with_input_format_csv(csv_data, capsys):
+    folder = str(csv_data / "parts")
+    assert loopc(["drift", str(csv_data / "reference.csv"), folder]) == 1  # read as Parquet by default
+    assert "a folder of CSV files needs --input-format csv" in capsys.readouterr().err
+    whole = _json_report([str(csv_data / "reference.csv"), str(csv_data / "drifted.csv")], capsys)
+    assert _json_report([str(csv_data / "reference.csv"), folder, "--input-format", "csv"], capsys) == whole
+
+
+def test_a_csv_column_is_parsed_as_declared_past_the_reader_s_first_block(tmp_path, capsys):
+    """Whole numbers for the first MiB, then 2.5 and a null spelling: read as text and parsed, not inferred."""
+    lines = "".join(f"{i % 100},a\n" for i in range(300_000))  # about 1.5 MB
+    (tmp_path / "ref.csv").write_text("x,c\n" + lines + "2.5,b\nNA,b\n")
+    (tmp_path / "cur.csv").write_text("x,c\n" + lines + "2.5,b\n,b\n")
+    code, report = _json_report([str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv")], capsys)
+    assert code == 0 and report["rows"] == 300_002
+    assert report["columns"]["x"]["null_rate"] == report["columns"]["x"]["ref_null_rate"] == 1 / 300_002
+
+
+def test_a_csv_value_that_cannot_be_read_as_its_column_s_type_names_the_file_the_column_and_the_value(
+        csv_data, tmp_path, capsys):
+    text = (csv_data / "calm.csv").read_text().splitlines()
+    text[-1] = "oops," + text[-1].split(",", 1)[1]  # the last row's first column (tenure_months, numeric)
+    (tmp_path / "bad.csv").write_text("\n".join(text) + "\n")
+    assert loopc(["drift", str(csv_data / "reference.csv"), str(tmp_path / "bad.csv")]) == 1
+    err = capsys.readouterr().err
+    assert (f"'{tmp_path / 'bad.csv'}': column 'tenure_months' has 1 value(s) that cannot be read as float "
+            "(e.g. 'oops'); declare another type with --columns tenure_months:TYPE") in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+def test_columns_may_declare_a_type_and_an_unknown_type_is_a_usage_error(csv_data, capsys):
+    code, report = _json_report([str(csv_data / "reference.csv"), str(csv_data / "drifted.csv"), "--columns",
+                                 "support_calls:category,monthly_charges"], capsys)
+    assert code == 3 and report["columns"]["support_calls"]["kind"] == "categorical"
+    assert report["columns"]["monthly_charges"]["kind"] == "numeric"
+    assert loopc(["drift", str(csv_data / "reference.csv"), str(csv_data / "calm.csv"), "--columns", "x:number"]) == 2
+    assert "unknown type 'number'" in capsys.readouterr().err

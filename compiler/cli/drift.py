@@ -1,7 +1,9 @@
-"""``loopc drift REFERENCE CURRENT``: the monitor's drift engine on any two Parquet datasets.
+"""``loopc drift REFERENCE CURRENT``: the monitor's drift engine on any two Parquet or CSV datasets.
 
-REFERENCE is a Parquet file or folder, or a stored reference profile (a model's ``profile.json``).
-Exit codes: 0 no drift, 3 drift, 1 an error (unreadable input, unknown column).
+REFERENCE is a Parquet or CSV file or folder, or a stored reference profile (a model's ``profile.json``).
+Both sides are read batch by batch and cast to one declared type per column, as validate casts (a CSV
+column read as text, then parsed): the type ``--columns NAME:TYPE`` declares, else the profile's, else the
+reference dataset's. Exit codes: 0 no drift, 3 drift, 1 an error (unreadable input, unknown column).
 """
 
 from __future__ import annotations
@@ -9,20 +11,29 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopc.compiler.errors import LoopcError
+from loopc.compiler.errors import LoopcError, UsageError
 
 DRIFT_EXIT = 3
 STATISTICS = ("psi", "js", "ks_pvalue", "chi2_pvalue")
+TYPES = ("int", "float", "bool", "string", "category", "timestamp", "date")
+_NUMBER_TYPE = re.compile(r"(u?int\d+|halffloat|float|double|decimal\d*)\b")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", metavar="REFERENCE", help="Parquet file or folder, or a profile.json")
-    parser.add_argument("current", metavar="CURRENT", help="Parquet file or folder")
-    parser.add_argument("--columns", default="", help="comma-separated columns (default: those both have)")
-    parser.add_argument("--format", choices=("text", "json", "html"), default="text")
+    parser.add_argument("reference", metavar="REFERENCE", help="Parquet or CSV file or folder, or a profile.json")
+    parser.add_argument("current", metavar="CURRENT", help="Parquet or CSV file or folder")
+    parser.add_argument("--columns", default="",
+                        help="comma-separated columns, each NAME or NAME:TYPE (TYPE one of "
+                             f"{', '.join(TYPES)}; default: the columns both have, typed as the reference)")
+    parser.add_argument("--input-format", choices=("parquet", "csv"), default=None,
+                        help="the datasets' format (default: csv when a path ends in .csv, else parquet)")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text", help="the report's format")
     parser.add_argument("--methods", default="psi,ks,chi2", help="comma-separated: psi, ks, chi2, js")
     parser.add_argument("--psi-max", type=float, default=0.2)
     parser.add_argument("--js-max", type=float, default=0.1)
@@ -35,50 +46,148 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _read(path: str, columns: list[str] | None):
+def declared_columns(text: str) -> dict[str, str | None]:
+    """``--columns``: name -> the declared type, or None for a column typed as the reference is."""
+    columns: dict[str, str | None] = {}
+    for item in _names(text):
+        name, _, ctype = item.partition(":")
+        if ctype and ctype not in TYPES:
+            raise UsageError(f"--columns {item}: unknown type '{ctype}'; use one of {', '.join(TYPES)}")
+        columns[name.strip()] = ctype or None
+    return columns
+
+
+def read_as(type_name: str) -> str:
+    """The declared type a column is read as, from its type as a profile records it or as a dataset holds it
+    (an Arrow type): numbers as float, times as timestamp or date, booleans as bool, anything else as string."""
+    if type_name in TYPES:
+        return type_name
+    if _NUMBER_TYPE.match(type_name):
+        return "float"
+    if type_name.startswith(("timestamp", "date")):
+        return "timestamp" if type_name.startswith("timestamp") else "date"
+    return "string"
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One side's rows: a Parquet or CSV dataset (its ``text`` columns read from CSV as strings), read batch by
+    batch."""
+
+    path: str
+    dataset: Any
+    text: frozenset[str]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.dataset.schema.names)
+
+    def require(self, columns: list[str]) -> None:
+        missing = [c for c in columns if c not in self.dataset.schema.names]
+        if missing:
+            raise LoopcError(f"'{self.path}' has no column(s) {', '.join(missing)} "
+                             f"(columns: {', '.join(self.dataset.schema.names)})")
+
+    def count(self) -> int:
+        from loopc.runtime.data.errors import DataError
+
+        try:
+            return self.dataset.count_rows()
+        except (OSError, DataError, ValueError) as exc:
+            raise LoopcError(f"cannot read '{self.path}': {exc}") from None
+
+    def batches(self, types: dict[str, str]) -> Iterator[Any]:
+        """Record batches of the ``types`` columns, cast to them; LoopcError naming the file and the column
+        of a value that cannot be read as declared."""
+        from loopc.runtime.data.errors import DataError
+        from loopc.runtime.data.formats import cast_declared, scan_batches
+        from loopc.runtime.data.rows import batch_rows
+
+        columns = sorted(types)
+        try:
+            for tagged in scan_batches(self.dataset, columns, batch_rows(8 * max(len(columns), 1))):
+                batch, bad = cast_declared(tagged.record_batch, types, self.text)
+                if bad is not None:
+                    shown = ", ".join(repr(v) for v in bad.examples)
+                    raise LoopcError(f"'{tagged.fragment.path}': column '{bad.column}' has {bad.count} value(s) "
+                                     f"that cannot be read as {bad.ctype} (e.g. {shown}); declare another type with "
+                                     f"--columns {bad.column}:TYPE")
+                yield batch
+        except DataError as exc:
+            raise LoopcError(f"cannot read '{self.path}': {exc} (declare a column's type with --columns NAME:TYPE "
+                             "to have every CSV value parsed as it)") from None
+
+
+def open_rows(path: str, input_format: str | None, types: dict[str, str]) -> Rows:
+    """The dataset at ``path`` (a file or a folder with hive partitions); a CSV's ``types`` columns read as text."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    from loopc.runtime.data.errors import DataError
+    from loopc.runtime.data.formats import common_format, csv_text_columns, dataset_format
+
     try:
-        dataset = ds.dataset(path, format="parquet", partitioning="hive")
-        missing = [c for c in columns or [] if c not in dataset.schema.names]
-        if missing:
-            raise LoopcError(f"'{path}' has no column(s) {', '.join(missing)} (columns: {', '.join(dataset.schema.names)})")
-        return dataset.to_table(columns=columns)
-    except (OSError, ValueError, pa.ArrowInvalid) as exc:
-        raise LoopcError(f"cannot read Parquet at '{path}': {exc}") from None
+        fmt = common_format({"format": input_format}, [path], default="parquet")
+        text = csv_text_columns(types) if fmt == "csv" else frozenset()
+        return Rows(path, ds.dataset(path, format=dataset_format(fmt, {}, text), partitioning="hive"), text)
+    except (OSError, ValueError, pa.ArrowInvalid, DataError) as exc:
+        hint = " (a folder of CSV files needs --input-format csv)" if "parquet" in str(exc).lower() else ""
+        raise LoopcError(f"cannot read '{path}': {exc}{hint}") from None
 
 
-def reference_profile(path: str, columns: list[str]) -> dict[str, Any]:
-    """The stored profile at ``path`` (a .json file), or the profile of a Parquet dataset's ``columns``."""
-    from loopc.runtime.monitor.profile import ProfileError, build_profile
-
-    if path.endswith(".json"):
-        try:
-            profile = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LoopcError(f"cannot read the reference profile '{path}': {exc}") from None
-        if not isinstance(profile, dict) or not isinstance(profile.get("columns"), dict):
-            raise LoopcError(f"'{path}' is not a loopc reference profile (no 'columns')")
-        return profile
+def stored_profile(path: str) -> dict[str, Any]:
+    """The reference profile stored at ``path`` (a model's ``profile.json``)."""
     try:
-        return build_profile(_read(path, columns), {c: {} for c in columns})
+        profile = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LoopcError(f"cannot read the reference profile '{path}': {exc}") from None
+    if not isinstance(profile, dict) or not isinstance(profile.get("columns"), dict):
+        raise LoopcError(f"'{path}' is not a loopc reference profile (no 'columns')")
+    return profile
+
+
+def reference_profile(rows: Rows, types: dict[str, str]) -> dict[str, Any]:
+    """The profile of the ``types`` columns of ``rows``, sketched batch by batch in two passes as training does."""
+    from loopc.runtime.monitor.profile import ProfileError, ProfileSketch, complete_profile
+
+    count = rows.count()
+    if not count:
+        raise LoopcError(f"'{rows.path}' holds no rows to compare with")
+    sketch = ProfileSketch({name: {"type": ctype} for name, ctype in types.items()}, count)
+    try:
+        for batch in rows.batches(types):
+            sketch.observe(batch)
+        for batch in rows.batches({name: types[name] for name in sketch.numeric}):
+            sketch.count(batch)
     except ProfileError as exc:
         raise LoopcError(str(exc)) from None
+    return complete_profile(sketch.sketches(), count)
 
 
-def _columns(args: argparse.Namespace, stored: dict[str, Any] | None) -> list[str]:
-    import pyarrow.dataset as ds
+def _reference(args: argparse.Namespace, declared: dict[str, str | None],
+               current: Rows) -> tuple[dict[str, Any], dict[str, str]]:
+    """The reference profile and the declared type of each compared column."""
+    if args.reference.endswith(".json"):
+        stored = stored_profile(args.reference)
+        columns = _compared(declared, current, list(stored["columns"]))
+        unknown = [c for c in columns if c not in stored["columns"]]
+        if unknown:
+            raise LoopcError(f"the reference profile '{args.reference}' has no column(s) {', '.join(unknown)} "
+                             f"(profiled: {', '.join(sorted(stored['columns']))})")
+        return stored, {c: declared.get(c) or read_as(str(stored["columns"][c].get("type", ""))) for c in columns}
+    rows = open_rows(args.reference, args.input_format, {n: t for n, t in declared.items() if t})
+    columns = _compared(declared, current, rows.names)
+    rows.require(columns)
+    types = {c: declared.get(c) or read_as(str(rows.dataset.schema.field(c).type)) for c in columns}
+    return reference_profile(open_rows(args.reference, args.input_format, types), types), types
 
-    if args.columns:
-        return _names(args.columns)
-    try:
-        current = set(ds.dataset(args.current, format="parquet", partitioning="hive").schema.names)
-        if stored is not None:
-            return sorted(current & set(stored["columns"]))
-        return sorted(current & set(ds.dataset(args.reference, format="parquet", partitioning="hive").schema.names))
-    except (OSError, ValueError) as exc:
-        raise LoopcError(f"cannot read the datasets: {exc}") from None
+
+def _compared(declared: dict[str, str | None], current: Rows, reference: list[str]) -> list[str]:
+    """The columns ``--columns`` names, else those both sides have."""
+    columns = list(declared) or sorted(set(current.names) & set(reference))
+    if not columns:
+        raise LoopcError("the two datasets share no column; name some with --columns")
+    return columns
 
 
 def text_report(report: dict[str, Any]) -> str:
@@ -108,17 +217,20 @@ def html_report(report: dict[str, Any], reference: str, current: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopc.runtime.monitor.verdict import MonitorError, drift_report
+    from loopc.runtime.monitor.live import LiveColumns
+    from loopc.runtime.monitor.verdict import MonitorError, drift_report, report_columns
 
-    stored = reference_profile(args.reference, []) if args.reference.endswith(".json") else None
-    columns = _columns(args, stored)
-    if not columns:
-        raise LoopcError("the two datasets share no column; name some with --columns")
-    profile = stored if stored is not None else reference_profile(args.reference, columns)
-    config = {"columns": columns, "methods": _names(args.methods), "psi_max": args.psi_max, "js_max": args.js_max,
+    declared = declared_columns(args.columns)
+    profile, types = _reference(args, declared, open_rows(args.current, args.input_format, {}))
+    current = open_rows(args.current, args.input_format, types)
+    current.require(list(types))
+    config = {"columns": list(types), "methods": _names(args.methods), "psi_max": args.psi_max, "js_max": args.js_max,
               "p_value": args.p_value, "min_drifted": args.min_drifted}
     try:
-        report = drift_report(profile, _read(args.current, columns), data_drift=config).to_dict()
+        live = LiveColumns(profile, report_columns(profile, config))
+        for batch in current.batches(types):
+            live.add(batch)
+        report = drift_report(profile, live, data_drift=config).to_dict()
     except MonitorError as exc:
         raise LoopcError(str(exc)) from None
     text = {"json": lambda: json.dumps(report, indent=2, sort_keys=True, default=str) + "\n",

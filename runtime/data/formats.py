@@ -3,7 +3,7 @@ partition columns, and a dataset's CSV columns read as text and cast as declared
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -52,6 +52,22 @@ def dataset_format(fmt: str, options: dict, text: frozenset[str] = frozenset()) 
         return ds.ParquetFileFormat()
     read, parse = csv_options(options)
     return ds.CsvFileFormat(parse_options=parse, read_options=read, convert_options=csv_convert(None, text))
+
+
+def scan_batches(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[ds.TaggedRecordBatch]:
+    """The dataset's non-empty record batches of ``columns``, at most ``rows`` rows each; a DataError for one that
+    cannot be read (a CSV row with another number of fields, a value unlike those the reader typed an undeclared
+    column by, a corrupt file)."""
+    batches = iter(dataset.scanner(columns=columns, batch_size=rows).scan_batches())
+    while True:
+        try:
+            tagged = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(str(exc)) from None
+        if tagged.record_batch.num_rows:
+            yield tagged
 
 
 def csv_options(options: dict) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:

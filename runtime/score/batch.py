@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import common_format, dataset_format
+from loopc.runtime.data.formats import common_format, dataset_format, scan_batches
 from loopc.runtime.data.predictions import WRITE_COLUMNS
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
@@ -137,18 +137,11 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
 
 
 def _scanned(dataset: ds.Dataset, columns: list[str], job: ScoreJob) -> Iterator[ds.TaggedRecordBatch]:
-    """The dataset's non-empty record batches; ScoreError for one that cannot be read (a CSV row with another
-    number of fields, a value unlike those the reader typed an undeclared column by, a corrupt file)."""
-    batches = iter(dataset.scanner(columns=columns, batch_size=job.batch_rows).scan_batches())
-    while True:
-        try:
-            tagged = next(batches)
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise ScoreError(f"cannot read the rows to score at '{job.source}': {exc}") from None
-        if tagged.record_batch.num_rows:
-            yield tagged
+    """The dataset's non-empty record batches; ScoreError naming the source for one that cannot be read."""
+    try:
+        yield from scan_batches(dataset, columns, job.batch_rows)
+    except DataError as exc:
+        raise ScoreError(f"cannot read the rows to score at '{job.source}': {exc}") from None
 
 
 def _write_parts(model, dataset, columns, job, version, scored_at, path: Path, cast: InputCast) -> int:

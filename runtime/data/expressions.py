@@ -14,36 +14,38 @@ import ast
 import functools
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
+np: Any = None  # numpy, imported by _numpy() on first evaluation: validating a spec only parses expressions
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 60
 
+# Operators and functions -> the names of the numpy functions that evaluate them.
 _BINARY = {
-    ast.Add: ("+", np.add),
-    ast.Sub: ("-", np.subtract),
-    ast.Mult: ("*", np.multiply),
-    ast.Div: ("/", np.true_divide),
-    ast.FloorDiv: ("//", np.floor_divide),
-    ast.Mod: ("%", np.mod),
-    ast.Pow: ("**", np.power),
+    ast.Add: ("+", "add"),
+    ast.Sub: ("-", "subtract"),
+    ast.Mult: ("*", "multiply"),
+    ast.Div: ("/", "true_divide"),
+    ast.FloorDiv: ("//", "floor_divide"),
+    ast.Mod: ("%", "mod"),
+    ast.Pow: ("**", "power"),
 }
 _COMPARE = {
-    ast.Eq: np.equal,
-    ast.NotEq: np.not_equal,
-    ast.Lt: np.less,
-    ast.LtE: np.less_equal,
-    ast.Gt: np.greater,
-    ast.GtE: np.greater_equal,
+    ast.Eq: "equal",
+    ast.NotEq: "not_equal",
+    ast.Lt: "less",
+    ast.LtE: "less_equal",
+    ast.Gt: "greater",
+    ast.GtE: "greater_equal",
 }
 _FUNCTIONS = {
-    "abs": (1, np.abs),
-    "log": (1, np.log),
-    "exp": (1, np.exp),
-    "sqrt": (1, np.sqrt),
-    "min": (2, np.minimum),
-    "max": (2, np.maximum),
+    "abs": (1, "abs"),
+    "log": (1, "log"),
+    "exp": (1, "exp"),
+    "sqrt": (1, "sqrt"),
+    "min": (2, "minimum"),
+    "max": (2, "maximum"),
     "is_null": (1, None),
 }
 _ALLOWED_NODES = (
@@ -142,6 +144,7 @@ def evaluate(expr: str, columns: Mapping[str, np.ndarray], rows: int | None = No
     float with NaN for nulls; text columns object arrays with None for nulls.
     """
     tree = parse(expr)
+    _numpy()
     missing = sorted(columns_in(expr) - set(columns))
     if missing:
         known = ", ".join(sorted(columns)) or "none"
@@ -195,7 +198,7 @@ class _Evaluator:
     def _BinOp(self, node: ast.BinOp):
         left = self._numeric(self.visit(node.left), node.left)
         right = self._numeric(self.visit(node.right), node.right)
-        return _BINARY[type(node.op)][1](left, right)
+        return getattr(np, _BINARY[type(node.op)][1])(left, right)
 
     def _UnaryOp(self, node: ast.UnaryOp):
         operand = self.visit(node.operand)
@@ -228,11 +231,11 @@ class _Evaluator:
         if left.dtype == object:
             valid = _not_none(left) & _not_none(right)
             try:
-                compared = _COMPARE[type(op)](np.where(valid, left, ""), np.where(valid, right, ""))
+                compared = getattr(np, _COMPARE[type(op)])(np.where(valid, left, ""), np.where(valid, right, ""))
             except TypeError:
                 raise ExpressionError(f"cannot compare values near '{_token(node, self.text)}'") from None
             return np.asarray(compared, dtype=bool) & valid
-        return np.asarray(_COMPARE[type(op)](left.astype(float), right.astype(float)), dtype=bool)
+        return np.asarray(getattr(np, _COMPARE[type(op)])(left.astype(float), right.astype(float)), dtype=bool)
 
     def _Call(self, node: ast.Call):
         name = node.func.id
@@ -241,12 +244,12 @@ class _Evaluator:
             value = np.asarray(args[0])
             return ~_not_none(value) if value.dtype == object else np.isnan(self._numeric(value, node.args[0]))
         numbers = [self._numeric(arg, arg_node) for arg, arg_node in zip(args, node.args)]
-        return _FUNCTIONS[name][1](*numbers)
+        return getattr(np, _FUNCTIONS[name][1])(*numbers)
 
 
 def truth(values: np.ndarray) -> np.ndarray:
     """Booleans from an evaluated result: non-zero numbers are true, NaN and zero are false."""
-    values = np.asarray(values)
+    values = _numpy().asarray(values)
     if values.dtype == bool:
         return values
     if values.dtype.kind not in "iuf":
@@ -257,3 +260,13 @@ def truth(values: np.ndarray) -> np.ndarray:
 def _not_none(array: np.ndarray) -> np.ndarray:
     """True where an object array holds a value (not None)."""
     return np.asarray(np.not_equal(array, None), dtype=bool)
+
+
+def _numpy() -> Any:
+    """numpy, imported on first use (into the module global ``np``)."""
+    global np
+    if np is None:
+        import numpy
+
+        np = numpy
+    return np

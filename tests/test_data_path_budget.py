@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from drift_support import table_report
 from rich.console import Console
 from test_data_path import COLUMNS, random_table, write_project
 
@@ -20,7 +21,6 @@ from loopc.runtime.data.checks import enforce_schema
 from loopc.runtime.data.rows import batch_rows
 from loopc.runtime.execution.executor import run_plan
 from loopc.runtime.execution.progress import PlainProgress
-from loopc.runtime.monitor.verdict import drift_report
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.registry.interface import CHAMPION
 from loopc.runtime.steps.common import SPLITS, evaluation, group_columns, load_bundle
@@ -136,7 +136,7 @@ def test_the_batched_monitor_report_equals_the_whole_table_report(loop):
         artifact = registry.version("m", watch["outputs"]["champion_version"]).artifact
     champion = load_bundle(root / ".loopc" / artifact)
     live, _ = enforce_schema(table, COLUMNS)
-    whole = drift_report(champion.profile(), live, champion.score(live), data_drift={"columns": ["a", "b", "cat",
+    whole = table_report(champion.profile(), live, champion.score(live), data_drift={"columns": ["a", "b", "cat",
                                                                                                    "region"]},
                          prediction_drift={"method": "psi", "max": 0.25})
     assert drift["rows"] == whole.rows == ROWS

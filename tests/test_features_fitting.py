@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_support import table_report
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from loopc.runtime.data.sketch import SAMPLE_ROWS, ExactRanks, Moments, Systemat
 from loopc.runtime.features.fitting import StreamingFit, fit_stream
 from loopc.runtime.features.transforms import _APPLY, FeatureError, _as_text
 from loopc.runtime.monitor.profile import PointCounts, ProfileSketch, build_profile
-from loopc.runtime.monitor.verdict import drift_report
 
 CHAINS = [
     ["standardize"],
@@ -300,9 +300,9 @@ def test_drift_on_a_sampled_profile_stays_meaningful(sample_rows):
     config = {"columns": None, "methods": ["psi", "ks"], "psi_max": 0.2, "js_max": 0.1, "p_value": 0.01,
               "min_drifted": 1}
     profile = build_profile(_drift_table(rng, 40_000), columns, None, sample_rows=sample_rows)
-    same = drift_report(profile, _drift_table(rng, 40_000), data_drift=config)
+    same = table_report(profile, _drift_table(rng, 40_000), data_drift=config)
     assert not same.breach and same.drifted == []
-    shifted = drift_report(profile, _drift_table(rng, 40_000, shift=0.1), data_drift=config)
+    shifted = table_report(profile, _drift_table(rng, 40_000, shift=0.1), data_drift=config)
     assert shifted.breach and sorted(shifted.drifted) == ["amount", "calls"]
 
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_support import table_report
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -16,7 +17,6 @@ from loopc.runtime.monitor.profile import QUANTILES, build_profile
 from loopc.runtime.monitor.verdict import (
     MonitorError,
     cooldown_allows,
-    drift_report,
     record_trigger,
 )
 
@@ -48,7 +48,7 @@ def test_profile_is_compact_json_without_rows():
 def test_identical_distributions_do_not_breach():
     rng = np.random.default_rng(1)
     profile = build_profile(_table(rng), COLUMNS, None)
-    report = drift_report(profile, _table(rng), data_drift=DATA_DRIFT, max_null_rate=0.05)
+    report = table_report(profile, _table(rng), data_drift=DATA_DRIFT, max_null_rate=0.05)
     assert not report.breach and report.status == "ok" and report.drifted == []
     assert all(stats["psi"] < 0.01 for stats in report.columns.values())
     assert report.summary == "no breach: 20000 rows, 0 of 3 columns drifted"
@@ -57,12 +57,12 @@ def test_identical_distributions_do_not_breach():
 def test_shifted_distributions_breach():
     rng = np.random.default_rng(2)
     profile = build_profile(_table(rng), COLUMNS, None)
-    report = drift_report(profile, _table(rng, shift=0.3, probs=(0.2, 0.3, 0.5)), data_drift=DATA_DRIFT)
+    report = table_report(profile, _table(rng, shift=0.3, probs=(0.2, 0.3, 0.5)), data_drift=DATA_DRIFT)
     assert report.breach and report.drifted == ["amount", "calls", "plan"]
     assert report.columns["amount"]["ks_pvalue"] < 1e-10 and report.columns["plan"]["chi2_pvalue"] < 1e-10
     assert report.columns["plan"]["psi"] > 0.2
     assert report.reasons[0].startswith("3 columns drifted (min_drifted 1): amount, calls, plan")
-    fewer = drift_report(profile, _table(rng, probs=(0.2, 0.3, 0.5)), data_drift={**DATA_DRIFT, "min_drifted": 2})
+    fewer = table_report(profile, _table(rng, probs=(0.2, 0.3, 0.5)), data_drift={**DATA_DRIFT, "min_drifted": 2})
     assert fewer.drifted == ["plan"] and not fewer.breach
 
 
@@ -70,7 +70,7 @@ def test_unseen_category_is_counted():
     rng = np.random.default_rng(3)
     profile = build_profile(_table(rng), COLUMNS, None)
     live = _table(rng, plans=("basic", "plus", "pro", "enterprise"), probs=(0.5, 0.3, 0.15, 0.05))
-    plan = drift_report(profile, live, data_drift=DATA_DRIFT).columns["plan"]
+    plan = table_report(profile, live, data_drift=DATA_DRIFT).columns["plan"]
     assert plan["unseen_categories"] == ["enterprise"]
     assert plan["unseen_rows"] == int(np.sum(np.asarray(live.column("plan")) == "enterprise")) > 800
     assert plan["drifted"] and plan["chi2_pvalue"] < 1e-10
@@ -79,7 +79,7 @@ def test_unseen_category_is_counted():
 def test_chi2_and_psi_match_direct_computation():
     rng = np.random.default_rng(4)
     ref, live = _table(rng), _table(rng, probs=(0.45, 0.35, 0.2))
-    plan = drift_report(build_profile(ref, COLUMNS, None), live, data_drift=DATA_DRIFT).columns["plan"]
+    plan = table_report(build_profile(ref, COLUMNS, None), live, data_drift=DATA_DRIFT).columns["plan"]
     names = ["basic", "plus", "pro"]
     ref_counts = np.array([np.sum(np.asarray(ref.column("plan")) == k) for k in names])
     cur_counts = np.array([np.sum(np.asarray(live.column("plan")) == k) for k in names])
@@ -104,7 +104,7 @@ def test_ks_from_sketch_matches_scipy_ks_2samp(make_ref, make_cur):
     rng = np.random.default_rng(5)
     ref, cur = make_ref(rng).astype(float), make_cur(rng).astype(float)
     profile = build_profile(pa.table({"x": ref}), {"x": {"type": "float"}}, None)
-    got = drift_report(profile, pa.table({"x": cur}), data_drift=DATA_DRIFT).columns["x"]
+    got = table_report(profile, pa.table({"x": cur}), data_drift=DATA_DRIFT).columns["x"]
     exact = stats.ks_2samp(ref, cur, method="asymp")
     assert got["ks"] <= exact.statistic + 1e-12  # a lower bound ...
     assert exact.statistic - got["ks"] <= got["ks_error"] + 1e-12  # ... within the reported error
@@ -118,18 +118,18 @@ def test_prediction_drift_binary_and_multiclass():
     table = _table(rng, n=5000)
     scores = rng.beta(2, 5, size=5000)
     profile = build_profile(table, COLUMNS, scores)
-    same = drift_report(profile, table, rng.beta(2, 5, size=5000), data_drift=None,
+    same = table_report(profile, table, rng.beta(2, 5, size=5000), data_drift=None,
                         prediction_drift={"method": "psi", "max": 0.2})  # fmt: skip
     assert not same.breach and same.prediction["statistic"] < 0.05
-    moved = drift_report(profile, table, rng.beta(5, 2, size=5000), data_drift=None,
+    moved = table_report(profile, table, rng.beta(5, 2, size=5000), data_drift=None,
                          prediction_drift={"method": "ks", "max": 0.2})  # fmt: skip
     assert moved.breach and moved.prediction["drifted"] and moved.prediction["statistic"] > 0.5
     probs = rng.dirichlet([5, 3, 1], size=5000)
     multi = build_profile(table, COLUMNS, probs)
     assert multi["predictions"]["type"] == "class" and multi["predictions"]["points"] == [0.0, 1.0, 2.0]
-    flipped = drift_report(multi, table, probs[:, ::-1], data_drift=None, prediction_drift={"method": "js", "max": 0.1})
+    flipped = table_report(multi, table, probs[:, ::-1], data_drift=None, prediction_drift={"method": "js", "max": 0.1})
     assert flipped.breach
-    blind = drift_report(build_profile(table, COLUMNS, None), table, scores, data_drift=None,
+    blind = table_report(build_profile(table, COLUMNS, None), table, scores, data_drift=None,
                          prediction_drift={"method": "psi", "max": 0.2})  # fmt: skip
     assert not blind.breach and blind.prediction["note"].startswith("not measured")
 
@@ -138,14 +138,14 @@ def test_quality_performance_and_min_rows():
     rng = np.random.default_rng(7)
     profile = build_profile(_table(rng, n=3000), COLUMNS, None)
     live = _table(rng, n=3000)
-    assert drift_report(profile, live, data_drift=None, max_null_rate=0.01).quality[0]["column"] == "amount"
+    assert table_report(profile, live, data_drift=None, max_null_rate=0.01).quality[0]["column"] == "amount"
     rules = [{"metric": "auc", "min": 0.65, "max": None}]
-    bad = drift_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.6})
+    bad = table_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.6})
     assert bad.breach and bad.reasons == ["performance: auc 0.6 < min 0.65"]
-    assert not drift_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.7}).breach
-    unlabelled = drift_report(profile, live, data_drift=None, performance=rules, metrics=None)
+    assert not table_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.7}).breach
+    unlabelled = table_report(profile, live, data_drift=None, performance=rules, metrics=None)
     assert not unlabelled.breach and unlabelled.performance[0]["status"] == "unknown"
-    few = drift_report(profile, live.slice(0, 50), data_drift=DATA_DRIFT, min_rows=200)
+    few = table_report(profile, live.slice(0, 50), data_drift=DATA_DRIFT, min_rows=200)
     assert few.status == "insufficient_data" and not few.breach and "50 rows < min_rows 200" in few.summary
 
 
@@ -156,7 +156,7 @@ def test_temporal_and_bool_columns():
     columns = {"at": {"type": "timestamp"}, "flag": {"type": "bool"}}
     profile = build_profile(ref, columns, None)
     assert profile["columns"]["flag"]["categories"] == {"false": 1333, "true": 667}
-    report = drift_report(profile, live, data_drift=DATA_DRIFT)
+    report = table_report(profile, live, data_drift=DATA_DRIFT)
     assert report.drifted == ["at", "flag"] and report.columns["at"]["ks"] == 1.0
 
 
@@ -164,13 +164,13 @@ def test_profile_round_trip_gives_same_report_and_missing_columns_fail():
     rng = np.random.default_rng(8)
     profile = build_profile(_table(rng, n=2000), COLUMNS, None)
     live = _table(rng, n=2000, shift=0.1)
-    first = drift_report(profile, live, data_drift=DATA_DRIFT)
-    again = drift_report(json.loads(json.dumps(profile)), live, data_drift=DATA_DRIFT, threads=1)
+    first = table_report(profile, live, data_drift=DATA_DRIFT)
+    again = table_report(json.loads(json.dumps(profile)), live, data_drift=DATA_DRIFT, threads=1)
     assert json.dumps(first.to_dict(), sort_keys=True) == json.dumps(again.to_dict(), sort_keys=True)
     with pytest.raises(MonitorError, match="plan of the reference profile are missing"):
-        drift_report(profile, live.drop(["plan"]), data_drift=DATA_DRIFT)
+        table_report(profile, live.drop(["plan"]), data_drift=DATA_DRIFT)
     with pytest.raises(MonitorError, match="not in the reference profile"):
-        drift_report(profile, live, data_drift={**DATA_DRIFT, "columns": ["nope"]})
+        table_report(profile, live, data_drift={**DATA_DRIFT, "columns": ["nope"]})
 
 
 def test_cooldown(tmp_path):
@@ -198,7 +198,7 @@ def test_dictionary_encoded_categories_count_like_plain_strings():
 def test_live_column_of_the_wrong_type_is_a_clear_error():
     profile = build_profile(pa.table({"x": [1.0, 2.0, 3.0]}), {"x": {"type": "float"}}, None)
     with pytest.raises(MonitorError, match="column 'x' holds string, not numbers"):
-        drift_report(profile, pa.table({"x": ["a", "b", "c"]}), data_drift=DATA_DRIFT)
+        table_report(profile, pa.table({"x": ["a", "b", "c"]}), data_drift=DATA_DRIFT)
 
 
 @settings(max_examples=60, deadline=None)
@@ -214,7 +214,7 @@ def test_sketch_ks_bounds_hold_for_any_sample(seed, n_ref, n_cur, distinct, quan
     draw = (lambda n: rng.normal(size=n)) if distinct == 0 else (lambda n: rng.integers(0, distinct, n).astype(float))
     ref, cur = draw(n_ref), draw(n_cur) + rng.choice([0.0, 0.5, 1.0])
     profile = build_profile(pa.table({"x": ref}), {"x": {"type": "float"}}, None, quantiles=quantiles)
-    got = drift_report(profile, pa.table({"x": cur}), data_drift=DATA_DRIFT, threads=1).columns["x"]
+    got = table_report(profile, pa.table({"x": cur}), data_drift=DATA_DRIFT, threads=1).columns["x"]
     exact = stats.ks_2samp(ref, cur).statistic
     assert got["ks"] <= exact + 1e-12
     assert exact <= got["ks"] + got["ks_error"] + 1e-12

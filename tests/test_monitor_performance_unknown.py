@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_support import table_report
 
 from loopc.runtime.monitor.profile import build_profile
-from loopc.runtime.monitor.verdict import drift_report
 from loopc.runtime.steps.common import ModelBundle
 from loopc.runtime.steps.monitor import LiveLabels, _performance_metrics, live_scores_needed
 
@@ -27,7 +27,7 @@ def profile(live: pa.Table) -> dict:
 
 def test_unjudged_performance_is_unknown_with_the_reason_in_notes_and_summary(profile, live):
     why = "the live labels could not be read: label values ['z'] were not seen in the train split"
-    report = drift_report(profile, live, data_drift=None, performance=RULES, metrics=None, unjudged=why)
+    report = table_report(profile, live, data_drift=None, performance=RULES, metrics=None, unjudged=why)
     check = report.performance[0]
     assert check["status"] == "unknown" and check["passed"] is None
     assert not report.breach and report.status == "ok"
@@ -37,16 +37,16 @@ def test_unjudged_performance_is_unknown_with_the_reason_in_notes_and_summary(pr
 
 
 def test_a_metric_undefined_on_the_live_rows_is_unknown_not_passed(profile, live):
-    report = drift_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": None})
+    report = table_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": None})
     assert report.performance[0]["status"] == "unknown" and report.performance[0]["passed"] is None
     assert report.notes == ["performance not judged: auc: undefined on the labelled live rows"]
 
 
 def test_judged_rules_are_passed_or_failed_and_only_failures_breach(profile, live):
-    passed = drift_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": 0.65})
+    passed = table_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": 0.65})
     assert [c["status"] for c in passed.performance] == ["passed"] and passed.performance[0]["passed"] is True
     assert not passed.breach and passed.notes == [] and "not judged" not in passed.summary
-    failed = drift_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": 0.6499})
+    failed = table_report(profile, live, data_drift=None, performance=RULES, metrics={"auc": 0.6499})
     assert [c["status"] for c in failed.performance] == ["failed"] and failed.breach
     assert failed.summary == "breach: performance: auc 0.6499 < min 0.65"
 

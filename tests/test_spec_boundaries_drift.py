@@ -9,12 +9,13 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_support import table_report
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from loopc.runtime.monitor.drift import EPS, categorical_drift, numeric_drift
 from loopc.runtime.monitor.profile import build_profile, categorical_sketch, numeric_sketch
-from loopc.runtime.monitor.verdict import cooldown_allows, drift_report, record_trigger
+from loopc.runtime.monitor.verdict import cooldown_allows, record_trigger
 
 DRIFT = {"columns": None, "methods": ["psi", "ks", "chi2", "js"], "psi_max": 0.2, "js_max": 0.1, "p_value": 0.01,
          "min_drifted": 1}  # fmt: skip
@@ -147,7 +148,7 @@ def shifted():
     reference = pa.table({"x": rng.normal(size=4000), "c": rng.choice(["a", "b", "c"], 4000, p=[0.5, 0.3, 0.2])})
     live = pa.table({"x": rng.normal(0.4, 1.0, 2000), "c": rng.choice(["a", "b", "c"], 2000, p=[0.3, 0.3, 0.4])})
     profile = build_profile(reference, {"x": {"type": "float"}, "c": {"type": "category"}}, None)
-    measured = drift_report(profile, live, data_drift=DRIFT).columns
+    measured = table_report(profile, live, data_drift=DRIFT).columns
     return profile, live, measured
 
 
@@ -156,8 +157,8 @@ def test_a_statistic_exactly_at_its_maximum_does_not_drift(shifted, method, limi
     profile, live, measured = shifted
     value = measured["x"][method]
     config = {**DRIFT, "methods": [method], "columns": ["x"]}
-    assert not drift_report(profile, live, data_drift={**config, limit: value}).breach
-    just_below = drift_report(profile, live, data_drift={**config, limit: math.nextafter(value, 0)})
+    assert not table_report(profile, live, data_drift={**config, limit: value}).breach
+    just_below = table_report(profile, live, data_drift={**config, limit: math.nextafter(value, 0)})
     assert just_below.breach and just_below.columns["x"]["reasons"][0].startswith(f"{method} ")
 
 
@@ -167,32 +168,32 @@ def test_a_p_value_exactly_at_the_limit_does_not_drift(shifted, method, column):
     pvalue = measured[column][f"{method}_pvalue"]
     assert pvalue > 0
     config = {**DRIFT, "methods": [method], "columns": [column]}
-    assert not drift_report(profile, live, data_drift={**config, "p_value": pvalue}).breach
-    above = drift_report(profile, live, data_drift={**config, "p_value": math.nextafter(pvalue, 1)})
+    assert not table_report(profile, live, data_drift={**config, "p_value": pvalue}).breach
+    above = table_report(profile, live, data_drift={**config, "p_value": math.nextafter(pvalue, 1)})
     assert above.columns[column]["reasons"] == [f"{method} p-value {pvalue:.3g} < {math.nextafter(pvalue, 1):.3g}"]
 
 
 def test_ks_applies_to_numeric_and_chi_square_to_categorical_columns_only(shifted):
     profile, live, _ = shifted
-    ks_only = drift_report(profile, live, data_drift={**DRIFT, "methods": ["ks"], "p_value": 1.0})
+    ks_only = table_report(profile, live, data_drift={**DRIFT, "methods": ["ks"], "p_value": 1.0})
     assert ks_only.drifted == ["x"]
-    chi_only = drift_report(profile, live, data_drift={**DRIFT, "methods": ["chi2"], "p_value": 1.0})
+    chi_only = table_report(profile, live, data_drift={**DRIFT, "methods": ["chi2"], "p_value": 1.0})
     assert chi_only.drifted == ["c"]
 
 
 def test_min_drifted_exactly_met_breaches(shifted):
     profile, live, _ = shifted
     both = {**DRIFT, "psi_max": 0.0, "methods": ["psi"]}
-    assert drift_report(profile, live, data_drift={**both, "min_drifted": 2}).breach
-    not_enough = drift_report(profile, live, data_drift={**both, "min_drifted": 3})
+    assert table_report(profile, live, data_drift={**both, "min_drifted": 2}).breach
+    not_enough = table_report(profile, live, data_drift={**both, "min_drifted": 3})
     assert not not_enough.breach and not_enough.drifted == ["c", "x"]
     assert not_enough.summary == "no breach: 2000 rows, 2 of 2 columns drifted"
 
 
 def test_min_rows_exactly_met_is_judged(shifted):
     profile, live, _ = shifted
-    assert drift_report(profile, live, data_drift=DRIFT, min_rows=2000).status == "breach"
-    short = drift_report(profile, live, data_drift=DRIFT, min_rows=2001)
+    assert table_report(profile, live, data_drift=DRIFT, min_rows=2000).status == "breach"
+    short = table_report(profile, live, data_drift=DRIFT, min_rows=2001)
     assert short.status == "insufficient_data" and short.summary == (
         "insufficient data: 2000 rows < min_rows 2001; no verdict")  # fmt: skip
 
@@ -200,8 +201,8 @@ def test_min_rows_exactly_met_is_judged(shifted):
 def test_a_null_rate_exactly_at_max_null_rate_is_not_a_breach():
     profile = build_profile(pa.table({"x": np.arange(10.0)}), {"x": {"type": "float"}}, None)
     live = pa.table({"x": pa.array([None, 1.0, 2.0, 3.0], pa.float64())})
-    assert drift_report(profile, live, data_drift=None, max_null_rate=0.25).quality == []
-    over = drift_report(profile, live, data_drift=None, max_null_rate=0.2499)
+    assert table_report(profile, live, data_drift=None, max_null_rate=0.25).quality == []
+    over = table_report(profile, live, data_drift=None, max_null_rate=0.2499)
     assert over.reasons == ["x null rate 0.25 > max_null_rate 0.2499"]
 
 
@@ -210,11 +211,11 @@ def test_prediction_drift_exactly_at_max_does_not_drift():
     table = pa.table({"x": rng.normal(size=1000)})
     profile = build_profile(table, {"x": {"type": "float"}}, rng.uniform(size=1000))
     live = rng.uniform(0.2, 1.0, size=1000)
-    measured = drift_report(profile, table, live, data_drift=None, prediction_drift={"method": "psi", "max": 1.0})
+    measured = table_report(profile, table, live, data_drift=None, prediction_drift={"method": "psi", "max": 1.0})
     value = measured.prediction["statistic"]
-    at = drift_report(profile, table, live, data_drift=None, prediction_drift={"method": "psi", "max": value})
+    at = table_report(profile, table, live, data_drift=None, prediction_drift={"method": "psi", "max": value})
     assert not at.breach and not at.prediction["drifted"]
-    below = drift_report(profile, table, live, data_drift=None,
+    below = table_report(profile, table, live, data_drift=None,
                          prediction_drift={"method": "psi", "max": math.nextafter(value, 0)})  # fmt: skip
     assert below.breach and below.reasons[0].startswith("prediction psi ")
 

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_support import table_report
 
 from loopc.runtime.monitor.profile import build_profile
-from loopc.runtime.monitor.verdict import MonitorError, cooldown_allows, drift_report, record_trigger
+from loopc.runtime.monitor.verdict import MonitorError, cooldown_allows, record_trigger
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def profile() -> dict:
 
 
 def test_an_insufficient_report_is_a_complete_document(profile):
-    report = drift_report(profile, pa.table({"x": [1.0], "c": ["a"]}), data_drift=None, min_rows=2)
+    report = table_report(profile, pa.table({"x": [1.0], "c": ["a"]}), data_drift=None, min_rows=2)
     assert report.to_dict() == {
         "breach": False, "status": "insufficient_data", "rows": 1, "columns": {}, "drifted": [], "prediction": None,
         "quality": [], "performance": [], "reasons": ["insufficient data: 1 rows < min_rows 2; no verdict"],
@@ -29,7 +30,7 @@ def test_an_insufficient_report_is_a_complete_document(profile):
 
 def test_column_statistics_carry_both_null_rates(profile):
     live = pa.table({"x": pa.array([1.0, None, 3.0, 4.0]), "c": ["a", "b", None, "a"]})
-    columns = drift_report(profile, live, data_drift=None).columns
+    columns = table_report(profile, live, data_drift=None).columns
     assert (columns["x"]["null_rate"], columns["x"]["ref_null_rate"], columns["x"]["kind"]) == (0.25, 0.0, "numeric")
     assert (columns["c"]["null_rate"], columns["c"]["kind"], columns["c"]["reasons"]) == (0.25, "categorical", [])
     assert columns["x"]["drifted"] is False
@@ -37,22 +38,22 @@ def test_column_statistics_carry_both_null_rates(profile):
 
 def test_prediction_drift_defaults_to_psi_at_0_2_and_says_when_it_is_not_measured(profile):
     live = pa.table({"x": np.arange(100.0), "c": ["a", "b"] * 50})
-    measured = drift_report(profile, live, np.linspace(0, 1, 100), data_drift=None, prediction_drift={})
+    measured = table_report(profile, live, np.linspace(0, 1, 100), data_drift=None, prediction_drift={})
     assert measured.prediction == {"method": "psi", "max": 0.2, "statistic": pytest.approx(0.0), "drifted": False,
                                    "note": ""}  # fmt: skip
-    missing = drift_report(profile, live, None, data_drift=None, prediction_drift={"method": "js", "max": 0.5})
+    missing = table_report(profile, live, None, data_drift=None, prediction_drift={"method": "js", "max": 0.5})
     assert missing.prediction == {"method": "js", "max": 0.5, "statistic": None, "drifted": False,
                                   "note": "not measured: no live predictions were given"}  # fmt: skip
     no_reference = {**profile, "predictions": None}
-    blind = drift_report(no_reference, live, np.zeros(100), data_drift=None, prediction_drift={})
+    blind = table_report(no_reference, live, np.zeros(100), data_drift=None, prediction_drift={})
     assert blind.prediction["note"] == "not measured: the reference profile has no predictions"
-    assert drift_report(profile, live, np.zeros(100), data_drift=None).prediction is None
+    assert table_report(profile, live, np.zeros(100), data_drift=None).prediction is None
 
 
 def test_every_performance_rule_and_bound_is_checked_and_recorded(profile):
     live = pa.table({"x": np.arange(100.0), "c": ["a", "b"] * 50})
     rules = [{"metric": "auc", "min": 0.7, "max": 0.95}, {"metric": "brier", "min": None, "max": 0.1}]
-    report = drift_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.99, "brier": 0.05})
+    report = table_report(profile, live, data_drift=None, performance=rules, metrics={"auc": 0.99, "brier": 0.05})
     assert report.performance == [
         {"metric": "auc", "value": 0.99, "bound": 0.7, "passed": True, "status": "passed", "detail": "auc 0.99 >= min 0.7"},
         {"metric": "auc", "value": 0.99, "bound": 0.95, "passed": False, "status": "failed",
@@ -60,18 +61,18 @@ def test_every_performance_rule_and_bound_is_checked_and_recorded(profile):
         {"metric": "brier", "value": 0.05, "bound": 0.1, "passed": True, "status": "passed",
          "detail": "brier 0.05 <= max 0.1"},
     ]  # fmt: skip
-    unknown = drift_report(profile, live, data_drift=None, performance=rules, metrics=None)
+    unknown = table_report(profile, live, data_drift=None, performance=rules, metrics=None)
     assert unknown.performance[0] == {"metric": "auc", "status": "unknown", "passed": None,
                                       "detail": "auc: no labelled live rows yet"}  # fmt: skip
 
 
 def test_errors_name_the_missing_columns(profile):
     with pytest.raises(MonitorError) as error:
-        drift_report(profile, pa.table({"z": [1]}), data_drift=None)
+        table_report(profile, pa.table({"z": [1]}), data_drift=None)
     assert str(error.value) == ("columns c, x of the reference profile are missing from the live rows; "
                                 "the monitor source must carry every profiled column")  # fmt: skip
     with pytest.raises(MonitorError) as error:
-        drift_report(profile, pa.table({"x": [1.0], "c": ["a"]}), data_drift={"columns": ["q", "p"]})
+        table_report(profile, pa.table({"x": [1.0], "c": ["a"]}), data_drift={"columns": ["q", "p"]})
     assert str(error.value) == "data_drift.columns p, q are not in the reference profile; profiled columns: c, x"
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from loopc.runtime.gate.decide import check_bounds
 from loopc.runtime.monitor.drift import numeric_drift
@@ -114,7 +113,7 @@ def report_columns(profile: dict[str, Any], data_drift: dict[str, Any] | None) -
 
 def drift_report(
     profile: dict[str, Any],
-    table: pa.Table | LiveColumns,
+    table: LiveColumns,
     predictions: np.ndarray | None = None,
     *,
     data_drift: dict[str, Any] | None,
@@ -124,10 +123,9 @@ def drift_report(
     unjudged: str = "no labelled live rows yet",
     max_null_rate: float | None = None,
     min_rows: int = 1,
-    threads: int | None = None,
 ) -> DriftReport:
-    """Compare live ``table`` (the rows, or a ``LiveColumns`` tally of them read batch by batch) and the
-    champion's ``predictions`` on it with the reference ``profile``.
+    """Compare the live rows (``table``: their ``LiveColumns`` tally, read batch by batch) and the champion's
+    ``predictions`` on them with the reference ``profile``.
 
     ``data_drift`` (None: no column drift checks) picks columns (default: every profiled
     column), methods and thresholds. ``metrics`` are the champion's metrics on the labelled
@@ -143,15 +141,11 @@ def drift_report(
     breaches when at least ``min_drifted`` columns drift, predictions drift, a performance
     threshold fails, or a null rate exceeds ``max_null_rate``.
     """
-    rows = table.rows if isinstance(table, LiveColumns) else table.num_rows
+    rows = table.rows
     if rows < min_rows:
         reason = f"insufficient data: {rows} rows < min_rows {min_rows}; no verdict"
         return DriftReport(False, "insufficient_data", rows, {}, [], reasons=[reason])
     config = {**DEFAULT_DATA_DRIFT, **(data_drift or {})}
-    if not isinstance(table, LiveColumns):
-        live = LiveColumns(profile, report_columns(profile, data_drift), threads)
-        live.add(table)
-        table = live
     columns = table.statistics()
     for name, stats in columns.items():
         stats["reasons"] = _column_verdict(stats["kind"], stats, config) if data_drift is not None else []

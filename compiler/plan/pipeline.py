@@ -6,14 +6,15 @@ The types here are the contract between the planner and the backends
 
 from __future__ import annotations
 
+import heapq
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Literal
 
 from loopc.compiler.errors import SpecError, SpecErrors
-from loopc.compiler.plan.fingerprint import step_fingerprint
+from loopc.compiler.plan.fingerprint import Texts, step_fingerprint
 from loopc.compiler.plan.pretty import pretty_json
-from loopc.compiler.plan.steps import StepSpec, monitor_steps, scoring_steps, training_steps
+from loopc.compiler.plan.steps import Dumps, StepSpec, monitor_steps, scoring_steps, training_steps
 from loopc.compiler.spec.models import Resources, Spec, parse_duration, parse_memory_mb
 
 PlanKind = Literal["train", "monitor", "score"]
@@ -165,43 +166,79 @@ def natural_key(step_id: str) -> tuple[tuple[int, str], ...]:
 
 
 class StepGraph:
-    """The only DiGraph of the compiler: step ids as nodes, an edge from each dep to its step."""
+    """The steps of a plan as a graph: step ids as nodes, an edge from each dep to its step.
+
+    Kept as plain dicts (nodes in the order first named, as a step or a dep; successors in edge order);
+    networkx builds a DiGraph of them only to draw (``edges(reduced=True)``) or to name a cycle.
+    """
 
     def __init__(self, source: str = "<spec>"):
-        import networkx as nx  # imported on first plan: `loopc validate` never pays for it
-
-        self._nx = nx
-        self._graph = nx.DiGraph()
+        self._steps: dict[str, StepSpec | None] = {}
+        self._successors: dict[str, dict[str, None]] = {}
         self._source = source
 
     def add(self, step: StepSpec) -> None:
-        if step.id in self._graph and self._graph.nodes[step.id].get("step") is not None:
+        if self._steps.get(step.id) is not None:
             raise SpecErrors([SpecError(self._source, 0, 0, "LPC704", step.id, f"step id '{step.id}' is planned twice")])
-        self._graph.add_node(step.id, step=step)
+        self._steps[step.id] = step
+        self._successors.setdefault(step.id, {})
         for dep in step.deps:
-            self._graph.add_edge(dep, step.id)
+            self._steps.setdefault(dep, None)
+            self._successors.setdefault(dep, {})[step.id] = None
 
     def order(self) -> list[StepSpec]:
-        """Steps in lexicographic topological order; SpecErrors naming the cycle if there is one."""
-        missing = sorted(n for n, data in self._graph.nodes(data=True) if data.get("step") is None)
+        """Steps in lexicographic topological order (networkx's ``lexicographical_topological_sort`` by
+        ``natural_key``, ties by node order); SpecErrors naming the cycle if there is one."""
+        missing = sorted(n for n, step in self._steps.items() if step is None)
         if missing:
-            users = sorted(self._graph.successors(missing[0]))
+            users = sorted(self._successors[missing[0]])
             raise SpecErrors([SpecError(self._source, 0, 0, "LPC705", users[0],
                                         f"step '{users[0]}' depends on unknown step '{missing[0]}'")])
-        nx = self._nx
-        try:
-            ordered = nx.lexicographical_topological_sort(self._graph, key=natural_key)
-            return [self._graph.nodes[n]["step"] for n in ordered]
-        except nx.NetworkXUnfeasible:
-            cycle = [u for u, _ in nx.find_cycle(self._graph)]
-            path = " -> ".join([*cycle, cycle[0]])
-            raise SpecErrors([SpecError(self._source, 0, 0, "LPC701", cycle[0], f"Cycle: {path}",
-                                        "remove one of these dependencies")]) from None
+        index = {node: i for i, node in enumerate(self._steps)}
+        waiting = {node: 0 for node in self._steps}
+        for children in self._successors.values():
+            for child in children:
+                waiting[child] += 1
+        ready = [(natural_key(node), index[node], node) for node, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        ordered: list[StepSpec] = []
+        while ready:
+            node = heapq.heappop(ready)[2]
+            ordered.append(self._steps[node])  # type: ignore[arg-type]  (every node is a step: checked above)
+            for child in self._successors[node]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, (natural_key(child), index[child], child))
+        if len(ordered) < len(self._steps):
+            raise self._cycle_error()
+        return ordered
+
+    def _cycle_error(self) -> SpecErrors:
+        import networkx as nx  # only to name the cycle
+
+        cycle = [u for u, _ in nx.find_cycle(self._digraph())]
+        path = " -> ".join([*cycle, cycle[0]])
+        return SpecErrors([SpecError(self._source, 0, 0, "LPC701", cycle[0], f"Cycle: {path}",
+                                     "remove one of these dependencies")])
+
+    def _digraph(self):
+        """The networkx DiGraph of these nodes and edges, in the same order."""
+        import networkx as nx  # imported on first use: planning never pays for it
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self._steps)
+        graph.add_edges_from((node, child) for node, children in self._successors.items() for child in children)
+        return graph
 
     def edges(self, reduced: bool = False) -> list[tuple[str, str]]:
         """(dep, step) pairs; ``reduced`` drops edges implied by longer paths (for drawing)."""
-        graph = self._nx.transitive_reduction(self._graph) if reduced else self._graph
-        return sorted(graph.edges(), key=lambda edge: (natural_key(edge[1]), natural_key(edge[0])))
+        if reduced:
+            import networkx as nx
+
+            pairs = list(nx.transitive_reduction(self._digraph()).edges())
+        else:
+            pairs = [(node, child) for node, children in self._successors.items() for child in children]
+        return sorted(pairs, key=lambda edge: (natural_key(edge[1]), natural_key(edge[0])))
 
 
 def plan_edges(plan: Plan, reduced: bool = False) -> list[tuple[str, str]]:
@@ -222,19 +259,30 @@ def step_resources(*layers: Resources) -> StepResources:
             values[key] = convert(value)
         if getattr(layer, "tasks_per_node", None) is not None:  # excluded from dumps (and the spec hash)
             values["tasks_per_node"] = layer.tasks_per_node
-    return replace(StepResources(), **values)
+    return StepResources(**values)
 
 
-def _place(steps: list[StepSpec], spec: Spec, source: str) -> tuple[Step, ...]:
+@dataclass(frozen=True)
+class _Planning:
+    """What every plan of one spec shares while it is placed: resources, the step config dumps, their texts."""
+
+    source: str
+    defaults: StepResources
+    train: StepResources
+    dumps: Dumps = field(default_factory=Dumps)
+    texts: Texts = field(default_factory=dict)
+
+
+def _place(steps: list[StepSpec], planning: _Planning) -> tuple[Step, ...]:
     """Order the steps, attach stage, resources, cacheability and fingerprints."""
-    graph = StepGraph(source)
+    graph = StepGraph(planning.source)
     for step in steps:
         graph.add(step)
-    defaults, train = step_resources(spec.pipeline.resources), step_resources(spec.pipeline.resources,
-                                                                              spec.model.resources)
+    defaults, train, texts = planning.defaults, planning.train, planning.texts
     done: dict[str, Step] = {}
     for item in graph.order():
-        fingerprint = step_fingerprint(item.kind, item.config, (done[d].fingerprint for d in item.deps), STEP_FORMAT)
+        deps = (done[d].fingerprint for d in item.deps)
+        fingerprint = step_fingerprint(item.kind, item.config, deps, STEP_FORMAT, texts)
         done[item.id] = Step(
             id=item.id, kind=item.kind, stage=STAGES[item.kind], config=item.config, deps=item.deps,
             fingerprint=fingerprint, resources=train if item.kind == "train" else defaults,
@@ -257,13 +305,16 @@ def plan_pipeline(
     common = {"description": pipeline.description, "owner": pipeline.owner, "tags": tuple(pipeline.tags),
               "state_dir": pipeline.state_dir, "spec_hash": spec_hash, "store": pipeline.store,
               "registry": pipeline.registry}
-    plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source), spec, source),
+    planning = _Planning(source, step_resources(pipeline.resources),
+                         step_resources(pipeline.resources, spec.model.resources))
+    dumps = planning.dumps
+    plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source, dumps), planning),
                   schedule=pipeline.schedule, **common)]
     if spec.monitors:
         schedule = next((m.schedule for _, m in sorted(spec.monitors.items()) if m.schedule), None)
-        plans.append(Plan(pipeline.name, "monitor", _place(monitor_steps(spec), spec, source),
+        plans.append(Plan(pipeline.name, "monitor", _place(monitor_steps(spec, dumps), planning),
                           schedule=schedule, triggers=plans[0].name, **common))
     if spec.scoring is not None:
-        plans.append(Plan(pipeline.name, "score", _place(scoring_steps(spec), spec, source),
+        plans.append(Plan(pipeline.name, "score", _place(scoring_steps(spec, dumps), planning),
                           schedule=spec.scoring.schedule, **common))
     return plans

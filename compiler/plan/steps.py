@@ -7,8 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from loopc.compiler.plan.sweeps import apply_point, select_sweep, trial_points
-from loopc.compiler.spec.models import Spec
+from loopc.compiler.spec.models import Dataset, Spec
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,22 @@ class StepSpec:
     description: str = ""
 
 
-def _dump(value: Any) -> Any:
-    return value.model_dump(mode="json")
+class Dumps:
+    """``model_dump(mode="json")`` of each spec model made once per spec: the step configs holding it share the dict
+    (and ``step_fingerprint`` its canonical text). Step configs are never changed once planned."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[BaseModel, Any]] = {}  # id -> (the model, kept so that no other takes its id; dump)
+
+    def __call__(self, model: BaseModel) -> Any:
+        known = self._made.get(id(model))
+        if known is None:
+            known = self._made[id(model)] = (model, model.model_dump(mode="json"))
+        return known[1]
+
+    def columns(self, dataset: Dataset) -> dict[str, Any]:
+        """``{column name: dump}`` of a dataset's columns: the ``columns`` of the dataset's dump."""
+        return self(dataset)["columns"]
 
 
 def feature_columns(spec: Spec) -> list[str]:
@@ -63,26 +79,25 @@ def _slice_columns(spec: Spec) -> list[str]:
     return _unique([s.column for s in spec.gate.slices] + [f.column for f in spec.gate.fairness])
 
 
-def data_steps(spec: Spec) -> list[StepSpec]:
+def data_steps(spec: Spec, dumps: Dumps) -> list[StepSpec]:
     """validate.D and split.D for the model's dataset."""
     name = spec.model.dataset
     dataset = spec.datasets[name]
     return [
-        StepSpec(f"validate.{name}", "validate", {"dataset_name": name, "dataset": _dump(dataset)},
+        StepSpec(f"validate.{name}", "validate", {"dataset_name": name, "dataset": dumps(dataset)},
                  description=f"Read dataset {name}, enforce its schema and checks, fingerprint it"),
         StepSpec(f"split.{name}", "split",
-                 {"dataset_name": name, "split": _dump(dataset.split),
-                  "columns": {c: _dump(col) for c, col in dataset.columns.items()}},
+                 {"dataset_name": name, "split": dumps(dataset.split), "columns": dumps.columns(dataset)},
                  (f"validate.{name}",), description=f"Split dataset {name} into train/valid/test"),
     ]
 
 
-def features_step(spec: Spec) -> StepSpec:
+def features_step(spec: Spec, dumps: Dumps) -> StepSpec:
     model, dataset = spec.model, spec.datasets[spec.model.dataset]
     config = {
         "model_name": model.name, "dataset_name": model.dataset, "task": model.task, "label": model.label,
-        "columns": {c: _dump(col) for c, col in dataset.columns.items()},
-        "features": {name: _dump(spec.features[name]) for name in model.features},
+        "columns": dumps.columns(dataset),
+        "features": {name: dumps(spec.features[name]) for name in model.features},
         "feature_order": list(model.features),  # step JSON sorts keys: this keeps model.features order
         "profile_columns": _profile_columns(spec), "slice_columns": _slice_columns(spec),
     }
@@ -110,63 +125,67 @@ def train_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str
     return trials + [select]
 
 
-def decision_steps(spec: Spec, best: str) -> list[StepSpec]:
+def decision_steps(spec: Spec, best: str, dumps: Dumps) -> list[StepSpec]:
     """evaluate.M, gate.M and register.M; ``best`` is the step holding the trained model."""
     model, m = spec.model, spec.model.name
     return [
-        StepSpec(f"evaluate.{m}", "evaluate", {"model": _dump(model), "gate": _dump(spec.gate)},
+        StepSpec(f"evaluate.{m}", "evaluate", {"model": dumps(model), "gate": dumps(spec.gate)},
                  (f"features.{m}", best), description=f"Metrics, slices and fairness of {m} on {spec.gate.split}"),
-        StepSpec(f"gate.{m}", "gate", {"model_name": m, "task": model.task, "gate": _dump(spec.gate)},
+        StepSpec(f"gate.{m}", "gate", {"model_name": m, "task": model.task, "gate": dumps(spec.gate)},
                  (f"evaluate.{m}",), description=f"Decide whether {m} may replace the champion"),
         StepSpec(f"register.{m}", "register",
-                 {"pipeline": _dump(spec.pipeline), "model": _dump(model), "dataset_names": [model.dataset]},
+                 {"pipeline": dumps(spec.pipeline), "model": dumps(model), "dataset_names": [model.dataset]},
                  (f"gate.{m}", f"evaluate.{m}", f"features.{m}", best, f"validate.{model.dataset}"),
                  description=f"Register a new version of {m} with lineage and model card"),
     ]
 
 
-def deploy_steps(spec: Spec) -> list[StepSpec]:
+def deploy_steps(spec: Spec, dumps: Dumps) -> list[StepSpec]:
     """shadow.M (when enabled) and promote.M."""
     m, steps = spec.model.name, []
     if spec.deploy.shadow.enabled:
         steps.append(StepSpec(f"shadow.{m}", "shadow",
-                              {"model_name": m, "task": spec.model.task, "shadow": _dump(spec.deploy.shadow)},
+                              {"model_name": m, "task": spec.model.task, "shadow": dumps(spec.deploy.shadow)},
                               (f"register.{m}", f"features.{m}"),
                               description=f"Score the same rows with challenger and champion of {m}"))
     approval = spec.deploy.approval == "manual" or spec.pipeline.risk_class == "high"
     after = [steps[0].id] if steps else []
     steps.append(StepSpec(f"promote.{m}", "promote",
-                          {"model_name": m, "pipeline": _dump(spec.pipeline), "deploy": _dump(spec.deploy),
+                          {"model_name": m, "pipeline": dumps(spec.pipeline), "deploy": dumps(spec.deploy),
                            "human_approval_required": approval},
                           tuple(after + [f"gate.{m}", f"register.{m}"]),
                           description=f"Move the champion alias of {m} when gate, shadow and approval allow"))
     return steps
 
 
-def training_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str) -> list[StepSpec]:
+def training_steps(
+    spec: Spec, cli_points: list[dict[str, Any]] | None, source: str, dumps: Dumps | None = None
+) -> list[StepSpec]:
     """Every step of the training plan, data to promotion (deps name the data each step reads)."""
+    dumps = dumps or Dumps()
     trained = train_steps(spec, cli_points, source)
-    return data_steps(spec) + [features_step(spec)] + trained + decision_steps(spec, trained[-1].id) + deploy_steps(spec)
+    return (data_steps(spec, dumps) + [features_step(spec, dumps)] + trained
+            + decision_steps(spec, trained[-1].id, dumps) + deploy_steps(spec, dumps))
 
 
-def monitor_steps(spec: Spec) -> list[StepSpec]:
+def monitor_steps(spec: Spec, dumps: Dumps | None = None) -> list[StepSpec]:
     """monitor.N per monitor, in name order."""
-    dataset = spec.datasets[spec.model.dataset]
+    dumps = dumps or Dumps()
     common = {
-        "model": _dump(spec.model), "columns": {c: _dump(col) for c, col in dataset.columns.items()},
-        "feature_columns": feature_columns(spec), "pipeline": _dump(spec.pipeline),
+        "model": dumps(spec.model), "columns": dumps.columns(spec.datasets[spec.model.dataset]),
+        "feature_columns": feature_columns(spec), "pipeline": dumps(spec.pipeline),
     }
     return [
-        StepSpec(f"monitor.{name}", "monitor", {"monitor_name": name, "monitor": _dump(monitor), **common},
+        StepSpec(f"monitor.{name}", "monitor", {"monitor_name": name, "monitor": dumps(monitor), **common},
                  description=f"Drift and quality of live rows for {spec.model.name} ({name})")
         for name, monitor in sorted(spec.monitors.items())
     ]
 
 
-def scoring_steps(spec: Spec) -> list[StepSpec]:
+def scoring_steps(spec: Spec, dumps: Dumps | None = None) -> list[StepSpec]:
     """score.M: the model behind ``scoring.alias`` (looked up when it runs) scores ``scoring.source``."""
     scoring, model = spec.scoring, spec.model
-    config = {"model_name": model.name, "scoring": _dump(scoring)}
+    config = {"model_name": model.name, "scoring": (dumps or Dumps())(scoring)}
     return [StepSpec(f"score.{model.name}", "score", config,
                      description=f"Score {scoring.source.path} with {model.name}@{scoring.alias}; "
                                  f"predictions to {scoring.output}")]

@@ -198,3 +198,14 @@ def test_slurm_output_matches_golden_files(case, example, choices):
              BACKEND.render(example_plans(example, **choices), EmitOptions()).items()}
     assert_matches_golden('slurm', case, files)
 
+
+
+def test_control_characters_are_exactly_unicodes_category_cc():
+    import sys
+    import unicodedata
+
+    from loopc.compiler.targets.slurm.backend import CONTROL, comment_lines
+
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert [m.group() for m in CONTROL.finditer(every)] == [ch for ch in every if unicodedata.category(ch) == "Cc"]
+    assert comment_lines("a\x00b\x7f\x9fc\x1b[0m\u00a0d \n\tsecond\t") == ["a b  c [0m\u00a0d", " second"]

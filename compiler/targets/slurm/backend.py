@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from loopc.compiler.errors import LoopcError
@@ -17,6 +16,7 @@ from loopc.compiler.targets.jinja import loopc_version, render
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 TRAINING_KINDS = frozenset({"train"})
 PREEMPT_WARNING_S = 120
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (category Cc, a stable set)
 
 
 class SlurmTargetError(LoopcError):
@@ -92,11 +92,7 @@ def slurm_time(seconds: int) -> str:
 
 def comment_lines(text: str) -> list[str]:
     """Free text as shell comment lines: one per line, control characters blanked."""
-    lines = []
-    for line in str(text).splitlines():
-        clean = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in line).rstrip()
-        lines.append(clean)
-    return lines
+    return [CONTROL.sub(" ", line).rstrip() for line in str(text).splitlines()]
 
 
 SCHEDULED_KINDS = ("train", "monitor", "score")  # plans scrontab starts on their own schedule
@@ -125,7 +121,7 @@ def plan_problems(plan: Plan) -> list[str]:
             problems.append(f"step id {step.id!r} of plan {plan.name} must be made of letters, digits, '_', '.', '-'")
         for field in ("partition", "account", "qos"):
             value = getattr(step.resources, field)
-            if value is not None and (not value or any(unicodedata.category(ch) == "Cc" for ch in value)):
+            if value is not None and (not value or CONTROL.search(value)):
                 problems.append(
                     f"resources.{field} of step {step.id} is {value!r}: Slurm names are non-empty and have "
                     "no control characters (newlines, tabs); fix it in the spec's resources"

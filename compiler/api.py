@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Iterable, Iterator
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.spec.cache import CachedSpec, ValidateCache
@@ -209,8 +209,8 @@ def discover(path: Path, cache: ValidateCache | None = None, walk: Walk = os.wal
     if walk is os.walk and isinstance(cache, ValidateCache):
         walk = cache.walk  # unchanged folders are not listed again
     found, errors = [], []
-    group_dirs: set[str] = set()
-    for name in _yaml_files(path, walk):
+    group_dirs: set[str] = set()  # their files are config options, not pipelines: the walk skips them
+    for name in _walk_yaml(path, walk, group_dirs):
         if group_dirs and _inside(name, group_dirs):
             continue
         if not _is_spec(name, cache):
@@ -252,19 +252,22 @@ def _inside(file: str, folders: set[str]) -> bool:
 
 
 def _yaml_files(root: Path, walk: Walk = os.walk) -> list[str]:
+    """Every *.yaml file below ``root``, in the order and spelling of ``_walk_yaml``."""
+    return list(_walk_yaml(root, walk))
+
+
+def _walk_yaml(root: Path, walk: Walk = os.walk, skip: AbstractSet[str] = frozenset()) -> Iterator[str]:
     """Every *.yaml file below ``root`` (symbolic links followed, as ``rglob``), spelled as ``str(Path)`` spells
-    it, shallow files first, then sorted (so a pipeline precedes its groups); folders named in _SKIP_DIRS
-    are not entered."""
+    it: a folder's files sorted, then its subfolders' in name order (so a pipeline precedes its groups). Folders
+    named in _SKIP_DIRS are not entered, nor a folder whose spelling is in ``skip`` once its parent's files
+    were consumed (the caller adds a pipeline's config group folders to it meanwhile)."""
     top, spelled = os.fspath(root), str(Path(root))  # one Path in all: "./a" is "a", "." is ""
     top_prefix = "" if spelled == "." else spelled.rstrip("/") + "/"
-    files = []
     for folder, subfolders, names in walk(root, followlinks=True):
-        subfolders[:] = [d for d in subfolders if d not in _SKIP_DIRS]
         below = folder[len(top):].lstrip("/")  # the folder names between root and here, "/"-joined
-        prefix, level = (top_prefix + below + "/", below.count("/") + 2) if below else (top_prefix, 1)
-        files.extend((level, prefix + n) for n in names if n.endswith(".yaml"))
-    files.sort()
-    return [name for _, name in files]
+        prefix = top_prefix + below + "/" if below else top_prefix
+        yield from sorted(prefix + n for n in names if n.endswith(".yaml"))
+        subfolders[:] = sorted(d for d in subfolders if d not in _SKIP_DIRS and prefix + d not in skip)
 
 
 def _is_spec(file: str, cache: ValidateCache | None) -> bool:

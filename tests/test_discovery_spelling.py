@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from loopc.compiler.api import _SKIP_DIRS, _yaml_files
+from loopc.compiler.api import _SKIP_DIRS, _yaml_files, discover
 
 
 def spelled_by_pathlib(root: str) -> list[str]:
-    """The reference: one Path per folder, depth counted from the root, shallow files first, then sorted."""
-    depth = {root: 1}
+    """The reference: one Path per folder; a folder's files sorted, then its subfolders' in name order."""
     found = []
     for folder, subfolders, names in os.walk(root, followlinks=True):
-        subfolders[:] = [d for d in subfolders if d not in _SKIP_DIRS]
-        depth.update((os.path.join(folder, d), depth[folder] + 1) for d in subfolders)
-        found.extend((depth[folder], str(Path(folder) / n)) for n in names if n.endswith(".yaml"))
-    return [name for _, name in sorted(found)]
+        subfolders[:] = sorted(d for d in subfolders if d not in _SKIP_DIRS)
+        found.extend(sorted(str(Path(folder) / n) for n in names if n.endswith(".yaml")))
+    return found
 
 
 @pytest.mark.parametrize("root", [".", "./proj", "proj", "proj/", "proj//team", "proj/./team", "proj/team/../team",
@@ -34,3 +33,25 @@ def test_names_are_spelled_as_pathlib_spells_them(tmp_path, monkeypatch, root):
     assert listed == spelled_by_pathlib(root) and listed
     assert not any("build" in name for name in listed)
     assert all(os.path.isfile(name) for name in listed)
+
+
+BASE = Path(__file__).resolve().parent / "diff_cases" / "base"
+
+
+def test_config_group_folders_are_not_walked_and_hold_no_pipelines(tmp_path):
+    root = tmp_path / "specs"
+    shutil.copytree(BASE, root / "one")
+    shutil.copytree(BASE, root / "one" / "other")
+    nested = root / "one" / "model" / "deeper"
+    nested.mkdir()
+    (nested / "pipeline.yaml").write_text("loopc: 1\npipeline: {name: not_a_pipeline}\n")  # an option's folder
+    visited = []
+
+    def walk(top, followlinks=True):
+        for folder, subfolders, files in os.walk(top, followlinks=followlinks):
+            visited.append(Path(folder).relative_to(root).as_posix())
+            yield folder, subfolders, files  # discovery prunes this very list
+
+    found = [str(Path(file).relative_to(root)) for file, _, _ in discover(root, walk=walk)]
+    assert found == ["one/other/pipeline.yaml", "one/pipeline.yaml"]
+    assert visited == [".", "one", "one/other"]  # no group folder (dataset, model) entered, at any depth

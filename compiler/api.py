@@ -209,16 +209,14 @@ def discover(path: Path, cache: ValidateCache | None = None, walk: Walk = os.wal
     if walk is os.walk and isinstance(cache, ValidateCache):
         walk = cache.walk  # unchanged folders are not listed again
     found, errors = [], []
-    group_dirs: set[str] = set()  # their files are config options, not pipelines: the walk skips them
-    for name in _walk_yaml(path, walk, group_dirs):
-        if group_dirs and _inside(name, group_dirs):
-            continue
-        if not _is_spec(name, cache):
+    group_folders = _GroupFolders()
+    for name in _walk_yaml(path, walk, group_folders.plain):
+        if group_folders.holds(name) or not _is_spec(name, cache):
             continue
         file = Path(name)
         known = cache.groups(file) if cache is not None else None
         if known is not None:
-            group_dirs.update(str(file.parent / g) for g in known)
+            group_folders.add(name, known)
             found.append((file, None, tuple(known)))
             continue
         try:
@@ -229,7 +227,7 @@ def discover(path: Path, cache: ValidateCache | None = None, walk: Walk = os.wal
         groups = _groups(document)
         if cache is not None:
             cache.put_groups(file, groups)
-        group_dirs.update(str(file.parent / g) for g in groups)
+        group_folders.add(name, groups)
         found.append((file, document, tuple(sorted(groups))))
     if errors:
         raise SpecErrors(errors)
@@ -238,6 +236,28 @@ def discover(path: Path, cache: ValidateCache | None = None, walk: Walk = os.wal
         raise SpecErrors([SpecError(str(path), 1, 1, "LPC502", "", "no pipeline specs found (no *.yaml file with "
                                     "a top-level 'loopc:' key)", "start one with 'loopc init DIR --example churn'")])
     return found
+
+
+class _GroupFolders:
+    """The config group folders of the pipelines found so far (their files are options, not pipelines), spelled as
+    ``str(Path(file).parent / group)``: subfolders, which the walk does not enter (``plain``), and any other (a
+    group named '.' is the pipeline's own folder), which ``holds`` checks per file."""
+
+    def __init__(self):
+        self.plain: set[str] = set()
+        self._other: set[str] = set()
+
+    def add(self, file: str, groups: Iterable[str]) -> None:
+        parent = os.path.dirname(file) or "."
+        for group in groups:
+            if group and group != "." and "/" not in group:
+                self.plain.add(group if parent == "." else os.path.join(parent, group))
+            else:
+                self._other.add(str(Path(parent) / group))
+
+    def holds(self, file: str) -> bool:
+        """Whether ``file`` is inside a group folder the walk could not skip."""
+        return bool(self._other) and _inside(file, self._other)
 
 
 def _inside(file: str, folders: set[str]) -> bool:

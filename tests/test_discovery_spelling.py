@@ -38,8 +38,10 @@ def test_names_are_spelled_as_pathlib_spells_them(tmp_path, monkeypatch, root):
 BASE = Path(__file__).resolve().parent / "diff_cases" / "base"
 
 
-def test_config_group_folders_are_not_walked_and_hold_no_pipelines(tmp_path):
+@pytest.mark.parametrize("spelling", ["ABSOLUTE", ".", "specs", "./specs/"])
+def test_config_group_folders_are_not_walked_and_hold_no_pipelines(tmp_path, monkeypatch, spelling):
     root = tmp_path / "specs"
+    shutil.copytree(BASE, root)
     shutil.copytree(BASE, root / "one")
     shutil.copytree(BASE, root / "one" / "other")
     nested = root / "one" / "model" / "deeper"
@@ -49,9 +51,20 @@ def test_config_group_folders_are_not_walked_and_hold_no_pipelines(tmp_path):
 
     def walk(top, followlinks=True):
         for folder, subfolders, files in os.walk(top, followlinks=followlinks):
-            visited.append(Path(folder).relative_to(root).as_posix())
+            visited.append(Path(folder).resolve().relative_to(root).as_posix())
             yield folder, subfolders, files  # discovery prunes this very list
 
-    found = [str(Path(file).relative_to(root)) for file, _, _ in discover(root, walk=walk)]
-    assert found == ["one/other/pipeline.yaml", "one/pipeline.yaml"]
+    monkeypatch.chdir(root if spelling == "." else tmp_path)
+    given = root if spelling == "ABSOLUTE" else Path(spelling)
+    found = [str(Path(file).resolve().relative_to(root)) for file, _, _ in discover(given, walk=walk)]
+    assert found == ["one/other/pipeline.yaml", "one/pipeline.yaml", "pipeline.yaml"]
     assert visited == [".", "one", "one/other"]  # no group folder (dataset, model) entered, at any depth
+
+
+def test_a_group_named_dot_makes_the_pipeline_folder_a_group_folder(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.yaml").write_text("loopc: 1\ndefaults:\n  - ./model: logistic\n  - _self_\npipeline: {name: a}\n")
+    (tmp_path / "b.yaml").write_text("loopc: 1\npipeline: {name: b}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.yaml").write_text("loopc: 1\npipeline: {name: c}\n")
+    assert [(file.name, groups) for file, _, groups in discover(tmp_path)] == [("a.yaml", (".",))]

@@ -105,3 +105,13 @@ def test_labels_need_what_they_are_judged_from_in_scoring_write(tmp_path, task_c
 def test_labels_with_what_they_need_written_are_valid(tmp_path):
     tree = churn_with_labels({**LABELS, "window": "7d"})
     load_project(write_spec(tmp_path, tree))  # the example writes score, label, model_version, timestamp
+
+
+def test_the_spec_s_scoring_outputs_are_those_the_stored_predictions_table_knows():
+    from typing import get_args
+
+    from loopc.compiler.spec.models import ScoringOutput
+    from loopc.runtime.data.predictions import WRITE_COLUMNS, joined_outputs
+
+    assert set(get_args(ScoringOutput)) == set(WRITE_COLUMNS)
+    assert set(joined_outputs(True, True)) | set(joined_outputs(False, False)) <= set(WRITE_COLUMNS)

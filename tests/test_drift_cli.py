@@ -164,3 +164,12 @@ def test_columns_may_declare_a_type_and_an_unknown_type_is_a_usage_error(csv_dat
     assert report["columns"]["monthly_charges"]["kind"] == "numeric"
     assert loopc(["drift", str(csv_data / "reference.csv"), str(csv_data / "calm.csv"), "--columns", "x:number"]) == 2
     assert "unknown type 'number'" in capsys.readouterr().err
+
+
+def test_a_csv_row_with_another_number_of_fields_is_an_error_naming_the_file(csv_data, tmp_path, capsys):
+    (tmp_path / "short.csv").write_text((csv_data / "reference.csv").read_text() + "1\n")
+    for args in ([str(tmp_path / "short.csv"), str(csv_data / "calm.csv")],  # the reference is counted first
+                 [str(csv_data / "reference.csv"), str(tmp_path / "short.csv")]):  # the current is scanned
+        assert loopc(["drift", *args]) == 1
+        err = capsys.readouterr().err
+        assert f"cannot read '{tmp_path / 'short.csv'}'" in err and "Expected" in err and "internal error" not in err

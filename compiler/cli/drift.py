@@ -89,11 +89,9 @@ class Rows:
                              f"(columns: {', '.join(self.dataset.schema.names)})")
 
     def count(self) -> int:
-        from loopc.runtime.data.errors import DataError
-
         try:
             return self.dataset.count_rows()
-        except (OSError, DataError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise LoopcError(f"cannot read '{self.path}': {exc}") from None
 
     def batches(self, types: dict[str, str]) -> Iterator[Any]:

@@ -187,6 +187,13 @@ def test_a_file_changed_within_two_seconds_of_its_record_is_hashed_again(project
     assert str(project / "pipeline.yaml") in hashed
 
 
+def test_a_warm_run_with_nothing_changed_writes_nothing(project, cache, monkeypatch):
+    monkeypatch.setattr(cache_module, "_RACY_NS", 0)  # trust records and listings of files written just now
+    assert api.validate_project(project, cache=cache) == 1
+    monkeypatch.setattr(cache_module, "_atomic_write", lambda *args: (_ for _ in ()).throw(AssertionError("written")))
+    assert api.validate_project(project, cache=cache) == 1  # neither the index nor an entry is written again
+
+
 def test_a_damaged_index_is_a_miss_not_an_error(project, cache):
     fresh = load_project(project)
     load_project(project, cache=cache)

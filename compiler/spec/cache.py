@@ -13,7 +13,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -332,6 +331,8 @@ def _from_json(data: dict[str, Any], inputs: tuple[str, ...]) -> CachedSpec:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile  # only runs that write pay for its imports (random, shutil)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:

@@ -338,3 +338,18 @@ def test_a_csv_value_that_is_not_a_number_late_in_the_file_is_a_type_violation_a
     # read whole, x would be inferred as text and "NA" and "" reported as unparsable; the reader's null
     # spellings are nulls instead, as they are for a column inferred as numbers
     assert found == {("x", "type"): (1, ["abc"]), ("x", "nullable"): (2, ["row 300001", "row 300002"])}
+
+
+def test_a_csv_string_column_of_codes_keeps_its_leading_zeros_and_its_empty_cells(tmp_path):
+    """Declared text is read as text: a column of codes is never typed as numbers from the file's first block."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("zip,code,n\n001,007,1\n010,,2\n,0,NA\n", encoding="utf-8")
+    columns = {"zip": {"type": "string"}, "code": {"type": "category"}, "n": {"type": "int"}}
+    dataset = {"source": {"path": "data/a.csv"}, "columns": columns, "checks": []}
+    result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                       NOW, tmp_path / "out.parquet")
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert result.report["passed"]
+    assert table.column("zip").to_pylist() == ["001", "010", ""]
+    assert table.column("code").to_pylist() == ["007", "", "0"]
+    assert table.column("n").to_pylist() == [1, 2, None]  # a number column's null spellings are nulls

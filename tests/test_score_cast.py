@@ -72,11 +72,11 @@ def test_a_column_may_come_from_a_hive_folder_but_not_be_missing(tmp_path):
 
 def test_csv_text_columns_have_their_null_spellings_made_null_before_the_cast():
     cast = InputCast({"columns": [{"name": "x", "type": "float"}, {"name": "s", "type": "string"}]}, csv=True)
-    assert cast.text == frozenset({"x"})
+    assert set(cast.text) == {"x", "s"}  # every declared column is read as text
     batch = pa.record_batch({"x": ["1.5", "NA", "", "2"], "s": ["NA", "", "a", "b"]})
     out = cast(batch, None)
     assert out.column("x").to_pylist() == [1.5, None, None, 2.0]
-    assert out.column("s").to_pylist() == ["NA", "", "a", "b"]  # a text column keeps its text
+    assert out.column("s").to_pylist() == ["NA", "", "a", "b"]  # a string column keeps its text
 
 
 def test_a_hive_folder_of_csv_files_casts_its_typed_folder_column_and_parses_the_text_ones(tmp_path):
@@ -100,3 +100,14 @@ def test_a_scoring_source_of_csv_and_parquet_files_is_refused_naming_both():
     assert ScoreJob(source="in/*", output=Path("out"), files=("in/a.CSV", "in/b.csv")).file_format == "csv"
     with pytest.raises(ScoreError, match="at 'in/\\*': the files are csv and parquet"):
         _ = ScoreJob(source="in/*", output=Path("out"), files=("in/a.csv", "in/b.parquet")).file_format
+
+
+def test_a_csv_to_score_keeps_the_leading_zeros_of_a_string_column(tmp_path):
+    from loopc.runtime.score.batch import ScoreJob, _dataset
+
+    (tmp_path / "rows.csv").write_text("zip,x\n001,1.5\n020,2\n")
+    cast = InputCast({"columns": [{"name": "zip", "type": "string"}, {"name": "x", "type": "float"}]}, csv=True)
+    dataset = _dataset(ScoreJob(source=str(tmp_path / "rows.csv"), output=tmp_path / "out", format="csv"), cast.text)
+    ((batch, fragment),) = [(t.record_batch, t.fragment) for t in dataset.scanner().scan_batches()]
+    out = cast(batch, fragment)
+    assert out.column("zip").to_pylist() == ["001", "020"] and out.column("x").to_pylist() == [1.5, 2.0]

@@ -12,7 +12,7 @@ import argparse
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ class Rows:
 
     path: str
     dataset: Any
-    text: frozenset[str]
+    text: Mapping[str, Any]  # CSV columns read as text -> their null spellings (formats.csv_text_columns)
 
     @property
     def names(self) -> list[str]:
@@ -126,7 +126,7 @@ def open_rows(path: str, input_format: str | None, types: dict[str, str]) -> Row
 
     try:
         fmt = common_format({"format": input_format}, [path], default="parquet")
-        text = csv_text_columns(types) if fmt == "csv" else frozenset()
+        text = csv_text_columns(types) if fmt == "csv" else {}
         return Rows(path, ds.dataset(path, format=dataset_format(fmt, {}, text), partitioning="hive"), text)
     except (OSError, ValueError, pa.ArrowInvalid, DataError) as exc:
         hint = " (a folder of CSV files needs --input-format csv)" if "parquet" in str(exc).lower() else ""

@@ -13,6 +13,7 @@ partitions) is written once, cast, batch by batch, as ``table.parquet``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,15 @@ import pyarrow.parquet as pq
 from loopc.runtime.data import checks
 from loopc.runtime.data.casting import ARROW_TYPES, cast_column, one_array
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import csv_convert, csv_nulls, csv_options, csv_text_columns, file_format, hive_columns
+from loopc.runtime.data.formats import (
+    CsvText,
+    csv_convert,
+    csv_nulls,
+    csv_options,
+    csv_text_columns,
+    file_format,
+    hive_columns,
+)
 from loopc.runtime.data.rows import batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
 
@@ -52,7 +61,7 @@ class _Files:
     snapshot: Snapshot
     schemas: tuple[pa.Schema, ...]
     unified: pa.Schema
-    text: frozenset[str] = frozenset()  # CSV columns read as text, then parsed as declared (csv_text_columns)
+    text: CsvText = dataclasses.field(default_factory=dict)  # CSV columns read as text, then parsed as declared (csv_text_columns)
 
     def batches(self, index: int, groups: list[list[str]],
                 size: int) -> Iterator[tuple[str, int, int, dict[str, pa.Array]]]:
@@ -80,10 +89,10 @@ class _Files:
 
 @contextmanager
 def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None = None,
-                text: frozenset[str] = frozenset()):
+                text: CsvText | None = None):
     path = snapshot.path(entry)
     read, parse = csv_options(dict(snapshot.source.get("options") or {}))
-    convert = csv_convert(columns, text)
+    convert = csv_convert(columns, text or {})
     try:
         stream = snapshot.files.filesystem.open_input_stream(path)
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
@@ -94,14 +103,14 @@ def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None
 
 
 def _raw_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]], size: int,
-                 text: frozenset[str] = frozenset()) -> Iterator[tuple[str, int, pa.Table]]:
+                 text: CsvText | None = None) -> Iterator[tuple[str, int, pa.Table]]:
     """(where, which group, that group's columns as the file holds them, hive columns added) per batch."""
     hive = _hive_values(snapshot, entry)
     own = [[c for c in group if c not in hive] for group in groups]
     if _is_parquet(snapshot, entry):
         batches = _parquet_batches(snapshot, entry, own, size)
     else:
-        batches = _csv_batches(snapshot, entry, own, text)
+        batches = _csv_batches(snapshot, entry, own, text or {})
     for where, part, batch in batches:
         table = pa.Table.from_batches([batch]).select(own[part])
         for key in [c for c in groups[part] if c in hive]:
@@ -120,7 +129,7 @@ def _parquet_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[st
 
 
 def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
-                 text: frozenset[str]) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+                 text: CsvText) -> Iterator[tuple[str, int, pa.RecordBatch]]:
     """The CSV reader's blocks; one group. ``text`` columns come as text with null spellings made null;
     the others' types are inferred from the file's first block."""
     [columns] = groups
@@ -138,7 +147,7 @@ def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
                                 "columns to have every row parsed as its type)") from None
             for index, name in enumerate(batch.schema.names):
                 if name in text:
-                    batch = batch.set_column(index, name, csv_nulls(batch.column(index)))
+                    batch = batch.set_column(index, name, csv_nulls(batch.column(index), text[name]))
             yield f"csv block {block}", 0, batch
             block, rows = block + 1, rows + batch.num_rows
 
@@ -154,7 +163,7 @@ def _hive_values(snapshot: Snapshot, entry: SourceFile) -> dict[str, str]:
     return hive_columns(entry.name) if snapshot.source.get("partitioning") == "hive" else {}
 
 
-def _file_schema(snapshot: Snapshot, entry: SourceFile, text: frozenset[str] = frozenset()) -> pa.Schema:
+def _file_schema(snapshot: Snapshot, entry: SourceFile, text: CsvText | None = None) -> pa.Schema:
     """A file's columns and types from its footer (Parquet) or first block (CSV), hive columns appended."""
     if _is_parquet(snapshot, entry):
         with open_parquet(snapshot.files.filesystem, snapshot.path(entry)) as parquet:

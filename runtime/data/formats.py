@@ -3,7 +3,7 @@ partition columns, and a dataset's CSV columns read as text and cast as declared
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -19,6 +19,7 @@ from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.sources import FORMATS
 
 CSV_OPTIONS = {"delimiter", "quote_char", "skip_rows", "encoding"}
+CsvText = Mapping[str, pa.Array]  # CSV columns read as text -> the spellings that mean null in each
 
 
 def file_format(source: dict, name: str, default: str | None = None) -> str:
@@ -44,14 +45,14 @@ def common_format(source: dict, names: Iterable[str], default: str | None = None
     return found[0]
 
 
-def dataset_format(fmt: str, options: dict, text: frozenset[str] = frozenset()) -> ds.FileFormat:
+def dataset_format(fmt: str, options: dict, text: CsvText | None = None) -> ds.FileFormat:
     """A pyarrow dataset's file format: Parquet, or CSV read with ``options``, its ``text`` columns as strings."""
     if fmt == "parquet":
         if options:
             raise DataError(f"parquet sources take no options, got {sorted(options)}")
         return ds.ParquetFileFormat()
     read, parse = csv_options(options)
-    return ds.CsvFileFormat(parse_options=parse, read_options=read, convert_options=csv_convert(None, text))
+    return ds.CsvFileFormat(parse_options=parse, read_options=read, convert_options=csv_convert(None, text or {}))
 
 
 def scan_batches(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[ds.TaggedRecordBatch]:
@@ -82,31 +83,37 @@ def csv_options(options: dict) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
     return read, parse
 
 
-def csv_text_columns(types: dict[str, str]) -> frozenset[str]:
-    """The columns (name -> declared type) a streaming CSV reader reads as text: every one not declared as text.
+def csv_text_columns(types: dict[str, str | None]) -> CsvText:
+    """The columns (name -> declared type) a streaming CSV reader reads as text, each with the spellings that
+    mean null in it: every declared column.
 
-    A streaming reader fixes each column's type from the file's first block; a float column whose first
-    block holds only whole numbers would fail on a later ``2.5``, and a bad value later on would stop
-    the read instead of being reported. Read as text, each value is parsed as the declared type
-    (``casting.cast_column``) after ``csv_nulls`` made the reader's null spellings null.
+    A streaming reader fixes each column's type from the file's first block: a float column whose first
+    block holds only whole numbers would fail on a later ``2.5``, a bad value later on would stop the read
+    instead of being reported, and a string column of codes (``001``) would be read as numbers and lose its
+    leading zeros. Read as text, each value is parsed as the declared type (``casting.cast_column``) after
+    ``csv_nulls`` made the column's null spellings null: none in a string or category column (every value,
+    the empty one included, is kept as written, as ``read_csv`` keeps a column it reads as text), the
+    reader's spellings ("", "NA", "null", "NaN", ...) in any other, as its inference does.
     """
-    return frozenset(name for name, ctype in types.items() if ctype not in ("string", "category"))
+    return {name: _TEXT_NULLS if ctype in ("string", "category") else _CSV_NULLS for name, ctype in types.items()}
 
 
-def csv_convert(columns: list[str] | None, text: frozenset[str]) -> pacsv.ConvertOptions:
+def csv_convert(columns: list[str] | None, text: CsvText) -> pacsv.ConvertOptions:
     """Read ``columns`` (all when None or empty), the ``text`` ones as strings."""
     return pacsv.ConvertOptions(include_columns=columns or [], column_types={c: pa.string() for c in text})
 
 
-def csv_nulls(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Text read from CSV with the reader's null spellings ("", "NA", "null", ...) made null, as inference does;
-    a column that is not text (a hive folder's ``year=2024``, typed by the dataset) as it is."""
-    if not pa.types.is_string(array.type):
+def csv_nulls(array: pa.Array | pa.ChunkedArray, spellings: pa.Array | None = None) -> pa.Array | pa.ChunkedArray:
+    """Text read from CSV with ``spellings`` (default: the reader's null spellings, "", "NA", "null", ...) made
+    null; a column that is not text (a hive folder's ``year=2024``, typed by the dataset) as it is."""
+    nulls = _CSV_NULLS if spellings is None else spellings
+    if not pa.types.is_string(array.type) or not len(nulls):
         return array
-    return pc.if_else(pc.is_in(array, value_set=_CSV_NULLS), pa.scalar(None, array.type), array)
+    return pc.if_else(pc.is_in(array, value_set=nulls), pa.scalar(None, array.type), array)
 
 
 _CSV_NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())
+_TEXT_NULLS = pa.array([], pa.string())  # a declared string or category column keeps its text
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class Unreadable:
 
 
 def cast_declared(batch: pa.RecordBatch, types: dict[str, str],
-                  text: frozenset[str] = frozenset()) -> tuple[pa.RecordBatch, Unreadable | None]:
+                  text: CsvText | None = None) -> tuple[pa.RecordBatch, Unreadable | None]:
     """``batch`` with each of its columns that ``types`` declares (name -> type) cast as validate casts, the ``text``
     ones (read from CSV as strings) after ``csv_nulls``; at the first column holding values that cannot be read,
     the batch cast so far and what that column holds."""
@@ -128,7 +135,7 @@ def cast_declared(batch: pa.RecordBatch, types: dict[str, str],
         index = batch.schema.get_field_index(name)
         if index < 0:
             continue
-        column = csv_nulls(batch.column(index)) if name in text else batch.column(index)
+        column = csv_nulls(batch.column(index), text[name]) if text and name in text else batch.column(index)
         cast, bad = cast_column(column, ctype)
         if bad.any():
             return batch, Unreadable(name, ctype, int(np.count_nonzero(bad)), examples(column, bad, distinct=True))

@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
-from loopc.runtime.data.formats import common_format, dataset_format, scan_batches
+from loopc.runtime.data.formats import CsvText, common_format, dataset_format, scan_batches
 from loopc.runtime.data.predictions import WRITE_COLUMNS
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
@@ -67,7 +67,7 @@ class ScoreJob:
             raise ScoreError(f"cannot read the rows to score at '{self.source}': {exc}") from None
 
 
-def _dataset(job: ScoreJob, text: frozenset[str]) -> ds.Dataset:
+def _dataset(job: ScoreJob, text: CsvText) -> ds.Dataset:
     """The rows to score; CSV columns in ``text`` are read as strings (InputCast parses them as declared)."""
     try:
         fmt = dataset_format(job.file_format, dict(job.options), text)

@@ -17,8 +17,8 @@ class InputCast:
     def __init__(self, schema: dict, csv: bool = False):
         self.required = [c["name"] for c in schema["columns"]]
         self.types = {c["name"]: c["type"] for c in schema["columns"] if c.get("type")}
-        # read from CSV: the declared non-text columns come as text, their null spellings made null here
-        self.text = csv_text_columns(self.types) if csv else frozenset()
+        # read from CSV: the declared columns come as text, their null spellings made null here
+        self.text = csv_text_columns(self.types) if csv else {}
         self._checked: set[str] = set()
 
     def __call__(self, batch: pa.RecordBatch, fragment) -> pa.RecordBatch:

@@ -173,3 +173,9 @@ def test_a_csv_row_with_another_number_of_fields_is_an_error_naming_the_file(csv
         assert loopc(["drift", *args]) == 1
         err = capsys.readouterr().err
         assert f"cannot read '{tmp_path / 'short.csv'}'" in err and "Expected" in err and "internal error" not in err
+
+
+def test_a_missing_path_is_named_as_missing_without_a_folder_hint(data, tmp_path, capsys):
+    missing = tmp_path / "nowhere.parquet"
+    assert loopc(["drift", str(data / "reference.parquet"), str(missing)]) == 1
+    assert capsys.readouterr().err.strip() == f"error: cannot read '{missing}': no such file or folder"

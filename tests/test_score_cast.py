@@ -111,3 +111,13 @@ def test_a_csv_to_score_keeps_the_leading_zeros_of_a_string_column(tmp_path):
     ((batch, fragment),) = [(t.record_batch, t.fragment) for t in dataset.scanner().scan_batches()]
     out = cast(batch, fragment)
     assert out.column("zip").to_pylist() == ["001", "020"] and out.column("x").to_pylist() == [1.5, 2.0]
+
+
+def test_rows_to_score_that_are_not_there_are_named_as_missing(tmp_path):
+    from loopc.runtime.score.batch import ScoreJob, _dataset
+    from loopc.runtime.score.resolve import ScoreError
+
+    missing = tmp_path / "nowhere.parquet"
+    with pytest.raises(ScoreError) as raised:
+        _dataset(ScoreJob(source=str(missing), output=tmp_path / "out"), {})
+    assert str(raised.value) == f"cannot read the rows to score at '{missing}': no such file or folder"

@@ -121,7 +121,7 @@ def open_rows(path: str, input_format: str | None, types: dict[str, str]) -> Row
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from loopc.runtime.data.errors import DataError
+    from loopc.runtime.data.errors import DataError, reason
     from loopc.runtime.data.formats import common_format, csv_text_columns, dataset_format
 
     try:
@@ -129,8 +129,9 @@ def open_rows(path: str, input_format: str | None, types: dict[str, str]) -> Row
         text = csv_text_columns(types) if fmt == "csv" else {}
         return Rows(path, ds.dataset(path, format=dataset_format(fmt, {}, text), partitioning="hive"), text)
     except (OSError, ValueError, pa.ArrowInvalid, DataError) as exc:
-        hint = " (a folder of CSV files needs --input-format csv)" if "parquet" in str(exc).lower() else ""
-        raise LoopcError(f"cannot read '{path}': {exc}{hint}") from None
+        folder = Path(path).is_dir() and input_format is None
+        hint = " (a folder of CSV files needs --input-format csv)" if folder and "parquet" in str(exc).lower() else ""
+        raise LoopcError(f"cannot read '{path}': {reason(exc)}{hint}") from None
 
 
 def stored_profile(path: str) -> dict[str, Any]:

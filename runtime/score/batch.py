@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.errors import DataError, reason
 from loopc.runtime.data.formats import CsvText, common_format, dataset_format, scan_batches
 from loopc.runtime.data.predictions import WRITE_COLUMNS
 from loopc.runtime.export import bundle_score
@@ -75,7 +75,7 @@ def _dataset(job: ScoreJob, text: CsvText) -> ds.Dataset:
             return ds.dataset(list(job.files), filesystem=job.filesystem, format=fmt)
         return ds.dataset(job.source, format=fmt, partitioning="hive")
     except (OSError, ValueError, pa.ArrowInvalid, DataError) as exc:
-        raise ScoreError(f"cannot read the rows to score at '{job.source}': {exc}") from None
+        raise ScoreError(f"cannot read the rows to score at '{job.source}': {reason(exc)}") from None
 
 
 def _columns(model: bundle_score.Model, job: ScoreJob, dataset: ds.Dataset) -> list[str]:

@@ -353,3 +353,30 @@ def test_a_csv_string_column_of_codes_keeps_its_leading_zeros_and_its_empty_cell
     assert table.column("zip").to_pylist() == ["001", "010", ""]
     assert table.column("code").to_pylist() == ["007", "", "0"]
     assert table.column("n").to_pylist() == [1, 2, None]  # a number column's null spellings are nulls
+
+
+@pytest.mark.parametrize(("delimiter", "shown"), [(";", "';'"), ("\t", "'\\t'"), ("|", "'|'")])
+def test_a_csv_with_another_delimiter_is_reported_with_the_option_that_reads_it(tmp_path, delimiter, shown):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text(f"id{delimiter}x\n1{delimiter}2.5\n", encoding="utf-8")
+    dataset = {"source": {"path": "data/a.csv"}, "columns": {"id": {"type": "int"}, "x": {"type": "float"}},
+               "checks": []}
+    found = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                      NOW).report["violations"]
+    hint = f"looks like a header of fields separated by {shown}: set the source's options: {{delimiter: {shown}}}"
+    missing = [v for v in found if v["rule"] == "missing_column"]
+    assert [v["column"] for v in missing] == ["id", "x"] and all(hint in v["message"] for v in missing)
+    dataset["source"]["options"] = {"delimiter": delimiter}
+    assert batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                     NOW).report["passed"]
+
+
+def test_a_missing_column_beside_one_plain_column_gets_no_delimiter_hint(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("id\n1\n", encoding="utf-8")
+    dataset = {"source": {"path": "data/a.csv"}, "columns": {"id": {"type": "int"}, "x": {"type": "float"}},
+               "checks": []}
+    found = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                      NOW).report["violations"]
+    [missing] = [v for v in found if v["rule"] == "missing_column"]
+    assert missing["message"].endswith("present: id")

@@ -236,7 +236,19 @@ def missing_everywhere(dataset: str, name: str, spec: dict, present: list[str], 
     """A declared column no file has (``present``: the columns the files have, ``paths``: the files)."""
     where = f" from every file ({_listing(paths)})" if paths else ""
     message = f"column is missing{where} (expected {spec['type']}); present: {', '.join(present)}"
-    return Violation(dataset, name, "missing_column", rows, [], message)
+    return Violation(dataset, name, "missing_column", rows, [], message + _delimiter_hint(present))
+
+
+def _delimiter_hint(present: list[str]) -> str:
+    """A fix when the files' one column is a header of several names joined by another delimiter than the
+    CSV reader's: ``id;a;b`` read with commas."""
+    if len(present) != 1:
+        return ""
+    for delimiter in (";", "\t", "|"):
+        if delimiter in present[0]:
+            return (f"; the one column present looks like a header of fields separated by {delimiter!r}: set the "
+                    f"source's options: {{delimiter: {delimiter!r}}}")
+    return ""
 
 
 def missing_from_some(dataset: str, name: str, spec: dict, rows: int, paths: list[str], files: int) -> Violation:

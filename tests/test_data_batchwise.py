@@ -380,3 +380,16 @@ def test_a_missing_column_beside_one_plain_column_gets_no_delimiter_hint(tmp_pat
                                       NOW).report["violations"]
     [missing] = [v for v in found if v["rule"] == "missing_column"]
     assert missing["message"].endswith("present: id")
+
+
+@pytest.mark.parametrize("header", ["ID", " id", "Id "])
+def test_a_declared_column_present_in_another_case_or_with_spaces_is_named(tmp_path, header):
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({header: [1, 2], "x": [0.5, 1.5]}), tmp_path / "data" / "a.parquet")
+    dataset = {"source": {"path": "data/a.parquet"}, "columns": {"id": {"type": "int"}, "x": {"type": "float"}},
+               "checks": []}
+    found = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset,
+                                      NOW).report["violations"]
+    [missing] = [v for v in found if v["rule"] == "missing_column"]
+    assert missing["message"].endswith(f"; {header!r} is present: names are matched exactly, declare the column as "
+                                       f"{header!r}")

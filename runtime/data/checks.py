@@ -236,7 +236,14 @@ def missing_everywhere(dataset: str, name: str, spec: dict, present: list[str], 
     """A declared column no file has (``present``: the columns the files have, ``paths``: the files)."""
     where = f" from every file ({_listing(paths)})" if paths else ""
     message = f"column is missing{where} (expected {spec['type']}); present: {', '.join(present)}"
-    return Violation(dataset, name, "missing_column", rows, [], message + _delimiter_hint(present))
+    return Violation(dataset, name, "missing_column", rows, [], message + _spelling_hint(name, present)
+                     + _delimiter_hint(present))
+
+
+def _spelling_hint(name: str, present: list[str]) -> str:
+    """A fix when a present column differs from the declared name only in case or surrounding spaces."""
+    alike = [p for p in present if p != name and p.strip().casefold() == name.strip().casefold()]
+    return f"; {alike[0]!r} is present: names are matched exactly, declare the column as {alike[0]!r}" if alike else ""
 
 
 def _delimiter_hint(present: list[str]) -> str:

@@ -40,3 +40,13 @@ def test_what_json_refuses_is_refused(value):
         reference(value)
     with pytest.raises(TypeError):
         pretty_json(value)
+
+
+@given(VALUES, st.integers(0, 3))
+def test_a_value_written_before_is_placed_as_if_written_in_place(value, depth):
+    from loopc.compiler.plan.pretty import Written
+
+    whole, placed = value, Written(pretty_json(value))
+    for level in range(depth):
+        whole, placed = ([whole], [placed]) if level % 2 else ({"k": whole}, {"k": placed})
+    assert pretty_json(placed) == reference(whole)

@@ -13,11 +13,19 @@ from loopc.compiler.targets import EmitOptions, backends
 
 def test_every_target_takes_the_step_texts_rendered_once(monkeypatch):
     plans = plan_pipeline(*example_spec("churn")[:1], spec_hash="h")
-    rendered, pretty_json = [], pipeline.pretty_json
-    monkeypatch.setattr(pipeline, "pretty_json", lambda value: rendered.append(value["id"]) or pretty_json(value))
+    rendered, values, pretty_json = [], [], pipeline.pretty_json
+
+    def record(value):
+        (rendered if isinstance(value, dict) and "fingerprint" in value else values).append(value)
+        return pretty_json(value)
+
+    monkeypatch.setattr(pipeline, "pretty_json", record)
     outputs = {name: backend.render(plans, EmitOptions()) for name, backend in backends().items()}
     steps = [step.id for plan in plans for step in plan.steps]
-    assert sorted(rendered) == sorted(steps)
+    assert sorted(document["id"] for document in rendered) == sorted(steps)
+    model = plans[0].step("evaluate.churn_classifier").config["model"]  # register and monitor steps hold it too
+    assert sum(value is model for value in values) == 1
+    assert len(values) == len({id(value) for value in values})  # each config value written once, for every plan
     local, slurm = outputs["local"], outputs["slurm"]
     assert local[f"churn/steps/{steps[0]}.json"] == slurm[f"churn/steps/{steps[0]}.json"] == step_json(plans[0],
                                                                                                        plans[0].steps[0])
@@ -43,3 +51,13 @@ def test_templates_are_compiled_once_and_not_checked_again_on_each_render(monkey
     monkeypatch.setattr(os.path, "getmtime", lambda path: looked.append(path) or getmtime(path))
     backends()["slurm"].render(plan_pipeline(*example_spec("churn")[:1], spec_hash="h"), EmitOptions())
     assert looked == []
+
+
+def test_a_step_text_is_its_document_written_whole():
+    from loopc.compiler.plan.pipeline import step_document
+    from loopc.compiler.plan.pretty import pretty_json
+
+    for example in ("churn", "demand"):
+        for plan in plan_pipeline(*example_spec(example)[:1], spec_hash="h"):
+            for step in plan.steps:
+                assert step_json(plan, step) == pretty_json(step_document(plan, step)) + "\n"

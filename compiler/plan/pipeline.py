@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import Texts, step_fingerprint
-from loopc.compiler.plan.pretty import pretty_json
+from loopc.compiler.plan.pretty import Written, pretty_json
 from loopc.compiler.plan.steps import Dumps, StepSpec, monitor_steps, scoring_steps, training_steps
 from loopc.compiler.spec.models import Resources, Spec, parse_duration, parse_memory_mb
 
@@ -99,6 +99,9 @@ class Plan:
                                                              repr=False)
     """Documents of this plan rendered once for every target: key -> (what it was made from, text).
     Not an init field: ``dataclasses.replace`` (another store, say) starts an empty one."""
+    value_texts: dict[int, tuple[object, str]] = field(default_factory=dict, compare=False, repr=False)
+    """``pretty_json`` of step config values: id -> (the value, kept so that no other takes its id; its text).
+    The plans of one spec share one (their configs share the dumps of the spec's models)."""
 
     @property
     def name(self) -> str:
@@ -133,8 +136,24 @@ def step_document(plan: Plan, step: Step) -> dict[str, Any]:
 
 
 def step_json(plan: Plan, step: Step) -> str:
-    """Deterministic text of a step document: sorted keys, two-space indent, LF, trailing newline."""
-    return rendered_once(plan, ("step", step.id), step, lambda: pretty_json(step_document(plan, step)) + "\n")
+    """Deterministic text of a step document: sorted keys, two-space indent, LF, trailing newline.
+
+    Each list or dict in the config is written once for every plan sharing ``plan.value_texts``.
+    """
+    def render() -> str:
+        document = step_document(plan, step)
+        document["config"] = {key: Written(_value_text(plan.value_texts, value)) if type(value) in (dict, list)
+                              else value for key, value in step.config.items()}
+        return pretty_json(document) + "\n"
+
+    return rendered_once(plan, ("step", step.id), step, render)
+
+
+def _value_text(texts: dict[int, tuple[object, str]], value: object) -> str:
+    known = texts.get(id(value))
+    if known is None:
+        known = texts[id(value)] = (value, pretty_json(value))
+    return known[1]
 
 
 def rendered_once(plan: Plan, key: tuple[str, ...], source: object, render: Callable[[], str]) -> str:
@@ -307,6 +326,7 @@ def plan_pipeline(
               "registry": pipeline.registry}
     planning = _Planning(source, step_resources(pipeline.resources),
                          step_resources(pipeline.resources, spec.model.resources))
+    common["value_texts"] = {}  # one for the spec's plans, whose configs share dumps
     dumps = planning.dumps
     plans = [Plan(pipeline.name, "train", _place(training_steps(spec, sweep_points, source, dumps), planning),
                   schedule=pipeline.schedule, **common)]

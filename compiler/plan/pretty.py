@@ -7,10 +7,18 @@ same C string escaper and the same float and int spellings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
 _INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Written:
+    """A value ``pretty_json`` wrote before, at the top level: placed as is, each line indented to where it stands."""
+
+    text: str
 
 
 def pretty_json(value: Any) -> str:
@@ -55,6 +63,8 @@ def _encode(value: Any, out: list[str], newline: str) -> None:
         _encode_items(value, out, newline)
     elif isinstance(value, dict):
         _encode_dict(value, out, newline)
+    elif isinstance(value, Written):
+        out.append(value.text.replace("\n", newline))
     else:
         raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 

@@ -77,9 +77,12 @@ def _encode_items(items: list | tuple, out: list[str], newline: str) -> None:
     separator = "," + inner
     out.append("[" + inner)
     for index, item in enumerate(items):
-        if index:
-            out.append(separator)
-        _encode(item, out, inner)
+        lead = separator if index else ""
+        if type(item) is str:  # the common scalars inline: one piece per item, no call
+            out.append(lead + encode_basestring(item))
+        else:
+            out.append(lead)
+            _encode(item, out, inner)
     out.append(newline + "]")
 
 
@@ -91,8 +94,12 @@ def _encode_dict(mapping: dict, out: list[str], newline: str) -> None:
     separator = "," + inner
     out.append("{" + inner)
     for index, (key, item) in enumerate(sorted(mapping.items())):
-        if index:
-            out.append(separator)
-        out.append(encode_basestring(_key(key)) + ": ")
-        _encode(item, out, inner)
+        name = (separator if index else "") + encode_basestring(key if type(key) is str else _key(key)) + ": "
+        if type(item) is str:  # the common scalars inline: one piece per item, no call
+            out.append(name + encode_basestring(item))
+        elif item is None or item is True or item is False:
+            out.append(name + ("null" if item is None else "true" if item else "false"))
+        else:
+            out.append(name)
+            _encode(item, out, inner)
     out.append(newline + "}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from test_plan_support import example_spec
 
 import loopc.compiler.plan.pipeline as pipeline
@@ -61,3 +62,14 @@ def test_a_step_text_is_its_document_written_whole():
         for plan in plan_pipeline(*example_spec(example)[:1], spec_hash="h"):
             for step in plan.steps:
                 assert step_json(plan, step) == pretty_json(step_document(plan, step)) + "\n"
+
+
+def test_a_template_renders_as_jinja_renders_it_and_a_missing_name_is_an_error():
+    import jinja2
+
+    from loopc.compiler.targets.jinja import environment, render
+
+    context = {"version": "1", "pipeline": "p", "plan": "p", "steps": 3, "python": "python3", "root": None}
+    assert render("local", "run.sh.j2", **context) == environment("local").get_template("run.sh.j2").render(context)
+    with pytest.raises(jinja2.UndefinedError, match="'python' is undefined"):
+        render("local", "run.sh.j2", **{k: v for k, v in context.items() if k != "python"})

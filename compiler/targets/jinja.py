@@ -69,5 +69,15 @@ def environment(target: str) -> jinja2.Environment:
 
 
 def render(target: str, template: str, **context: object) -> str:
-    """Render one template of ``target`` with LF endings."""
-    return environment(target).get_template(template).render(**context).replace("\r\n", "\n")
+    """Render one template of ``target`` with LF endings; the template sees ``context`` and nothing else.
+
+    As ``Template.render``, but the context is handed over as is (``new_context(shared=True)``): Jinja neither
+    copies it nor merges its global names (``range``, ``dict``, ... which no template here uses) into it on every
+    render, a fifth of the time of a small script such as an sbatch file.
+    """
+    compiled = environment(target).get_template(template)
+    try:
+        text = compiled.environment.concat(compiled.root_render_func(compiled.new_context(context, shared=True)))
+    except Exception:
+        compiled.environment.handle_exception()  # re-raises with the template's lines in the traceback
+    return text.replace("\r\n", "\n")

@@ -16,6 +16,7 @@ from loopc.compiler.errors import SpecErrors
 from loopc.compiler.plan.fingerprint import outcome_view, step_fingerprint
 from loopc.compiler.plan.pipeline import StepGraph, natural_key, plan_pipeline
 from loopc.compiler.plan.steps import StepSpec
+from loopc.compiler.spec.models import Sweep
 from loopc.runtime.execution.runner import RUNTIME_FORMAT
 
 KEYS = st.sampled_from(["a", "b", "é", "description", "resources", "x y", "0"])
@@ -81,7 +82,8 @@ def test_every_step_config_holding_a_spec_model_holds_one_shared_dump_of_it(exam
     spec, spec_hash = example_spec(example)
     steps = {step.id: step for plan in plan_pipeline(spec, spec_hash=spec_hash) for step in plan.steps}
     model, name = spec.model, spec.model.name
-    holders = [steps[f"evaluate.{name}"].config["model"], steps[f"register.{name}"].config["model"]]
+    holders = [steps[f"evaluate.{name}"].config["model"], steps[f"register.{name}"].config["model"],
+               steps[f"train.{name}"].config["model"]]  # no sweep: the trained model is the spec's
     holders += [step.config["model"] for step in steps.values() if step.kind == "monitor"]
     assert holders[0] == model.model_dump(mode="json") and all(held is holders[0] for held in holders)
     dataset = spec.datasets[model.dataset]
@@ -142,3 +144,13 @@ def test_a_cycle_behind_a_valid_prefix_is_named_as_networkx_finds_it():
         graph.order()
     (error,) = raised.value.errors
     assert (error.code, error.spec_path, error.message) == ("LPC701", cycle[0], f"Cycle: {' -> '.join(cycle + cycle[:1])}")
+
+
+def test_trials_of_a_sweep_hold_their_own_models():
+    spec, spec_hash = example_spec("churn")
+    swept = spec.model_copy(update={"model": spec.model.model_copy(update={"sweep": Sweep(parameters={
+        "optimizer.lr": [0.01, 0.1]})})})
+    (train, *_) = plan_pipeline(swept, spec_hash=spec_hash)
+    models = [step.config["model"] for step in train.steps if step.kind == "train"]
+    assert [model["optimizer"]["lr"] for model in models] == [0.01, 0.1]
+    assert models[0]["sweep"] is None and train.step("evaluate.churn_classifier").config["model"]["sweep"]

@@ -105,13 +105,17 @@ def features_step(spec: Spec, dumps: Dumps) -> StepSpec:
                     description=f"Fit the features of {model.name} on the train split; reference profile")
 
 
-def train_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str) -> list[StepSpec]:
-    """train.M, or train.M.t0..tK and select.M when the model or the command line sweeps."""
+def train_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str, dumps: Dumps) -> list[StepSpec]:
+    """train.M, or train.M.t0..tK and select.M when the model or the command line sweeps.
+
+    Without a sweep the trained model is the spec's, and its config holds the spec model's shared dump when equal.
+    """
     model = spec.model
     features = (f"features.{model.name}",)
     points = trial_points(model, cli_points, source)
     if not points:
-        config = {"model": apply_point(model, {}, source)[0], "trial": None, "sweep_point": {}}
+        trained = apply_point(model, {}, source)[0]
+        config = {"model": dumps(model) if trained == dumps(model) else trained, "trial": None, "sweep_point": {}}
         return [StepSpec(f"train.{model.name}", "train", config, features, description=f"Train {model.name}")]
     trials = []
     for index, point in enumerate(points):
@@ -163,7 +167,7 @@ def training_steps(
 ) -> list[StepSpec]:
     """Every step of the training plan, data to promotion (deps name the data each step reads)."""
     dumps = dumps or Dumps()
-    trained = train_steps(spec, cli_points, source)
+    trained = train_steps(spec, cli_points, source, dumps)
     return (data_steps(spec, dumps) + [features_step(spec, dumps)] + trained
             + decision_steps(spec, trained[-1].id, dumps) + deploy_steps(spec, dumps))
 

@@ -218,3 +218,15 @@ def test_sketch_ks_bounds_hold_for_any_sample(seed, n_ref, n_cur, distinct, quan
     exact = stats.ks_2samp(ref, cur).statistic
     assert got["ks"] <= exact + 1e-12
     assert exact <= got["ks"] + got["ks_error"] + 1e-12
+
+
+def test_a_column_all_null_live_drifts_and_says_why():
+    rng = np.random.default_rng(12)
+    profile = build_profile(_table(rng, n=3000), COLUMNS, None)
+    live = _table(rng, n=3000)
+    live = live.set_column(0, "amount", pa.nulls(3000, pa.float64())).set_column(2, "plan", pa.nulls(3000, pa.string()))
+    report = table_report(profile, live, data_drift=DATA_DRIFT)
+    assert report.breach and report.drifted == ["amount", "plan"]
+    assert report.columns["amount"]["psi"] is None and report.columns["plan"]["chi2_pvalue"] is None
+    assert report.columns["plan"]["reasons"] == ["every live value is null (reference null rate 0)"]
+    assert not table_report(profile, live, data_drift=None).breach  # drift checks off: nothing drifts

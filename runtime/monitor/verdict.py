@@ -51,8 +51,11 @@ class DriftReport:
 
 
 def _column_verdict(kind: str, stats: dict, config: dict) -> list[str]:
-    """Which configured methods flag this column, as readable reasons."""
+    """Which configured methods flag this column, as readable reasons; a column whose live values are all
+    null, where the reference had values, drifts (no statistic can be computed on it)."""
     methods, p_value, reasons = config["methods"], config["p_value"], []
+    if stats["null_rate"] == 1.0 and stats["ref_null_rate"] < 1.0:
+        return [f"every live value is null (reference null rate {stats['ref_null_rate']:.4g})"]
     if "psi" in methods and stats["psi"] is not None and stats["psi"] > config["psi_max"]:
         reasons.append(f"psi {stats['psi']:.4g} > {config['psi_max']:.4g}")
     if "js" in methods and stats["js"] is not None and stats["js"] > config["js_max"]:

@@ -108,13 +108,29 @@ def prediction_table(model: bundle_score.Model, batch: pa.RecordBatch, job: Scor
     return pa.table(columns)
 
 
+def check_outputs(task: str, write: tuple[str, ...], keys: tuple[str, ...] = ()) -> None:
+    """Refuse outputs this model cannot give: an unknown name, none at all, or probabilities of a model that is
+    not multiclass (they were silently left out); and keys named as an output column or a partition, which
+    the output would replace."""
+    taken = sorted({WRITE_COLUMNS[w] for w in write if w in WRITE_COLUMNS} | {"version", "batch"})
+    clashes = [k for k in keys if k in taken]
+    if clashes:
+        raise ScoreError(f"key column(s) {', '.join(clashes)} have the name of an output or partition column "
+                         f"({', '.join(taken)}), which would replace them; rename them in the input or write fewer outputs")
+    unknown = [w for w in write if w not in WRITABLE]
+    if unknown or not write:
+        raise ScoreError(f"cannot write {', '.join(unknown) or 'nothing'}; choose from {', '.join(WRITABLE)}")
+    if task != "multiclass_classification" and "probabilities" in write:
+        score = "P(y=1)" if task == "binary_classification" else "the predicted value"
+        raise ScoreError(f"only a multiclass model writes probabilities; this {task} model's score is {score}: "
+                         "write score instead")
+
+
 def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | None) -> dict:
     """Score every row of ``job.source`` and publish ``OUTPUT/version=<N>/batch=<id>/``; returns a summary."""
     if not _BATCH_ID.match(job.batch_id):
         raise ScoreError(f"batch id '{job.batch_id}' must be letters, digits, '.', '_' or '-'")
-    unknown = [w for w in job.write if w not in WRITABLE]
-    if unknown:
-        raise ScoreError(f"cannot write {', '.join(unknown)}; choose from {', '.join(WRITABLE)}")
+    check_outputs(model.task, job.write, job.keys)
     cast = InputCast(model.schema, csv=job.file_format == "csv")
     dataset = _dataset(job, cast.text)
     columns = _columns(model, job, dataset)

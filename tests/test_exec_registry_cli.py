@@ -75,9 +75,11 @@ def test_promote_requires_a_reason(root, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["registry", "show", MODEL, "9"], "no version 9"),
     (["registry", "list"], "no registry"),
+    (["registry", "list", "nosuch"], f"unknown model 'nosuch' in registry {{root}}/.loopc/registry.db; known models: {MODEL}"),
+    (["registry", "rollback", "nosuch", "--reason", "r"], "unknown model 'nosuch'"),
 ])
 def test_errors_are_one_line_without_traceback(root, tmp_path, capsys, argv, message):
-    where = str(root) if "show" in argv else str(tmp_path / "empty")
+    where = str(tmp_path / "empty") if argv == ["registry", "list"] else str(root)
     assert main([*argv, "--root", where]) == 1
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message.format(root=root) in err and "Traceback" not in err

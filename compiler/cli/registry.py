@@ -73,10 +73,19 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN_METRICS if isinstance(metrics.get(k), (int, float)))
 
 
+def _known_model(registry, model: str) -> str:
+    """``model``, or an error naming the registry's models when it has no version of it."""
+    known = registry.models()
+    if model not in known:
+        raise LoopcError(f"unknown model '{model}' in registry {registry.label}; "
+                         f"known models: {', '.join(known) or 'none'}")
+    return model
+
+
 def _list(registry, args: argparse.Namespace, console) -> int:
     from rich.table import Table
 
-    models = [args.model] if args.model else registry.models()
+    models = [_known_model(registry, args.model)] if args.model else registry.models()
     if not models:
         console.print("no models registered yet")
     for model in models:
@@ -153,7 +162,7 @@ def _promote(registry, args: argparse.Namespace, console) -> int:
 
 
 def _rollback(registry, args: argparse.Namespace, console) -> int:
-    version = registry.rollback(args.model, actor=_actor(args), reason=args.reason)
+    version = registry.rollback(_known_model(registry, args.model), actor=_actor(args), reason=args.reason)
     console.print(f"{args.model} rolled back: version {version.version} is champion again")
     return 0
 

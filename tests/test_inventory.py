@@ -162,6 +162,9 @@ def test_policies_parse_commas_repeats_and_all():
     assert parse_policies([]) == []
     with pytest.raises(UsageError, match="unknown policy nope"):
         parse_policies(["nope"])
+    for blank in ([""], [" , ", ","]):  # a --fail-on that names nothing would check nothing
+        with pytest.raises(UsageError, match="--fail-on names no policy; choose from all, missing-owner"):
+            parse_policies(blank)
 
 
 def test_an_unknown_policy_is_a_usage_error(capsys):

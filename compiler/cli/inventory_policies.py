@@ -48,6 +48,8 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (
 def parse_policies(values: list[str]) -> list[Policy]:
     """``--fail-on`` values (comma-separated, repeatable; ``all``) as policies, in the table's order."""
     names = {name.strip() for value in values for name in value.split(",") if name.strip()}
+    if values and not names:
+        raise UsageError(f"--fail-on names no policy; choose from all, {', '.join(POLICIES)}")
     unknown = sorted(names - set(POLICIES) - {"all"})
     if unknown:
         raise UsageError(f"--fail-on: unknown polic{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "

@@ -123,7 +123,17 @@ def test_concept_drift_is_caught_by_labels_and_retraining_promotes_a_new_champio
                "fewer than labels.min_rows" in c["detail"] for c in scant_details["performance"])
     assert "performance not judged" in verdict(scant)["summary"]
     assert scant_details["realized"][str(v1)]["rows"] == LABELS["min_rows"] - 1
+    assert not any("none of the" in c["detail"] for c in scant_details["performance"])
     few.unlink()
+    unmatched = project / "data" / "labels" / "unmatched.parquet"  # labels whose keys no scored row has
+    table = pq.read_table(project / "labels-001.parquet")
+    pq.write_table(table.set_column(0, "customer_id", pc.utf8_upper(table.column("customer_id"))), unmatched)
+    stranger = run(project, monitor=True, run_id="watch_unmatched")
+    stranger_details = json.loads((project / ".loopc" / stranger.records["monitor.weekly_drift"]["artifact"] /
+                                   "drift.json").read_text())
+    assert all(f"none of the {ROWS} labelled rows has the customer_id of a stored prediction" in c["detail"]
+               for c in stranger_details["performance"]), stranger_details["performance"]
+    unmatched.unlink()
     label(project, 1)
     calm = run(project, monitor=True, run_id="watch1")
     assert not verdict(calm)["breach"], verdict(calm)

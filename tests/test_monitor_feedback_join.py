@@ -60,3 +60,14 @@ def test_stored_predictions_are_read_by_the_columns_scoring_writes_and_what_they
     pq.write_table(pa.table({"key": [1], "score": [0.1], "model_version": [1]}), folder / "p.parquet")
     with pytest.raises(FeedbackError, match="lack timestamp; add"):  # the output's name, not its column's
         read_predictions(tmp_path, ["key"], "binary_classification", early)
+
+
+def test_a_label_repeated_counts_once_and_labels_that_disagree_on_a_key_are_an_error():
+    repeated = pa.table({"key": ["11", "11", "13", "13", "11", None, None],
+                         "species": ["b", "b", "c", "c", "b", "a", "b"]})  # rows without a key label nothing
+    joined = join_labels(_predictions(), repeated, ["key"], "species")
+    assert sorted(joined.column("key").to_pylist()) == [11, 13]  # a file delivered twice is not twice the rows
+    disagree = pa.table({"key": ["11", "13", "11", "12"], "species": ["b", "c", "a", None]})
+    with pytest.raises(FeedbackError, match="1 key\\(s\\) have label rows that disagree on 'species' "
+                                            "\\(e.g. key=11\\); keep one label per key"):
+        join_labels(_predictions(), disagree, ["key"], "species")

@@ -1,13 +1,15 @@
 """Labels back in: stored predictions joined with labels that arrived later, realized metrics per version.
 
 Predictions are the scoring plan's output (``OUTPUT/version=N/batch=B/*.parquet``, columns: the keys,
-``score``, ``model_version``, ``scored_at`` and, for multiclass, ``probabilities``). Every prediction
-whose keys match a label row counts once per matching label row.
+``score``, ``model_version``, ``scored_at`` and, for multiclass, ``probabilities``). A key has one label:
+label rows repeated with the same label count once, and label rows that disagree on a key are an error.
+Every prediction whose keys have a label counts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,15 +42,22 @@ def read_predictions(folder: Path, keys: list[str], task: str, since: dt.datetim
     return dataset.to_table(columns=[*keys, *(WRITE_COLUMNS[w] for w in outputs)], filter=where)
 
 
+def labelled_rows(labels: pa.Table, keys: list[str], label: str) -> pa.Table:
+    """The label rows' keys and label, where none of them is null (such a row labels no prediction)."""
+    labels = labels.select([*keys, label])
+    return labels.filter(functools.reduce(pc.and_, [pc.is_valid(labels.column(c)) for c in [*keys, label]]))
+
+
 def join_labels(predictions: pa.Table, labels: pa.Table, keys: list[str], label: str) -> pa.Table:
-    """Inner join on ``keys``: every stored prediction whose keys have a label row (null labels dropped)."""
+    """Inner join on ``keys``: every stored prediction whose keys have a label row (rows with a null key or
+    label dropped)."""
     if predictions.num_rows == 0:
         return predictions
     missing = [c for c in [*keys, label] if c not in labels.column_names]
     if missing:
         raise FeedbackError(f"the label rows lack column(s) {', '.join(missing)} (present: "
                             f"{', '.join(labels.column_names)})")
-    labels = labels.select([*keys, label]).filter(pc.invert(pc.is_null(labels.column(label))))
+    labels = labelled_rows(labels, keys, label)
     for key in keys:  # the label file's key types follow the scored rows'
         index, wanted = labels.column_names.index(key), predictions.schema.field(key).type
         try:
@@ -56,7 +65,21 @@ def join_labels(predictions: pa.Table, labels: pa.Table, keys: list[str], label:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
             raise FeedbackError(f"the label rows' key '{key}' ({labels.schema.field(key).type}) cannot be read as "
                                 f"the scored rows' {wanted}: {error}") from None
-    return _join_carrying_nested(predictions, labels, keys)
+    return _join_carrying_nested(predictions, _one_label_per_key(labels, keys, label), keys)
+
+
+def _one_label_per_key(labels: pa.Table, keys: list[str], label: str) -> pa.Table:
+    """The distinct (keys, label) rows; a key given two different labels is an error naming one of them."""
+    distinct = labels.group_by([*keys, label], use_threads=False).aggregate([])
+    counts = distinct.group_by(keys, use_threads=False).aggregate([([], "count_all")])
+    if counts.num_rows == distinct.num_rows == labels.num_rows:
+        return labels
+    disagree = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if disagree.num_rows:
+        example = ", ".join(f"{k}={disagree.column(k)[0].as_py()!r}" for k in keys)
+        raise FeedbackError(f"{disagree.num_rows} key(s) have label rows that disagree on '{label}' (e.g. "
+                            f"{example}); keep one label per key in the labels source")
+    return distinct
 
 
 def _join_carrying_nested(predictions: pa.Table, labels: pa.Table, keys: list[str]) -> pa.Table:

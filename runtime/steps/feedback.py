@@ -19,6 +19,7 @@ from loopc.runtime.monitor.feedback import (
     FeedbackError,
     drop_rules,
     join_labels,
+    labelled_rows,
     read_predictions,
     realized_metrics,
 )
@@ -73,6 +74,10 @@ def realized(ctx: StepContext, labels: dict[str, Any], bundle: ModelBundle, cham
     if mine is None or mine["rows"] < int(labels.get("min_rows", 50)):
         have = 0 if mine is None else mine["rows"]
         why = f"{have} labelled prediction(s) of version {champion.version}, fewer than labels.min_rows"
+        usable = labelled_rows(arrived, labels["keys"], label).num_rows if predictions.num_rows else 0
+        if joined.num_rows == 0 and usable:
+            why += (f"; none of the {usable} labelled rows has the {', '.join(labels['keys'])} of a stored "
+                    "prediction: check labels.keys and that the label rows hold the key values scoring wrote")
         return Realized(versions, None, why, rules, notes, scores)
     return Realized(versions, mine["metrics"], "", rules, notes, scores)
 

@@ -47,6 +47,7 @@ EXPECTED = {
     "LPC214": ("LPC214.yaml", "LPC214.yaml", 31, 18),
     "LPC215": ("LPC215.yaml", "LPC215.yaml", 32, 28),
     "LPC217": ("LPC217.yaml", "LPC217.yaml", 24, 3),
+    "LPC218": ("LPC218.yaml", "LPC218.yaml", 40, 18),
     "LPC301": ("LPC301.yaml", "LPC301.yaml", 5, 3),
     "LPC302": ("LPC302.yaml", "LPC302.yaml", 4, 3),
     "LPC303": ("LPC303.yaml", "LPC303.yaml", 5, 3),

@@ -115,3 +115,23 @@ def test_the_spec_s_scoring_outputs_are_those_the_stored_predictions_table_knows
 
     assert set(get_args(ScoringOutput)) == set(WRITE_COLUMNS)
     assert set(joined_outputs(True, True)) | set(joined_outputs(False, False)) <= set(WRITE_COLUMNS)
+
+
+@pytest.mark.parametrize(("scoring", "where", "problem"), [
+    ({"write": ["score", "probabilities"]}, "scoring.write[1]",
+     "only a multiclass model writes probabilities; this binary_classification model writes its score"),
+    ({"keys": ["customer_id", "scored_at"]}, "scoring.keys[1]", "key 'scored_at' has the name of an output"),
+    ({"keys": ["version"], "write": ["score"]}, "scoring.keys[0]", "key 'version' has the name of an output"),
+])  # fmt: skip
+def test_scoring_that_would_write_nothing_or_replace_a_key_is_a_located_error(tmp_path, scoring, where, problem):
+    tree = copy.deepcopy(compose_tree(EXAMPLES / "churn" / "pipeline.yaml"))
+    tree["scoring"].update(scoring)
+    errors = _load_errors(tmp_path, tree)
+    assert [(code, path) for code, path, _, _ in errors] == [("LPC218", where)]
+    assert problem in errors[0][2]
+
+
+def test_a_key_named_as_an_output_scoring_does_not_write_is_valid():
+    tree = copy.deepcopy(compose_tree(EXAMPLES / "churn" / "pipeline.yaml"))
+    tree["scoring"].update({"keys": ["customer_id", "label"], "write": ["score", "model_version"]})
+    assert spec_from_tree(tree)[0].scoring.keys == ["customer_id", "label"]

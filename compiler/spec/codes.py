@@ -34,6 +34,7 @@ ERROR_CODES: dict[str, str] = {
     "LPC214": "sweep parameter names no model field",
     "LPC215": "sweep value invalid for its field",
     "LPC217": "feature reads the label column (target leakage)",
+    "LPC218": "scoring writes what the model cannot give (probabilities of a non-multiclass model) or a key an output replaces",
     "LPC301": "risk class 'unacceptable' is prohibited",
     "LPC302": "risk class requires pipeline.owner",
     "LPC303": "risk class requires pipeline.intended_use",

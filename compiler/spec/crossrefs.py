@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from loopc.compiler.frontend.load import SpecPath
 from loopc.compiler.spec.models import Column, Dataset, Model, Spec
-from loopc.runtime.data.predictions import joined_outputs
+from loopc.runtime.data.predictions import PARTITIONS, WRITE_COLUMNS, joined_outputs
 from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS, REGRESSION, task_metrics
 
 NUMERIC = {"int", "float", "bool"}
@@ -46,6 +46,7 @@ def check_references(spec: Spec) -> list[Issue]:
     issues += list(_metrics(spec))
     issues += list(_gate_columns(spec, dataset))
     issues += list(_monitor_columns(spec, dataset))
+    issues += list(_scoring_outputs(spec))
     issues += list(_sweep(spec.model))
     return issues
 
@@ -222,6 +223,24 @@ def _monitor_columns(spec: Spec, dataset: Dataset) -> Iterator[Issue]:
         elif monitor.labels is not None and spec.scoring is not None \
                 and monitor.labels.predictions == spec.scoring.output:
             yield from _labels_read_scoring(base, monitor.labels, spec.scoring, spec.model.task)
+
+
+def _scoring_outputs(spec: Spec) -> Iterator[Issue]:
+    """Scoring refuses probabilities of a model that is not multiclass and keys named as an output column or a
+    partition (runtime/score/batch.check_outputs); the spec says so before any run."""
+    scoring = spec.scoring
+    if scoring is None:
+        return
+    if spec.model.task != MULTICLASS and "probabilities" in scoring.write:
+        yield Issue(("scoring", "write", scoring.write.index("probabilities")), "LPC218",
+                    f"only a multiclass model writes probabilities; this {spec.model.task} model writes its score",
+                    "remove probabilities from scoring.write")
+    taken = {WRITE_COLUMNS[w] for w in scoring.write} | set(PARTITIONS)
+    for index, key in enumerate(scoring.keys):
+        if key in taken:
+            yield Issue(("scoring", "keys", index), "LPC218", f"key '{key}' has the name of an output or "
+                        f"partition column ({', '.join(sorted(taken))}), which would replace it",
+                        "rename the column in the scored rows, or write fewer outputs")
 
 
 def _labels_read_scoring(base: SpecPath, labels: Any, scoring: Any, task: str) -> Iterator[Issue]:

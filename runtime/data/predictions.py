@@ -6,6 +6,7 @@ from __future__ import annotations
 
 WRITE_COLUMNS = {"score": "score", "label": "label", "probabilities": "probabilities",
                  "model_version": "model_version", "timestamp": "scored_at"}
+PARTITIONS = ("version", "batch")  # the hive partitions of the scoring output (OUTPUT/version=N/batch=B/)
 
 
 def joined_outputs(multiclass: bool, windowed: bool) -> list[str]:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError, reason
 from loopc.runtime.data.formats import CsvText, common_format, dataset_format, scan_batches
-from loopc.runtime.data.predictions import WRITE_COLUMNS
+from loopc.runtime.data.predictions import PARTITIONS, WRITE_COLUMNS
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
@@ -112,7 +112,7 @@ def check_outputs(task: str, write: tuple[str, ...], keys: tuple[str, ...] = ())
     """Refuse outputs this model cannot give: an unknown name, none at all, or probabilities of a model that is
     not multiclass (they were silently left out); and keys named as an output column or a partition, which
     the output would replace."""
-    taken = sorted({WRITE_COLUMNS[w] for w in write if w in WRITE_COLUMNS} | {"version", "batch"})
+    taken = sorted({WRITE_COLUMNS[w] for w in write if w in WRITE_COLUMNS} | set(PARTITIONS))
     clashes = [k for k in keys if k in taken]
     if clashes:
         raise ScoreError(f"key column(s) {', '.join(clashes)} have the name of an output or partition column "

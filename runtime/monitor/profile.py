@@ -86,7 +86,8 @@ class PointCounts:
     A value's cell on a uniform grid of ``cells`` over [low, high] is monotone in the value, so a
     value alone in its cell (no point there) lies above every point of a lower cell and below every
     point of a higher one: its rank among the points is looked up. Only values sharing a cell with a
-    point are compared exactly (``np.searchsorted``): for continuous data a small fraction of them.
+    point are compared exactly: with that point when it is the cell's only one (for continuous data
+    nearly always), else by ``np.searchsorted``.
     """
 
     def __init__(self, points: np.ndarray, low: float, high: float, cells: int = GRID_CELLS):
@@ -96,7 +97,8 @@ class PointCounts:
         point_cells = self._cells(points)
         self.marked = np.zeros(cells, bool)
         self.marked[point_cells] = True
-        self.rank = np.searchsorted(point_cells, np.arange(cells), side="left").astype(np.int32)
+        first = np.searchsorted(point_cells, np.arange(cells + 1), side="left").astype(np.int32)  # points below
+        self.rank, self.alone = first[:-1], np.diff(first) == 1  # a cell's first point; the cell holds one
         self.by_cell = np.zeros(cells, np.int64)
         self.below = np.zeros(len(points) + 1, np.int64)  # exactly compared values by how many points are < them
         self.at_or_below = np.zeros(len(points) + 1, np.int64)  # ... and by how many are <= them
@@ -106,8 +108,8 @@ class PointCounts:
         scaled = np.subtract(values, self.low)
         scaled *= self.scale
         np.clip(scaled, 0, self.cells - 1, out=scaled)
-        cells = np.empty(len(values), np.int32)
-        np.copyto(cells, scaled, casting="unsafe")  # truncates, like astype, without an int64 copy
+        cells = np.empty(len(values), np.intp)  # bincount's own index type: no copy there
+        np.copyto(cells, scaled, casting="unsafe")  # truncates, like astype
         return cells
 
     def add(self, values: np.ndarray) -> None:
@@ -115,13 +117,24 @@ class PointCounts:
         cells = self._cells(values)
         self.by_cell += np.bincount(cells, minlength=self.cells)
         self.total += len(values)
-        exact = values[np.take(self.marked, cells)]
-        if len(exact):
-            size = len(self.points) + 1
-            below = np.searchsorted(self.points, exact, side="left")
-            at = self.points[np.minimum(below, len(self.points) - 1)] == exact  # the points are distinct
-            self.below += np.bincount(below, minlength=size)
-            self.at_or_below += np.bincount(below + at, minlength=size)
+        exact = np.flatnonzero(np.take(self.marked, cells))
+        self._add_exact(values.take(exact), cells.take(exact))
+
+    def _add_exact(self, values: np.ndarray, cells: np.ndarray) -> None:
+        """Count values that share their cell with a point, by how many points are below and at or below them."""
+        if not len(values):
+            return
+        below = self.rank[cells]  # the index of the cell's first point
+        nearest = self.points[below]
+        at_or_below = below + (nearest <= values)
+        below += nearest < values
+        crowded = ~self.alone[cells]
+        if crowded.any():
+            below[crowded] = np.searchsorted(self.points, values[crowded], side="left")
+            at_or_below[crowded] = np.searchsorted(self.points, values[crowded], side="right")
+        size = len(self.points) + 1
+        self.below += np.bincount(below, minlength=size)
+        self.at_or_below += np.bincount(at_or_below, minlength=size)
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(values <= each point, values < each point)."""
@@ -148,7 +161,7 @@ class NumericColumn:
         self.sample.append(sampled)
 
     def count(self, values: np.ndarray) -> None:
-        """The same finite values again (any batching)."""
+        """The same finite values again (any batching and order)."""
         if not self.moments.count:
             return
         if self.counter is None:
@@ -269,7 +282,7 @@ class ProfileSketch:
         map_columns(observe, sorted(self.columns), self.threads)
 
     def count(self, table: pa.Table) -> None:
-        """Second pass: a batch of the same rows, with (at least) the numeric columns."""
+        """Second pass: a batch of the same rows (any batching and order), with (at least) the numeric columns."""
         map_columns(lambda name: self.columns[name].count(numeric_values(table.column(name), name)[0]),
                     self.numeric, self.threads)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,17 +27,22 @@ from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 CHART_LIMITS = {"psi": "psi_max", "js": "js_max"}
 
 
-def _live_batches(ctx: StepContext, monitor: dict[str, Any], now: float, columns: list[str]) -> Iterator[pa.Table]:
+def _live_batches(ctx: StepContext, monitor: dict[str, Any], now: float, columns: list[str],
+                  required: Sequence[str] = ()) -> Iterator[pa.Table]:
     """The monitor source's ``columns`` (read from one snapshot, never the state directory) by record batches,
     cast to the dataset schema, limited to ``window`` when one is set. Parquet files without hive partitions
-    are read a batch at a time in place; other sources whole, as one batch."""
+    are read a batch at a time in place; other sources whole, as one batch. A file lacking a ``required``
+    column declared not nullable is an error (its rows would be read as null), as the validate step has it."""
     try:
         snapshot = take_snapshot(monitor["source"], ctx.root, exclude=[ctx.state], content=False)
         if _streamable(snapshot):
-            rows = _source_rows(snapshot, ctx.config["columns"])
+            rows, names = _source_rows(snapshot, ctx.config["columns"])
+            _every_file_carries(names, required, ctx.config["columns"])
             raw = (batch for _, batch in rows.batches([c for c in columns if c in rows.names]))
         else:
-            table = read_snapshot(snapshot).table  # a metadata snapshot: the read hashes each file once
+            source = read_snapshot(snapshot)  # a metadata snapshot: the read hashes each file once
+            _every_file_carries({p.path: p.columns for p in source.parts}, required, ctx.config["columns"])
+            table = source.table
             raw = iter([table.select([c for c in columns if c in table.column_names])])
         for batch in raw:
             yield _window(_cast(ctx, batch), monitor, now)
@@ -50,9 +55,22 @@ def _streamable(snapshot: Snapshot) -> bool:
         file_format(snapshot.source, entry.name) == "parquet" for entry in snapshot.entries)
 
 
-def _source_rows(snapshot: Snapshot, columns: dict) -> ValidatedRows:
-    """The snapshot's Parquet files as rows read in place, uncast, named by the columns their footers list."""
-    filesystem, files, names = snapshot.files.filesystem, [], {}
+def _every_file_carries(names: dict[str, Any], required: Sequence[str], declared: dict[str, dict]) -> None:
+    """A DataError naming the files (``names``: path -> its columns) that lack a required non-nullable column."""
+    needed = [c for c in required if c in declared and not declared[c].get("nullable", True)]
+    lacking = {path: [c for c in needed if c not in columns] for path, columns in names.items()}
+    lacking = {path: missing for path, missing in lacking.items() if missing}
+    if lacking and len(lacking) < len(names):  # lacking in every file: the live rows lack it (LiveColumns says so)
+        path, missing = next(iter(lacking.items()))
+        raise DataError(f"{len(lacking)} of {len(names)} file(s) lack column(s) the monitor reads, declared not "
+                        f"nullable (their rows would be read as null), e.g. '{path}' lacks {', '.join(missing)}; "
+                        "write every column into each file of the monitor source")
+
+
+def _source_rows(snapshot: Snapshot, columns: dict) -> tuple[ValidatedRows, dict[str, list[str]]]:
+    """The snapshot's Parquet files as rows read in place, uncast, named by the columns their footers list;
+    and each file's columns."""
+    filesystem, files, names, per_file = snapshot.files.filesystem, [], {}, {}
     for entry in snapshot.entries:
         path = snapshot.path(entry)
         try:
@@ -61,8 +79,9 @@ def _source_rows(snapshot: Snapshot, columns: dict) -> ValidatedRows:
         except (OSError, pa.ArrowException) as error:
             raise DataError(f"cannot read parquet file '{path}': {error}") from None
         files.append(RowFile(path, entry.size, entry.mtime_ns, metadata.num_rows))
-        names.update(dict.fromkeys(metadata.schema.to_arrow_schema().names))
-    return ValidatedRows(filesystem, tuple(files), columns, False, tuple(names))
+        per_file[path] = metadata.schema.to_arrow_schema().names
+        names.update(dict.fromkeys(per_file[path]))
+    return ValidatedRows(filesystem, tuple(files), columns, False, tuple(names)), per_file
 
 
 def _cast(ctx: StepContext, batch: pa.Table) -> pa.Table:
@@ -130,9 +149,10 @@ def _read_live(ctx: StepContext, monitor: dict[str, Any], bundle: ModelBundle, p
     try:
         live = LiveRead(LiveColumns(profile, report_columns(profile, monitor.get("data_drift"))),
                         ChunkedPredictor(bundle) if score else None, LiveLabels(bundle) if score else None)
-        columns = sorted({*live.columns.nulls, *bundle.fitted.input_columns, bundle.model["label"],
-                          *([monitor["time_column"]] if monitor.get("time_column") else [])})
-        for batch in _live_batches(ctx, monitor, now, columns):
+        required = sorted({*live.columns.nulls, *bundle.fitted.input_columns,
+                           *([monitor["time_column"]] if monitor.get("time_column") else [])})
+        columns = sorted({*required, bundle.model["label"]})  # labels may arrive in some files only
+        for batch in _live_batches(ctx, monitor, now, columns, required):
             live.add(batch)
     except MonitorError as exc:
         raise StepFailed(f"monitor '{ctx.config['monitor_name']}': {exc}") from None

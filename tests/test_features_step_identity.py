@@ -1,4 +1,4 @@
-"""The features step's faster profile counting writes exactly the bytes the previous code wrote."""
+"""The features step's faster profile counting and blockwise matrix writes give exactly the previous bytes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from test_data_path import random_table, run_until, write_project
 
 from loopc.runtime.monitor.profile import PointCounts
+from loopc.runtime.steps import features as features_step
 
 STEP_FILES = ["columns.json", "labels.json", "profile_sketch.json", "transform.json",
               *(f"{kind}_{split}.{ext}" for split in ("train", "valid", "test")
@@ -36,14 +37,16 @@ def features_files(project: Path) -> dict[str, str]:
     return {name: hashlib.sha256((artifact / name).read_bytes()).hexdigest() for name in STEP_FILES}
 
 
-def test_the_features_step_writes_the_bytes_of_the_searchsorted_counts(tmp_path, monkeypatch):
+def test_the_features_step_writes_the_bytes_of_the_searchsorted_counts_and_whole_batch_writes(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # batches of 1,024 rows across row groups of 700
     parts = [random_table(2500, 1), random_table(1800, 2)]  # NaN and null floats, integers, categories
     for name in ("before", "after"):
         write_project(tmp_path / name, parts)
     with monkeypatch.context() as patched:
         patched.setattr(PointCounts, "add", searchsorted_add)
+        patched.setattr(features_step, "BLOCK_ROWS", 1 << 30)  # each split's rows of a batch in one write
         before = features_files(tmp_path / "before")
+    monkeypatch.setattr(features_step, "BLOCK_ROWS", 100)  # several blocks per split and batch, a ragged last one
     after = features_files(tmp_path / "after")
     assert after == before
     sketch = (tmp_path / "after" / ".loopc").glob("artifacts/*/*/profile_sketch.json")

@@ -21,6 +21,7 @@ from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
 
 PROFILE_SKETCH = "profile_sketch.json"
 COLUMNS_FILE = "columns.json"
+BLOCK_ROWS = 8192  # matrix rows gathered and written at once: 2 MB at 64 features, within a core's L2 cache
 
 
 def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, train_rows: int):
@@ -94,8 +95,11 @@ class _SplitWriter:
         self.x = _NpyAppender(out_dir / f"x_{split}.npy", (rows, dim))
         self.y = _NpyAppender(out_dir / f"y_{split}.npy", (rows,))
 
-    def add(self, x: np.ndarray, y: np.ndarray, slices: pa.Table) -> None:
-        self.x.append(x)
+    def add(self, by_row: np.ndarray, chosen: np.ndarray, y: np.ndarray, slices: pa.Table) -> None:
+        """The rows ``chosen`` of the batch's matrix ``by_row``, gathered and written a block at a time (a block
+        is still in the cache when it is written), their labels ``y`` and ``slices``."""
+        for start in range(0, len(chosen), BLOCK_ROWS):
+            self.x.append(by_row[chosen[start:start + BLOCK_ROWS]])
         self.y.append(y)
         with writing(self.out_dir / f"slices_{self.split}.parquet") as path:
             if self.slices is None:
@@ -130,7 +134,7 @@ def _write_matrices(ctx: StepContext, rows: ValidatedRows, assignment: np.ndarra
                 if not keep.any():
                     continue
                 chosen, mask = np.flatnonzero(keep), pa.array(keep)
-                writers[split].add(by_row[chosen], y[chosen], batch.select(slices).filter(mask))
+                writers[split].add(by_row, chosen, y[chosen], batch.select(slices).filter(mask))
                 if index == 0:
                     sketch.count(batch.select(sketch.numeric).filter(mask))
     except FeatureError as exc:

@@ -179,3 +179,18 @@ def test_a_missing_path_is_named_as_missing_without_a_folder_hint(data, tmp_path
     missing = tmp_path / "nowhere.parquet"
     assert loopc(["drift", str(data / "reference.parquet"), str(missing)]) == 1
     assert capsys.readouterr().err.strip() == f"error: cannot read '{missing}': no such file or folder"
+
+
+@pytest.mark.parametrize("lacking_first", [False, True])
+def test_a_file_lacking_a_compared_column_is_named_not_read_as_nulls(data, tmp_path, capsys, lacking_first):
+    folder = tmp_path / "current"
+    folder.mkdir()
+    calm = pq.read_table(data / "calm.parquet")
+    names = ("b", "a") if lacking_first else ("a", "b")  # the dataset's schema is its first file's
+    pq.write_table(calm, folder / f"{names[0]}.parquet")
+    pq.write_table(calm.drop_columns(["tenure_months"]), folder / f"{names[1]}.parquet")
+    assert loopc(["drift", str(data / "reference.parquet"), str(folder)]) == 1
+    assert (f"'{folder / names[1]}.parquet' lacks column(s) tenure_months that other files of '{folder}' have"
+            in capsys.readouterr().err)
+    code, report = _json_report([str(data / "reference.parquet"), str(folder), "--columns", "support_calls"], capsys)
+    assert code == 0 and list(report["columns"]) == ["support_calls"] and report["rows"] == 2 * calm.num_rows

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,29 @@ class Rows:
 
     @property
     def names(self) -> list[str]:
-        return list(self.dataset.schema.names)
+        """Every column a file of the dataset has (its schema alone is the first file's)."""
+        return list(dict.fromkeys([*self.dataset.schema.names, *(n for names in self.file_columns.values()
+                                                                   for n in names)]))
+
+    @cached_property
+    def file_columns(self) -> dict[str, list[str]]:
+        """Each file's columns, as its footer (Parquet) or header (CSV) names them."""
+        try:
+            return {f.path: f.physical_schema.names for f in self.dataset.get_fragments()}
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise LoopcError(f"cannot read '{self.path}': {exc}") from None
 
     def require(self, columns: list[str]) -> None:
-        missing = [c for c in columns if c not in self.dataset.schema.names]
+        """A LoopcError unless every file has ``columns`` (a file lacking one would be read as nulls)."""
+        missing = [c for c in columns if c not in self.names]
         if missing:
             raise LoopcError(f"'{self.path}' has no column(s) {', '.join(missing)} "
-                             f"(columns: {', '.join(self.dataset.schema.names)})")
+                             f"(columns: {', '.join(self.names)})")
+        for path, names in self.file_columns.items():
+            lacking = [c for c in columns if c not in names]
+            if lacking:
+                raise LoopcError(f"'{path}' lacks column(s) {', '.join(lacking)} that other files of '{self.path}' "
+                                 "have; compare files that share the columns, or name the columns with --columns")
 
     def count(self) -> int:
         try:

@@ -121,3 +121,15 @@ def test_rows_to_score_that_are_not_there_are_named_as_missing(tmp_path):
     with pytest.raises(ScoreError) as raised:
         _dataset(ScoreJob(source=str(missing), output=tmp_path / "out"), {})
     assert str(raised.value) == f"cannot read the rows to score at '{missing}': no such file or folder"
+
+
+def test_a_file_lacking_a_key_column_is_refused_not_written_with_null_keys(tmp_path):
+    schema = {"columns": [{"name": "visits", "text": False, "type": "float"}]}
+    pq.write_table(pa.table({"id": [1], "region": ["north"], "visits": [1.0]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"id": [2], "visits": [2.0]}), tmp_path / "b.parquet")
+    cast = InputCast(schema, keys=("id", "region", "visits"))  # a key the model reads is checked once, as such
+    with pytest.raises(ScoreError, match=r"b\.parquet' lacks key column\(s\) region that other files have"):
+        for batch, fragment in batches(tmp_path):
+            cast(batch, fragment)
+    ids = InputCast(schema, keys=("id",))
+    assert sum(ids(batch, fragment).num_rows for batch, fragment in batches(tmp_path)) == 2

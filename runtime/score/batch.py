@@ -131,7 +131,7 @@ def score_to_parquet(model: bundle_score.Model, job: ScoreJob, version: int | No
     if not _BATCH_ID.match(job.batch_id):
         raise ScoreError(f"batch id '{job.batch_id}' must be letters, digits, '.', '_' or '-'")
     check_outputs(model.task, job.write, job.keys)
-    cast = InputCast(model.schema, csv=job.file_format == "csv")
+    cast = InputCast(model.schema, csv=job.file_format == "csv", keys=job.keys)
     dataset = _dataset(job, cast.text)
     columns = _columns(model, job, dataset)
     final = job.output / f"version={'none' if version is None else version}" / f"batch={job.batch_id}"

@@ -12,10 +12,12 @@ from loopc.runtime.score.resolve import ScoreError
 
 
 class InputCast:
-    """Checks each input file once for the columns the model reads and casts each record batch."""
+    """Checks each input file once for the columns the model reads (and the ``keys`` copied to every prediction)
+    and casts each record batch."""
 
-    def __init__(self, schema: dict, csv: bool = False):
+    def __init__(self, schema: dict, csv: bool = False, keys: tuple[str, ...] = ()):
         self.required = [c["name"] for c in schema["columns"]]
+        self.keys = [k for k in keys if k not in self.required]
         self.types = {c["name"]: c["type"] for c in schema["columns"] if c.get("type")}
         # read from CSV: the declared columns come as text, their null spellings made null here
         self.text = csv_text_columns(self.types) if csv else {}
@@ -43,4 +45,7 @@ class InputCast:
         missing = [c for c in self.required if c not in physical.names and c not in in_path]
         if missing:
             raise ScoreError(f"'{path}' lacks column(s) {', '.join(missing)} that the model reads")
+        keys = [c for c in self.keys if c not in physical.names and c not in in_path]
+        if keys:  # its rows' keys would be written as nulls
+            raise ScoreError(f"'{path}' lacks key column(s) {', '.join(keys)} that other files have")
         self._checked.add(path)

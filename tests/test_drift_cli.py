@@ -90,6 +90,11 @@ def test_errors_exit_1_naming_the_problem(data, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("[1]")
     assert loopc(["drift", str(tmp_path / "bad.json"), str(data / "calm.parquet")]) == 1
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps(build_profile(pq.read_table(data / "reference.parquet"), {}, None)))
+    assert loopc(["drift", str(data / "reference.parquet"), str(profile)]) == 1
+    assert "CURRENT is the rows to compare (Parquet or CSV); a profile.json can only be the REFERENCE" in \
+        capsys.readouterr().err
 
 
 def _json_report(args: list[str], capsys) -> tuple[int, dict]:

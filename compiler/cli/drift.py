@@ -237,6 +237,9 @@ def run(args: argparse.Namespace) -> int:
     from loopc.runtime.monitor.verdict import MonitorError, drift_report, report_columns
 
     declared = declared_columns(args.columns)
+    if args.current.endswith(".json"):
+        raise LoopcError(f"'{args.current}': CURRENT is the rows to compare (Parquet or CSV); a profile.json can "
+                         "only be the REFERENCE")
     profile, types = _reference(args, declared, open_rows(args.current, args.input_format, {}))
     current = open_rows(args.current, args.input_format, types)
     current.require(list(types))

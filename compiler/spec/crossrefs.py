@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from loopc.compiler.frontend.load import SpecPath
 from loopc.compiler.spec.models import Column, Dataset, Model, Spec
+from loopc.runtime.data.booleans import bool_text
 from loopc.runtime.data.predictions import PARTITIONS, WRITE_COLUMNS, joined_outputs
 from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS, REGRESSION, task_metrics
 
@@ -164,11 +165,13 @@ def _label_problem(task: str, column: Column) -> str | None:
         return None if column.type in ("category", "string", "int") else "needs a category, string or int label"
     if column.type == "bool":
         return None
-    if column.type == "category" and column.allowed is not None and len(column.allowed) <= 2:
+    if column.type == "category" and column.allowed is not None and len(column.allowed) <= 2 \
+            and all(bool_text(str(value)) is not None for value in column.allowed):
         return None
     if column.type == "int" and column.min == 0 and column.max == 1:
         return None
-    return "needs a bool label, a category with at most 2 'allowed' values, or an int with min 0 and max 1"
+    return ("needs a bool label, a category with at most 2 'allowed' values that read as true or false "
+            "(true/false, yes/no, t/f, 1/0), or an int with min 0 and max 1")
 
 
 def _metrics(spec: Spec) -> Iterator[Issue]:

@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopc.runtime.data.booleans import BOOLEAN_TEXT
+
 MAX_EXAMPLES = 5
 ARROW_TYPES = {
     "int": pa.int64(),
@@ -22,7 +24,7 @@ ARROW_TYPES = {
 }
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _INTEGER = r"^\s*[+-]?\d+\s*$"
-_BOOLEAN = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False, "yes": True, "no": False}
+_BOOLEAN = BOOLEAN_TEXT
 _HOUR, _SIXTY = r"([01]\d|2[0-3])", r"[0-5]\d"
 _OFFSET = rf"(Z|[+-]{_HOUR}:?{_SIXTY})"
 _ISO = rf"^\d{{4}}-\d\d-\d\d([T ]{_HOUR}:{_SIXTY}(:{_SIXTY}(\.\d{{1,6}})?)?)?"  # microseconds at most, as the bundle reads

@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopc.runtime.evaluate.metrics import MULTICLASS
+from loopc.runtime.data.casting import cast_column, one_array
+from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 
 SPLITS = ("train", "valid", "test")
@@ -55,7 +56,25 @@ def label_vector(column: pa.ChunkedArray, task: str, classes: list[Any] | None) 
         if unknown:
             raise StepFailed(f"label values {unknown[:5]} were not seen in the train split")
         return np.asarray([index[v] for v in values], dtype=np.float32)
+    if task == BINARY and not _is_number(column.type):
+        column = _binary_flags(column)
     return pc.cast(column, pa.float64()).to_numpy().astype(np.float32)
+
+
+def _is_number(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
+
+
+def _binary_flags(column: pa.ChunkedArray) -> pa.Array:
+    """A binary label held as text (a category label's two allowed values) read as bools, as validate reads
+    a bool column; StepFailed naming the values that do not read as one."""
+    flags, bad = cast_column(column, "bool")
+    if bad.any():
+        shown = sorted({str(v) for v in pc.filter(one_array(column), pa.array(bad)).to_pylist()})[:5]
+        raise StepFailed(f"binary label values {shown} do not read as true or false (true/false, yes/no, t/f, 1/0, "
+                         "any case): rename the label's two values to such spellings, or declare it as a bool or "
+                         "an int with min 0 and max 1")
+    return flags
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,15 @@ def test_a_key_the_output_would_replace_is_refused(keys, write, clash):
     check_outputs("binary_classification", write, others)
     if clash == "label":
         check_outputs("binary_classification", ("score",), keys)  # label not written: a key may be called so
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_folder_without_files_says_so_not_that_every_column_is_missing(tmp_path, fmt):
+    import pyarrow.dataset as ds
+
+    from loopc.runtime.score.batch import ScoreJob, _columns
+
+    (tmp_path / "rows").mkdir()
+    job = ScoreJob(source=str(tmp_path / "rows"), output=tmp_path / "out", format=fmt)
+    with pytest.raises(ScoreError, match=f"^'{tmp_path / 'rows'}' holds no {fmt} file to score$"):
+        _columns(None, job, ds.dataset(tmp_path / "rows", format=fmt))

@@ -79,6 +79,8 @@ def _dataset(job: ScoreJob, text: CsvText) -> ds.Dataset:
 
 
 def _columns(model: bundle_score.Model, job: ScoreJob, dataset: ds.Dataset) -> list[str]:
+    if not getattr(dataset, "files", True):
+        raise ScoreError(f"'{job.source}' holds no {job.file_format} file to score")
     needed = list(dict.fromkeys([*job.keys, *model.input_columns]))
     missing = [c for c in needed if c not in dataset.schema.names]
     if missing:

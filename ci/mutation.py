@@ -51,7 +51,7 @@ MODULES: dict[str, list[str]] = {
                                 "tests/test_mut_registry.py", "tests/test_registry_kills.py"],
     "compiler/plan/pipeline.py": ["tests/test_spec_boundaries_plan.py", "tests/test_plan_steps.py",
                                   "tests/test_plan_fingerprint.py", "tests/test_mut_planner.py",
-                                  "tests/test_plan_shared.py", "tests/test_render_once.py"],
+                                  "tests/test_plan_shared.py", "tests/test_render_once.py", "tests/test_golden_local.py"],
     "compiler/targets/jinja.py": ["tests/test_mut_emit.py", "tests/test_airflow_safety.py", "tests/test_slurm_safety.py"],
     "runtime/train/trainer.py": ["tests/test_spec_boundaries_train.py", "tests/test_mut_train.py",
                                  "tests/test_trainer_bookkeeping.py"],

@@ -338,3 +338,26 @@ def test_a_csv_row_that_cannot_be_read_after_the_first_block_is_named_not_an_int
     err = capsys.readouterr().err
     assert f"cannot read the rows to score at '{rows}'" in err and "internal error" not in err
     assert "Expected" in err and not any((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_predict_reads_a_csv_with_another_delimiter_through_csv_option(trained, tmp_path, capsys):
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+
+    source = sorted((trained / "data" / "customers").glob("*.parquet"))[0]
+    semicolons = tmp_path / "rows.csv"
+    pacsv.write_csv(pq.read_table(source), semicolons, pacsv.WriteOptions(delimiter=";"))
+    common = ["--root", str(trained), "--keys", "customer_id", "--batch-id", "b"]
+    assert loopc_main(["predict", MODEL, str(source), "-o", str(tmp_path / "parquet"), *common]) == 0
+    assert loopc_main(["predict", MODEL, str(semicolons), "-o", str(tmp_path / "csv"), *common,
+                       "--csv-option", "delimiter=;"]) == 0
+    by_key = [ds.dataset(tmp_path / name, partitioning="hive").to_table().sort_by("customer_id")
+              for name in ("parquet", "csv")]
+    assert by_key[0].column("score").equals(by_key[1].column("score")) and by_key[0].num_rows > 0
+    capsys.readouterr()
+    assert loopc_main(["predict", MODEL, str(semicolons), "-o", str(tmp_path / "x"), *common,
+                       "--csv-option", "separator=;"]) == 1
+    assert "unknown csv option(s) ['separator']" in capsys.readouterr().err
+    assert loopc_main(["predict", MODEL, str(semicolons), "-o", str(tmp_path / "y"), *common,
+                       "--csv-option", ";"]) == 2
+    assert "expected KEY=VALUE, got ';'" in capsys.readouterr().err

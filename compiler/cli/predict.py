@@ -20,6 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", default="score,label,model_version,timestamp",
                         help="comma-separated outputs: score, label, probabilities, model_version, timestamp")
     parser.add_argument("--batch-id", default=None, help="name of this batch's partition (default: the UTC time)")
+    parser.add_argument("--csv-option", action="append", default=[], metavar="KEY=VALUE", type=_csv_option,
+                        help="a CSV reader option, as a dataset's source.options takes it (delimiter, quote_char, "
+                             "skip_rows, encoding); repeat for several: --csv-option 'delimiter=;'")
+
+
+def _csv_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -35,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     state, version = resolve_version(args)
     job = ScoreJob(source=args.input, output=Path(args.output), keys=_names(args.keys), write=_names(args.write),
-                   format=args.format, **({"batch_id": args.batch_id} if args.batch_id else {}))
+                   format=args.format, options=dict(args.csv_option),
+                   **({"batch_id": args.batch_id} if args.batch_id else {}))
     try:
         model = load(version_bundle(state, version, loopc_version=loopc_version()))
         summary = score_to_parquet(model, job, version.version)

@@ -361,3 +361,17 @@ def test_predict_reads_a_csv_with_another_delimiter_through_csv_option(trained, 
     assert loopc_main(["predict", MODEL, str(semicolons), "-o", str(tmp_path / "y"), *common,
                        "--csv-option", ";"]) == 2
     assert "expected KEY=VALUE, got ';'" in capsys.readouterr().err
+
+
+def test_predict_scores_the_files_a_quoted_glob_names(trained, tmp_path, capsys):
+    files = sorted((trained / "data" / "customers").glob("*.parquet"))[:2]
+    rows = sum(pq.read_metadata(f).num_rows for f in files)
+    for index, file in enumerate(files):
+        shutil.copy(file, tmp_path / f"part{index}.parquet")
+    (tmp_path / "notes.txt").write_text("not data")
+    common = ["--root", str(trained), "--batch-id", "b"]
+    assert loopc_main(["predict", MODEL, str(tmp_path / "part*.parquet"), "-o", str(tmp_path / "out"), *common]) == 0
+    assert ds.dataset(tmp_path / "out", partitioning="hive").count_rows() == rows
+    capsys.readouterr()
+    assert loopc_main(["predict", MODEL, str(tmp_path / "none*.parquet"), "-o", str(tmp_path / "o2"), *common]) == 1
+    assert f"INPUT '{tmp_path / 'none*.parquet'}' matches no files" in capsys.readouterr().err

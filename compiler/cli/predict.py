@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from loopc.runtime.steps.common import loopc_version
 
     state, version = resolve_version(args)
+    files, filesystem = _glob_files(args.input, args.format)
     job = ScoreJob(source=args.input, output=Path(args.output), keys=_names(args.keys), write=_names(args.write),
-                   format=args.format, options=dict(args.csv_option),
+                   format=args.format, options=dict(args.csv_option), files=files, filesystem=filesystem,
                    **({"batch_id": args.batch_id} if args.batch_id else {}))
     try:
         model = load(version_bundle(state, version, loopc_version=loopc_version()))
@@ -54,3 +55,20 @@ def run(args: argparse.Namespace) -> int:
         raise LoopcError(f"predict with {version.model} v{version.version}: {exc}") from None
     print(f"scored {summary['rows']} rows with {version.model} v{version.version} -> {summary['output']}")
     return 0
+
+
+def _glob_files(path: str, file_format: str | None) -> tuple[tuple[str, ...], object]:
+    """The files a glob INPUT (``*``, ``?``, ``[``) names, as the scoring step resolves its source; a path that is no
+    glob is read as it is (a file, or a folder with hive partitions): ``((), None)``."""
+    if not any(c in path for c in "*?["):
+        return (), None
+    from loopc.runtime.data.errors import DataError, NoFiles
+    from loopc.runtime.data.sources import resolve_files
+
+    try:
+        found = resolve_files({"path": path, **({"format": file_format} if file_format else {})}, Path.cwd())
+    except NoFiles:
+        raise LoopcError(f"predict: INPUT '{path}' matches no files") from None
+    except DataError as exc:
+        raise LoopcError(f"predict: {exc}") from None
+    return tuple(found.path(name) for name in found.names), found.filesystem

@@ -36,7 +36,7 @@ MODULES: dict[str, list[str]] = {
                                  "tests/test_mut_drift.py"],
     "runtime/monitor/profile.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py",
                                    "tests/test_spec_boundaries_profile.py", "tests/test_features_fitting.py",
-                                   "tests/test_mut_profile.py"],
+                                   "tests/test_mut_profile.py", "tests/test_features_step_identity.py"],
     "runtime/monitor/verdict.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py",
                                    "tests/test_monitor_performance_unknown.py", "tests/test_spec_boundaries_verdict.py"],
     "runtime/data/split.py": ["tests/test_data_split.py", "tests/test_spec_boundaries_split.py", "tests/test_mut_split.py"],

@@ -58,3 +58,20 @@ def test_a_missing_profiled_column_names_what_the_table_has():
     with pytest.raises(ProfileError) as error:
         build_profile(pa.table({"a": [1.0], "b": [2.0]}), {"z": {"type": "float"}})
     assert str(error.value) == "columns z are not in the table; columns are: a, b"
+
+
+def test_point_counts_are_integers_in_the_sketch_as_in_the_counter():
+    """Counts are exact integers: a float counter would write 12.0 for 12 into every stored profile."""
+    from loopc.runtime.monitor.profile import PointCounts
+
+    values = np.array([0.5, 1.0, 1.0, 2.0, 3.5, 7.0])
+    counter = PointCounts(np.array([1.0, 3.5]), 0.5, 7.0, cells=4)
+    counter.add(values)
+    le, lt = counter.counts()
+    assert (le.tolist(), lt.tolist()) == ([3, 5], [1, 4])
+    assert le.dtype == lt.dtype == np.int64 and counter.below.dtype == counter.at_or_below.dtype == np.int64
+    column = NumericColumn(quantiles=3, psi_bins=2)
+    column.observe(values, 0, values)
+    column.count(values)
+    sketch = column.sketch()
+    assert all(type(v) is int for v in [*sketch["le"], *sketch["lt"]]) and sketch["le"][-1] == len(values)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from loopc.compiler.frontend.load import SpecPath
 from loopc.compiler.spec.models import Column, Dataset, Model, Spec
 from loopc.runtime.data.booleans import bool_text
-from loopc.runtime.data.predictions import PARTITIONS, WRITE_COLUMNS, joined_outputs
+from loopc.runtime.data.predictions import joined_outputs, probabilities_refused, replaced_keys
 from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS, REGRESSION, task_metrics
 
 NUMERIC = {"int", "float", "bool"}
@@ -234,15 +234,15 @@ def _scoring_outputs(spec: Spec) -> Iterator[Issue]:
     scoring = spec.scoring
     if scoring is None:
         return
-    if spec.model.task != MULTICLASS and "probabilities" in scoring.write:
+    if probabilities_refused(spec.model.task == MULTICLASS, scoring.write):
         yield Issue(("scoring", "write", scoring.write.index("probabilities")), "LPC218",
                     f"only a multiclass model writes probabilities; this {spec.model.task} model writes its score",
                     "remove probabilities from scoring.write")
-    taken = {WRITE_COLUMNS[w] for w in scoring.write} | set(PARTITIONS)
+    clashes, taken = replaced_keys(scoring.write, scoring.keys)
     for index, key in enumerate(scoring.keys):
-        if key in taken:
+        if key in clashes:
             yield Issue(("scoring", "keys", index), "LPC218", f"key '{key}' has the name of an output or "
-                        f"partition column ({', '.join(sorted(taken))}), which would replace it",
+                        f"partition column ({', '.join(taken)}), which would replace it",
                         "rename the column in the scored rows, or write fewer outputs")
 
 

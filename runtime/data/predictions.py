@@ -13,3 +13,15 @@ def joined_outputs(multiclass: bool, windowed: bool) -> list[str]:
     """The ``scoring.write`` outputs a labels join reads: the version, the score (a multiclass model's
     probabilities) and, for a window of labels, the time each prediction was made."""
     return ["model_version", "probabilities" if multiclass else "score", *(["timestamp"] if windowed else [])]
+
+
+def replaced_keys(write: tuple[str, ...] | list[str], keys: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
+    """(the keys the output would replace, the columns it takes): keys named as a written output's column or a
+    partition."""
+    taken = sorted({WRITE_COLUMNS[w] for w in write if w in WRITE_COLUMNS} | set(PARTITIONS))
+    return [k for k in keys if k in taken], taken
+
+
+def probabilities_refused(multiclass: bool, write: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``write`` asks for probabilities of a model that is not multiclass (it has a score only)."""
+    return not multiclass and "probabilities" in write

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError, reason
 from loopc.runtime.data.formats import CsvText, common_format, dataset_format, scan_batches
-from loopc.runtime.data.predictions import PARTITIONS, WRITE_COLUMNS
+from loopc.runtime.data.predictions import WRITE_COLUMNS, probabilities_refused, replaced_keys
 from loopc.runtime.export import bundle_score
 from loopc.runtime.score.cast import InputCast
 from loopc.runtime.score.resolve import ScoreError
@@ -114,15 +114,14 @@ def check_outputs(task: str, write: tuple[str, ...], keys: tuple[str, ...] = ())
     """Refuse outputs this model cannot give: an unknown name, none at all, or probabilities of a model that is
     not multiclass (they were silently left out); and keys named as an output column or a partition, which
     the output would replace."""
-    taken = sorted({WRITE_COLUMNS[w] for w in write if w in WRITE_COLUMNS} | set(PARTITIONS))
-    clashes = [k for k in keys if k in taken]
+    clashes, taken = replaced_keys(write, keys)
     if clashes:
         raise ScoreError(f"key column(s) {', '.join(clashes)} have the name of an output or partition column "
                          f"({', '.join(taken)}), which would replace them; rename them in the input or write fewer outputs")
     unknown = [w for w in write if w not in WRITABLE]
     if unknown or not write:
         raise ScoreError(f"cannot write {', '.join(unknown) or 'nothing'}; choose from {', '.join(WRITABLE)}")
-    if task != "multiclass_classification" and "probabilities" in write:
+    if probabilities_refused(task == "multiclass_classification", write):
         score = "P(y=1)" if task == "binary_classification" else "the predicted value"
         raise ScoreError(f"only a multiclass model writes probabilities; this {task} model's score is {score}: "
                          "write score instead")

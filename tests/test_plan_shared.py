@@ -154,3 +154,18 @@ def test_trials_of_a_sweep_hold_their_own_models():
     models = [step.config["model"] for step in train.steps if step.kind == "train"]
     assert [model["optimizer"]["lr"] for model in models] == [0.01, 0.1]
     assert models[0]["sweep"] is None and train.step("evaluate.churn_classifier").config["model"]["sweep"]
+
+
+def test_once_makes_a_result_per_object_and_keeps_the_object():
+    from loopc.compiler.plan.memo import once
+
+    memo, calls = {}, []
+
+    def make(value):
+        calls.append(value)
+        return len(calls)
+
+    first, equal = {"a": 1}, {"a": 1}
+    assert once(memo, first, make) == once(memo, first, make) == 1
+    assert once(memo, equal, make) == 2  # an equal but other object is made again: configs are shared by identity
+    assert calls == [first, equal] and memo[id(first)][0] is first

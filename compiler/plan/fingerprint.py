@@ -7,6 +7,7 @@ import json
 from json.encoder import encode_basestring
 from typing import Any, Iterable
 
+from loopc.compiler.plan.memo import ByIdentity, once
 from loopc.runtime.execution.runner import (
     RUNTIME_FORMAT,  # one version: bumped when step outputs change meaning
 )
@@ -17,8 +18,8 @@ _CONTAINERS = (dict, list)
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _RUNTIME_FORMAT_TEXT = _CANONICAL.encode(RUNTIME_FORMAT)
 
-Texts = dict[int, tuple[Any, str]]
-"""Canonical texts of config values already seen: id -> (the value, kept so that no other takes its id; its text)."""
+Texts = ByIdentity
+"""Canonical texts of config values already seen (``memo.once``)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -79,9 +80,4 @@ def _value_text(value: Any, texts: Texts) -> str:
     """``canonical_json(outcome_view(value))``, from ``texts`` for a container seen before."""
     if type(value) not in _CONTAINERS:
         return canonical_json(value)
-    known = texts.get(id(value))
-    if known is not None:
-        return known[1]
-    text = canonical_json(outcome_view(value))
-    texts[id(value)] = (value, text)
-    return text
+    return once(texts, value, lambda container: canonical_json(outcome_view(container)))

@@ -13,6 +13,7 @@ from typing import Any, Callable, Literal
 
 from loopc.compiler.errors import SpecError, SpecErrors
 from loopc.compiler.plan.fingerprint import Texts, step_fingerprint
+from loopc.compiler.plan.memo import ByIdentity, once
 from loopc.compiler.plan.pretty import Written, pretty_json
 from loopc.compiler.plan.steps import Dumps, StepSpec, monitor_steps, scoring_steps, training_steps
 from loopc.compiler.spec.models import Resources, Spec, parse_duration, parse_memory_mb
@@ -99,8 +100,8 @@ class Plan:
                                                              repr=False)
     """Documents of this plan rendered once for every target: key -> (what it was made from, text).
     Not an init field: ``dataclasses.replace`` (another store, say) starts an empty one."""
-    value_texts: dict[int, tuple[object, str]] = field(default_factory=dict, compare=False, repr=False)
-    """``pretty_json`` of step config values: id -> (the value, kept so that no other takes its id; its text).
+    value_texts: ByIdentity = field(default_factory=dict, compare=False, repr=False)
+    """``pretty_json`` of step config values (``memo.once``).
     The plans of one spec share one (their configs share the dumps of the spec's models)."""
 
     @property
@@ -142,18 +143,11 @@ def step_json(plan: Plan, step: Step) -> str:
     """
     def render() -> str:
         document = step_document(plan, step)
-        document["config"] = {key: Written(_value_text(plan.value_texts, value)) if type(value) in (dict, list)
+        document["config"] = {key: Written(once(plan.value_texts, value, pretty_json)) if type(value) in (dict, list)
                               else value for key, value in step.config.items()}
         return pretty_json(document) + "\n"
 
     return rendered_once(plan, ("step", step.id), step, render)
-
-
-def _value_text(texts: dict[int, tuple[object, str]], value: object) -> str:
-    known = texts.get(id(value))
-    if known is None:
-        known = texts[id(value)] = (value, pretty_json(value))
-    return known[1]
 
 
 def rendered_once(plan: Plan, key: tuple[str, ...], source: object, render: Callable[[], str]) -> str:

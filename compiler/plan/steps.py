@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from loopc.compiler.plan.memo import ByIdentity, once
 from loopc.compiler.plan.sweeps import apply_point, select_sweep, trial_points
 from loopc.compiler.spec.models import Dataset, Spec
 
@@ -31,13 +32,10 @@ class Dumps:
     (and ``step_fingerprint`` its canonical text). Step configs are never changed once planned."""
 
     def __init__(self) -> None:
-        self._made: dict[int, tuple[BaseModel, Any]] = {}  # id -> (the model, kept so that no other takes its id; dump)
+        self._made: ByIdentity = {}
 
     def __call__(self, model: BaseModel) -> Any:
-        known = self._made.get(id(model))
-        if known is None:
-            known = self._made[id(model)] = (model, model.model_dump(mode="json"))
-        return known[1]
+        return once(self._made, model, lambda m: m.model_dump(mode="json"))
 
     def columns(self, dataset: Dataset) -> dict[str, Any]:
         """``{column name: dump}`` of a dataset's columns: the ``columns`` of the dataset's dump."""

@@ -24,7 +24,6 @@ ARROW_TYPES = {
 }
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _INTEGER = r"^\s*[+-]?\d+\s*$"
-_BOOLEAN = BOOLEAN_TEXT
 _HOUR, _SIXTY = r"([01]\d|2[0-3])", r"[0-5]\d"
 _OFFSET = rf"(Z|[+-]{_HOUR}:?{_SIXTY})"
 _ISO = rf"^\d{{4}}-\d\d-\d\d([T ]{_HOUR}:{_SIXTY}(:{_SIXTY}(\.\d{{1,6}})?)?)?"  # microseconds at most, as the bundle reads
@@ -94,8 +93,8 @@ def _parse_text(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
         parsed = pc.cast(good, target)
     elif ctype == "bool":
         lowered = pc.utf8_lower(text)
-        parsed = pc.is_in(lowered, value_set=pa.array(list(_BOOLEAN)))
-        parsed = pc.if_else(parsed, pc.is_in(lowered, value_set=pa.array([k for k, v in _BOOLEAN.items() if v])), None)
+        parsed = pc.is_in(lowered, value_set=pa.array(list(BOOLEAN_TEXT)))
+        parsed = pc.if_else(parsed, pc.is_in(lowered, value_set=pa.array([k for k, v in BOOLEAN_TEXT.items() if v])), None)
     else:
         parsed = _parse_times(text, ctype)
     bad = _valid(array) & ~_valid(parsed)

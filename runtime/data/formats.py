@@ -103,13 +103,12 @@ def csv_convert(columns: list[str] | None, text: CsvText) -> pacsv.ConvertOption
     return pacsv.ConvertOptions(include_columns=columns or [], column_types={c: pa.string() for c in text})
 
 
-def csv_nulls(array: pa.Array | pa.ChunkedArray, spellings: pa.Array | None = None) -> pa.Array | pa.ChunkedArray:
-    """Text read from CSV with ``spellings`` (default: the reader's null spellings, "", "NA", "null", ...) made
-    null; a column that is not text (a hive folder's ``year=2024``, typed by the dataset) as it is."""
-    nulls = _CSV_NULLS if spellings is None else spellings
-    if not pa.types.is_string(array.type) or not len(nulls):
+def csv_nulls(array: pa.Array | pa.ChunkedArray, spellings: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Text read from CSV with ``spellings`` (``csv_text_columns`` gives each column's) made null; a column that
+    is not text (a hive folder's ``year=2024``, typed by the dataset) as it is."""
+    if not pa.types.is_string(array.type) or not len(spellings):
         return array
-    return pc.if_else(pc.is_in(array, value_set=nulls), pa.scalar(None, array.type), array)
+    return pc.if_else(pc.is_in(array, value_set=spellings), pa.scalar(None, array.type), array)
 
 
 _CSV_NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())

@@ -199,3 +199,14 @@ def test_a_file_lacking_a_compared_column_is_named_not_read_as_nulls(data, tmp_p
             in capsys.readouterr().err)
     code, report = _json_report([str(data / "reference.parquet"), str(folder), "--columns", "support_calls"], capsys)
     assert code == 0 and list(report["columns"]) == ["support_calls"] and report["rows"] == 2 * calm.num_rows
+
+
+def test_typed_rows_keep_a_parquet_dataset_and_reopen_a_csv_one_with_its_columns_as_text(data, csv_data):
+    from loopc.compiler.cli.drift import open_rows
+
+    parquet = open_rows(str(data / "reference.parquet"), None, {})
+    parquet.file_columns  # footers read once
+    assert parquet.typed({"monthly_charges": "float"}) is parquet
+    csv = open_rows(str(csv_data / "reference.csv"), None, {})
+    typed = csv.typed({"monthly_charges": "float"})
+    assert typed is not csv and list(typed.text) == ["monthly_charges"] and typed.fmt == "csv"

@@ -76,8 +76,14 @@ class Rows:
     batch."""
 
     path: str
+    fmt: str  # parquet or csv
     dataset: Any
     text: Mapping[str, Any]  # CSV columns read as text -> their null spellings (formats.csv_text_columns)
+
+    def typed(self, types: dict[str, str]) -> Rows:
+        """These rows with ``types`` declared: the same dataset for Parquet (whose files carry their types, so its
+        footers are not read again), a CSV one opened again with those columns read as text."""
+        return self if self.fmt == "parquet" else open_rows(self.path, self.fmt, types)
 
     @property
     def names(self) -> list[str]:
@@ -144,7 +150,7 @@ def open_rows(path: str, input_format: str | None, types: dict[str, str]) -> Row
     try:
         fmt = common_format({"format": input_format}, [path], default="parquet")
         text = csv_text_columns(types) if fmt == "csv" else {}
-        return Rows(path, ds.dataset(path, format=dataset_format(fmt, {}, text), partitioning="hive"), text)
+        return Rows(path, fmt, ds.dataset(path, format=dataset_format(fmt, {}, text), partitioning="hive"), text)
     except (OSError, ValueError, pa.ArrowInvalid, DataError) as exc:
         folder = Path(path).is_dir() and input_format is None
         hint = " (a folder of CSV files needs --input-format csv)" if folder and "parquet" in str(exc).lower() else ""
@@ -195,7 +201,7 @@ def _reference(args: argparse.Namespace, declared: dict[str, str | None],
     columns = _compared(declared, current, rows.names)
     rows.require(columns)
     types = {c: declared.get(c) or read_as(str(rows.dataset.schema.field(c).type)) for c in columns}
-    return reference_profile(open_rows(args.reference, args.input_format, types), types), types
+    return reference_profile(rows.typed(types), types), types
 
 
 def _compared(declared: dict[str, str | None], current: Rows, reference: list[str]) -> list[str]:
@@ -240,8 +246,9 @@ def run(args: argparse.Namespace) -> int:
     if args.current.endswith(".json"):
         raise LoopcError(f"'{args.current}': CURRENT is the rows to compare (Parquet or CSV); a profile.json can "
                          "only be the REFERENCE")
-    profile, types = _reference(args, declared, open_rows(args.current, args.input_format, {}))
-    current = open_rows(args.current, args.input_format, types)
+    current = open_rows(args.current, args.input_format, {})
+    profile, types = _reference(args, declared, current)
+    current = current.typed(types)
     current.require(list(types))
     config = {"columns": list(types), "methods": _names(args.methods), "psi_max": args.psi_max, "js_max": args.js_max,
               "p_value": args.p_value, "min_drifted": args.min_drifted}

@@ -40,6 +40,7 @@ from loopc.runtime.data.formats import (
 )
 from loopc.runtime.data.rows import batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
+from loopc.runtime.data.split_summary import SplitSummary, summarised
 
 COLUMN_GROUP = 8  # columns decoded together: few page buffers at a time, the batch stays in cache
 
@@ -52,6 +53,7 @@ class ValidatedSource:
     entries: tuple[SourceFile, ...]
     parts: tuple[FilePart, ...]
     names: tuple[str, ...]
+    summary: SplitSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -163,18 +165,20 @@ def _hive_values(snapshot: Snapshot, entry: SourceFile) -> dict[str, str]:
     return hive_columns(entry.name) if snapshot.source.get("partitioning") == "hive" else {}
 
 
-def _file_schema(snapshot: Snapshot, entry: SourceFile, text: CsvText | None = None) -> pa.Schema:
-    """A file's columns and types from its footer (Parquet) or first block (CSV), hive columns appended."""
+def _file_schema(snapshot: Snapshot, entry: SourceFile, text: CsvText | None = None) -> tuple[pa.Schema, int | None]:
+    """A file's columns and types from its footer (Parquet) or first block (CSV), hive columns appended,
+    and its row count when the footer gives it (None for CSV)."""
+    rows = None
     if _is_parquet(snapshot, entry):
         with open_parquet(snapshot.files.filesystem, snapshot.path(entry)) as parquet:
-            schema = parquet.schema_arrow
+            schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
     else:
         with _csv_reader(snapshot, entry, None, text) as reader:
             schema = reader.schema
     for key in _hive_values(snapshot, entry):
         if key not in schema.names:
             schema = schema.append(pa.field(key, pa.string()))
-    return schema
+    return schema, rows
 
 
 def _unify(snapshot: Snapshot, schemas: list[pa.Schema]) -> pa.Schema:
@@ -235,19 +239,27 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     """Read every file of ``snapshot`` once, batch by batch, and validate it against ``dataset``.
 
     With ``table``, the validated rows (declared columns cast, then the extra ones) are written
-    there as Parquet. DataError naming the file (and the row group or CSV block, and the column)
-    for a file that cannot be read, does not fit the other files' schema or changes meanwhile.
+    there as Parquet. When the rows are counted before they are read (every file Parquet) and the
+    dataset's split is a hash or random one, the rows are assigned and the train rows summarised on the
+    way (``ValidatedSource.summary``, see split_summary). DataError naming the file (and the row group or
+    CSV block, and the column) for a file that cannot be read, does not fit the other files' schema or
+    changes meanwhile.
     """
     columns = dataset["columns"]
     text = csv_text_columns({name: spec.get("type") for name, spec in columns.items()})
-    schemas = tuple(_file_schema(snapshot, entry, text) for entry in snapshot.entries)
+    footers = [_file_schema(snapshot, entry, text) for entry in snapshot.entries]
+    schemas = tuple(schema for schema, _ in footers)
     files = _Files(snapshot, schemas, _unify(snapshot, list(schemas)), text)
+    counted = None if any(rows is None for _, rows in footers) else sum(rows for _, rows in footers)
+    split = dataset.get("split") or {}
+    summary = SplitSummary(split, columns, counted) if summarised(split, counted) else None
     present = files.unified.names
     declared = [c for c in columns if c in present]
     validated = declared + [n for n in present if n not in columns]
     rules = {c: checks.ColumnRules(name, c, columns[c]) for c in declared}
     runners = checks.check_runners(dataset.get("checks") or [], validated, now)
     used = {c for check in dataset.get("checks") or [] for c in checks.check_columns(check)}
+    used |= {c for c in (summary.key_columns if summary else []) if c in present}
     read = validated if table else [n for n in validated if n in columns or n in used]
     groups = [read] if table else _column_groups(read, used)
     size = batch_rows(8 * max(max(len(g) for g in groups), 1))
@@ -255,7 +267,7 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     entries, parts = [], []
     try:
         for index in range(len(snapshot.entries)):
-            entry, part = _feed_file(files, index, groups, size, rules, runners, writer)
+            entry, part = _feed_file(files, index, groups, size, rules, runners, writer, summary)
             entries.append(entry)
             parts.append(part)
     except BaseException:
@@ -266,7 +278,7 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
         writer.close()
     violations = _violations(files, name, columns, rules, parts, size)
     report = checks.validation_report(name, violations, [r.result() for r in runners], rows=sum(p.rows for p in parts))
-    return ValidatedSource(report, tuple(entries), tuple(parts), tuple(validated))
+    return ValidatedSource(report, tuple(entries), tuple(parts), tuple(validated), summary)
 
 
 def _column_groups(read: list[str], used: set[str]) -> list[list[str]]:
@@ -279,9 +291,9 @@ def _column_groups(read: list[str], used: set[str]) -> list[list[str]]:
 
 
 def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, rules: dict, runners: list,
-               writer: _TableWriter | None) -> tuple[SourceFile, FilePart]:
+               writer: _TableWriter | None, summary: SplitSummary | None) -> tuple[SourceFile, FilePart]:
     """Read file ``index`` once, batch by batch, into the column rules, the check runners (the first
-    group's batches) and the writer (given one group); its entry with the digest and its part.
+    group's batches), the writer (given one group) and the split summary; its entry with the digest and its part.
     DataError naming the file, the batch and the columns when it cannot be read or changed meanwhile."""
     entry, own = files.snapshot.entries[index], files.schemas[index].names
     rows, where, columns, read_all = 0, "none", [], False
@@ -291,6 +303,8 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
                 columns = groups[part]
                 for column in [c for c in arrays if c in rules]:
                     arrays[column] = rules[column].update(arrays[column], None if column in own else np.ones(count, bool))
+                if summary is not None:
+                    summary.feed(f"file {index} {where}", part, count, arrays)
                 if part == 0:
                     batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
                     for runner in runners:

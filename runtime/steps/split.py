@@ -21,6 +21,7 @@ from loopc.runtime.data.split import (
     null_split_values,
     split_columns,
 )
+from loopc.runtime.data.split_summary import read_summary
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.common import SPLITS, read_json, writing
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
@@ -30,18 +31,24 @@ ASSIGNMENT, SPLIT_FILE = "assignment.npy", "split.json"
 def run_split(ctx: StepContext) -> dict[str, Any]:
     """Which row goes to train, valid or test: one byte per row (assignment.npy) and the counts.
 
-    Only the split's own column is read; no row is copied.
+    When validate assigned the rows as it read them (a hash or random split of Parquet files), its
+    assignment.npy is used and nothing is read; else only the split's own column is read. No row is copied.
     """
-    validate_id, _ = ctx.upstream_of_kind("validate")
+    validate_id, validate_record = ctx.upstream_of_kind("validate")
     rows, split = open_rows(ctx.artifact(validate_id)), ctx.config["split"]
+    record = {"format": 1, "split": split, "rows_artifact": validate_record["artifact"]}
+    summary = read_summary(ctx.artifact(validate_id), split)
     try:
-        with writing(ctx.out_dir / ASSIGNMENT) as path:
-            counts = _write_assignment(rows, split, path)
+        if summary is not None:  # validate assigned the rows as it read them: nothing is read or written again
+            counts = checked_counts(np.array([summary.counts[s] for s in SPLITS]), split)
+            record["assignment_artifact"] = validate_record["artifact"]
+        else:
+            with writing(ctx.out_dir / ASSIGNMENT) as path:
+                counts = _write_assignment(rows, split, path)
     except DataError as exc:
         raise StepFailed(f"dataset '{ctx.config['dataset_name']}': {exc}") from None
     with writing(ctx.out_dir / SPLIT_FILE) as path:
-        atomic_write_json(path, {"format": 1, "split": split, "rows_artifact": ctx.upstream[validate_id]["artifact"],
-                                 "counts": counts})
+        atomic_write_json(path, {**record, "counts": counts})
     return {"dataset": ctx.config["dataset_name"], "rows": rows.num_rows, "split_rows": counts}
 
 
@@ -86,7 +93,8 @@ def _split_input(rows: ValidatedRows, split: dict) -> Iterator[tuple[int, np.nda
 def open_split(state: Path, split_dir: Path) -> tuple[ValidatedRows, np.ndarray, dict]:
     """(the validated rows, the per-row split index, split.json) of a split artifact."""
     record = read_json(split_dir / SPLIT_FILE)
-    return open_rows(local_artifact(state, record["rows_artifact"])), np.load(split_dir / ASSIGNMENT, mmap_mode="r"), record
+    held_by = local_artifact(state, record["assignment_artifact"]) if "assignment_artifact" in record else split_dir
+    return open_rows(local_artifact(state, record["rows_artifact"])), np.load(held_by / ASSIGNMENT, mmap_mode="r"), record
 
 
 def split_batches(state: Path, split_artifact: str, split: str, columns: list[str]) -> Iterator[pa.Table]:

@@ -16,6 +16,7 @@ from loopc.runtime.data.rows import (
     describe_table,
 )
 from loopc.runtime.data.snapshot import Snapshot, take_snapshot, verify_files
+from loopc.runtime.data.split_summary import SUMMARY
 from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
@@ -108,6 +109,9 @@ def run_validate(ctx: StepContext) -> dict[str, Any]:
         with writing(ctx.out_dir / file) as path:
             atomic_write_json(path, content)
     layout = _write_rows(ctx, read, validated, in_place)
+    if validated.summary is not None:  # the split's assignment and the train rows' statistics (split_summary)
+        with writing(ctx.out_dir / SUMMARY):
+            validated.summary.write(ctx.out_dir)
     ctx.log.info("dataset %s: %d rows (%s), fingerprint %s, %d warning(s)", name, report["rows"], layout,
                  fingerprint, report["warnings"])
     return {"dataset": name, "rows": report["rows"], "fingerprint": fingerprint, "warnings": report["warnings"]}

@@ -1,0 +1,221 @@
+"""What validate learns of a split while it reads the rows: which row goes where, and the train rows' statistics.
+
+A hash split assigns a row by its key alone and a random split by its position among a known row count,
+so validate (which decodes every column anyway) can assign the rows and summarise the train rows in its one
+read: the split step then reads no column, and the features step fits its transforms and places its profile
+points without reading the rows. A time split (its cut times are order statistics of the whole column), or a
+source whose row count is unknown before it is read (CSV), is not summarised: split and features read the
+rows as before.
+
+Per declared column of the train rows:
+- int, float, bool: exact moments of the finite values (``sketch.Moments``), the rows that are null or NaN
+  (a feature's missing indicator), the rows null or not finite (the profile's nulls), and the finite values
+  of the rows a systematic sample of the train rows picks (the profile's sample);
+- bool, string, category: every value's count (booleans as true/false) and the nulls, unless the train rows
+  hold more than ``MAX_DISTINCT`` distinct values (then nothing is kept: an id column; its fits read rows).
+
+Files: ``assignment.npy`` (one byte a row: 0 train, 1 valid, 2 test), ``split_summary.json`` and
+``split_sample.npz`` in the validate artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopc.runtime.data.sketch import Moments, SystematicSample
+from loopc.runtime.data.split import SPLITS, assign_random, assign_splits
+
+FORMAT = 1
+ASSIGNMENT, SUMMARY, SAMPLE = "assignment.npy", "split_summary.json", "split_sample.npz"
+MAX_DISTINCT = 10_000  # distinct train values a text column may hold and still be counted
+NUMERIC, COUNTED = ("int", "float", "bool"), ("bool", "string", "category")
+
+
+def summarised(split: dict, rows: int | None) -> bool:
+    """Whether validate can assign ``split``'s rows as it reads them (``rows``: the row count known before reading)."""
+    return bool(split) and rows is not None and split.get("method", "random") in ("hash", "random")
+
+
+class _Numeric:
+    """One numeric column of the train rows: moments of the finite values, null/NaN rows, the sampled values."""
+
+    def __init__(self) -> None:
+        self.moments, self.nan, self.nonfinite, self.sample = Moments(), 0, 0, []
+
+    def add(self, values: np.ndarray, sampled: np.ndarray) -> None:
+        finite = np.isfinite(values)
+        clean = values if finite.all() else values[finite]
+        self.moments.update(clean)
+        self.nan += int(np.count_nonzero(np.isnan(values)))
+        self.nonfinite += len(values) - len(clean)
+        picked = values[sampled]
+        self.sample.append(picked[np.isfinite(picked)])
+
+    def record(self) -> dict[str, Any]:
+        m = self.moments
+        return {"nan": self.nan, "nonfinite": self.nonfinite,
+                "moments": {"count": m.count, "shift": m.shift, "sum": m.sum, "squares": m.squares,
+                            "low": m.low if m.count else None, "high": m.high if m.count else None}}
+
+
+class _Counts:
+    """One text or bool column of the train rows: each value's count and the nulls (None once too many values)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[Any, int] | None = {}
+        self.nulls = 0
+
+    def add(self, values: pa.Array) -> None:
+        if self.counts is None:
+            return
+        self.nulls += values.null_count
+        counted = pc.value_counts(pc.drop_null(values) if values.null_count else values)
+        for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+            self.counts[value] = self.counts.get(value, 0) + count
+        if len(self.counts) > MAX_DISTINCT:
+            self.counts = None
+
+    def record(self) -> dict[str, Any] | None:
+        if self.counts is None:
+            return None
+        return {"nulls": self.nulls, "values": [[value, count] for value, count in
+                                                 sorted(self.counts.items(), key=lambda item: str(item[0]))]}
+
+
+class SplitSummary:
+    """Fed every batch validate reads (``feed``, in the order it reads them); ``write`` publishes the result.
+
+    Parquet row groups come in column groups: the split's key is in the first (``key_columns``), whose
+    batches assign the rows; later groups' batches of the same rows reuse that assignment.
+    """
+
+    def __init__(self, split: dict, columns: dict[str, dict], rows: int):
+        self.split, self.rows = split, rows
+        self.numeric = {n: _Numeric() for n, spec in columns.items() if spec.get("type") in NUMERIC}
+        self.counted = {n: _Counts() for n, spec in columns.items() if spec.get("type") in COUNTED}
+        self.whole = assign_random(rows, split).astype(np.uint8) if split.get("method", "random") == "random" else None
+        expected = int(round(rows * float(split.get("train", 0.0))))
+        self.sampler = SystematicSample(expected)
+        self.parts: list[np.ndarray] = []
+        self.group: list[tuple[np.ndarray, np.ndarray]] = []
+        self.where, self.part, self.cursor, self.assigned = None, 0, 0, 0
+        self.cached: tuple[np.ndarray, np.ndarray] | None = None
+        self.abandoned = False
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.split["key"]] if self.split.get("method") == "hash" else []
+
+    def feed(self, where: str, part: int, count: int, arrays: dict[str, pa.Array]) -> None:
+        """One batch of ``count`` rows: ``arrays`` are its columns, cast to their declared types.
+
+        A key that is missing or null abandons the summary: the split step reads the rows and says why."""
+        if self.abandoned:
+            return
+        if part == 0 and any(k not in arrays or arrays[k].null_count for k in self.key_columns):
+            self.abandoned = True
+            return
+        if part == 0:
+            if where != self.where:
+                self.where, self.group, self.cached = where, [], None
+            assignment, sampled = self._assign(arrays, count)
+            self.group.append((assignment, sampled))
+        else:
+            if part != self.part:
+                self.cursor = 0
+            assignment, sampled = self._rows_of_group(count)
+        self.part = part
+        train = assignment == 0
+        for name, array in arrays.items():
+            if name in self.numeric:
+                values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+                self.numeric[name].add(values[train], sampled)
+            if name in self.counted:
+                self.counted[name].add(array.filter(pa.array(train)))
+
+    def _assign(self, arrays: dict[str, pa.Array], count: int) -> tuple[np.ndarray, np.ndarray]:
+        """This batch's split index a row, and which of its train rows the sample picks (train-row positions)."""
+        if self.whole is not None:
+            assignment = self.whole[self.assigned:self.assigned + count]
+        else:
+            key = self.split["key"]
+            assignment = assign_splits(pa.table({key: arrays[key]}), self.split).astype(np.uint8)
+        self.assigned += count
+        self.parts.append(assignment)
+        trains = int(np.count_nonzero(assignment == 0))
+        return assignment, self.sampler.positions(trains)
+
+    def _rows_of_group(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``count`` rows of the current row group as its first column group assigned them."""
+        if self.cached is None:
+            assignment = np.concatenate([a for a, _ in self.group])
+            trains = np.cumsum([0] + [int(np.count_nonzero(a == 0)) for a, _ in self.group])
+            sampled = np.concatenate([s + t for (_, s), t in zip(self.group, trains)])
+            self.cached = (assignment, sampled)
+        assignment, sampled = self.cached
+        start, stop = self.cursor, self.cursor + count
+        self.cursor = stop
+        trains_before = int(np.count_nonzero(assignment[:start] == 0))
+        trains_in = int(np.count_nonzero(assignment[start:stop] == 0))
+        picked = sampled[(sampled >= trains_before) & (sampled < trains_before + trains_in)] - trains_before
+        return assignment[start:stop], picked
+
+    def write(self, out_dir: Path) -> bool:
+        """assignment.npy, split_summary.json, split_sample.npz into ``out_dir``; False (nothing written)
+        when the summary was abandoned or the rows read differ from the footers' count."""
+        assignment = np.concatenate(self.parts) if self.parts else np.zeros(0, np.uint8)
+        if self.abandoned or len(assignment) != self.rows:
+            return False
+        counts = {name: int(n) for name, n in zip(SPLITS, np.bincount(assignment, minlength=len(SPLITS)))}
+        np.save(out_dir / ASSIGNMENT, assignment)
+        columns: dict[str, Any] = {n: {"numeric": c.record()} for n, c in self.numeric.items()}
+        for name, counter in self.counted.items():
+            columns.setdefault(name, {})["counts"] = counter.record()
+        names = sorted(self.numeric)
+        record = {"format": FORMAT, "split": self.split, "counts": counts, "sample_stride": self.sampler.stride,
+                  "sample_columns": names, "columns": columns}
+        (out_dir / SUMMARY).write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+        with open(out_dir / SAMPLE, "wb") as handle:
+            np.savez(handle, *[np.concatenate([*self.numeric[n].sample, np.zeros(0)]) for n in names])
+        return True
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """A validate artifact's summary of one split, read back (``read_summary``)."""
+
+    record: dict
+    folder: Path
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.record["counts"]
+
+    def column(self, name: str) -> dict:
+        return self.record["columns"].get(name, {})
+
+    def sample(self, name: str) -> np.ndarray | None:
+        """The finite values of the train rows the profile's systematic sample picks (None: not summarised)."""
+        names = self.record["sample_columns"]
+        if name not in names:
+            return None
+        with np.load(self.folder / SAMPLE) as archive:
+            return archive[f"arr_{names.index(name)}"]
+
+
+def read_summary(folder: Path, split: dict) -> TrainSummary | None:
+    """The summary a validate artifact holds of ``split`` (None when it holds none, or one of another split)."""
+    path = Path(folder) / SUMMARY
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("format") != FORMAT or record.get("split") != split:
+        return None
+    return TrainSummary(record, Path(folder))

@@ -1,0 +1,138 @@
+"""Validate assigns a hash or random split's rows and summarises the train rows in its one read
+(data/split_summary): the same assignment the split step computes from the whole table, exact moments,
+the profile's systematic sample, and value counts; anything it cannot summarise is left to the later steps."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from loopc.runtime.data import batchwise
+from loopc.runtime.data.sketch import SystematicSample
+from loopc.runtime.data.snapshot import take_snapshot
+from loopc.runtime.data.split import assign_random, assign_splits
+from loopc.runtime.data.split_summary import ASSIGNMENT, MAX_DISTINCT, read_summary
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+ROWS = 7000
+FLOATS = [f"f{i:02d}" for i in range(11)]  # more than batchwise.COLUMN_GROUP: rows come in two column groups
+
+
+def _table(rows: int = ROWS, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    columns = {"id": pa.array([f"r{i}" for i in range(rows)])}
+    for index, name in enumerate(FLOATS):
+        values = rng.normal(index * 100.0, 1.0 + index, rows)
+        values[rng.random(rows) < 0.02] = np.nan
+        values[rng.random(rows) < 0.01] = np.inf
+        mask = rng.random(rows) < 0.03
+        columns[name] = pa.array(values, mask=mask)
+    columns["n"] = pa.array(rng.integers(-5, 50, rows))
+    columns["flag"] = pa.array(rng.random(rows) < 0.3, mask=rng.random(rows) < 0.05)
+    columns["cat"] = pa.array(rng.choice(["x", "y", "z", "w"], rows), mask=rng.random(rows) < 0.04)
+    return pa.table(columns)
+
+
+def _dataset(split: dict) -> dict:
+    columns = {"id": {"type": "string", "nullable": False}, **{n: {"type": "float"} for n in FLOATS},
+               "n": {"type": "int"}, "flag": {"type": "bool"}, "cat": {"type": "category"}}
+    return {"source": {"path": "data/"}, "columns": columns, "split": split}
+
+
+def _summarise(tmp_path, monkeypatch, table: pa.Table, split: dict, files: int = 2):
+    """Validate ``table`` written as ``files`` Parquet files of 3,000-row groups, read in 2,048-row batches."""
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
+    (tmp_path / "data").mkdir()
+    bounds = np.linspace(0, table.num_rows, files + 1).astype(int)
+    for index, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        pq.write_table(table.slice(lo, hi - lo), tmp_path / "data" / f"part-{index}.parquet", row_group_size=3000)
+    dataset = _dataset(split)
+    result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, NOW)
+    out = tmp_path / "out"
+    out.mkdir()
+    written = result.summary is not None and result.summary.write(out)
+    return written, out
+
+
+HASH = {"method": "hash", "key": "id", "seed": 3, "train": 0.7, "valid": 0.2, "test": 0.1}
+
+
+def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path, monkeypatch):
+    table = _table()
+    written, out = _summarise(tmp_path, monkeypatch, table, HASH)
+    assert written
+    expected = assign_splits(table, HASH)
+    assert np.array_equal(np.load(out / ASSIGNMENT), expected)
+    summary = read_summary(out, HASH)
+    assert summary.counts == {s: int(np.count_nonzero(expected == i)) for i, s in enumerate(("train", "valid", "test"))}
+    train = table.filter(pa.array(expected == 0))
+    positions = SystematicSample(train.num_rows).positions(train.num_rows)
+    assert summary.record["sample_stride"] == SystematicSample(train.num_rows).stride
+    for name in [*FLOATS, "n", "flag"]:
+        values = pc.cast(train.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        finite = values[np.isfinite(values)]
+        record = summary.column(name)["numeric"]
+        moments = record["moments"]
+        assert moments["count"] == len(finite)
+        mean = moments["shift"] + moments["sum"] / moments["count"]
+        assert mean == pytest.approx(finite.mean(), rel=1e-12, abs=1e-12)
+        variance = moments["squares"] / moments["count"] - (moments["sum"] / moments["count"]) ** 2
+        assert variance == pytest.approx(finite.var(), rel=1e-9)
+        assert (moments["low"], moments["high"]) == (finite.min(), finite.max())
+        assert record["nan"] == int(np.isnan(values).sum())
+        assert record["nonfinite"] == len(values) - len(finite)
+        picked = values[positions]
+        assert np.array_equal(summary.sample(name), picked[np.isfinite(picked)])
+    for name in ("cat", "flag"):
+        counted = pc.value_counts(train.column(name).drop_null()).to_pylist()
+        record = summary.column(name)["counts"]
+        assert dict(map(tuple, record["values"])) == {c["values"]: c["counts"] for c in counted}
+        assert record["nulls"] == train.column(name).null_count
+    assert summary.sample("cat") is None
+
+
+def test_a_random_split_is_the_seeded_permutation_of_the_row_count(tmp_path, monkeypatch):
+    split = {"method": "random", "seed": 11, "train": 0.5, "valid": 0.25, "test": 0.25}
+    table = _table()
+    written, out = _summarise(tmp_path, monkeypatch, table, split, files=3)
+    assert written
+    assert np.array_equal(np.load(out / ASSIGNMENT), assign_random(ROWS, split))
+    assert read_summary(out, split) is not None
+    assert read_summary(out, {**split, "seed": 12}) is None  # a summary of another split is not this one's
+
+
+def test_a_text_column_with_too_many_values_is_not_counted(tmp_path, monkeypatch):
+    table = _table(2 * MAX_DISTINCT)
+    written, out = _summarise(tmp_path, monkeypatch, table, HASH, files=1)
+    assert written
+    summary = read_summary(out, HASH)
+    assert summary.column("id")["counts"] is None
+    assert summary.column("cat")["counts"] is not None
+
+
+def test_a_null_key_leaves_the_split_to_the_split_step(tmp_path, monkeypatch):
+    table = _table()
+    table = table.set_column(0, "id", pa.array([None if i == 5000 else f"r{i}" for i in range(ROWS)]))
+    written, _ = _summarise(tmp_path, monkeypatch, table, HASH)
+    assert not written
+
+
+def test_a_time_split_or_a_csv_source_is_not_summarised(tmp_path, monkeypatch):
+    table = _table().append_column("t", pa.array(np.arange(ROWS)))
+    written, _ = _summarise(tmp_path, monkeypatch, table, {"method": "time", "column": "t", "train": 0.7,
+                                                           "valid": 0.2, "test": 0.1})
+    assert not written
+    (tmp_path / "csv").mkdir()
+    pacsv.write_csv(_table().select(["id", "n", "cat"]), tmp_path / "csv" / "rows.csv")
+    columns = {n: spec for n, spec in _dataset(HASH)["columns"].items() if n in ("id", "n", "cat")}
+    dataset = {**_dataset(HASH), "source": {"path": "csv/rows.csv"}, "columns": columns}
+    result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, NOW,
+                                       tmp_path / "table.parquet")  # a CSV source is written once, cast
+    assert result.report["passed"], result.report
+    assert result.summary is None  # rows unknown before the read: split reads them

@@ -170,6 +170,37 @@ class _CategorySummary:
         return {"vocabulary": [value for _, value in ranked[: self.spec.get("max_categories", 100)]]}
 
 
+def _moments(record: dict) -> Moments:
+    """A Moments object from its fields (``split_summary``'s record of a column)."""
+    moments = Moments()
+    moments.count, moments.shift, moments.sum, moments.squares = (record["count"], record["shift"], record["sum"],
+                                                                  record["squares"])
+    if moments.count:
+        moments.low, moments.high = record["low"], record["high"]
+    return moments
+
+
+def _summarised_state(spec: dict, text: bool, column: dict, where: str, collect: int) -> dict | None:
+    """A data-dependent transform's state from a summary of the raw column's train values (``split_summary``),
+    or None when the summary does not determine it (quantiles, a log that would reject values: the rows are read)."""
+    if spec["kind"] == "onehot":
+        counts = column.get("counts")
+        if not text or counts is None:
+            return None
+        summary = _CategorySummary(spec)
+        summary.counts = {str(value): count for value, count in counts["values"]}
+        return summary.state(where)
+    numeric = column.get("numeric")
+    if text or numeric is None:
+        return None
+    summary = _NumericSummary(spec, collect)
+    summary.moments = _moments(numeric["moments"])
+    if summary.sampled or (spec["kind"] == "log" and summary.moments.count
+                           and summary.moments.low + summary.offset <= 0):
+        return None
+    return summary.state(where)
+
+
 class _FeatureFit:
     """One feature's chain, fitted one data-dependent transform per pass."""
 
@@ -181,10 +212,36 @@ class _FeatureFit:
         if (self.column is None) == (self.expr is None):
             raise FeatureError(f"{self.where}: give exactly one of 'column' or 'expr'")
         self.specs, self.steps, self.summary, self.had_nulls, self.text = None, [], None, False, False
+        self.seeded = False
 
     @property
     def done(self) -> bool:
         return self.specs is not None and len(self.steps) == len(self.specs)
+
+    def seed(self, declared: str | None, column: dict) -> None:
+        """Fit from a summary of the raw column's train values (``split_summary``) what it determines: the
+        chain up to and with its first data-dependent transform, when that comes first, and whether the values
+        held nulls. A seeded feature skips the first pass over the rows (``seeded``); later transforms that need
+        data still take passes."""
+        kinds = {"int": False, "float": False, "bool": False, "string": True, "category": True}
+        if self.column is None or declared not in kinds or not column:
+            return
+        text = kinds[declared]
+        if not text and column.get("numeric") is None:
+            return
+        specs = _transform_specs(self.feature, text, self.where)
+        first = next((index for index, spec in enumerate(specs) if needs_data(spec)), None)
+        if first not in (0, None):
+            return
+        state = None if first is None else _summarised_state(specs[0], text, column, self.where, self.collect)
+        if first == 0 and state is None:
+            return
+        self.specs, self.text, self.seeded = specs, text, True
+        self.had_nulls = not text and column["numeric"]["nan"] > 0
+        if state is not None:
+            with np.errstate(all="ignore"):
+                self.steps.append({"kind": specs[0]["kind"], **state})
+        self._advance()
 
     def update(self, table: pa.Table, positions: np.ndarray, first_pass: bool) -> None:
         values = _raw_values(table, self.column, self.expr, self.where)
@@ -232,27 +289,34 @@ class StreamingFit:
     (default: an eighth of ``LOOPC_MEMORY_BUDGET`` in float64 values, shared by the features)."""
 
     def __init__(self, features: dict[str, dict], columns: dict[str, dict] | None, rows: int,
-                 sample_rows: int = SAMPLE_ROWS, threads: int | None = None, collect_values: int | None = None):
+                 sample_rows: int = SAMPLE_ROWS, threads: int | None = None, collect_values: int | None = None,
+                 summaries: dict[str, dict] | None = None):
         self.features, self.declared, self.threads = features, columns or {}, threads
         collect = (memory_budget() // 64 if collect_values is None else collect_values) // max(1, len(features))
         self.fits = [_FeatureFit(name, feature, collect) for name, feature in features.items()]
         self.sample, self.passes = SystematicSample(rows, sample_rows), 0
+        for fit in self.fits if summaries else []:
+            fit.seed(self.declared.get(fit.column, {}).get("type"), summaries.get(fit.column, {}))
+
+    def _reading(self) -> list[_FeatureFit]:
+        """The features this pass reads rows for: those still fitting and, in the first pass, every one not
+        seeded from a summary (its missing indicator is found there too)."""
+        return [fit for fit in self.fits if not fit.done or (self.passes == 0 and not fit.seeded)]
 
     @property
     def columns(self) -> list[str]:
         """The raw columns the features read, in the order they ask for them; after the first pass only
         those of the features still fitting."""
-        fitting = [fit.feature for fit in self.fits if self.passes == 0 or not fit.done]
-        return list(dict.fromkeys(c for feature in fitting for c in feature_columns(feature)))
+        return list(dict.fromkeys(c for fit in self._reading() for c in feature_columns(fit.feature)))
 
     @property
     def pending(self) -> bool:
-        return self.passes == 0 or not all(fit.done for fit in self.fits)
+        return bool(self._reading())
 
     def update(self, table: pa.Table) -> None:
         table = _declared_text(table, self.features, self.declared)
         positions, first = self.sample.positions(table.num_rows), self.passes == 0
-        todo = [fit for fit in self.fits if first or not fit.done]
+        todo = self._reading()
         map_columns(lambda fit: fit.update(table, positions, first), todo, self.threads)
 
     def end_pass(self) -> None:

@@ -136,3 +136,4 @@ def test_a_time_split_or_a_csv_source_is_not_summarised(tmp_path, monkeypatch):
                                        tmp_path / "table.parquet")  # a CSV source is written once, cast
     assert result.report["passed"], result.report
     assert result.summary is None  # rows unknown before the read: split reads them
+

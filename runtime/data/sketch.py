@@ -36,6 +36,22 @@ class Moments:
         self.squares += float(np.einsum("i,i->", centered, centered))  # not BLAS: its idle threads spin
         self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
+    def to_dict(self) -> dict:
+        """The fields, JSON-able (min and max None while empty); floats round-trip exactly through JSON."""
+        empty = not self.count
+        return {"count": self.count, "shift": self.shift, "sum": self.sum, "squares": self.squares,
+                "low": None if empty else self.low, "high": None if empty else self.high}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Moments:
+        """The moments :meth:`to_dict` wrote."""
+        moments = cls()
+        moments.count, moments.shift, moments.sum, moments.squares = (int(record["count"]), record["shift"],
+                                                                      record["sum"], record["squares"])
+        if moments.count:
+            moments.low, moments.high = record["low"], record["high"]
+        return moments
+
     @property
     def mean(self) -> float:
         return self.shift + self.sum / self.count

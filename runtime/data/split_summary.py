@@ -59,10 +59,7 @@ class _Numeric:
         self.sample.append(picked[np.isfinite(picked)])
 
     def record(self) -> dict[str, Any]:
-        m = self.moments
-        return {"nan": self.nan, "nonfinite": self.nonfinite,
-                "moments": {"count": m.count, "shift": m.shift, "sum": m.sum, "squares": m.squares,
-                            "low": m.low if m.count else None, "high": m.high if m.count else None}}
+        return {"nan": self.nan, "nonfinite": self.nonfinite, "moments": self.moments.to_dict()}
 
 
 class _Counts:

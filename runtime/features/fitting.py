@@ -170,16 +170,6 @@ class _CategorySummary:
         return {"vocabulary": [value for _, value in ranked[: self.spec.get("max_categories", 100)]]}
 
 
-def _moments(record: dict) -> Moments:
-    """A Moments object from its fields (``split_summary``'s record of a column)."""
-    moments = Moments()
-    moments.count, moments.shift, moments.sum, moments.squares = (record["count"], record["shift"], record["sum"],
-                                                                  record["squares"])
-    if moments.count:
-        moments.low, moments.high = record["low"], record["high"]
-    return moments
-
-
 def _summarised_state(spec: dict, text: bool, column: dict, where: str, collect: int) -> dict | None:
     """A data-dependent transform's state from a summary of the raw column's train values (``split_summary``),
     or None when the summary does not determine it (quantiles, a log that would reject values: the rows are read)."""
@@ -194,7 +184,7 @@ def _summarised_state(spec: dict, text: bool, column: dict, where: str, collect:
     if text or numeric is None:
         return None
     summary = _NumericSummary(spec, collect)
-    summary.moments = _moments(numeric["moments"])
+    summary.moments = Moments.from_dict(numeric["moments"])
     if summary.sampled or (spec["kind"] == "log" and summary.moments.count
                            and summary.moments.low + summary.offset <= 0):
         return None

@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.rows import ValidatedRows, batch_rows
+from loopc.runtime.evaluate.metrics import MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.features.transforms import FeatureError
-from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, writing
-from loopc.runtime.steps.split import open_split, split_batches
-from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
+from loopc.runtime.steps.common import SPLITS, label_classes, label_vector, read_json, writing
+from loopc.runtime.steps.split import SPLIT_FILE, open_split, split_batches
+from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json, local_artifact
 
 PROFILE_SKETCH = "profile_sketch.json"
 COLUMNS_FILE = "columns.json"
@@ -25,26 +26,58 @@ BLOCK_ROWS = 8192  # matrix rows gathered and written at once: 2 MB at 64 featur
 
 
 def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, train_rows: int):
-    """Fit the transforms on the train rows in passes of record batches (usually one); the first pass
-    also feeds the profile sketch and collects the label's classes. (fitted, classes, sketch)"""
+    """Fit the transforms on the train rows and observe the profile: from validate's summary of the train
+    rows (split_summary) what it determines, the rest in passes of record batches reading only the columns
+    still needed (usually none or one pass). (fitted, classes, sketch)"""
     from loopc.runtime.features.fitting import StreamingFit
     from loopc.runtime.monitor.profile import ProfileSketch
+    from loopc.runtime.monitor.summarised import summarised_columns
 
     label, task = ctx.config["label"], ctx.config["task"]
-    fit = StreamingFit(ordered_features(ctx.config), ctx.config["columns"], train_rows)
+    summary = _train_summary(ctx, split_artifact, train_rows)
+    summaries = {name: summary.column(name) for name in ctx.config["columns"]} if summary else None
+    fit = StreamingFit(ordered_features(ctx.config), ctx.config["columns"], train_rows, summaries=summaries)
     profiled = _profiled(ctx, rows)
-    sketch, labels = ProfileSketch(profiled, train_rows), []
-    while fit.pending:
-        first = fit.passes == 0
-        wanted = [*fit.columns, *profiled, label] if first else fit.columns
+    known = summarised_columns(profiled, summary, train_rows) if summary else {}
+    observe = [c for c in profiled if c not in known]
+    sketch, labels = ProfileSketch({c: profiled[c] for c in observe}, train_rows), []
+    classes = _summarised_classes(task, summary.column(label) if summary else {})
+    need_labels, passes = task == MULTICLASS and classes is None, 0
+    while fit.pending or (passes == 0 and (observe or need_labels)):
+        first, fitting = passes == 0, fit.pending
+        wanted = [*(fit.columns if fitting else []), *(observe if first else []), *([label] if first and need_labels else [])]
         for batch in split_batches(ctx.state, split_artifact, "train", list(dict.fromkeys(wanted))):
-            fit.update(batch)
-            if first:
-                sketch.observe(batch.select(list(profiled)))
+            if fitting:
+                fit.update(batch)
+            if first and observe:
+                sketch.observe(batch.select(observe))
+            if first and need_labels:
                 labels.append(pc.unique(batch.column(label)))
-        fit.end_pass()
-    classes = label_classes(task, pa.chunked_array(labels))
+        if fitting:
+            fit.end_pass()
+        passes += 1
+    for name, column in known.items():
+        sketch.columns[name], sketch.types[name] = column, profiled[name]["type"]
+    if need_labels:
+        classes = label_classes(task, pa.chunked_array(labels))
     return fit.result(), classes, sketch
+
+
+def _train_summary(ctx: StepContext, split_artifact: str, train_rows: int):
+    """Validate's summary of this split's train rows (split_summary), or None when it holds none of them."""
+    from loopc.runtime.data.split_summary import read_summary
+
+    record = read_json(local_artifact(ctx.state, split_artifact) / SPLIT_FILE)
+    summary = read_summary(local_artifact(ctx.state, record["rows_artifact"]), record["split"])
+    return summary if summary is not None and summary.counts["train"] == train_rows else None
+
+
+def _summarised_classes(task: str, column: dict) -> list[Any] | None:
+    """A multiclass label's classes from the summary's counts of the train labels (None: read them)."""
+    counts = column.get("counts")
+    if task != MULTICLASS or counts is None:
+        return None
+    return label_classes(task, pa.chunked_array([pa.array([value for value, _ in counts["values"]])]))
 
 
 def ordered_features(config: dict[str, Any]) -> dict[str, dict]:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loopc.runtime.data import batchwise
-from loopc.runtime.data.sketch import SystematicSample
+from loopc.runtime.data.sketch import Moments, SystematicSample
 from loopc.runtime.data.snapshot import take_snapshot
 from loopc.runtime.data.split import assign_random, assign_splits
 from loopc.runtime.data.split_summary import ASSIGNMENT, MAX_DISTINCT, read_summary
@@ -137,3 +137,22 @@ def test_a_time_split_or_a_csv_source_is_not_summarised(tmp_path, monkeypatch):
     assert result.report["passed"], result.report
     assert result.summary is None  # rows unknown before the read: split reads them
 
+
+@pytest.mark.parametrize("key, declared", [("n", {"type": "int"}), ("k", None)])
+def test_a_hash_split_on_an_int_or_undeclared_key_is_the_split_steps(tmp_path, monkeypatch, key, declared):
+    table = _table().append_column("k", pa.array(np.arange(ROWS) * 7 % 1000))
+    split = {**HASH, "key": key}
+    written, out = _summarise(tmp_path, monkeypatch, table, split)
+    assert written
+    assert np.array_equal(np.load(out / ASSIGNMENT), assign_splits(table, split))
+
+
+def test_moments_centered_in_place_equal_moments_of_a_copy():
+    values = np.random.default_rng(2).normal(1e6, 3.0, 10_001)
+    copied, owned, scratch = Moments(), Moments(), values.copy()
+    copied.update(values)
+    owned.update(scratch, owned=True, bounds=(float(values.min()), float(values.max())))
+    assert copied.to_dict() == owned.to_dict()
+    assert not np.array_equal(scratch, values)  # the owned copy was centered in place, the caller's values not
+    assert Moments.from_dict(owned.to_dict()).to_dict() == owned.to_dict()
+    assert Moments.from_dict(Moments().to_dict()).count == 0

@@ -24,17 +24,19 @@ class Moments:
         self.count, self.shift, self.sum, self.squares = 0, None, 0.0, 0.0
         self.low, self.high = math.inf, -math.inf
 
-    def update(self, values: np.ndarray) -> None:
-        """Add finite float64 values."""
+    def update(self, values: np.ndarray, *, owned: bool = False, bounds: tuple[float, float] | None = None) -> None:
+        """Add finite float64 values. ``owned``: they are the caller's scratch copy, centered in place (no
+        copy); ``bounds``: their min and max, when the caller has them already."""
         if not values.size:
             return
+        low, high = bounds if bounds is not None else (float(values.min()), float(values.max()))
         if self.shift is None:
             self.shift = float(values.mean())
-        centered = values - self.shift
+        centered = np.subtract(values, self.shift, out=values if owned else None)
         self.count += values.size
         self.sum += float(centered.sum())
         self.squares += float(np.einsum("i,i->", centered, centered))  # not BLAS: its idle threads spin
-        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+        self.low, self.high = min(self.low, float(low)), max(self.high, float(high))
 
     def to_dict(self) -> dict:
         """The fields, JSON-able (min and max None while empty); floats round-trip exactly through JSON."""

@@ -50,13 +50,21 @@ class _Numeric:
         self.moments, self.nan, self.nonfinite, self.sample = Moments(), 0, 0, []
 
     def add(self, values: np.ndarray, sampled: np.ndarray) -> None:
+        """The train rows' values of a batch (a copy this summary may overwrite) and the sampled positions."""
+        if not len(values):
+            return
+        picked = values[sampled]
+        low, high = np.minimum.reduce(values), np.maximum.reduce(values)  # NaN when any is NaN
+        if np.isfinite(low) and np.isfinite(high):  # the usual batch: every value finite, nothing to drop
+            self.sample.append(picked)
+            self.moments.update(values, owned=True, bounds=(low, high))
+            return
+        self.sample.append(picked[np.isfinite(picked)])
         finite = np.isfinite(values)
-        clean = values if finite.all() else values[finite]
-        self.moments.update(clean)
+        clean = values[finite]
         self.nan += int(np.count_nonzero(np.isnan(values)))
         self.nonfinite += len(values) - len(clean)
-        picked = values[sampled]
-        self.sample.append(picked[np.isfinite(picked)])
+        self.moments.update(clean, owned=True)
 
     def record(self) -> dict[str, Any]:
         return {"nan": self.nan, "nonfinite": self.nonfinite, "moments": self.moments.to_dict()}
@@ -74,6 +82,9 @@ class _Counts:
             return
         self.nulls += values.null_count
         counted = pc.value_counts(pc.drop_null(values) if values.null_count else values)
+        if len(counted) > MAX_DISTINCT:  # an id column: dropped before its values reach Python
+            self.counts = None
+            return
         for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
             self.counts[value] = self.counts.get(value, 0) + count
         if len(self.counts) > MAX_DISTINCT:
@@ -104,7 +115,7 @@ class SplitSummary:
         self.group: list[tuple[np.ndarray, np.ndarray]] = []
         self.where, self.part, self.cursor, self.assigned = None, 0, 0, 0
         self.cached: tuple[np.ndarray, np.ndarray] | None = None
-        self.abandoned = False
+        self.abandoned, self.buffer = False, np.empty(0)
 
     @property
     def key_columns(self) -> list[str]:
@@ -130,12 +141,19 @@ class SplitSummary:
             assignment, sampled = self._rows_of_group(count)
         self.part = part
         train = assignment == 0
+        scratch = self._scratch(int(np.count_nonzero(train)))
         for name, array in arrays.items():
             if name in self.numeric:
                 values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-                self.numeric[name].add(values[train], sampled)
+                self.numeric[name].add(np.compress(train, values, out=scratch), sampled)  # centered in place there
             if name in self.counted:
                 self.counted[name].add(array.filter(pa.array(train)))
+
+    def _scratch(self, rows: int) -> np.ndarray:
+        """A float64 buffer of ``rows`` values, reused batch after batch (fresh pages cost a fault each)."""
+        if len(self.buffer) < rows:
+            self.buffer = np.empty(rows)
+        return self.buffer[:rows]
 
     def _assign(self, arrays: dict[str, pa.Array], count: int) -> tuple[np.ndarray, np.ndarray]:
         """This batch's split index a row, and which of its train rows the sample picks (train-row positions)."""

@@ -123,19 +123,36 @@ def test_a_null_key_leaves_the_split_to_the_split_step(tmp_path, monkeypatch):
     assert not written
 
 
-def test_a_time_split_or_a_csv_source_is_not_summarised(tmp_path, monkeypatch):
+def test_a_time_split_is_not_summarised(tmp_path, monkeypatch):
     table = _table().append_column("t", pa.array(np.arange(ROWS)))
     written, _ = _summarise(tmp_path, monkeypatch, table, {"method": "time", "column": "t", "train": 0.7,
                                                            "valid": 0.2, "test": 0.1})
     assert not written
+
+
+@pytest.mark.parametrize("method", ["hash", "random"])
+def test_a_csv_source_is_summarised_for_a_hash_split_without_the_profile_sample(tmp_path, method):
+    """Its rows are counted only as they are read: a hash split is assigned (without the sample, whose stride
+    depends on the count), a random split is left to the split step."""
     (tmp_path / "csv").mkdir()
-    pacsv.write_csv(_table().select(["id", "n", "cat"]), tmp_path / "csv" / "rows.csv")
-    columns = {n: spec for n, spec in _dataset(HASH)["columns"].items() if n in ("id", "n", "cat")}
-    dataset = {**_dataset(HASH), "source": {"path": "csv/rows.csv"}, "columns": columns}
+    table = _table().select(["id", "n", "cat"])
+    pacsv.write_csv(table, tmp_path / "csv" / "rows.csv")
+    split = HASH if method == "hash" else {**HASH, "method": "random"}
+    columns = {n: spec for n, spec in _dataset(split)["columns"].items() if n in ("id", "n", "cat")}
+    dataset = {**_dataset(split), "source": {"path": "csv/rows.csv"}, "columns": columns}
     result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, NOW,
                                        tmp_path / "table.parquet")  # a CSV source is written once, cast
     assert result.report["passed"], result.report
-    assert result.summary is None  # rows unknown before the read: split reads them
+    if method == "random":
+        assert result.summary is None
+        return
+    out = tmp_path / "out"
+    out.mkdir()
+    assert result.summary.write(out)
+    assert np.array_equal(np.load(out / ASSIGNMENT), assign_splits(table, split))
+    summary = read_summary(out, split)
+    assert summary.record["sample_stride"] is None
+    assert summary.column("n")["numeric"]["moments"]["count"] == summary.counts["train"]
 
 
 @pytest.mark.parametrize("key, declared", [("n", {"type": "int"}), ("k", None)])

@@ -3,9 +3,10 @@
 A hash split assigns a row by its key alone and a random split by its position among a known row count,
 so validate (which decodes every column anyway) can assign the rows and summarise the train rows in its one
 read: the split step then reads no column, and the features step fits its transforms and places its profile
-points without reading the rows. A time split (its cut times are order statistics of the whole column), or a
-source whose row count is unknown before it is read (CSV), is not summarised: split and features read the
-rows as before.
+points without reading the rows. A time split (its cut times are order statistics of the whole column) is not
+summarised, nor a random split of a source whose row count is unknown before it is read (CSV): split and
+features read the rows as before. A hash split of such a source is summarised without the profile's sample
+(its stride depends on the row count): the profile's numeric columns are then read by features.
 
 Per declared column of the train rows:
 - int, float, bool: exact moments of the finite values (``sketch.Moments``), the rows that are null or NaN
@@ -39,8 +40,10 @@ NUMERIC, COUNTED = ("int", "float", "bool"), ("bool", "string", "category")
 
 
 def summarised(split: dict, rows: int | None) -> bool:
-    """Whether validate can assign ``split``'s rows as it reads them (``rows``: the row count known before reading)."""
-    return bool(split) and rows is not None and split.get("method", "random") in ("hash", "random")
+    """Whether validate can assign ``split``'s rows as it reads them (``rows``: the row count known before
+    reading, or None)."""
+    method = split.get("method", "random")
+    return bool(split) and (method == "hash" or (method == "random" and rows is not None))
 
 
 class _Numeric:
@@ -104,13 +107,13 @@ class SplitSummary:
     batches assign the rows; later groups' batches of the same rows reuse that assignment.
     """
 
-    def __init__(self, split: dict, columns: dict[str, dict], rows: int):
+    def __init__(self, split: dict, columns: dict[str, dict], rows: int | None):
         self.split, self.rows = split, rows
         self.numeric = {n: _Numeric() for n, spec in columns.items() if spec.get("type") in NUMERIC}
         self.counted = {n: _Counts() for n, spec in columns.items() if spec.get("type") in COUNTED}
         self.whole = assign_random(rows, split).astype(np.uint8) if split.get("method", "random") == "random" else None
-        expected = int(round(rows * float(split.get("train", 0.0))))
-        self.sampler = SystematicSample(expected)
+        expected = None if rows is None else int(round(rows * float(split.get("train", 0.0))))
+        self.sampler = None if expected is None else SystematicSample(expected)
         self.parts: list[np.ndarray] = []
         self.group: list[tuple[np.ndarray, np.ndarray]] = []
         self.where, self.part, self.cursor, self.assigned = None, 0, 0, 0
@@ -165,7 +168,7 @@ class SplitSummary:
         self.assigned += count
         self.parts.append(assignment)
         trains = int(np.count_nonzero(assignment == 0))
-        return assignment, self.sampler.positions(trains)
+        return assignment, (self.sampler.positions(trains) if self.sampler else np.zeros(0, np.int64))
 
     def _rows_of_group(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The next ``count`` rows of the current row group as its first column group assigned them."""
@@ -186,7 +189,7 @@ class SplitSummary:
         """assignment.npy, split_summary.json, split_sample.npz into ``out_dir``; False (nothing written)
         when the summary was abandoned or the rows read differ from the footers' count."""
         assignment = np.concatenate(self.parts) if self.parts else np.zeros(0, np.uint8)
-        if self.abandoned or len(assignment) != self.rows:
+        if self.abandoned or (self.rows is not None and len(assignment) != self.rows):
             return False
         counts = {name: int(n) for name, n in zip(SPLITS, np.bincount(assignment, minlength=len(SPLITS)))}
         np.save(out_dir / ASSIGNMENT, assignment)
@@ -194,7 +197,7 @@ class SplitSummary:
         for name, counter in self.counted.items():
             columns.setdefault(name, {})["counts"] = counter.record()
         names = sorted(self.numeric)
-        record = {"format": FORMAT, "split": self.split, "counts": counts, "sample_stride": self.sampler.stride,
+        record = {"format": FORMAT, "split": self.split, "counts": counts, "sample_stride": self.sampler.stride if self.sampler else None,
                   "sample_columns": names, "columns": columns}
         (out_dir / SUMMARY).write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
         with open(out_dir / SAMPLE, "wb") as handle:

@@ -144,13 +144,13 @@ class SplitSummary:
             assignment, sampled = self._rows_of_group(count)
         self.part = part
         train = assignment == 0
-        scratch = self._scratch(int(np.count_nonzero(train)))
+        scratch, mask = self._scratch(int(np.count_nonzero(train))), pa.array(train)
         for name, array in arrays.items():
             if name in self.numeric:
                 values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
                 self.numeric[name].add(np.compress(train, values, out=scratch), sampled)  # centered in place there
-            if name in self.counted:
-                self.counted[name].add(array.filter(pa.array(train)))
+            if name in self.counted and self.counted[name].counts is not None:  # an id column is filtered once
+                self.counted[name].add(array.filter(mask))
 
     def _scratch(self, rows: int) -> np.ndarray:
         """A float64 buffer of ``rows`` values, reused batch after batch (fresh pages cost a fault each)."""

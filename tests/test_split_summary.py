@@ -17,7 +17,7 @@ from loopc.runtime.data import batchwise
 from loopc.runtime.data.sketch import Moments, SystematicSample
 from loopc.runtime.data.snapshot import take_snapshot
 from loopc.runtime.data.split import assign_random, assign_splits
-from loopc.runtime.data.split_summary import ASSIGNMENT, MAX_DISTINCT, read_summary
+from loopc.runtime.data.split_summary import ASSIGNMENT, MAX_DISTINCT, SplitSummary, read_summary, summarised
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 ROWS = 7000
@@ -63,8 +63,9 @@ def _summarise(tmp_path, monkeypatch, table: pa.Table, split: dict, files: int =
 HASH = {"method": "hash", "key": "id", "seed": 3, "train": 0.7, "valid": 0.2, "test": 0.1}
 
 
-def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path, monkeypatch):
-    table = _table()
+@pytest.mark.parametrize("rows", [ROWS, 150_000])  # 150,000: more train rows than the sample keeps (stride 2)
+def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path, monkeypatch, rows):
+    table = _table(rows)
     written, out = _summarise(tmp_path, monkeypatch, table, HASH)
     assert written
     expected = assign_splits(table, HASH)
@@ -93,7 +94,11 @@ def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path
         counted = pc.value_counts(train.column(name).drop_null()).to_pylist()
         record = summary.column(name)["counts"]
         assert dict(map(tuple, record["values"])) == {c["values"]: c["counts"] for c in counted}
+        assert record["values"] == sorted(record["values"])  # a deterministic file
         assert record["nulls"] == train.column(name).null_count
+    assert summary.column("undeclared") == {}
+    text = (out / "split_summary.json").read_text(encoding="utf-8")
+    assert list(json.loads(text)) == sorted(json.loads(text))
     assert summary.sample("cat") is None
 
 
@@ -152,6 +157,7 @@ def test_a_csv_source_is_summarised_for_a_hash_split_without_the_profile_sample(
     assert np.array_equal(np.load(out / ASSIGNMENT), assign_splits(table, split))
     summary = read_summary(out, split)
     assert summary.record["sample_stride"] is None
+    assert len(summary.sample("n")) == 0
     assert summary.column("n")["numeric"]["moments"]["count"] == summary.counts["train"]
 
 
@@ -173,3 +179,48 @@ def test_moments_centered_in_place_equal_moments_of_a_copy():
     assert not np.array_equal(scratch, values)  # the owned copy was centered in place, the caller's values not
     assert Moments.from_dict(owned.to_dict()).to_dict() == owned.to_dict()
     assert Moments.from_dict(Moments().to_dict()).count == 0
+
+
+ALL_TRAIN = {"method": "random", "seed": 0, "train": 1.0, "valid": 0.0, "test": 0.0}
+
+
+def _fed(split: dict, batches: list[pa.Array], rows: int | None = None) -> SplitSummary:
+    summary = SplitSummary(split, {"s": {"type": "string"}, "x": {"type": "float"}},
+                           sum(len(b) for b in batches) if rows is None else rows)
+    for index, batch in enumerate(batches):
+        summary.feed(f"row group {index}", 0, len(batch), {"s": batch})
+    return summary
+
+
+def test_a_split_without_a_method_is_random():
+    assert summarised({"train": 1.0}, 10) and not summarised({"train": 1.0}, None)
+    assert summarised({"method": "hash", "key": "k", "train": 1.0}, None) and not summarised({}, 10)
+    summary = _fed({"seed": 4, "train": 0.5, "valid": 0.5, "test": 0.0}, [pa.array(["a"] * 100)])
+    assert np.array_equal(np.concatenate(summary.parts), assign_random(100, {"seed": 4, "train": 0.5, "valid": 0.5}))
+
+
+def test_counts_keep_exactly_max_distinct_values_and_drop_one_more(tmp_path):
+    values = [f"v{i}" for i in range(MAX_DISTINCT)]
+    kept = _fed(ALL_TRAIN, [pa.array(values)])
+    assert len(kept.counted["s"].record()["values"]) == MAX_DISTINCT
+    over_in_one = _fed(ALL_TRAIN, [pa.array([*values, "extra"]), pa.array(["v1"])])  # dropped, stays dropped
+    assert over_in_one.counted["s"].record() is None
+    over_in_two = _fed(ALL_TRAIN, [pa.array(values[:6000]), pa.array([*values[6000:], "extra"])])
+    assert over_in_two.counted["s"].record() is None
+
+
+def test_a_summary_of_other_rows_than_the_footers_count_or_of_none_is_not_written(tmp_path):
+    assert not _fed(ALL_TRAIN, [pa.array(["a"] * 5)], rows=10).write(tmp_path)
+    empty = _fed(ALL_TRAIN, [])
+    assert empty.write(tmp_path)
+    assignment = np.load(tmp_path / ASSIGNMENT)
+    assert assignment.dtype == np.uint8 and len(assignment) == 0
+    assert read_summary(tmp_path, ALL_TRAIN).counts == {"train": 0, "valid": 0, "test": 0}
+
+
+def test_a_column_with_infinities_but_no_nan_keeps_them_out_of_its_moments(tmp_path):
+    summary = SplitSummary(ALL_TRAIN, {"x": {"type": "float"}}, 6)
+    summary.feed("row group 0", 0, 6, {"x": pa.array([1.0, 2.0, np.inf, 3.0, -np.inf, 4.0])})
+    record = summary.numeric["x"].record()
+    assert record["moments"]["count"] == 4 and (record["moments"]["low"], record["moments"]["high"]) == (1.0, 4.0)
+    assert (record["nan"], record["nonfinite"]) == (0, 2)

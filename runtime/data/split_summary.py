@@ -96,8 +96,7 @@ class _Counts:
     def record(self) -> dict[str, Any] | None:
         if self.counts is None:
             return None
-        return {"nulls": self.nulls, "values": [[value, count] for value, count in
-                                                 sorted(self.counts.items(), key=lambda item: str(item[0]))]}
+        return {"nulls": self.nulls, "values": [[value, count] for value, count in sorted(self.counts.items())]}
 
 
 class SplitSummary:

@@ -1,5 +1,5 @@
 """The streaming data path: validate describes the rows instead of copying them, split is one byte per
-row, features are fitted column by column and written batch by batch, and all of it gives exactly what
+row, features are fitted column by column and applied where the rows are read, and all of it gives exactly what
 the old in-memory implementation gave (kept here, and only here, as the reference).
 """
 
@@ -27,9 +27,10 @@ from loopc.runtime.execution.progress import PlainProgress
 from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import load_step
 from loopc.runtime.features.transforms import fit_features
-from loopc.runtime.monitor.profile import build_profile
+from loopc.runtime.monitor.profile import ProfileSketch, build_profile
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.steps.common import label_classes, label_vector
+from loopc.runtime.steps.matrices import MatrixSource, build_matrices
 
 SPLITS = ("train", "valid", "test")
 PROFILED = ["a", "b", "c", "cat", "region"]  # the features' columns and the monitor's
@@ -178,16 +179,17 @@ def test_streamed_steps_equal_the_in_memory_reference(tmp_path, monkeypatch, fmt
     expected = reference(tmp_path, method)
     fitted = json.loads((features / "transform.json").read_text(encoding="utf-8"))
     assert_close(fitted, expected["fitted"].to_dict())  # streamed sums differ from one batch's in the last bits
+    source = MatrixSource(state, records["features.m"]["outputs"]["split_artifact"], features)
+    counter = ProfileSketch.from_observed(json.loads((features / "profile_points.json").read_text(encoding="utf-8")))
+    built = build_matrices(source, SPLITS, tmp_path, hook=lambda batch, part: counter.count(
+        batch.select(counter.numeric).filter(pa.array(part == 0))), hook_columns=tuple(counter.numeric))
     for name in SPLITS:
-        x = np.load(features / f"x_{name}.npy")
+        x = built[name].x
         assert x.dtype == np.float32 and x.shape == expected["x"][name].shape, name
         np.testing.assert_allclose(x, expected["x"][name], rtol=1e-6, atol=1e-6, err_msg=name)
-        assert np.array_equal(np.load(features / f"y_{name}.npy"), expected["y"][name]), name
-        slices = pq.read_table(features / f"slices_{name}.parquet")
-        assert slices.column("region").to_pylist() == expected["tables"][name].column("region").to_pylist()
-    sketch = json.loads((features / "profile_sketch.json").read_text(encoding="utf-8"))
-    assert_close(sketch["columns"], json.loads(json.dumps(expected["profile"]["columns"])))
-    assert sketch["rows"] == expected["tables"]["train"].num_rows
+        assert np.array_equal(built[name].y, expected["y"][name]), name
+    assert_close(json.loads(json.dumps(counter.sketches())), json.loads(json.dumps(expected["profile"]["columns"])))
+    assert counter.rows == expected["tables"]["train"].num_rows
     # nothing copied: validate describes the source files (a CSV is written once, cast), the split is a byte a
     # row, assigned by validate as it read the rows when it can (a hash or random split of Parquet files)
     assert (validate / "table.parquet").exists() == (fmt == "csv")
@@ -370,19 +372,3 @@ def test_files_with_incompatible_column_types_fail_validation_naming_the_source(
         validate_source(shot, "d", dataset, None)
     assert "files of source 'data/*.parquet' have incompatible schemas" in str(by_column.value)
     assert str(by_column.value).split(":")[0] == str(whole.value).split(":")[0]
-
-
-def test_a_matrix_written_by_appending_is_a_valid_npy_and_a_short_one_fails_the_step(tmp_path):
-    from loopc.runtime.execution.runner import StepFailed
-    from loopc.runtime.steps.features import _NpyAppender
-
-    full = _NpyAppender(tmp_path / "x.npy", (5, 2))
-    full.append(np.ones((2, 2)))
-    full.append(np.arange(6.0).reshape(3, 2))
-    full.close()
-    written = np.load(tmp_path / "x.npy", mmap_mode="r")
-    assert written.dtype == np.float32 and np.array_equal(written, np.vstack([np.ones((2, 2)), np.arange(6.0).reshape(3, 2)]))
-    short = _NpyAppender(tmp_path / "y.npy", (4,))
-    short.append(np.ones(3))
-    with pytest.raises(StepFailed, match=r"y\.npy' got 3 rows, expected 4"):
-        short.close()

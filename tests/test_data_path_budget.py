@@ -150,20 +150,19 @@ def test_the_batched_monitor_report_equals_the_whole_table_report(loop):
     assert drift["prediction"]["statistic"] > 0 and drift["live_rows_scored"]
 
 
-def test_evaluate_predicts_from_matrix_blocks_bit_for_bit(loop, tmp_path, monkeypatch):
-    """The matrix is read in blocks (never memory-mapped) and scored as one predict call would."""
-    from loopc.runtime.steps.split_scores import npy_blocks, predict_matrix
-    from loopc.runtime.train.predict import _hashable, _predict_fn, predict
+def test_train_matrices_beyond_the_budget_are_memory_mapped_and_equal_the_in_memory_ones(loop, tmp_path,
+                                                                                          monkeypatch):
+    """The loop above trained from memory-mapped scratch matrices: under the budget they do not fit in memory."""
+    from loopc.runtime.steps.matrices import MatrixSource, build_matrices
 
     root, _, first, *_ = loop
-    monkeypatch.setattr("loopc.runtime.train.predict.PREDICT_CHUNK", 4000)
-    bundle = load_bundle(root / ".loopc" / first.records["train.m"]["artifact"])
-    path = root / ".loopc" / first.records["features.m"]["artifact"] / "x_train.npy"
-    whole = np.load(path)
-    assert len(whole) > 3 * 4000 and len(whole) % 4000  # full blocks and a padded last one
-    blocks = list(npy_blocks(path, 4000))
-    assert len(blocks) == -(-len(whole) // 4000) and np.array_equal(np.concatenate(blocks), whole)
-    _predict_fn.cache_clear()
-    streamed = predict_matrix(bundle, path)
-    assert _predict_fn(_hashable(bundle.model["architecture"]), bundle.task)._cache_size() == 1  # one shape
-    assert np.array_equal(streamed, predict(bundle.params, bundle.model["architecture"], bundle.task, whole))
+    features = first.records["features.m"]
+    source = MatrixSource(root / ".loopc", features["outputs"]["split_artifact"],
+                          root / ".loopc" / features["artifact"])
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", BUDGET)
+    mapped = build_matrices(source, ("train", "valid"), tmp_path)
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1G")
+    held = build_matrices(source, ("train", "valid"), tmp_path / "unused")
+    for split in ("train", "valid"):
+        assert isinstance(mapped[split].x, np.memmap) and type(held[split].x) is np.ndarray
+        assert np.array_equal(mapped[split].x, held[split].x) and np.array_equal(mapped[split].y, held[split].y)

@@ -1,4 +1,5 @@
-"""The features step's faster profile counting and blockwise matrix writes give exactly the previous bytes."""
+"""The faster profile counting and the blockwise matrix gathers (train's, steps/matrices) give exactly the
+previous bytes: the features step's files, the trained params and the reference profile."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import pytest
 from test_data_path import random_table, run_until, write_project
 
 from loopc.runtime.monitor.profile import PointCounts
-from loopc.runtime.steps import features as features_step
+from loopc.runtime.steps import matrices
 
-STEP_FILES = ["columns.json", "labels.json", "profile_sketch.json", "transform.json",
-              *(f"{kind}_{split}.{ext}" for split in ("train", "valid", "test")
-                for kind, ext in (("x", "npy"), ("y", "npy"), ("slices", "parquet")))]
+STEP_FILES = {"features.m": ["columns.json", "labels.json", "profile_points.json", "transform.json"],
+              "train.m": ["params.npz", "profile.json"]}
 
 
 def searchsorted_add(self: PointCounts, values: np.ndarray) -> None:
@@ -31,26 +31,27 @@ def searchsorted_add(self: PointCounts, values: np.ndarray) -> None:
         self.at_or_below += np.bincount(below + at, minlength=size)
 
 
-def features_files(project: Path) -> dict[str, str]:
-    """The features step's files of a fresh run, by name: their sha256."""
-    artifact = project / ".loopc" / run_until(project, "features.m")["features.m"]["artifact"]
-    return {name: hashlib.sha256((artifact / name).read_bytes()).hexdigest() for name in STEP_FILES}
+def step_files(project: Path) -> dict[str, str]:
+    """The features and train steps' files of a fresh run, by name: their sha256."""
+    records = run_until(project, "train.m")
+    return {f"{step}/{name}": hashlib.sha256((project / ".loopc" / records[step]["artifact"] / name).read_bytes())
+            .hexdigest() for step, names in STEP_FILES.items() for name in names}
 
 
-def test_the_features_step_writes_the_bytes_of_the_searchsorted_counts_and_whole_batch_writes(tmp_path, monkeypatch):
+def test_train_writes_the_bytes_of_the_searchsorted_counts_and_whole_batch_gathers(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # batches of 1,024 rows across row groups of 700
     parts = [random_table(2500, 1), random_table(1800, 2)]  # NaN and null floats, integers, categories
     for name in ("before", "after"):
         write_project(tmp_path / name, parts)
     with monkeypatch.context() as patched:
         patched.setattr(PointCounts, "add", searchsorted_add)
-        patched.setattr(features_step, "BLOCK_ROWS", 1 << 30)  # each split's rows of a batch in one write
-        before = features_files(tmp_path / "before")
-    monkeypatch.setattr(features_step, "BLOCK_ROWS", 100)  # several blocks per split and batch, a ragged last one
-    after = features_files(tmp_path / "after")
+        patched.setattr(matrices, "BLOCK_ROWS", 1 << 30)  # each split's rows of a batch in one gather
+        before = step_files(tmp_path / "before")
+    monkeypatch.setattr(matrices, "BLOCK_ROWS", 100)  # several blocks per split and batch, a ragged last one
+    after = step_files(tmp_path / "after")
     assert after == before
-    sketch = (tmp_path / "after" / ".loopc").glob("artifacts/*/*/profile_sketch.json")
-    assert '"le":[' in next(sketch).read_text(encoding="utf-8")  # numeric columns were counted
+    profile = (tmp_path / "after" / ".loopc").glob("artifacts/*/*/profile.json")
+    assert '"le": [' in next(profile).read_text(encoding="utf-8")  # numeric columns were counted
 
 
 @pytest.mark.parametrize("cells", [1, 4, 64, 1 << 16])

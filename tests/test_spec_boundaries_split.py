@@ -17,6 +17,7 @@ from loopc.runtime.data.split import split_table
 from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import load_step
 from loopc.runtime.features.transforms import FittedFeatures
+from loopc.runtime.steps.matrices import MatrixSource, build_matrices
 
 TRAIN, VALID, TEST = 0.5, 0.3, 0.2  # every fraction different: a swap of any two shows
 
@@ -100,9 +101,11 @@ def test_the_features_step_fits_on_train_rows_only(tmp_path: Path):
     fitted = FittedFeatures.from_json((artifact / "transform.json").read_text(encoding="utf-8"))
     train_x = x[:50]
     expected = (train_x - train_x.mean()) / train_x.std()
-    np.testing.assert_allclose(np.load(artifact / "x_train.npy")[:, 0], expected, rtol=1e-5, atol=1e-5)
-    valid = np.load(artifact / "x_valid.npy")[:, 0]
+    source = MatrixSource(tmp_path / ".loopc", records["features.m"]["outputs"]["split_artifact"], artifact)
+    built = build_matrices(source, ("train", "valid", "test"), tmp_path)
+    np.testing.assert_allclose(built["train"].x[:, 0], expected, rtol=1e-5, atol=1e-5)
+    valid = built["valid"].x[:, 0]
     np.testing.assert_allclose(valid, (100.0 - train_x.mean()) / train_x.std(), rtol=1e-5)
-    np.testing.assert_allclose(np.load(artifact / "x_test.npy")[:, 0], (-50.0 - train_x.mean()) / train_x.std(),
+    np.testing.assert_allclose(built["test"].x[:, 0], (-50.0 - train_x.mean()) / train_x.std(),
                                rtol=1e-5)  # fmt: skip
     assert fitted.dim == 1

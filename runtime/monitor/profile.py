@@ -179,6 +179,27 @@ class NumericColumn:
         self.grid = np.unique(np.concatenate([self.points, self.edges]))
         self.counter = PointCounts(self.grid, low, high)
 
+    def observed(self) -> dict:
+        """The first pass's state with the points placed (JSON-able; floats round-trip exactly): what
+        :meth:`from_observed` rebuilds a counter from, so a later process can ``count``."""
+        if self.moments.count and self.counter is None:
+            self._place_points()
+        placed = self.counter is not None
+        return {"kind": "numeric", "nulls": self.nulls, "moments": self.moments.to_dict(),
+                "points": self.points.tolist() if placed else [], "edges": self.edges.tolist() if placed else []}
+
+    @classmethod
+    def from_observed(cls, state: dict) -> NumericColumn:
+        """A column ready to ``count``, from :meth:`observed`'s state."""
+        column = cls()
+        column.nulls, column.moments = int(state["nulls"]), Moments.from_dict(state["moments"])
+        if column.moments.count:
+            column.points = np.asarray(state["points"], np.float64)
+            column.edges = np.asarray(state["edges"], np.float64)
+            column.grid = np.unique(np.concatenate([column.points, column.edges]))
+            column.counter = PointCounts(column.grid, column.moments.low, column.moments.high)
+        return column
+
     def sketch(self) -> dict:
         n, nulls = self.moments.count, self.nulls
         base = {"kind": "numeric", "count": n, "nulls": nulls, "null_rate": _rate(nulls, n + nulls)}
@@ -248,6 +269,16 @@ class CategoricalColumn:
         return categorical_sketch(self.counts, self.nulls, max_categories=self.max_categories)
 
 
+class CountedColumn:
+    """A categorical column's final sketch, as a rebuilt :class:`ProfileSketch` keeps it (nothing to count)."""
+
+    def __init__(self, sketch: dict):
+        self.final = {key: value for key, value in sketch.items() if key != "type"}
+
+    def sketch(self) -> dict:
+        return dict(self.final)
+
+
 class ProfileSketch:
     """The sketches of ``columns`` (name -> column spec dict) of a stream of ``rows`` rows, in two passes:
     ``observe`` every batch, then ``count`` every batch again (numeric columns only; any batching).
@@ -256,10 +287,10 @@ class ProfileSketch:
     def __init__(self, columns: dict[str, dict[str, Any]], rows: int, *, quantiles: int = QUANTILES,
                  psi_bins: int = PSI_BINS, max_categories: int = MAX_CATEGORIES, sample_rows: int = SAMPLE_ROWS,
                  threads: int | None = None):
-        self.specs, self.threads, self.types = columns, threads, {}
+        self.specs, self.threads, self.types, self.rows = columns, threads, {}, rows
         self.sample = SystematicSample(rows, sample_rows)
         self.options = {"quantiles": quantiles, "psi_bins": psi_bins, "max_categories": max_categories}
-        self.columns: dict[str, NumericColumn | CategoricalColumn] = {}
+        self.columns: dict[str, NumericColumn | CategoricalColumn | CountedColumn] = {}
 
     @property
     def numeric(self) -> list[str]:
@@ -294,6 +325,25 @@ class ProfileSketch:
                 self.columns[name] = NumericColumn(self.options["quantiles"], self.options["psi_bins"])
             else:
                 self.columns[name] = CategoricalColumn(self.options["max_categories"])
+
+    def observed(self) -> dict[str, Any]:
+        """After the first pass: ``{"rows", "columns": name -> state}``, a numeric column's state with its points
+        placed (:meth:`NumericColumn.observed`), a categorical one's its final sketch; JSON-able, floats exact."""
+        columns = {}
+        for name, column in sorted(self.columns.items()):
+            state = column.observed() if isinstance(column, NumericColumn) else column.sketch()
+            columns[name] = {**state, "type": self.types[name]}
+        return {"rows": self.rows, "columns": columns}
+
+    @classmethod
+    def from_observed(cls, observed: dict[str, Any], *, threads: int | None = None) -> ProfileSketch:
+        """A sketch ready for its second pass (``count``) in another process, from :meth:`observed`'s dict."""
+        sketch = cls({}, observed["rows"], threads=threads)
+        for name, state in sorted(observed["columns"].items()):
+            sketch.types[name] = state["type"]
+            numeric = state["kind"] == "numeric"
+            sketch.columns[name] = NumericColumn.from_observed(state) if numeric else CountedColumn(state)
+        return sketch
 
     def sketches(self) -> dict[str, dict[str, Any]]:
         """name -> the column's sketch, as ``build_profile`` keeps it."""

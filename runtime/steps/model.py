@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,15 @@ from loopc.runtime.steps.common import (
     SPLITS,
     copy_bundle_files,
     evaluation,
-    group_columns,
     load_bundle,
     read_json,
+    writing,
 )
-from loopc.runtime.steps.split_scores import predict_matrix
+from loopc.runtime.steps.features import PROFILE_POINTS
+from loopc.runtime.steps.matrices import MatrixSource, build_matrices, split_predictions
+from loopc.runtime.steps.split import open_split
+from loopc.runtime.steps.split_scores import score_every_split
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
-
-
-def _matrices(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """A split's float32 features and labels, memory-mapped: rows are paged in as they are used."""
-    return (np.load(features_dir / f"x_{split}.npy", mmap_mode="r"),
-            np.load(features_dir / f"y_{split}.npy", mmap_mode="r"))
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -48,12 +46,13 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     In a multi-process job (several Slurm tasks) every process trains on its rows; only process 0
     writes the model, the others return after training.
     """
-    from loopc.runtime.train.distributed import maybe_initialize_distributed, row_range
+    from loopc.runtime.train.distributed import maybe_initialize_distributed
 
     maybe_initialize_distributed()
     import jax
 
     from loopc.runtime.evaluate.evaluation import evaluate_predictions
+    from loopc.runtime.monitor.profile import ProfileError, complete_profile
     from loopc.runtime.train.trainer import (
         TrainError,
         predict,
@@ -61,21 +60,24 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
         train_model,
     )
 
-    features_id, _ = ctx.upstream_of_kind("features")
+    features_id, features_record = ctx.upstream_of_kind("features")
     features_dir = ctx.artifact(features_id)
     model = ctx.config["model"]
     classes = read_json(features_dir / "labels.json")["classes"]
     num_classes = len(classes) if classes is not None else None
-    (x_train, y_train), (x_valid, y_valid) = _matrices(features_dir, "train"), _matrices(features_dir, "valid")
+    source = MatrixSource(ctx.state, features_record["outputs"]["split_artifact"], features_dir)
+    first = jax.process_index() == 0
+    sketch = _reference_sketch(features_dir) if first else None
+    train, valid = _train_matrices(ctx, source, sketch, jax.process_index(), jax.process_count())
+    (x_train, y_train), (x_valid, y_valid) = (train.x, train.y), (valid.x, valid.y)
     if jax.process_count() > 1:
         ctx.log.info("JAX process %d of %d: training rows [%d, %d) of %d", jax.process_index(), jax.process_count(),
-                     *row_range(len(y_train), jax.process_index(), jax.process_count()), len(y_train))
+                     train.start, train.start + len(x_train), len(y_train))
     try:
         result = train_model(x_train, y_train, x_valid, y_valid, task=model["task"], num_classes=num_classes,
                              architecture=model["architecture"], optimizer=model["optimizer"],
                              schedule=model["schedule"], training=model["training"], precision=model["precision"],
                              checkpoint_dir=ctx.scratch_dir("checkpoint"), steps_per_call=_steps_per_call())
-        first = jax.process_index() == 0
         valid_pred = predict(result.params, model["architecture"], model["task"], x_valid) if first and len(y_valid) \
             else None
     except TrainError as exc:
@@ -88,7 +90,12 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
                      jax.process_count())
         return {}
     save_params(ctx.out_dir / "params.npz", result.params)
-    _write_profile(ctx.out_dir, features_dir, predict(result.params, model["architecture"], model["task"], x_train))
+    train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
+    try:
+        columns = sketch.sketches()
+    except ProfileError as exc:
+        raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
+    atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred))
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
     atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
@@ -103,12 +110,31 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
             "valid_metrics": valid_metrics}
 
 
-def _write_profile(out_dir: Path, features_dir: Path, train_pred: np.ndarray) -> None:
-    """The monitoring reference: the features step's column sketches and the model's train predictions."""
-    from loopc.runtime.monitor.profile import complete_profile
+def _reference_sketch(features_dir: Path):
+    """The features step's observed reference profile, ready to count the train rows."""
+    from loopc.runtime.monitor.profile import ProfileSketch
 
-    sketch = read_json(features_dir / "profile_sketch.json")
-    atomic_write_json(out_dir / "profile.json", complete_profile(sketch["columns"], sketch["rows"], train_pred))
+    return ProfileSketch.from_observed(read_json(features_dir / PROFILE_POINTS))
+
+
+def _train_matrices(ctx: StepContext, source: MatrixSource, sketch, index: int, count: int):
+    """(train, valid) matrices; with several processes only this process's train rows. ``sketch`` (process 0's)
+    counts every train row's profiled numeric columns on the way."""
+    from loopc.runtime.train.distributed import row_range
+
+    shard = row_range(source.split_counts()["train"], index, count) if count > 1 else None
+
+    def count_train_rows(batch: pa.Table, part: np.ndarray) -> None:
+        train = part == 0
+        if sketch.numeric and train.any():
+            sketch.count(batch.select(sketch.numeric).filter(pa.array(train)))
+
+    built = build_matrices(source, ("train", "valid"), ctx.scratch_dir("matrices"),
+                           keep=None if shard is None else {"train": shard},
+                           hook=None if sketch is None else count_train_rows,
+                           hook_columns=() if sketch is None else tuple(sketch.numeric),
+                           tag="" if count == 1 else f".{index}")
+    return built["train"], built["valid"]
 
 
 def _trial_value(record: dict[str, Any], metric: str) -> float | None:
@@ -143,24 +169,31 @@ def model_artifact(ctx: StepContext) -> tuple[str, str]:
 
 
 def run_evaluate(ctx: StepContext) -> dict[str, Any]:
-    """Metrics, slices and fairness of the trained model on ``gate.split``."""
+    """Metrics, slices and fairness of the trained model on ``gate.split``, and every split's predictions file,
+    from one pass over the rows through the model's fitted transform."""
     gate = ctx.config["gate"]
     split = gate.get("split", "test")
-    features_id, features_record = ctx.upstream_of_kind("features")
-    features_dir = ctx.artifact(features_id)
+    _, features_record = ctx.upstream_of_kind("features")
+    split_artifact = features_record["outputs"]["split_artifact"]
     artifact, key = model_artifact(ctx)
     bundle = load_bundle(local_artifact(ctx.state, artifact))
-    y = np.load(features_dir / f"y_{split}.npy")
-    pred = predict_matrix(bundle, features_dir / f"x_{split}.npy")
-    groups = group_columns(pq.read_table(features_dir / f"slices_{split}.parquet"), gate)
-    result = evaluation(bundle.task, y, pred, groups, gate, bundle.num_classes)
+    rows, _, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
+    keys, spill = [k for k in dataset_keys(rows.columns) if k in rows.names], KeySpill(ctx.scratch_dir("keys"))
+    scored = score_every_split(ctx.state, split_artifact, bundle, gate=gate, group_split=split, keys=keys,
+                               key_sink=spill.add)
+    result = evaluation(bundle.task, scored.labels[split], scored.predictions[split], scored.groups, gate,
+                        bundle.num_classes)
     result["split"] = split
     atomic_write_json(ctx.out_dir / "metrics.json", result)
-    batches = _write_split_predictions(ctx, features_dir, features_record["outputs"]["split_artifact"], bundle,
-                                       {split: pred})
-    eval_rows = {"split_artifact": features_record["outputs"]["split_artifact"], "split": split}
+    for name in SPLITS:
+        file = PredictionFile(ctx.out_dir / f"predictions_{name}.parquet", scored.labels[name],
+                              scored.predictions[name])
+        for keys_batch in spill.batches(name):
+            file.write(keys_batch)
+        file.close()
+    eval_rows = {"split_artifact": split_artifact, "split": split}
     return {"model": bundle.model["name"], "split": split, "rows": result["rows"], "metrics": result["metrics"],
-            "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows, "batches": batches}
+            "model_artifact": artifact, "model_key": key, "eval_rows": eval_rows, "batches": scored.batches}
 
 
 def dataset_keys(columns: dict[str, dict]) -> list[str]:
@@ -168,31 +201,30 @@ def dataset_keys(columns: dict[str, dict]) -> list[str]:
     return [name for name, spec in columns.items() if spec.get("unique")]
 
 
-def _write_split_predictions(ctx: StepContext, features_dir: Path, split_artifact: str, bundle,
-                             known: dict) -> int:
-    """``predictions_<split>.parquet`` for every split: the dataset's key columns, the label and the prediction
-    (``probabilities`` for multiclass), rows in the order of the features step's matrices. The key columns are
-    read by record batches in one pass and each batch's rows go to their split's file; returns the batches read."""
-    from loopc.runtime.steps.split import open_split
+class KeySpill:
+    """Each split's key columns, appended batch by batch to a Parquet file in ``folder`` and read back in order
+    once the predictions are known (the keys are not held in memory)."""
 
-    rows, assignment, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
-    keys = [k for k in dataset_keys(rows.columns) if k in rows.names]
-    files = {}
-    for split in SPLITS:
-        pred = known.get(split)
-        pred = predict_matrix(bundle, features_dir / f"x_{split}.npy") if pred is None else pred
-        files[split] = PredictionFile(ctx.out_dir / f"predictions_{split}.parquet",
-                                      np.load(features_dir / f"y_{split}.npy"), pred)
-    batches = 0
-    if keys:
-        for offset, batch in rows.batches(keys):
-            batches += 1
-            part = np.asarray(assignment[offset:offset + batch.num_rows])
-            for index, split in enumerate(SPLITS):
-                files[split].write(batch.filter(pa.array(part == index)))
-    for file in files.values():
-        file.close()
-    return batches
+    def __init__(self, folder: Path):
+        self.folder, self.writers, self.schema = folder, {}, None
+
+    def add(self, split: str, keys: pa.Table) -> None:
+        path, self.schema = self.folder / f"keys_{split}.parquet", keys.schema
+        with writing(path):
+            if split not in self.writers:
+                self.writers[split] = pq.ParquetWriter(path, keys.schema)
+            self.writers[split].write_table(keys)
+
+    def batches(self, split: str) -> Iterator[pa.Table]:
+        """The split's key columns in row order; a split without rows gets one empty table of the keys' schema
+        (its predictions file still has the key columns); nothing when no keys were added at all."""
+        writer = self.writers.pop(split, None)
+        if writer is None:
+            yield from [] if self.schema is None else [self.schema.empty_table()]
+            return
+        writer.close()
+        for batch in pq.ParquetFile(self.folder / f"keys_{split}.parquet").iter_batches():
+            yield pa.Table.from_batches([batch])
 
 
 class PredictionFile:

@@ -1,22 +1,27 @@
-"""Models score one split's raw rows batch by batch: only predictions, labels and group values are kept.
+"""Models score a split's raw rows batch by batch: only predictions, labels and group values are kept.
 
-Gate and shadow read the split's rows as record batches projected to the columns the models'
-transforms, the label and the gate's groups need. The metrics (AUC ranks every row) need every
-prediction at once, so the predictions and labels are collected (a few floats per row, about 12
-bytes for a binary model); nothing else outlives its batch.
+Evaluate scores every split in one pass (score_every_split); gate and shadow read one split's rows. Record
+batches are projected to the columns the models' transforms, the label and the gate's groups need. The
+metrics (AUC ranks every row) need every prediction at once, so the predictions and labels are collected
+(a few floats per row, about 12 bytes for a binary model); nothing else outlives its batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from loopc.runtime.steps.common import ModelBundle, gate_group_names, group_columns
-from loopc.runtime.steps.split import split_batches
+from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.rows import batch_rows
+from loopc.runtime.execution.runner import StepFailed
+from loopc.runtime.features.transforms import FeatureError
+from loopc.runtime.steps.common import SPLITS, ModelBundle, gate_group_names, group_columns
+from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.store.artifacts import local_artifact
 
 
 class ChunkedPredictor:
@@ -42,27 +47,55 @@ class ChunkedPredictor:
         return self.predictor.result()
 
 
-def npy_blocks(path: Path, rows: int) -> Iterator[np.ndarray]:
-    """A 2-D .npy matrix ``rows`` rows at a time, read (not memory-mapped: mapped pages would count in the
-    step's memory until the end) into one block-sized buffer each."""
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = header(handle)
-        if fortran or len(shape) != 2:
-            raise ValueError(f"{path}: expected a C-ordered 2-D matrix, got shape {shape}")
-        for start in range(0, shape[0], rows):
-            count = min(rows, shape[0] - start)
-            yield np.fromfile(handle, dtype, count * shape[1]).reshape(count, shape[1])
+@dataclass(frozen=True)
+class EverySplit:
+    """One model's predictions and labels of every split's rows, ``group_split``'s gate group values, and how
+    many record batches were read."""
+
+    predictions: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    groups: dict[str, np.ndarray]
+    batches: int
 
 
-def predict_matrix(bundle: ModelBundle, path: Path) -> np.ndarray:
-    """The bundle's predictions of every row of a feature matrix file, read block by block; bit for bit
-    one ``predict`` call over the whole matrix."""
-    predictor = ChunkedPredictor(bundle)
-    for block in npy_blocks(path, predictor.chunk):
-        predictor.add_features(block)
-    return predictor.result()
+KeySink = Callable[[str, pa.Table], None]  # (split, the key columns of its next rows)
+
+
+def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, gate: dict, group_split: str,
+                      keys: list[str], key_sink: KeySink | None = None) -> EverySplit:
+    """One pass over the rows: each batch through the bundle's fitted transform, its rows' predictions, labels
+    (and ``keys`` columns, handed to ``key_sink``) routed to their split; the gate's groups of ``group_split``.
+    Predictions are bit for bit one ``predict`` call over the split's feature matrix."""
+    rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
+    names = [n for n in gate_group_names(gate) if n in rows.names]
+    wanted = sorted({*bundle.fitted.input_columns, bundle.model["label"], *names, *keys} & set(rows.names))
+    predictors = {s: ChunkedPredictor(bundle) for s in SPLITS}
+    labels, groups, batches = {s: [] for s in SPLITS}, {n: [] for n in names}, 0
+    try:
+        for offset, batch in rows.batches(wanted, batch_rows(4 * bundle.fitted.dim + 8 * len(wanted))):
+            batches += 1
+            part = np.asarray(assignment[offset:offset + batch.num_rows])
+            x, y = bundle.fitted.apply(batch), bundle.labels(batch)
+            for index, split in enumerate(SPLITS):
+                keep = part == index
+                if not keep.any():
+                    continue
+                predictors[split].add_features(x[keep])
+                labels[split].append(y[keep])
+                if split == group_split or (keys and key_sink is not None):
+                    chosen = batch.select([*names, *keys]).filter(pa.array(keep))
+                    if split == group_split:
+                        for name, values in group_columns(chosen, gate).items():
+                            groups[name].append(values)
+                    if keys and key_sink is not None:
+                        key_sink(split, chosen.select(keys))
+    except FeatureError as exc:
+        raise StepFailed(f"model '{bundle.model['name']}': {exc}") from None
+    except DataError as exc:
+        raise StepFailed(str(exc)) from None
+    return EverySplit({s: p.result() for s, p in predictors.items()},
+                      {s: np.concatenate(v) if v else np.zeros(0, np.float32) for s, v in labels.items()},
+                      {n: np.concatenate(v) for n, v in groups.items() if v}, batches)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Training inputs checked and shaped on the host: labels, features, row weights, target scaling.
 
-Feature matrices arrive as float32 (memory-mapped .npy files from the features step) and are
-checked chunk by chunk, never copied: the trainer hands them to the device as they are.
+Feature matrices arrive as float32 (built by steps/matrices: in memory, or memory-mapped .npy files in
+the train step's scratch folder) and are checked chunk by chunk, never copied: the trainer hands them to the device as they are.
 """
 
 from __future__ import annotations
@@ -105,13 +105,14 @@ def prepare_training_data(x_train, y_train, x_valid, y_valid, task, num_classes,
     """Checked host arrays: (x, y, w) for train and valid, and the regression target scaling.
 
     With ``rows`` = ``(lo, hi)`` only those training feature rows are read (one process's shard: the
-    returned x has ``hi - lo`` rows); labels and weights stay whole, for the global statistics.
+    returned x has ``hi - lo`` rows); ``x_train`` holds every row or only those. Labels and weights stay
+    whole, for the global statistics.
     """
     output_width(task, num_classes)
     y_tr = _labels(task, y_train, num_classes, "training")
     y_va = _labels(task, y_valid, num_classes, "validation")
     lo, hi = (0, len(y_tr)) if rows is None else rows
-    x_tr = _features(x_train if rows is None else x_train[lo:hi], hi - lo, "training")
+    x_tr = _features(x_train if rows is None or len(x_train) == hi - lo else x_train[lo:hi], hi - lo, "training")
     x_va = _features(x_valid, len(y_va), "validation")
     if len(y_tr) == 0:
         raise TrainError("the training split has no rows; check the dataset and its split fractions")

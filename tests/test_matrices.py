@@ -1,0 +1,202 @@
+"""No feature matrix is written: train and evaluate apply the fitted transform where they read the rows
+(steps/matrices). What they give equals what the features step's written matrices gave: the old way, kept
+here as the reference (each split's rows read whole through the transform, the profile observed by the
+features step's batches and counted over the train rows read whole)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_project
+
+from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
+from loopc.runtime.steps import matrices
+from loopc.runtime.steps.common import SPLITS, evaluation, group_columns, label_vector, load_bundle
+from loopc.runtime.steps.matrices import MatrixSource, build_matrices, held_in_memory, split_predictions
+from loopc.runtime.steps.model import KeySpill
+from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.train.checkpoint import load_params
+from loopc.runtime.train.inputs import prepare_training_data
+from loopc.runtime.train.predict import predict
+from loopc.runtime.train.trainer import train_model
+
+GATE = {"slices": [{"column": "region", "metric": "accuracy", "min": 0.0, "min_rows": 1}]}
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    """validate -> evaluate on one file of row groups of 700 rows, ``id`` a key column (evaluate writes it)."""
+    root = tmp_path_factory.mktemp("matrices")
+    write_project(root, [random_table(4300, 1)])
+    spec = root / "pipeline.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace(
+        'id: {"type": "string", "nullable": false}', 'id: {"type": "string", "nullable": false, "unique": true}'),
+        encoding="utf-8")
+    records = run_until(root, "evaluate.m")
+    state = root / ".loopc"
+    features = state / records["features.m"]["artifact"]
+    source = MatrixSource(state, records["features.m"]["outputs"]["split_artifact"], features)
+    return root, records, source, old_splits(source)
+
+
+def old_splits(source: MatrixSource) -> dict[str, dict]:
+    """Each split's rows read whole, and the matrix and labels the features step wrote for them."""
+    rows, assignment, _ = open_split(source.state, source.state / source.split_artifact)
+    fitted, labels = source.fitted(), source.labels()
+    splits = {}
+    for index, split in enumerate(SPLITS):
+        table = rows.read(list(rows.names), np.asarray(assignment) == index)
+        splits[split] = {"table": table, "x": np.ascontiguousarray(fitted.apply_columns(table).T),
+                         "y": label_vector(table.column(labels["label"]), labels["task"], labels["classes"])}
+    return splits
+
+
+def test_the_features_step_writes_no_matrix_and_observes_the_profile(loop):
+    root, records, source, old = loop
+    assert sorted(p.name for p in source.features_dir.iterdir() if not p.name.startswith(("_", "outputs"))) == [
+        "columns.json", "labels.json", "profile_points.json", "transform.json"]
+    outputs = records["features.m"]["outputs"]
+    assert outputs["rows"] == {s: len(old[s]["y"]) for s in SPLITS} and outputs["features"] == source.fitted().dim
+    observed = json.loads((source.features_dir / "profile_points.json").read_text(encoding="utf-8"))
+    assert observed["rows"] == len(old["train"]["y"]) and sorted(observed["columns"]) == PROFILED
+    values, nulls = numeric_values(old["train"]["table"].column("a"))
+    assert observed["columns"]["a"]["moments"]["count"] == len(values) and observed["columns"]["a"]["nulls"] == nulls
+    assert len(observed["columns"]["b"]["points"]) > 100 and "le" not in observed["columns"]["b"]  # not counted
+    assert observed["columns"]["cat"]["categories"]  # a categorical column's final sketch
+
+
+def test_the_matrices_are_those_the_features_step_wrote_and_held_in_memory(loop, tmp_path):
+    _, _, source, old = loop
+    built = build_matrices(source, SPLITS, tmp_path)
+    for split in SPLITS:
+        assert type(built[split].x) is np.ndarray and built[split].x.dtype == np.float32
+        assert np.array_equal(built[split].x, old[split]["x"]) and np.array_equal(built[split].y, old[split]["y"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_matrices_beyond_their_share_of_the_budget_are_memory_mapped_in_the_scratch_folder(loop, tmp_path,
+                                                                                          monkeypatch):
+    _, _, source, old = loop
+    monkeypatch.setattr(matrices, "BLOCK_ROWS", 100)  # several blocks a batch, a ragged last one
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # batches of about 2,000 rows across row groups of 700
+    monkeypatch.setattr(matrices, "MATRIX_SHARE", 0.01)  # 10 KB: less than any split's matrix
+    built = build_matrices(source, ("train", "valid"), tmp_path, tag=".3")
+    for split in ("train", "valid"):
+        assert isinstance(built[split].x, np.memmap) and Path(built[split].x.filename) == tmp_path / f"x_{split}.3.npy"
+        assert np.array_equal(built[split].x, old[split]["x"]) and np.array_equal(built[split].y, old[split]["y"])
+
+
+def test_a_matrix_is_held_in_memory_up_to_exactly_its_share_of_the_budget(monkeypatch):
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
+    share = int(matrices.MATRIX_SHARE * (1 << 20))
+    assert held_in_memory(share // 16, 4) and not held_in_memory(share // 16 + 1, 4)
+
+
+def test_one_process_of_several_keeps_its_train_rows_and_counts_every_train_row(loop, tmp_path):
+    _, _, source, old = loop
+    train_rows, seen = len(old["train"]["y"]), []
+    lo, hi = train_rows // 3, 2 * train_rows // 3
+    built = build_matrices(source, ("train", "valid"), tmp_path, keep={"train": (lo, hi)},
+                           hook=lambda batch, part: seen.append((batch.column_names, int((part == 0).sum()))),
+                           hook_columns=("b",))
+    assert built["train"].start == lo and np.array_equal(built["train"].x, old["train"]["x"][lo:hi])
+    assert np.array_equal(built["train"].y, old["train"]["y"])  # every label: the global statistics
+    assert np.array_equal(built["valid"].x, old["valid"]["x"]) and built["valid"].start == 0
+    assert sum(count for _, count in seen) == train_rows and all("b" in names for names, _ in seen)
+    whole = prepare_training_data(old["train"]["x"], old["train"]["y"], old["valid"]["x"], old["valid"]["y"],
+                                  "binary_classification", None, {}, None, rows=(lo, hi))
+    shard = prepare_training_data(built["train"].x, built["train"].y, built["valid"].x, built["valid"].y,
+                                  "binary_classification", None, {}, None, rows=(lo, hi))
+    assert np.array_equal(shard[0][0], whole[0][0]) and np.array_equal(shard[0][1], whole[0][1])
+
+
+def test_predictions_of_one_process_rows_are_read_again_from_the_split_bit_for_bit(loop, tmp_path):
+    root, records, source, old = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    arch, task = bundle.model["architecture"], bundle.task
+    expected = predict(bundle.params, arch, task, old["train"]["x"])
+    part = build_matrices(source, ("train",), tmp_path, keep={"train": (5, 900)})["train"]
+    assert np.array_equal(split_predictions(source, "train", part, bundle.params, arch, task), expected)
+    whole = build_matrices(source, ("train",), tmp_path)["train"]
+    assert np.array_equal(split_predictions(source, "train", whole, bundle.params, arch, task), expected)
+
+
+def test_train_gives_the_params_and_the_profile_of_the_written_matrices(loop, tmp_path):
+    root, records, source, old = loop
+    artifact = root / ".loopc" / records["train.m"]["artifact"]
+    model = json.loads((artifact / "model.json").read_text(encoding="utf-8"))
+    result = train_model(old["train"]["x"], old["train"]["y"], old["valid"]["x"], old["valid"]["y"],
+                         task=model["task"], num_classes=None, architecture=model["architecture"],
+                         optimizer=model["optimizer"], schedule=model["schedule"], training=model["training"],
+                         precision=model["precision"], checkpoint_dir=tmp_path / "checkpoint")
+    params = load_params(artifact / "params.npz")
+    assert params.keys() == result.params.keys()
+    for name, layer in result.params.items():
+        for leaf, value in layer.items():
+            assert np.array_equal(np.asarray(params[name][leaf]), np.asarray(value)), (name, leaf)
+    train = old["train"]
+    sketch = ProfileSketch({c: COLUMNS[c] for c in PROFILED}, len(train["y"]))
+    for batch in split_batches(source.state, source.split_artifact, "train", PROFILED):  # the features step's
+        sketch.observe(batch)
+    sketch.count(train["table"].select(PROFILED))
+    profile = complete_profile(sketch.sketches(), len(train["y"]), predict(params, model["architecture"],
+                                                                           model["task"], train["x"]))
+    text = json.dumps(profile, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert (artifact / "profile.json").read_text(encoding="utf-8") == text
+
+
+def test_evaluate_gives_the_metrics_and_predictions_of_the_written_matrices(loop):
+    root, records, _, old = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    evaluated = root / ".loopc" / records["evaluate.m"]["artifact"]
+    test = old["test"]
+    pred = predict(bundle.params, bundle.model["architecture"], bundle.task, test["x"])
+    expected = {**evaluation(bundle.task, test["y"], pred, group_columns(test["table"], GATE), GATE, None),
+                "split": "test"}
+    assert json.loads((evaluated / "metrics.json").read_text(encoding="utf-8")) == json.loads(json.dumps(expected))
+    for split in SPLITS:
+        written = pq.read_table(evaluated / f"predictions_{split}.parquet")
+        assert written.column_names == ["id", "label", "score"], split
+        assert written.column("id").to_pylist() == old[split]["table"].column("id").to_pylist(), split
+        assert np.array_equal(written.column("label").to_numpy(), old[split]["y"]), split
+        scores = predict(bundle.params, bundle.model["architecture"], bundle.task, old[split]["x"])
+        assert np.array_equal(written.column("score").to_numpy(), scores), split
+
+
+def test_spilled_keys_come_back_in_order_and_a_split_without_rows_gets_their_columns(tmp_path):
+    spill = KeySpill(tmp_path)
+    assert list(spill.batches("train")) == []  # no key columns at all
+    spill.add("train", pa.table({"id": ["a", "b"]}))
+    spill.add("train", pa.table({"id": ["c"]}))
+    assert pa.concat_tables(spill.batches("train")).column("id").to_pylist() == ["a", "b", "c"]
+    empty = list(spill.batches("valid"))
+    assert [t.num_rows for t in empty] == [0] and empty[0].column_names == ["id"]
+
+
+def test_the_observed_profile_rebuilds_a_counter_that_sketches_as_the_one_process_sketch():
+    rng = np.random.default_rng(4)
+    values = rng.normal(5, 3, 3000)
+    values[::17] = np.nan
+    table = pa.table({"x": values, "none": pa.nulls(3000, pa.float64()), "k": rng.choice(["p", "q"], 3000),
+                      "n": rng.integers(0, 9, 3000)})
+    specs = {"x": {"type": "float"}, "none": {"type": "float"}, "k": {"type": "string"}, "n": {"type": "int"}}
+    parts = [table.slice(0, 1100), table.slice(1100, 1900)]
+    alone = ProfileSketch(specs, 3000, sample_rows=500)
+    later = ProfileSketch(specs, 3000, sample_rows=500)
+    for part in parts:
+        alone.observe(part)
+        later.observe(part)
+    observed = json.loads(json.dumps(later.observed()))
+    assert observed["columns"]["none"]["points"] == [] and observed["columns"]["none"]["moments"]["low"] is None
+    rebuilt = ProfileSketch.from_observed(observed)
+    assert rebuilt.numeric == alone.numeric == ["n", "none", "x"] and rebuilt.rows == 3000
+    for part in reversed(parts):  # any batching and order
+        alone.count(part)
+        rebuilt.count(part.select(rebuilt.numeric))
+    assert json.dumps(rebuilt.sketches(), sort_keys=True) == json.dumps(alone.sketches(), sort_keys=True)
+    assert rebuilt.sketches()["x"]["le"][-1] == int(np.isfinite(values).sum())

@@ -63,7 +63,7 @@ def _summarise(tmp_path, monkeypatch, table: pa.Table, split: dict, files: int =
 HASH = {"method": "hash", "key": "id", "seed": 3, "train": 0.7, "valid": 0.2, "test": 0.1}
 
 
-@pytest.mark.parametrize("rows", [ROWS, 150_000])  # 150,000: more train rows than the sample keeps (stride 2)
+@pytest.mark.parametrize("rows", [ROWS, 200_000])  # 200,000: 140,000 train rows, a sample stride of 3
 def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path, monkeypatch, rows):
     table = _table(rows)
     written, out = _summarise(tmp_path, monkeypatch, table, HASH)
@@ -219,8 +219,9 @@ def test_a_summary_of_other_rows_than_the_footers_count_or_of_none_is_not_writte
 
 
 def test_a_column_with_infinities_but_no_nan_keeps_them_out_of_its_moments(tmp_path):
-    summary = SplitSummary(ALL_TRAIN, {"x": {"type": "float"}}, 6)
-    summary.feed("row group 0", 0, 6, {"x": pa.array([1.0, 2.0, np.inf, 3.0, -np.inf, 4.0])})
+    summary = SplitSummary(ALL_TRAIN, {"x": {"type": "float"}}, 10)
+    summary.feed("row group 0", 0, 5, {"x": pa.array([1.0, 2.0, np.inf, 3.0, 4.0])})  # a finite min, an infinite max
+    summary.feed("row group 1", 0, 5, {"x": pa.array([-np.inf, 5.0, 6.0, 7.0, 8.0])})  # and the other way round
     record = summary.numeric["x"].record()
-    assert record["moments"]["count"] == 4 and (record["moments"]["low"], record["moments"]["high"]) == (1.0, 4.0)
+    assert record["moments"]["count"] == 8 and (record["moments"]["low"], record["moments"]["high"]) == (1.0, 8.0)
     assert (record["nan"], record["nonfinite"]) == (0, 2)

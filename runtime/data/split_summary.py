@@ -111,7 +111,7 @@ class SplitSummary:
         self.numeric = {n: _Numeric() for n, spec in columns.items() if spec.get("type") in NUMERIC}
         self.counted = {n: _Counts() for n, spec in columns.items() if spec.get("type") in COUNTED}
         self.whole = assign_random(rows, split).astype(np.uint8) if split.get("method", "random") == "random" else None
-        expected = None if rows is None else int(round(rows * float(split.get("train", 0.0))))
+        expected = None if rows is None else int(round(rows * float(split["train"])))
         self.sampler = None if expected is None else SystematicSample(expected)
         self.parts: list[np.ndarray] = []
         self.group: list[tuple[np.ndarray, np.ndarray]] = []

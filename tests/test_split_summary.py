@@ -5,6 +5,7 @@ the profile's systematic sample, and value counts; anything it cannot summarise 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -159,6 +160,28 @@ def test_a_csv_source_is_summarised_for_a_hash_split_without_the_profile_sample(
     assert summary.record["sample_stride"] is None
     assert len(summary.sample("n")) == 0
     assert summary.column("n")["numeric"]["moments"]["count"] == summary.counts["train"]
+
+
+@pytest.mark.parametrize("method", ["hash", "random"])
+def test_after_a_summarised_split_the_features_step_reads_no_row(tmp_path, method):
+    """Split and features of a hash or random split of Parquet files work from validate's summary alone: with
+    the source files gone after validate, both still succeed and fit what the rows give."""
+    from tests.test_data_path import FEATURES, assert_close, random_table, reference, run_until, write_project
+
+    seeded = {name: spec for name, spec in FEATURES.items() if name in ("a_raw", "c_mm", "cat")}
+    write_project(tmp_path, [random_table(2500, 1), random_table(1800, 2)], "parquet", method, features=seeded)
+    records = run_until(tmp_path, "validate.rows")
+    moved = tmp_path / "moved"
+    (tmp_path / "data").rename(moved)
+    records = run_until(tmp_path, "features.m", records=records)
+    (moved).rename(tmp_path / "data")
+    features = tmp_path / ".loopc" / records["features.m"]["artifact"]
+    fitted = json.loads((features / "transform.json").read_text(encoding="utf-8"))
+    assert [f["name"] for f in fitted["features"]] == sorted(seeded)
+    assert_close(fitted, reference(tmp_path, method, features=seeded)["fitted"].to_dict())
+    split = tmp_path / ".loopc" / records["split.rows"]["artifact"]
+    assert json.loads((split / "split.json").read_text(encoding="utf-8"))["assignment_artifact"] == \
+        records["validate.rows"]["artifact"]
 
 
 @pytest.mark.parametrize("key, declared", [("n", {"type": "int"}), ("k", None)])

@@ -6,6 +6,7 @@ features step's batches and counted over the train rows read whole)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_project
 
+from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
 from loopc.runtime.steps import matrices
 from loopc.runtime.steps.common import SPLITS, evaluation, group_columns, label_vector, load_bundle
@@ -166,6 +168,19 @@ def test_evaluate_gives_the_metrics_and_predictions_of_the_written_matrices(loop
         assert np.array_equal(written.column("label").to_numpy(), old[split]["y"]), split
         scores = predict(bundle.params, bundle.model["architecture"], bundle.task, old[split]["x"])
         assert np.array_equal(written.column("score").to_numpy(), scores), split
+
+
+@pytest.mark.parametrize("extra", [1, -1])
+def test_rows_that_no_longer_match_the_split_counts_fail_the_build_naming_the_cause(loop, tmp_path, extra):
+    _, _, source, _ = loop
+    split_dir = tmp_path / "split"
+    shutil.copytree(source.state / source.split_artifact, split_dir)
+    record = json.loads((split_dir / "split.json").read_text(encoding="utf-8"))
+    record["counts"]["valid"] += extra  # more rows recorded than read, or fewer
+    (split_dir / "split.json").write_text(json.dumps(record), encoding="utf-8")
+    changed = MatrixSource(source.state, str(split_dir), source.features_dir)
+    with pytest.raises(StepFailed, match="the rows changed while they were read: run again"):
+        build_matrices(changed, ("train", "valid"), tmp_path)
 
 
 def test_spilled_keys_come_back_in_order_and_a_split_without_rows_gets_their_columns(tmp_path):

@@ -19,7 +19,7 @@ from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.rows import batch_rows, memory_budget
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.features.transforms import FeatureError, FittedFeatures
-from loopc.runtime.steps.common import SPLITS, label_vector, read_json
+from loopc.runtime.steps.common import SPLITS, label_vector, read_json, writing
 from loopc.runtime.steps.split import SPLIT_FILE, open_split, split_batches
 from loopc.runtime.store.artifacts import local_artifact
 
@@ -64,7 +64,13 @@ def held_in_memory(rows: int, dim: int) -> bool:
 def _empty_matrix(rows: int, dim: int, in_memory: bool, path: Path) -> np.ndarray:
     if in_memory:
         return np.empty((rows, dim), np.float32)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
+    with writing(path):
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
+
+
+def _changed(done: dict[str, int], counts: dict[str, int]) -> StepFailed:
+    return StepFailed(f"the split's rows per split were {done}, its record says {counts}; the rows changed while "
+                      "they were read: run again")
 
 
 def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path, *,
@@ -93,6 +99,8 @@ def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path,
             for split, (lo, hi) in spans.items():
                 picked, first = np.flatnonzero(part == SPLITS.index(split)), done[split]
                 done[split] += len(picked)
+                if done[split] > counts[split]:
+                    raise _changed(done, counts)
                 y[split][first:first + len(picked)] = batch_y[picked]
                 wanted = picked[max(lo - first, 0):max(hi - first, 0)]
                 if len(wanted):
@@ -103,8 +111,7 @@ def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path,
     except DataError as exc:
         raise StepFailed(str(exc)) from None
     if done != {s: counts[s] for s in splits}:
-        raise StepFailed(f"the split's rows per split were {done}, its record says {counts}; the rows changed "
-                         "while they were read: run again")
+        raise _changed(done, counts)
     return {s: SplitMatrix(x[s], y[s], spans[s][0]) for s in splits}
 
 

@@ -119,7 +119,7 @@ def _gather(by_row: np.ndarray, rows: np.ndarray, out: np.ndarray, at: int) -> N
     """Rows ``rows`` of the batch's matrix into ``out[at:]``, a block at a time (a block stays in the cache)."""
     for start in range(0, len(rows), BLOCK_ROWS):
         block = rows[start:start + BLOCK_ROWS]
-        np.take(by_row, block, axis=0, out=out[at + start:at + start + len(block)])
+        out[at + start:at + start + len(block)] = by_row[block]  # fancy indexing: np.take is 20x slower here
 
 
 def split_predictions(source: MatrixSource, split: str, matrix: SplitMatrix, params: dict, architecture: dict,

@@ -75,7 +75,7 @@ def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, 
         for offset, batch in rows.batches(wanted, batch_rows(4 * bundle.fitted.dim + 8 * len(wanted))):
             batches += 1
             part = np.asarray(assignment[offset:offset + batch.num_rows])
-            x, y = bundle.fitted.apply(batch), bundle.labels(batch)
+            x, y = bundle.fitted.apply_columns(batch, threads=None).T, bundle.labels(batch)  # rows: a view
             for index, split in enumerate(SPLITS):
                 keep = part == index
                 if not keep.any():

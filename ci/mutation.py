@@ -61,7 +61,8 @@ MODULES: dict[str, list[str]] = {
     "compiler/plan/fingerprint.py": ["tests/test_plan_fingerprint.py", "tests/test_spec_boundaries_cache.py",
                                      "tests/test_mut_cache.py", "tests/test_plan_shared.py"],
     "runtime/features/fitting.py": ["tests/test_features_fitting.py", "tests/test_spec_boundaries_features.py",
-                                    "tests/test_mut_fitting.py"],
+                                    "tests/test_mut_fitting.py", "tests/test_features_seeded.py"],
+    "runtime/data/split_summary.py": ["tests/test_split_summary.py", "tests/test_features_seeded.py"],
     "runtime/data/sketch.py": ["tests/test_features_fitting.py", "tests/test_mut_fitting.py",
                                "tests/test_spec_boundaries_profile.py"],
 }

@@ -13,7 +13,8 @@ from loopc.runtime.features.transforms import FeatureError
 
 ALL_TRAIN = {"method": "random", "seed": 0, "train": 1.0, "valid": 0.0, "test": 0.0}
 COLUMNS = {"x": {"type": "float"}, "pos": {"type": "float"}, "n": {"type": "int"}, "flag": {"type": "bool"},
-           "cat": {"type": "category"}, "s": {"type": "string"}}
+           "cat": {"type": "category"}, "s": {"type": "string"}, "one_null": {"type": "float"},
+           "at_one": {"type": "float"}, "empty": {"type": "float"}}
 SEEDED = {  # the summary determines each of these: no row is read for them
     "x_std": {"column": "x", "transforms": [{"kind": "standardize"}]},
     "x_raw": {"column": "x"},  # identity: its missing indicator comes from the summary's null count
@@ -24,6 +25,7 @@ SEEDED = {  # the summary determines each of these: no row is read for them
     "cat_1h": {"column": "cat", "transforms": [{"kind": "onehot", "max_categories": 3, "min_frequency": 2}]},
     "s_implicit": {"column": "s"},
     "s_hash": {"column": "s", "transforms": [{"kind": "hash", "buckets": 5}]},
+    "one_null": {"column": "one_null"},  # a single null: the missing indicator
 }
 READ = {  # these need the rows
     "x_clip_std": {"column": "x", "transforms": [{"kind": "clip", "min": -1.0}, {"kind": "standardize"}]},
@@ -31,6 +33,7 @@ READ = {  # these need the rows
     "n_q": {"column": "n", "transforms": [{"kind": "bucketize", "quantiles": 4}]},
     "ratio": {"expr": "x / (n + 1)", "transforms": [{"kind": "standardize"}]},
     "n_1h": {"column": "n", "transforms": [{"kind": "onehot"}]},
+    "flag_1h": {"column": "flag", "transforms": [{"kind": "onehot"}]},  # a bool's text is 0/1, not its counts' keys
 }
 PARTLY = {"x_imp_std": {"column": "x", "transforms": [{"kind": "impute"}, {"kind": "standardize"}]}}
 
@@ -47,6 +50,9 @@ def _table(rows: int = 5000) -> pa.Table:
         "cat": pa.array(rng.choice(["a", "b", "c", "d", "e"], rows, p=[0.4, 0.3, 0.2, 0.0998, 0.0002]),
                         mask=rng.random(rows) < 0.1),
         "s": pa.array(rng.choice(["u", "v"], rows)),
+        "one_null": pa.array(rng.normal(0, 1, rows), mask=np.arange(rows) == 17),
+        "at_one": pa.array(np.maximum(rng.normal(0, 1, rows), -1.0)),  # min exactly -1: log's offset 1 rejects it
+        "empty": pa.nulls(rows, pa.float64()),
     })
 
 
@@ -107,12 +113,17 @@ def test_a_feature_the_summary_determines_reads_no_row(tmp_path):
     assert read[0] == ["x"]
 
 
-def test_a_log_the_summary_cannot_fit_is_fitted_from_the_rows_with_the_same_error(tmp_path):
+@pytest.mark.parametrize("features", [
+    {"x_log": {"column": "x", "transforms": [{"kind": "log"}]}},  # x holds values <= -1
+    {"at_one_log": {"column": "at_one", "transforms": [{"kind": "log", "offset": 1.0}]}},  # min + offset == 0
+    {"empty_mean": {"column": "empty", "transforms": [{"kind": "impute"}]}},  # no value to take the mean of
+    {"s_std": {"column": "s", "transforms": [{"kind": "standardize"}]}},  # text cannot be standardized
+], ids=["log", "log-at-zero", "impute-empty", "text-standardized"])
+def test_a_feature_that_cannot_be_fitted_fails_with_the_same_error_as_from_the_rows(tmp_path, features):
     table = _table()
-    features = {"x_log": {"column": "x", "transforms": [{"kind": "log"}]}}  # x holds values <= -1
     with pytest.raises(FeatureError) as from_rows:
         fit_stream(lambda: [table], features, COLUMNS, table.num_rows)
     with pytest.raises(FeatureError) as seeded:
         _fit(features, _summaries(tmp_path, table), table)
     assert str(seeded.value) == str(from_rows.value)
-    assert "training value(s)" in str(seeded.value)
+    assert "feature '" in str(seeded.value)

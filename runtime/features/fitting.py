@@ -180,11 +180,8 @@ def _summarised_state(spec: dict, text: bool, column: dict, where: str, collect:
         summary = _CategorySummary(spec)
         summary.counts = {str(value): count for value, count in counts["values"]}
         return summary.state(where)
-    numeric = column.get("numeric")
-    if text or numeric is None:
-        return None
-    summary = _NumericSummary(spec, collect)
-    summary.moments = Moments.from_dict(numeric["moments"])
+    summary = _NumericSummary(spec, collect)  # a numeric column (seed checked): a text one takes only onehot or hash
+    summary.moments = Moments.from_dict(column["numeric"]["moments"])
     if summary.sampled or (spec["kind"] == "log" and summary.moments.count
                            and summary.moments.low + summary.offset <= 0):
         return None

@@ -38,7 +38,8 @@ from loopc.runtime.data.formats import (
     file_format,
     hive_columns,
 )
-from loopc.runtime.data.rows import batch_rows, check_unchanged, open_parquet, row_group_batches
+from loopc.runtime.data.readahead import read_ahead
+from loopc.runtime.data.rows import ahead_rows, batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
 from loopc.runtime.data.split_summary import SplitSummary, summarised
 
@@ -262,7 +263,8 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     used |= {c for c in (summary.key_columns if summary else []) if c in present}
     read = validated if table else [n for n in validated if n in columns or n in used]
     groups = [read] if table else _column_groups(read, used)
-    size = batch_rows(8 * max(max(len(g) for g in groups), 1))
+    row_bytes = 8 * max(max(len(g) for g in groups), 1)
+    size = ahead_rows(batch_rows(row_bytes), row_bytes)  # one batch is decoded ahead while this one is checked
     writer = _TableWriter(table, _cast_schema(files.unified, validated, columns), size) if table else None
     entries, parts = [], []
     try:
@@ -299,7 +301,7 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
     rows, where, columns, read_all = 0, "none", [], False
     try:
         with digesting(files.snapshot, entry) as digested:
-            for where, part, count, arrays in files.batches(index, groups, size):
+            for where, part, count, arrays in read_ahead(files.batches(index, groups, size)):
                 columns = groups[part]
                 for column in [c for c in arrays if c in rules]:
                     arrays[column] = rules[column].update(arrays[column], None if column in own else np.ones(count, bool))

@@ -143,11 +143,12 @@ class SplitSummary:
             assignment, sampled = self._rows_of_group(count)
         self.part = part
         train = assignment == 0
-        scratch, mask = self._scratch(int(np.count_nonzero(train))), pa.array(train)
+        rows = np.flatnonzero(train)  # gathering by index is about twice as fast as compress by the mask
+        scratch, mask = self._scratch(len(rows)), pa.array(train)
         for name, array in arrays.items():
             if name in self.numeric:
                 values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-                self.numeric[name].add(np.compress(train, values, out=scratch), sampled)  # centered in place there
+                self.numeric[name].add(np.take(values, rows, out=scratch), sampled)  # centered in place there
             if name in self.counted and self.counted[name].counts is not None:  # an id column is filtered once
                 self.counted[name].add(array.filter(mask))
 

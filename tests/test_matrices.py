@@ -20,8 +20,9 @@ from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numer
 from loopc.runtime.steps import matrices
 from loopc.runtime.steps.common import SPLITS, evaluation, group_columns, label_vector, load_bundle
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, held_in_memory, split_predictions
-from loopc.runtime.steps.model import KeySpill
+from loopc.runtime.steps.model import KeySpill, stored_predictions
 from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.steps.split_scores import score_every_split
 from loopc.runtime.train.checkpoint import load_params
 from loopc.runtime.train.inputs import prepare_training_data
 from loopc.runtime.train.predict import predict
@@ -168,6 +169,25 @@ def test_evaluate_gives_the_metrics_and_predictions_of_the_written_matrices(loop
         assert np.array_equal(written.column("label").to_numpy(), old[split]["y"]), split
         scores = predict(bundle.params, bundle.model["architecture"], bundle.task, old[split]["x"])
         assert np.array_equal(written.column("score").to_numpy(), scores), split
+
+
+def test_evaluate_takes_the_train_steps_predictions_of_train_and_valid_and_scores_only_the_rest(loop):
+    root, records, source, old = loop
+    model_dir = root / ".loopc" / records["train.m"]["artifact"]
+    bundle, stored = load_bundle(model_dir), stored_predictions(model_dir)
+    assert sorted(stored) == ["train", "valid"]
+    for split in ("train", "valid"):
+        assert np.array_equal(stored[split], predict(bundle.params, bundle.model["architecture"], bundle.task,
+                                                     old[split]["x"])), split
+    args = (source.state, source.split_artifact, bundle)
+    reused = score_every_split(*args, gate=GATE, group_split="test", keys=[], known=stored)
+    scored = score_every_split(*args, gate=GATE, group_split="test", keys=[])
+    for split in SPLITS:
+        assert np.array_equal(reused.predictions[split], scored.predictions[split]), split
+        assert np.array_equal(reused.labels[split], scored.labels[split]), split
+    assert reused.groups.keys() == scored.groups.keys()
+    with pytest.raises(StepFailed, match="stored predictions of the valid split hold 3 rows"):
+        score_every_split(*args, gate=GATE, group_split="test", keys=[], known={"valid": stored["valid"][:3]})
 
 
 @pytest.mark.parametrize("extra", [1, -1])

@@ -96,6 +96,7 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     except ProfileError as exc:
         raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
     atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred))
+    _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
     atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
@@ -108,6 +109,21 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
             "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
             "val_loss": _finite_or_none(min(val_losses)) if val_losses else None,
             "valid_metrics": valid_metrics}
+
+
+def _write_predictions(out_dir: Path, predictions: dict[str, np.ndarray | None]) -> None:
+    """The model's predictions of its train and valid rows, in row order (``predictions_<split>.npy``): evaluate
+    takes them instead of scoring those rows again (a split without rows has none)."""
+    for split, values in predictions.items():
+        if values is not None:
+            with writing(out_dir / f"predictions_{split}.npy") as path:
+                np.save(path, np.asarray(values))
+
+
+def stored_predictions(model_dir: Path) -> dict[str, np.ndarray]:
+    """The train step's predictions a model artifact holds, by split (none in artifacts written before them)."""
+    return {split: np.load(model_dir / f"predictions_{split}.npy") for split in SPLITS
+            if (model_dir / f"predictions_{split}.npy").is_file()}
 
 
 def _reference_sketch(features_dir: Path):
@@ -180,7 +196,7 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     rows, _, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
     keys, spill = [k for k in dataset_keys(rows.columns) if k in rows.names], KeySpill(ctx.scratch_dir("keys"))
     scored = score_every_split(ctx.state, split_artifact, bundle, gate=gate, group_split=split, keys=keys,
-                               key_sink=spill.add)
+                               key_sink=spill.add, known=stored_predictions(bundle.path))
     result = evaluation(bundle.task, scored.labels[split], scored.predictions[split], scored.groups, gate,
                         bundle.num_classes)
     result["split"] = split

@@ -62,25 +62,31 @@ KeySink = Callable[[str, pa.Table], None]  # (split, the key columns of its next
 
 
 def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, gate: dict, group_split: str,
-                      keys: list[str], key_sink: KeySink | None = None) -> EverySplit:
+                      keys: list[str], key_sink: KeySink | None = None,
+                      known: dict[str, np.ndarray] | None = None) -> EverySplit:
     """One pass over the rows: each batch through the bundle's fitted transform, its rows' predictions, labels
     (and ``keys`` columns, handed to ``key_sink``) routed to their split; the gate's groups of ``group_split``.
-    Predictions are bit for bit one ``predict`` call over the split's feature matrix."""
+    Predictions are bit for bit one ``predict`` call over the split's feature matrix. Splits in ``known`` (the
+    train step's predictions of its train and valid rows) are not scored again: only their labels are read."""
+    known = known or {}
     rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
     names = [n for n in gate_group_names(gate) if n in rows.names]
     wanted = sorted({*bundle.fitted.input_columns, bundle.model["label"], *names, *keys} & set(rows.names))
-    predictors = {s: ChunkedPredictor(bundle) for s in SPLITS}
+    predictors = {s: ChunkedPredictor(bundle) for s in SPLITS if s not in known}
+    scored = np.array([s not in known for s in SPLITS])
     labels, groups, batches = {s: [] for s in SPLITS}, {n: [] for n in names}, 0
     try:
         for offset, batch in rows.batches(wanted, batch_rows(4 * bundle.fitted.dim + 8 * len(wanted))):
             batches += 1
             part = np.asarray(assignment[offset:offset + batch.num_rows])
-            x, y = bundle.fitted.apply_columns(batch, threads=None).T, bundle.labels(batch)  # rows: a view
+            x, x_part = _scored_rows(bundle, batch, part, scored)
+            y = bundle.labels(batch)
             for index, split in enumerate(SPLITS):
                 keep = part == index
                 if not keep.any():
                     continue
-                predictors[split].add_features(x[keep])
+                if split in predictors:
+                    predictors[split].add_features(x[x_part == index])
                 labels[split].append(y[keep])
                 if split == group_split or (keys and key_sink is not None):
                     chosen = batch.select([*names, *keys]).filter(pa.array(keep))
@@ -93,9 +99,24 @@ def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, 
         raise StepFailed(f"model '{bundle.model['name']}': {exc}") from None
     except DataError as exc:
         raise StepFailed(str(exc)) from None
-    return EverySplit({s: p.result() for s, p in predictors.items()},
-                      {s: np.concatenate(v) if v else np.zeros(0, np.float32) for s, v in labels.items()},
-                      {n: np.concatenate(v) for n, v in groups.items() if v}, batches)
+    y = {s: np.concatenate(v) if v else np.zeros(0, np.float32) for s, v in labels.items()}
+    for split, predictions in known.items():
+        if len(predictions) != len(y[split]):
+            raise StepFailed(f"the model's stored predictions of the {split} split hold {len(predictions)} rows, the "
+                             f"split {len(y[split])}; retrain the model on these rows")
+    predictions = {s: known[s] if s in known else predictors[s].result() for s in SPLITS}
+    return EverySplit(predictions, y, {n: np.concatenate(v) for n, v in groups.items() if v}, batches)
+
+
+def _scored_rows(bundle: ModelBundle, batch: pa.Table, part: np.ndarray,
+                 scored: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The feature rows of the batch's rows in scored splits (a view of the feature-major matrix) and their splits."""
+    wanted = scored[part]
+    if wanted.all():
+        return bundle.fitted.apply_columns(batch, threads=None).T, part
+    if not wanted.any():
+        return None, part[wanted]
+    return bundle.fitted.apply_columns(batch.filter(pa.array(wanted)), threads=None).T, part[wanted]
 
 
 @dataclass(frozen=True)

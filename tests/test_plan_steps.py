@@ -13,7 +13,7 @@ CONFIG_KEYS = {
     "validate": {"dataset_name", "dataset"},
     "split": {"dataset_name", "split", "columns"},
     "features": {"model_name", "dataset_name", "task", "label", "columns", "features", "profile_columns",
-                 "slice_columns", "feature_order"},
+                 "feature_order"},
     "train": {"model", "trial", "sweep_point"},
     "select": {"sweep", "trials"},
     "evaluate": {"model", "gate"},
@@ -89,13 +89,12 @@ def test_step_resources_converts_units():
     assert (merged.memory_mb, merged.time_s, merged.retry_delay_s, merged.gpus) == (16384, 129600, 90, 2)
 
 
-def test_features_config_lists_profile_and_slice_columns():
+def test_features_config_lists_the_profile_columns():
     train, *_ = plans_of("churn")
     config = train.step("features.churn_classifier").config
     assert config["profile_columns"] == [
         "tenure_months", "monthly_charges", "total_charges", "support_calls", "contract", "payment_method",
     ]
-    assert config["slice_columns"] == ["region", "gender"]
     spec, _ = example_spec("churn")
     assert list(config["features"]) == spec.model.features
 

@@ -73,10 +73,6 @@ def _profile_columns(spec: Spec) -> list[str]:
     return _unique(feature_columns(spec) + extra)
 
 
-def _slice_columns(spec: Spec) -> list[str]:
-    return _unique([s.column for s in spec.gate.slices] + [f.column for f in spec.gate.fairness])
-
-
 def data_steps(spec: Spec, dumps: Dumps) -> list[StepSpec]:
     """validate.D and split.D for the model's dataset."""
     name = spec.model.dataset
@@ -97,7 +93,7 @@ def features_step(spec: Spec, dumps: Dumps) -> StepSpec:
         "columns": dumps.columns(dataset),
         "features": {name: dumps(spec.features[name]) for name in model.features},
         "feature_order": list(model.features),  # step JSON sorts keys: this keeps model.features order
-        "profile_columns": _profile_columns(spec), "slice_columns": _slice_columns(spec),
+        "profile_columns": _profile_columns(spec),
     }
     return StepSpec(f"features.{model.name}", "features", config, (f"split.{model.dataset}",),
                     description=f"Fit the features of {model.name} on the train split; reference profile")

@@ -179,11 +179,15 @@ class NumericColumn:
         self.grid = np.unique(np.concatenate([self.points, self.edges]))
         self.counter = PointCounts(self.grid, low, high)
 
+    def place_points(self) -> None:
+        """Place the points from the sample (once; nothing to place without values)."""
+        if self.moments.count and self.counter is None:
+            self._place_points()
+
     def observed(self) -> dict:
         """The first pass's state with the points placed (JSON-able; floats round-trip exactly): what
         :meth:`from_observed` rebuilds a counter from, so a later process can ``count``."""
-        if self.moments.count and self.counter is None:
-            self._place_points()
+        self.place_points()
         placed = self.counter is not None
         return {"kind": "numeric", "nulls": self.nulls, "moments": self.moments.to_dict(),
                 "points": self.points.tolist() if placed else [], "edges": self.edges.tolist() if placed else []}
@@ -329,6 +333,8 @@ class ProfileSketch:
     def observed(self) -> dict[str, Any]:
         """After the first pass: ``{"rows", "columns": name -> state}``, a numeric column's state with its points
         placed (:meth:`NumericColumn.observed`), a categorical one's its final sketch; JSON-able, floats exact."""
+        numeric = [column for column in self.columns.values() if isinstance(column, NumericColumn)]
+        map_columns(NumericColumn.place_points, numeric, self.threads)  # a sort of the sample each, in parallel
         columns = {}
         for name, column in sorted(self.columns.items()):
             state = column.observed() if isinstance(column, NumericColumn) else column.sketch()

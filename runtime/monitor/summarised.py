@@ -4,7 +4,6 @@ reaches over the train rows, with the same sample, so the finished profile is th
 
 from __future__ import annotations
 
-from loopc.runtime.data.parallel import map_columns
 from loopc.runtime.data.sketch import SAMPLE_ROWS, Moments, SystematicSample
 from loopc.runtime.data.split_summary import TrainSummary
 from loopc.runtime.monitor.profile import (
@@ -42,6 +41,4 @@ def summarised_columns(specs: dict[str, dict], summary: TrainSummary, train_rows
                 categorical.counts[key] = categorical.counts.get(key, 0) + count
             categorical.nulls = column["counts"]["nulls"]
             observed[name] = categorical
-    numeric = [column for column in observed.values() if isinstance(column, NumericColumn)]
-    map_columns(lambda column: column.observed(), numeric, None)  # points placed now, the columns in parallel
     return observed

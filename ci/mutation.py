@@ -36,7 +36,8 @@ MODULES: dict[str, list[str]] = {
                                  "tests/test_mut_drift.py"],
     "runtime/monitor/profile.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py",
                                    "tests/test_spec_boundaries_profile.py", "tests/test_features_fitting.py",
-                                   "tests/test_mut_profile.py", "tests/test_features_step_identity.py"],
+                                   "tests/test_mut_profile.py", "tests/test_features_step_identity.py",
+                                   "tests/test_matrices.py"],
     "runtime/monitor/verdict.py": ["tests/test_monitor_drift.py", "tests/test_spec_boundaries_drift.py",
                                    "tests/test_monitor_performance_unknown.py", "tests/test_spec_boundaries_verdict.py"],
     "runtime/data/split.py": ["tests/test_data_split.py", "tests/test_spec_boundaries_split.py", "tests/test_mut_split.py"],
@@ -63,6 +64,7 @@ MODULES: dict[str, list[str]] = {
     "runtime/features/fitting.py": ["tests/test_features_fitting.py", "tests/test_spec_boundaries_features.py",
                                     "tests/test_mut_fitting.py", "tests/test_features_seeded.py"],
     "runtime/data/split_summary.py": ["tests/test_split_summary.py", "tests/test_features_seeded.py"],
+    "runtime/steps/matrices.py": ["tests/test_matrices.py", "tests/test_data_path_budget.py"],
     "runtime/data/sketch.py": ["tests/test_features_fitting.py", "tests/test_mut_fitting.py",
                                "tests/test_spec_boundaries_profile.py"],
 }
@@ -90,7 +92,8 @@ CHILD_PROCESS_TESTS: dict[str, tuple[dict[str, str], list[str]]] = {
 
 # JAX is not fork-safe: mutmut's default workers fork from a process that has initialised it and hang.
 # These modules' workers come from a fork server started before any test imports JAX.
-FORKSERVER = {"runtime/train/trainer.py", "runtime/train/epoch.py", "runtime/train/checkpoint.py"}
+FORKSERVER = {"runtime/train/trainer.py", "runtime/train/epoch.py", "runtime/train/checkpoint.py",
+              "runtime/steps/matrices.py"}
 
 
 def stage(module: str) -> Path:

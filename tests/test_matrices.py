@@ -78,6 +78,7 @@ def test_the_matrices_are_those_the_features_step_wrote_and_held_in_memory(loop,
     built = build_matrices(source, SPLITS, tmp_path)
     for split in SPLITS:
         assert type(built[split].x) is np.ndarray and built[split].x.dtype == np.float32
+        assert built[split].y.dtype == np.float32
         assert np.array_equal(built[split].x, old[split]["x"]) and np.array_equal(built[split].y, old[split]["y"])
     assert list(tmp_path.iterdir()) == []
 
@@ -91,7 +92,10 @@ def test_matrices_beyond_their_share_of_the_budget_are_memory_mapped_in_the_scra
     built = build_matrices(source, ("train", "valid"), tmp_path, tag=".3")
     for split in ("train", "valid"):
         assert isinstance(built[split].x, np.memmap) and Path(built[split].x.filename) == tmp_path / f"x_{split}.3.npy"
+        assert built[split].x.dtype == np.float32 and built[split].y.dtype == np.float32
         assert np.array_equal(built[split].x, old[split]["x"]) and np.array_equal(built[split].y, old[split]["y"])
+    untagged = build_matrices(source, ("valid",), tmp_path)["valid"]
+    assert Path(untagged.x.filename) == tmp_path / "x_valid.npy"
 
 
 def test_a_matrix_is_held_in_memory_up_to_exactly_its_share_of_the_budget(monkeypatch):
@@ -100,10 +104,12 @@ def test_a_matrix_is_held_in_memory_up_to_exactly_its_share_of_the_budget(monkey
     assert held_in_memory(share // 16, 4) and not held_in_memory(share // 16 + 1, 4)
 
 
-def test_one_process_of_several_keeps_its_train_rows_and_counts_every_train_row(loop, tmp_path):
+@pytest.mark.parametrize("third", [0, 1, 2])
+def test_one_process_of_several_keeps_its_train_rows_and_counts_every_train_row(loop, tmp_path, monkeypatch, third):
     _, _, source, old = loop
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # several batches: rows before, inside and after the range
     train_rows, seen = len(old["train"]["y"]), []
-    lo, hi = train_rows // 3, 2 * train_rows // 3
+    lo, hi = third * train_rows // 3, (third + 1) * train_rows // 3
     built = build_matrices(source, ("train", "valid"), tmp_path, keep={"train": (lo, hi)},
                            hook=lambda batch, part: seen.append((batch.column_names, int((part == 0).sum()))),
                            hook_columns=("b",))
@@ -118,12 +124,14 @@ def test_one_process_of_several_keeps_its_train_rows_and_counts_every_train_row(
     assert np.array_equal(shard[0][0], whole[0][0]) and np.array_equal(shard[0][1], whole[0][1])
 
 
-def test_predictions_of_one_process_rows_are_read_again_from_the_split_bit_for_bit(loop, tmp_path):
+@pytest.mark.parametrize("rows", [(5, 900), (0, 900)])  # a range that starts at 0 is not every row either
+def test_predictions_of_one_process_rows_are_read_again_from_the_split_bit_for_bit(loop, tmp_path, monkeypatch, rows):
     root, records, source, old = loop
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
     bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
     arch, task = bundle.model["architecture"], bundle.task
     expected = predict(bundle.params, arch, task, old["train"]["x"])
-    part = build_matrices(source, ("train",), tmp_path, keep={"train": (5, 900)})["train"]
+    part = build_matrices(source, ("train",), tmp_path, keep={"train": rows})["train"]
     assert np.array_equal(split_predictions(source, "train", part, bundle.params, arch, task), expected)
     whole = build_matrices(source, ("train",), tmp_path)["train"]
     assert np.array_equal(split_predictions(source, "train", whole, bundle.params, arch, task), expected)
@@ -199,8 +207,11 @@ def test_rows_that_no_longer_match_the_split_counts_fail_the_build_naming_the_ca
     record["counts"]["valid"] += extra  # more rows recorded than read, or fewer
     (split_dir / "split.json").write_text(json.dumps(record), encoding="utf-8")
     changed = MatrixSource(source.state, str(split_dir), source.features_dir)
-    with pytest.raises(StepFailed, match="the rows changed while they were read: run again"):
+    assert changed.split_counts() == record["counts"]
+    with pytest.raises(StepFailed, match="the rows changed while they were read: run again") as failed:
         build_matrices(changed, ("train", "valid"), tmp_path)
+    assert f"its record says {record['counts']}" in str(failed.value)
+    assert f"'valid': {record['counts']['valid'] - extra}" in str(failed.value)
 
 
 def test_spilled_keys_come_back_in_order_and_a_split_without_rows_gets_their_columns(tmp_path):

@@ -42,7 +42,7 @@ def _column(rng: np.random.Generator, kind: str, rows: int) -> pa.Array:
     return pa.array(rng.choice([f"v{i}" for i in range(distinct)], rows).astype(object), mask=nulls)
 
 
-def _project(root: Path, seed: int) -> None:
+def _project(root: Path, seed: int, label: str = "bool") -> None:
     rng = np.random.default_rng(seed)
     kinds = {f"c{i}": str(rng.choice(TYPES)) for i in range(8)}
     features = {}
@@ -55,23 +55,26 @@ def _project(root: Path, seed: int) -> None:
     for part, count in enumerate(rows):
         columns = {"id": pa.array([f"k{part}-{i}" for i in range(count)])}
         columns |= {name: _column(rng, kind, count) for name, kind in kinds.items()}
-        columns["label"] = pa.array(rng.random(count) < 0.4)
+        columns["label"] = {"bool": pa.array(rng.random(count) < 0.4),
+                            "category": pa.array(rng.choice(["low", "mid", "high"], count)),
+                            "int": pa.array(rng.choice([3, 7, 11], count))}[label]
         table = pa.table(columns)
         if part == 1:
             table = table.drop_columns(["c7"])  # a column one file lacks: null in its rows
         pq.write_table(table, root / "data" / f"part-{part}.parquet", row_group_size=int(rng.choice([300, 900])))
     declared = {"id": {"type": "string", "nullable": False}, **{n: {"type": k} for n, k in kinds.items()},
-                "label": {"type": "bool", "nullable": False}}
+                "label": {"type": label, "nullable": False}}
     spec = {
         "loopc": 1, "pipeline": {"name": "diff"},
         "datasets": {"rows": {"source": {"path": "data/*.parquet"}, "columns": declared,
                               "split": {"method": "hash", "key": "id", "seed": seed, "train": 0.7, "valid": 0.15,
                                         "test": 0.15}}},
         "features": features,
-        "model": {"name": "m", "task": "binary_classification", "dataset": "rows", "label": "label",
+        "model": {"name": "m", "task": "binary_classification" if label == "bool" else "multiclass_classification",
+                  "dataset": "rows", "label": "label",
                   "features": list(features), "architecture": {"kind": "linear"},
                   "training": {"epochs": 1, "batch_size": 256, "seed": 0}},
-        "gate": {"split": "test", "thresholds": [{"metric": "auc", "min": 0.0}], "no_champion": "promote"},
+        "gate": {"split": "test", "thresholds": [{"metric": "accuracy", "min": 0.0}], "no_champion": "promote"},
     }
     (root / "pipeline.yaml").write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML
 
@@ -107,12 +110,15 @@ def _close(got, want, path: str = "") -> None:
         assert got == want, path
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_features_from_the_summary_equal_features_from_the_rows(tmp_path, seed):
+@pytest.mark.parametrize("seed, label", [(1, "bool"), (2, "bool"), (3, "category"), (4, "int")])
+def test_features_from_the_summary_equal_features_from_the_rows(tmp_path, seed, label):
+    """A multiclass label's classes come from the summary's counts (category) or from the rows (int)."""
     summarised, read = tmp_path / "summarised", tmp_path / "read"
-    _project(summarised, seed)
+    _project(summarised, seed, label)
     shutil.copytree(summarised, read)
     got, want = _features(summarised, drop_summary=False), _features(read, drop_summary=True)
     for name in ("transform.json", "labels.json", "profile_points.json"):
         _close(json.loads((got / name).read_text(encoding="utf-8")),
                json.loads((want / name).read_text(encoding="utf-8")), name)
+    classes = json.loads((got / "labels.json").read_text(encoding="utf-8"))["classes"]
+    assert classes == {"bool": None, "category": ["high", "low", "mid"], "int": [3, 7, 11]}[label]

@@ -321,6 +321,10 @@ class ProfileSketch:
         map_columns(lambda name: self.columns[name].count(numeric_values(table.column(name), name)[0]),
                     self.numeric, self.threads)
 
+    def adopt(self, name: str, column: NumericColumn | CategoricalColumn, kind: str) -> None:
+        """Take a column observed elsewhere (validate's summary: ``monitor.summarised``) as ``name``."""
+        self.columns[name], self.types[name] = column, kind
+
     def _start(self, table: pa.Table) -> None:
         for name in sorted(self.specs):
             arrow_type = table.column(name).type

@@ -35,28 +35,33 @@ def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, train_
     fit = StreamingFit(ordered_features(ctx.config), ctx.config["columns"], train_rows, summaries=summaries)
     profiled = _profiled(ctx, rows)
     known = summarised_columns(profiled, summary, train_rows) if summary else {}
-    observe = [c for c in profiled if c not in known]
-    sketch, labels = ProfileSketch({c: profiled[c] for c in observe}, train_rows), []
+    sketch = ProfileSketch({c: spec for c, spec in profiled.items() if c not in known}, train_rows)
     classes = _summarised_classes(task, summary.column(label) if summary else {})
-    need_labels, passes = task == MULTICLASS and classes is None, 0
-    while fit.pending or (passes == 0 and (observe or need_labels)):
+    labels = _read_passes(ctx, split_artifact, fit, sketch, label if task == MULTICLASS and classes is None else None)
+    for name, column in known.items():
+        sketch.adopt(name, column, profiled[name]["type"])
+    return fit.result(), classes if labels is None else label_classes(task, labels), sketch
+
+
+def _read_passes(ctx: StepContext, split_artifact: str, fit, sketch, label: str | None) -> pa.ChunkedArray | None:
+    """Passes over the train rows while the fit is pending; the first also observes the sketch's columns and
+    collects ``label``'s values (returned; None without a label). No pass when nothing needs the rows."""
+    labels, passes = [], 0
+    while fit.pending or (passes == 0 and (sketch.specs or label is not None)):
         first, fitting = passes == 0, fit.pending
-        wanted = [*(fit.columns if fitting else []), *(observe if first else []), *([label] if first and need_labels else [])]
+        wanted = [*(fit.columns if fitting else []), *(sketch.specs if first else []),
+                  *([label] if first and label is not None else [])]
         for batch in split_batches(ctx.state, split_artifact, "train", list(dict.fromkeys(wanted))):
             if fitting:
                 fit.update(batch)
-            if first and observe:
-                sketch.observe(batch.select(observe))
-            if first and need_labels:
+            if first and sketch.specs:
+                sketch.observe(batch.select(list(sketch.specs)))
+            if first and label is not None:
                 labels.append(pc.unique(batch.column(label)))
         if fitting:
             fit.end_pass()
         passes += 1
-    for name, column in known.items():
-        sketch.columns[name], sketch.types[name] = column, profiled[name]["type"]
-    if need_labels:
-        classes = label_classes(task, pa.chunked_array(labels))
-    return fit.result(), classes, sketch
+    return None if label is None else pa.chunked_array(labels)
 
 
 def _train_summary(ctx: StepContext, split_artifact: str, train_rows: int):

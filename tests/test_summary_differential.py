@@ -17,6 +17,7 @@ from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data.split_summary import ASSIGNMENT, SAMPLE, SUMMARY
 from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import load_step
+from tests.test_data_path import assert_close
 
 TYPES = ("float", "int", "bool", "category", "string")
 NUMERIC_CHAINS = ([], [{"kind": "standardize"}], [{"kind": "minmax"}], [{"kind": "impute"}],
@@ -95,21 +96,6 @@ def _features(root: Path, drop_summary: bool) -> Path:
     return root / ".loopc" / records["features.m"]["artifact"]
 
 
-def _close(got, want, path: str = "") -> None:
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and sorted(got) == sorted(want), path
-        for key in want:
-            _close(got[key], want[key], f"{path}.{key}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), path
-        for index, (a, b) in enumerate(zip(got, want)):
-            _close(a, b, f"{path}[{index}]")
-    elif isinstance(want, float):
-        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), path
-    else:
-        assert got == want, path
-
-
 @pytest.mark.parametrize("seed, label", [(1, "bool"), (2, "bool"), (3, "category"), (4, "int")])
 def test_features_from_the_summary_equal_features_from_the_rows(tmp_path, seed, label):
     """A multiclass label's classes come from the summary's counts (category) or from the rows (int)."""
@@ -118,7 +104,7 @@ def test_features_from_the_summary_equal_features_from_the_rows(tmp_path, seed, 
     shutil.copytree(summarised, read)
     got, want = _features(summarised, drop_summary=False), _features(read, drop_summary=True)
     for name in ("transform.json", "labels.json", "profile_points.json"):
-        _close(json.loads((got / name).read_text(encoding="utf-8")),
+        assert_close(json.loads((got / name).read_text(encoding="utf-8")),
                json.loads((want / name).read_text(encoding="utf-8")), name)
     classes = json.loads((got / "labels.json").read_text(encoding="utf-8"))["classes"]
     assert classes == {"bool": None, "category": ["high", "low", "mid"], "int": [3, 7, 11]}[label]

@@ -24,7 +24,7 @@ def doc(kind: str = "train", cacheable: bool = True) -> StepDoc:
 def test_the_cache_key_is_sha256_of_the_zero_terminated_parts_in_order():
     text = f"runtime:{RUNTIME_FORMAT}\0fp\0validate.d=k1\0split.d=k2\0input=digest\0"
     assert cache_key(doc(), UPSTREAM, "digest", "run") == hashlib.sha256(text.encode("utf-8")).hexdigest()
-    assert RUNTIME_FORMAT == 2
+    assert RUNTIME_FORMAT == 3
 
 
 def test_a_step_compiled_as_not_cacheable_gets_a_new_key_every_execution():

@@ -20,7 +20,7 @@ from loopc.runtime.execution.locks import exclusive
 from loopc.runtime.execution.ownership import claim_state
 from loopc.runtime.execution.step import StepDoc, StepError
 
-RUNTIME_FORMAT = 2
+RUNTIME_FORMAT = 3
 OUTPUTS_FILE = "outputs.json"
 # Kinds whose result depends on the registry's current state: never served from the cache.
 STATEFUL_KINDS = frozenset({"gate", "register", "shadow", "promote", "monitor", "score"})

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -221,11 +222,14 @@ class TrainSummary:
 
     def sample(self, name: str) -> np.ndarray | None:
         """The finite values of the train rows the profile's systematic sample picks (None: not summarised)."""
+        return self._samples.get(name)
+
+    @cached_property
+    def _samples(self) -> dict[str, np.ndarray]:
+        """Every column's sample, the archive read once."""
         names = self.record["sample_columns"]
-        if name not in names:
-            return None
         with np.load(self.folder / SAMPLE) as archive:
-            return archive[f"arr_{names.index(name)}"]
+            return {name: archive[f"arr_{index}"] for index, name in enumerate(names)}
 
 
 def read_summary(folder: Path, split: dict) -> TrainSummary | None:

@@ -240,9 +240,9 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     """Read every file of ``snapshot`` once, batch by batch, and validate it against ``dataset``.
 
     With ``table``, the validated rows (declared columns cast, then the extra ones) are written
-    there as Parquet. When the rows are counted before they are read (every file Parquet) and the
-    dataset's split is a hash or random one, the rows are assigned and the train rows summarised on the
-    way (``ValidatedSource.summary``, see split_summary). DataError naming the file (and the row group or
+    there as Parquet. A hash split, or a random split of rows counted before they are read (every file
+    Parquet), is assigned and its train rows summarised on the way (``ValidatedSource.summary``, see
+    split_summary). DataError naming the file (and the row group or
     CSV block, and the column) for a file that cannot be read, does not fit the other files' schema or
     changes meanwhile.
     """

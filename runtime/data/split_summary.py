@@ -100,6 +100,26 @@ class _Counts:
         return {"nulls": self.nulls, "values": [[value, count] for value, count in sorted(self.counts.items())]}
 
 
+class _Replay:
+    """A row group's assignment and sampled train rows, as its first column group's batches gave them, handed
+    out again for a later column group's batches (which may be cut at other rows)."""
+
+    def __init__(self, group: list[tuple[np.ndarray, np.ndarray]]):
+        self.assignment = np.concatenate([a for a, _ in group])
+        trains = np.cumsum([0] + [int(np.count_nonzero(a == 0)) for a, _ in group])
+        self.sampled = np.concatenate([s + t for (_, s), t in zip(group, trains)])  # sorted train-row positions
+        self.rows = self.trains = 0
+
+    def next(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``count`` rows' split indices and the positions of their sampled train rows among theirs."""
+        assignment = self.assignment[self.rows:self.rows + count]
+        trains = int(np.count_nonzero(assignment == 0))
+        lo, hi = np.searchsorted(self.sampled, [self.trains, self.trains + trains])
+        picked = self.sampled[lo:hi] - self.trains
+        self.rows, self.trains = self.rows + count, self.trains + trains
+        return assignment, picked
+
+
 class SplitSummary:
     """Fed every batch validate reads (``feed``, in the order it reads them); ``write`` publishes the result.
 
@@ -114,10 +134,10 @@ class SplitSummary:
         self.whole = assign_random(rows, split).astype(np.uint8) if split.get("method", "random") == "random" else None
         expected = None if rows is None else int(round(rows * float(split["train"])))
         self.sampler = None if expected is None else SystematicSample(expected)
-        self.parts: list[np.ndarray] = []
-        self.group: list[tuple[np.ndarray, np.ndarray]] = []
-        self.where, self.part, self.cursor, self.assigned = None, 0, 0, 0
-        self.cached: tuple[np.ndarray, np.ndarray] | None = None
+        self.parts: list[np.ndarray] = []  # the assignment, batch by batch of the first column group
+        self.group: list[tuple[np.ndarray, np.ndarray]] = []  # this row group's (assignment, sampled) batches
+        self.where, self.part, self.assigned = None, 0, 0
+        self.replay: _Replay | None = None
         self.abandoned, self.buffer = False, np.empty(0)
 
     @property
@@ -135,13 +155,13 @@ class SplitSummary:
             return
         if part == 0:
             if where != self.where:
-                self.where, self.group, self.cached = where, [], None
+                self.where, self.group = where, []
             assignment, sampled = self._assign(arrays, count)
             self.group.append((assignment, sampled))
         else:
-            if part != self.part:
-                self.cursor = 0
-            assignment, sampled = self._rows_of_group(count)
+            if part != self.part:  # a later column group of the row group: its rows again, from the first
+                self.replay = _Replay(self.group)
+            assignment, sampled = self.replay.next(count)
         self.part = part
         train = assignment == 0
         rows = np.flatnonzero(train)  # gathering by index is about twice as fast as compress by the mask
@@ -170,21 +190,6 @@ class SplitSummary:
         self.parts.append(assignment)
         trains = int(np.count_nonzero(assignment == 0))
         return assignment, (self.sampler.positions(trains) if self.sampler else np.zeros(0, np.int64))
-
-    def _rows_of_group(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next ``count`` rows of the current row group as its first column group assigned them."""
-        if self.cached is None:
-            assignment = np.concatenate([a for a, _ in self.group])
-            trains = np.cumsum([0] + [int(np.count_nonzero(a == 0)) for a, _ in self.group])
-            sampled = np.concatenate([s + t for (_, s), t in zip(self.group, trains)])
-            self.cached = (assignment, sampled)
-        assignment, sampled = self.cached
-        start, stop = self.cursor, self.cursor + count
-        self.cursor = stop
-        trains_before = int(np.count_nonzero(assignment[:start] == 0))
-        trains_in = int(np.count_nonzero(assignment[start:stop] == 0))
-        picked = sampled[(sampled >= trains_before) & (sampled < trains_before + trains_in)] - trains_before
-        return assignment[start:stop], picked
 
     def write(self, out_dir: Path) -> bool:
         """assignment.npy, split_summary.json, split_sample.npz into ``out_dir``; False (nothing written)

@@ -21,17 +21,17 @@ from loopc.runtime.data.split import (
     null_split_values,
     split_columns,
 )
-from loopc.runtime.data.split_summary import read_summary
+from loopc.runtime.data.split_summary import ASSIGNMENT, read_summary
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.common import SPLITS, read_json, writing
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
-ASSIGNMENT, SPLIT_FILE = "assignment.npy", "split.json"
+SPLIT_FILE = "split.json"
 
 def run_split(ctx: StepContext) -> dict[str, Any]:
     """Which row goes to train, valid or test: one byte per row (assignment.npy) and the counts.
 
-    When validate assigned the rows as it read them (a hash or random split of Parquet files), its
+    When validate assigned the rows as it read them (a hash split, or a random split of Parquet files), its
     assignment.npy is used and nothing is read; else only the split's own column is read. No row is copied.
     """
     validate_id, validate_record = ctx.upstream_of_kind("validate")

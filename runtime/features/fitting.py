@@ -25,6 +25,7 @@ from loopc.runtime.data.sketch import SAMPLE_ROWS, ExactRanks, Moments, Systemat
 from loopc.runtime.features.transforms import (
     _APPLY,
     TERMINAL,
+    TEXT_TYPES,
     FeatureError,
     FittedFeature,
     FittedFeatures,
@@ -210,10 +211,9 @@ class _FeatureFit:
         chain up to and with its first data-dependent transform, when that comes first, and whether the values
         held nulls. A seeded feature skips the first pass over the rows (``seeded``); later transforms that need
         data still take passes."""
-        kinds = {"int": False, "float": False, "bool": False, "string": True, "category": True}
-        if self.column is None or declared not in kinds or not column:
+        if self.column is None or not column:  # an expression, or a column the summary holds nothing of
             return
-        text = kinds[declared]
+        text = declared in TEXT_TYPES
         if not text and column.get("numeric") is None:
             return
         specs = _transform_specs(self.feature, text, self.where)

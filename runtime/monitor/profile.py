@@ -174,10 +174,14 @@ class NumericColumn:
         ordered = ordered if len(ordered) else np.array([low, high])  # every sampled row was null
         self.sample = []
         levels = np.linspace(0.0, 1.0, self.quantiles)
-        self.points = np.unique(np.concatenate([[low, high], inverted_cdf(ordered, levels)]))
-        self.edges = np.unique(inverted_cdf(ordered, np.linspace(0.0, 1.0, psi_bins + 1)[1:-1]))
-        self.grid = np.unique(np.concatenate([self.points, self.edges]))
-        self.counter = PointCounts(self.grid, low, high)
+        self._use_points(np.unique(np.concatenate([[low, high], inverted_cdf(ordered, levels)])),
+                         np.unique(inverted_cdf(ordered, np.linspace(0.0, 1.0, psi_bins + 1)[1:-1])))
+
+    def _use_points(self, points: np.ndarray, edges: np.ndarray) -> None:
+        """Count at ``points`` (the quantile sketch) and ``edges`` (the PSI bins) from now on."""
+        self.points, self.edges = points, edges
+        self.grid = np.unique(np.concatenate([points, edges]))
+        self.counter = PointCounts(self.grid, self.moments.low, self.moments.high)
 
     def place_points(self) -> None:
         """Place the points from the sample (once; nothing to place without values)."""
@@ -198,10 +202,7 @@ class NumericColumn:
         column = cls()
         column.nulls, column.moments = int(state["nulls"]), Moments.from_dict(state["moments"])
         if column.moments.count:
-            column.points = np.asarray(state["points"], np.float64)
-            column.edges = np.asarray(state["edges"], np.float64)
-            column.grid = np.unique(np.concatenate([column.points, column.edges]))
-            column.counter = PointCounts(column.grid, column.moments.low, column.moments.high)
+            column._use_points(np.asarray(state["points"], np.float64), np.asarray(state["edges"], np.float64))
         return column
 
     def sketch(self) -> dict:

@@ -13,15 +13,15 @@ from loopc.runtime.data.rows import ValidatedRows
 from loopc.runtime.evaluate.metrics import MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.features.transforms import FeatureError
-from loopc.runtime.steps.common import label_classes, read_json, writing
-from loopc.runtime.steps.split import SPLIT_FILE, open_split, split_batches
+from loopc.runtime.steps.common import label_classes, writing
+from loopc.runtime.steps.split import open_split, split_batches
 from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json, local_artifact
 
 PROFILE_POINTS = "profile_points.json"
 COLUMNS_FILE = "columns.json"
 
 
-def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, train_rows: int):
+def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, split_record: dict):
     """Fit the transforms on the train rows and observe the profile: from validate's summary of the train
     rows (split_summary) what it determines, the rest in passes of record batches reading only the columns
     still needed (usually none or one pass). (fitted, classes, sketch)"""
@@ -29,8 +29,8 @@ def _fit_pass(ctx: StepContext, rows: ValidatedRows, split_artifact: str, train_
     from loopc.runtime.monitor.profile import ProfileSketch
     from loopc.runtime.monitor.summarised import summarised_columns
 
-    label, task = ctx.config["label"], ctx.config["task"]
-    summary = _train_summary(ctx, split_artifact, train_rows)
+    label, task, train_rows = ctx.config["label"], ctx.config["task"], split_record["counts"]["train"]
+    summary = _train_summary(ctx, split_record)
     summaries = {name: summary.column(name) for name in ctx.config["columns"]} if summary else None
     fit = StreamingFit(ordered_features(ctx.config), ctx.config["columns"], train_rows, summaries=summaries)
     profiled = _profiled(ctx, rows)
@@ -64,13 +64,13 @@ def _read_passes(ctx: StepContext, split_artifact: str, fit, sketch, label: str 
     return None if label is None else pa.chunked_array(labels)
 
 
-def _train_summary(ctx: StepContext, split_artifact: str, train_rows: int):
-    """Validate's summary of this split's train rows (split_summary), or None when it holds none of them."""
+def _train_summary(ctx: StepContext, split_record: dict):
+    """Validate's summary of the train rows of the split ``split_record`` (split.json) describes, or None when
+    the validate artifact holds none of them."""
     from loopc.runtime.data.split_summary import read_summary
 
-    record = read_json(local_artifact(ctx.state, split_artifact) / SPLIT_FILE)
-    summary = read_summary(local_artifact(ctx.state, record["rows_artifact"]), record["split"])
-    return summary if summary is not None and summary.counts["train"] == train_rows else None
+    summary = read_summary(local_artifact(ctx.state, split_record["rows_artifact"]), split_record["split"])
+    return summary if summary is not None and summary.counts == split_record["counts"] else None
 
 
 def _summarised_classes(task: str, column: dict) -> list[Any] | None:
@@ -106,7 +106,7 @@ def run_features(ctx: StepContext) -> dict[str, Any]:
         raise StepFailed(f"features of model '{ctx.config['model_name']}': cannot fit features: the train split "
                          "has no rows")
     try:
-        fitted, classes, sketch = _fit_pass(ctx, rows, split_record["artifact"], counts["train"])
+        fitted, classes, sketch = _fit_pass(ctx, rows, split_record["artifact"], record)
     except FeatureError as exc:
         raise StepFailed(f"features of model '{ctx.config['model_name']}': {exc}") from None
     with writing(ctx.out_dir / "transform.json") as path:

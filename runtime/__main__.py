@@ -103,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     handler = run_step_command if args.command == "run-step" else run_plan_command
     try:
-        from loopc.runtime.data.rows import choose_memory_pool
-
-        choose_memory_pool()
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

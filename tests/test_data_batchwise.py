@@ -263,7 +263,7 @@ def _rows_of(paths: list[Path]):
 @pytest.mark.parametrize("method", ["hash", "time", "random"])
 def test_the_split_written_batch_by_batch_assigns_every_row_as_the_whole_table_split(tmp_path, monkeypatch, method):
     from loopc.runtime.data.split import assign_splits
-    from loopc.runtime.steps.split import _write_assignment
+    from loopc.runtime.steps.split_assign import write_assignment as _write_assignment
 
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")  # key batches of 13,107 rows (one read ahead) split the row groups
     paths = []
@@ -287,7 +287,7 @@ def test_the_split_written_batch_by_batch_assigns_every_row_as_the_whole_table_s
 
 
 def test_an_unknown_split_method_is_refused_not_split_at_random(tmp_path):
-    from loopc.runtime.steps.split import _write_assignment
+    from loopc.runtime.steps.split_assign import write_assignment as _write_assignment
 
     pq.write_table(pa.table({"id": ["a", "b"]}), tmp_path / "k.parquet")
     with pytest.raises(DataError, match="unknown split method 'bogus'; use hash, time or random"):
@@ -296,7 +296,7 @@ def test_an_unknown_split_method_is_refused_not_split_at_random(tmp_path):
 
 def test_null_split_keys_are_counted_over_every_batch(tmp_path, monkeypatch):
     from loopc.runtime.data.split import assign_splits
-    from loopc.runtime.steps.split import _write_assignment
+    from loopc.runtime.steps.split_assign import write_assignment as _write_assignment
 
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
     path = tmp_path / "k.parquet"

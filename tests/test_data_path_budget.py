@@ -19,12 +19,13 @@ from test_data_path import COLUMNS, random_table, write_project
 from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data.checks import enforce_schema
 from loopc.runtime.data.rows import batch_rows
+from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.executor import run_plan
 from loopc.runtime.execution.progress import PlainProgress
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.registry.interface import CHAMPION
-from loopc.runtime.steps.common import SPLITS, evaluation, group_columns, load_bundle
-from loopc.runtime.steps.split import open_split
+from loopc.runtime.steps.common import evaluation, group_columns, load_bundle
+from loopc.runtime.steps.split_rows import open_split
 from loopc.runtime.steps.split_scores import ChunkedPredictor, score_split
 
 pytestmark = [pytest.mark.slow]

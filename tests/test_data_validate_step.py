@@ -214,7 +214,7 @@ def test_a_full_disk_fails_the_step_naming_the_file(project):
 
 def test_a_write_error_names_the_path_without_root(tmp_path):
     from loopc.runtime.execution.runner import StepFailed
-    from loopc.runtime.steps.common import writing
+    from loopc.runtime.steps.files import writing
 
     (tmp_path / "file").write_text("")
     target = tmp_path / "file" / "table.parquet"  # its folder is a file: ENOTDIR, for root too

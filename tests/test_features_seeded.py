@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from loopc.runtime.data.split_summary import SplitSummary, read_summary
+from loopc.runtime.data.split_record import read_summary
+from loopc.runtime.data.split_summary import SplitSummary
 from loopc.runtime.features.fitting import StreamingFit, fit_stream
 from loopc.runtime.features.transforms import FeatureError
 

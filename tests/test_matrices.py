@@ -15,13 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_project
 
+from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
 from loopc.runtime.steps import matrices
-from loopc.runtime.steps.common import SPLITS, evaluation, group_columns, label_vector, load_bundle
+from loopc.runtime.steps.common import evaluation, group_columns, label_vector, load_bundle
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, held_in_memory, split_predictions
 from loopc.runtime.steps.model import KeySpill, stored_predictions
-from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.steps.split_rows import open_split, split_batches
 from loopc.runtime.steps.split_scores import score_every_split
 from loopc.runtime.train.checkpoint import load_params
 from loopc.runtime.train.inputs import prepare_training_data

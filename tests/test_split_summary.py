@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,8 @@ from loopc.runtime.data import batchwise
 from loopc.runtime.data.sketch import Moments, SystematicSample
 from loopc.runtime.data.snapshot import take_snapshot
 from loopc.runtime.data.split import assign_random, assign_splits
-from loopc.runtime.data.split_summary import ASSIGNMENT, MAX_DISTINCT, SplitSummary, read_summary, summarised
+from loopc.runtime.data.split_record import ASSIGNMENT, read_summary
+from loopc.runtime.data.split_summary import MAX_DISTINCT, SplitSummary, summarised
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 ROWS = 7000
@@ -64,8 +66,9 @@ def _summarise(tmp_path, monkeypatch, table: pa.Table, split: dict, files: int =
 HASH = {"method": "hash", "key": "id", "seed": 3, "train": 0.7, "valid": 0.2, "test": 0.1}
 
 
-@pytest.mark.parametrize("rows", [ROWS, 200_000])  # 200,000: 140,000 train rows, a sample stride of 3
-def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path, monkeypatch, rows):
+@pytest.mark.parametrize(("rows", "cores"), [(ROWS, 1), (ROWS, 4), (200_000, 4)])  # 200,000: a sample stride of 3
+def test_a_hash_split_is_assigned_and_its_train_rows_summarised_exactly(tmp_path, monkeypatch, rows, cores):
+    monkeypatch.setattr("loopc.runtime.data.parallel.os.cpu_count", lambda: cores)  # columns on 1 or 4 threads
     table = _table(rows)
     written, out = _summarise(tmp_path, monkeypatch, table, HASH)
     assert written
@@ -191,6 +194,17 @@ def test_a_hash_split_on_an_int_or_undeclared_key_is_the_split_steps(tmp_path, m
     written, out = _summarise(tmp_path, monkeypatch, table, split)
     assert written
     assert np.array_equal(np.load(out / ASSIGNMENT), assign_splits(table, split))
+
+
+def test_each_thread_centers_its_columns_in_its_own_scratch_buffer():
+    summary = SplitSummary(ALL_TRAIN, {"x": {"type": "float"}}, 10)
+    mine = summary.scratch(100)
+    assert summary.scratch(50).base is mine.base  # reused by the same thread, batch after batch
+    theirs = []
+    worker = threading.Thread(target=lambda: theirs.append(summary.scratch(100)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(mine, theirs[0])
 
 
 def test_moments_centered_in_place_equal_moments_of_a_copy():

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loopc.compiler.cli.run import compile_local
-from loopc.runtime.data.split_summary import ASSIGNMENT, SAMPLE, SUMMARY
+from loopc.runtime.data.split_record import ASSIGNMENT, SAMPLE, SUMMARY
 from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import load_step
 from tests.test_data_path import assert_close

@@ -17,7 +17,7 @@ from loopc.runtime.execution.runs import read_record
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile
 from loopc.runtime.steps.common import load_bundle
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices
-from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.steps.split_rows import open_split, split_batches
 from loopc.runtime.train.predict import predict
 from loopc.runtime.train.trainer import train_model
 

@@ -38,6 +38,7 @@ from loopc.runtime.data.formats import (
     file_format,
     hive_columns,
 )
+from loopc.runtime.data.parallel import column_pool
 from loopc.runtime.data.readahead import read_ahead
 from loopc.runtime.data.rows import ahead_rows, batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
@@ -300,13 +301,27 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
     entry, own = files.snapshot.entries[index], files.schemas[index].names
     rows, where, columns, read_all = 0, "none", [], False
     try:
-        with digesting(files.snapshot, entry) as digested:
+        with digesting(files.snapshot, entry) as digested, column_pool() as mapped:
             for where, part, count, arrays in read_ahead(files.batches(index, groups, size)):
                 columns = groups[part]
-                for column in [c for c in arrays if c in rules]:
-                    arrays[column] = rules[column].update(arrays[column], None if column in own else np.ones(count, bool))
-                if summary is not None:
-                    summary.feed(f"file {index} {where}", part, count, arrays)
+                absent = None if set(arrays) <= set(own) else np.ones(count, bool)
+
+                def checked(column: str, arrays=arrays, absent=absent) -> pa.Array:
+                    array = arrays[column]
+                    return array if column not in rules else rules[column].update(array, None if column in own else absent)
+
+                keys = [c for c in summary.key_columns if c in arrays] if summary is not None else []
+                arrays.update({c: checked(c) for c in keys})  # the keys first: they assign the rows
+                train = summary.start(f"file {index} {where}", part, count, {c: arrays[c] for c in keys}) \
+                    if summary is not None else None
+
+                def column_work(column: str, train=train) -> pa.Array:
+                    array = arrays[column] if column in keys else checked(column)
+                    if train is not None:
+                        train.add(column, array)
+                    return array
+
+                arrays = dict(zip(arrays, mapped(column_work, list(arrays))))  # each column its own rules and summary
                 if part == 0:
                     batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
                     for runner in runners:

@@ -10,9 +10,7 @@ import pyarrow.compute as pc
 
 from loopc.runtime.data.casting import one_array
 from loopc.runtime.data.errors import DataError
-
-SPLITS = ("train", "valid", "test")
-
+from loopc.runtime.data.split_record import SPLITS, checked_counts
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -157,19 +155,6 @@ def split_columns(split: dict) -> list[str]:
 def split_counts(assignment: np.ndarray, split: dict) -> dict[str, int]:
     """Rows per split; DataError when a split with a positive fraction comes out empty."""
     return checked_counts(np.bincount(assignment, minlength=len(SPLITS)), split)
-
-
-def checked_counts(counts: np.ndarray, split: dict) -> dict[str, int]:
-    """``counts`` (rows per split index) by split name; DataError when a split with a positive
-    fraction is empty."""
-    sizes = {name: int(counts[index]) for index, name in enumerate(SPLITS)}
-    empty = [n for n in SPLITS if split.get(n, 0) > 0 and sizes[n] == 0]
-    rows = sum(sizes.values())
-    if rows and empty:
-        listed = ", ".join(f"{n}={sizes[n]}" for n in SPLITS)
-        raise DataError(f"split '{split.get('method')}' left {', '.join(empty)} empty ({listed} of "
-                        f"{rows} rows); add rows or change the fractions or the split column")
-    return sizes
 
 
 def split_table(table: pa.Table, split: dict) -> dict[str, pa.Table]:

@@ -16,14 +16,13 @@ Per declared column of the train rows:
   hold more than ``MAX_DISTINCT`` distinct values (then nothing is kept: an id column; its fits read rows).
 
 Files: ``assignment.npy`` (one byte a row: 0 train, 1 valid, 2 test), ``split_summary.json`` and
-``split_sample.npz`` in the validate artifact.
+``split_sample.npz`` in the validate artifact; ``split_record.read_summary`` reads them back.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from functools import cached_property
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopc.runtime.data.sketch import Moments, SystematicSample
-from loopc.runtime.data.split import SPLITS, assign_random, assign_splits
+from loopc.runtime.data.split import assign_random, assign_splits
+from loopc.runtime.data.split_record import ASSIGNMENT, FORMAT, SAMPLE, SPLITS, SUMMARY
 
-FORMAT = 1
-ASSIGNMENT, SUMMARY, SAMPLE = "assignment.npy", "split_summary.json", "split_sample.npz"
 MAX_DISTINCT = 10_000  # distinct train values a text column may hold and still be counted
 NUMERIC, COUNTED = ("int", "float", "bool"), ("bool", "string", "category")
 
@@ -120,8 +118,29 @@ class _Replay:
         return assignment, picked
 
 
+class _Rows:
+    """One batch's train rows, to which the batch's columns are added one by one; distinct columns may be added
+    from distinct threads at once (each column's own state, each thread its own scratch buffer)."""
+
+    def __init__(self, summary: SplitSummary, train: np.ndarray, sampled: np.ndarray):
+        self.summary, self.sampled = summary, sampled
+        self.rows = np.flatnonzero(train)  # gathering by index is about twice as fast as compress by the mask
+        self.mask = pa.array(train)
+
+    def add(self, name: str, array: pa.Array) -> None:
+        """A column of the batch (cast to its declared type) into its summary; other columns are ignored."""
+        numeric, counted = self.summary.numeric.get(name), self.summary.counted.get(name)
+        if numeric is not None:
+            values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+            scratch = self.summary.scratch(len(self.rows))
+            numeric.add(np.take(values, self.rows, out=scratch), self.sampled)  # centered in place there
+        if counted is not None and counted.counts is not None:  # an id column is filtered once
+            counted.add(array.filter(self.mask))
+
+
 class SplitSummary:
-    """Fed every batch validate reads (``feed``, in the order it reads them); ``write`` publishes the result.
+    """Fed every batch validate reads, in the order it reads them (``start``, then each column's ``_Rows.add``;
+    or ``feed``); ``write`` publishes the result.
 
     Parquet row groups come in column groups: the split's key is in the first (``key_columns``), whose
     batches assign the rows; later groups' batches of the same rows reuse that assignment.
@@ -138,46 +157,49 @@ class SplitSummary:
         self.group: list[tuple[np.ndarray, np.ndarray]] = []  # this row group's (assignment, sampled) batches
         self.where, self.part, self.assigned = None, 0, 0
         self.replay: _Replay | None = None
-        self.abandoned, self.buffer = False, np.empty(0)
+        self.abandoned, self.buffers = False, threading.local()
 
     @property
     def key_columns(self) -> list[str]:
         return [self.split["key"]] if self.split.get("method") == "hash" else []
 
     def feed(self, where: str, part: int, count: int, arrays: dict[str, pa.Array]) -> None:
-        """One batch of ``count`` rows: ``arrays`` are its columns, cast to their declared types.
+        """One batch of ``count`` rows: ``arrays`` are its columns, cast to their declared types
+        (``start`` and ``_Rows.add`` in one call)."""
+        rows = self.start(where, part, count, {k: arrays[k] for k in self.key_columns if k in arrays})
+        if rows is not None:
+            for name, array in arrays.items():
+                rows.add(name, array)
 
-        A key that is missing or null abandons the summary: the split step reads the rows and says why."""
+    def start(self, where: str, part: int, count: int, keys: dict[str, pa.Array]) -> _Rows | None:
+        """Assign a batch of ``count`` rows (the first column group's, by its ``keys`` columns cast to their
+        declared types; a later group's, as that group's batches assigned them): its ``_Rows``, to which each
+        column of the batch is added, from any thread. None once abandoned: a key that is missing or null
+        abandons the summary (the split step reads the rows and says why)."""
         if self.abandoned:
-            return
-        if part == 0 and any(k not in arrays or arrays[k].null_count for k in self.key_columns):
+            return None
+        if part == 0 and any(k not in keys or keys[k].null_count for k in self.key_columns):
             self.abandoned = True
-            return
+            return None
         if part == 0:
             if where != self.where:
                 self.where, self.group = where, []
-            assignment, sampled = self._assign(arrays, count)
+            assignment, sampled = self._assign(keys, count)
             self.group.append((assignment, sampled))
         else:
             if part != self.part:  # a later column group of the row group: its rows again, from the first
                 self.replay = _Replay(self.group)
             assignment, sampled = self.replay.next(count)
         self.part = part
-        train = assignment == 0
-        rows = np.flatnonzero(train)  # gathering by index is about twice as fast as compress by the mask
-        scratch, mask = self._scratch(len(rows)), pa.array(train)
-        for name, array in arrays.items():
-            if name in self.numeric:
-                values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-                self.numeric[name].add(np.take(values, rows, out=scratch), sampled)  # centered in place there
-            if name in self.counted and self.counted[name].counts is not None:  # an id column is filtered once
-                self.counted[name].add(array.filter(mask))
+        return _Rows(self, assignment == 0, sampled)
 
-    def _scratch(self, rows: int) -> np.ndarray:
-        """A float64 buffer of ``rows`` values, reused batch after batch (fresh pages cost a fault each)."""
-        if len(self.buffer) < rows:
-            self.buffer = np.empty(rows)
-        return self.buffer[:rows]
+    def scratch(self, rows: int) -> np.ndarray:
+        """A float64 buffer of ``rows`` values for the calling thread, reused batch after batch (fresh pages
+        cost a fault each)."""
+        buffer = getattr(self.buffers, "values", None)
+        if buffer is None or len(buffer) < rows:
+            buffer = self.buffers.values = np.empty(rows)
+        return buffer[:rows]
 
     def _assign(self, arrays: dict[str, pa.Array], count: int) -> tuple[np.ndarray, np.ndarray]:
         """This batch's split index a row, and which of its train rows the sample picks (train-row positions)."""
@@ -209,40 +231,3 @@ class SplitSummary:
         with open(out_dir / SAMPLE, "wb") as handle:
             np.savez(handle, *[np.concatenate([*self.numeric[n].sample, np.zeros(0)]) for n in names])
         return True
-
-
-@dataclass(frozen=True)
-class TrainSummary:
-    """A validate artifact's summary of one split, read back (``read_summary``)."""
-
-    record: dict
-    folder: Path
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return self.record["counts"]
-
-    def column(self, name: str) -> dict:
-        return self.record["columns"].get(name, {})
-
-    def sample(self, name: str) -> np.ndarray | None:
-        """The finite values of the train rows the profile's systematic sample picks (None: not summarised)."""
-        return self._samples.get(name)
-
-    @cached_property
-    def _samples(self) -> dict[str, np.ndarray]:
-        """Every column's sample, the archive read once."""
-        names = self.record["sample_columns"]
-        with np.load(self.folder / SAMPLE) as archive:
-            return {name: archive[f"arr_{index}"] for index, name in enumerate(names)}
-
-
-def read_summary(folder: Path, split: dict) -> TrainSummary | None:
-    """The summary a validate artifact holds of ``split`` (None when it holds none, or one of another split)."""
-    path = Path(folder) / SUMMARY
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    if record.get("format") != FORMAT or record.get("split") != split:
-        return None
-    return TrainSummary(record, Path(folder))

@@ -7,6 +7,7 @@ never imports the step modules (which import it) and a worker loads only what it
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 from loopc.runtime.execution.runner import InputSnapshot, StepFunction
@@ -31,8 +32,15 @@ STEP_KINDS: dict[str, str] = {
 
 
 def _resolve(reference: str):
+    """The function ``module:function`` names; when its module uses Arrow, Arrow's memory pool is chosen before
+    the step allocates (a step that reads no data, such as a split validate assigned, never imports Arrow)."""
     module, name = reference.split(":")
-    return getattr(importlib.import_module(module), name)
+    function = getattr(importlib.import_module(module), name)
+    if "pyarrow" in sys.modules:
+        from loopc.runtime.data.rows import choose_memory_pool
+
+        choose_memory_pool()
+    return function
 
 
 def step_function(kind: str) -> StepFunction:

@@ -5,7 +5,7 @@ reaches over the train rows, with the same sample, so the finished profile is th
 from __future__ import annotations
 
 from loopc.runtime.data.sketch import SAMPLE_ROWS, Moments, SystematicSample
-from loopc.runtime.data.split_summary import TrainSummary
+from loopc.runtime.data.split_record import TrainSummary
 from loopc.runtime.monitor.profile import (
     CATEGORICAL_TYPES,
     MAX_CATEGORIES,

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,23 +14,9 @@ import pyarrow.compute as pc
 from loopc.runtime.data.casting import cast_column, one_array
 from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
+from loopc.runtime.steps.files import read_json
 
-SPLITS = ("train", "valid", "test")
 BUNDLE_FILES = ("transform.json", "labels.json", "profile.json", "columns.json")
-
-
-@contextlib.contextmanager
-def writing(path: Path) -> Iterator[Path]:
-    """Turn an OSError while writing ``path`` (a full disk, no permission) into StepFailed naming it."""
-    try:
-        yield path
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise StepFailed(f"cannot write '{path}': {reason}; free space or fix permissions there and run again") from None
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def label_classes(task: str, column: pa.ChunkedArray) -> list[Any] | None:

@@ -17,8 +17,8 @@ from loopc.runtime.steps.common import (
     evaluation,
     load_bundle,
     loopc_version,
-    read_json,
 )
+from loopc.runtime.steps.files import read_json
 from loopc.runtime.steps.split_scores import score_split
 from loopc.runtime.steps.validate import verify_sources
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact

@@ -10,11 +10,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopc.runtime.data.rows import ValidatedRows
+from loopc.runtime.data.split_record import read_summary
 from loopc.runtime.evaluate.metrics import MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.features.transforms import FeatureError
-from loopc.runtime.steps.common import label_classes, writing
-from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.steps.common import label_classes
+from loopc.runtime.steps.files import writing
+from loopc.runtime.steps.split_rows import open_split, split_batches
 from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json, local_artifact
 
 PROFILE_POINTS = "profile_points.json"
@@ -67,8 +69,6 @@ def _read_passes(ctx: StepContext, split_artifact: str, fit, sketch, label: str 
 def _train_summary(ctx: StepContext, split_record: dict):
     """Validate's summary of the train rows of the split ``split_record`` (split.json) describes, or None when
     the validate artifact holds none of them."""
-    from loopc.runtime.data.split_summary import read_summary
-
     summary = read_summary(local_artifact(ctx.state, split_record["rows_artifact"]), split_record["split"])
     return summary if summary is not None and summary.counts == split_record["counts"] else None
 

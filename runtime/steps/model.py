@@ -12,18 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepContext, StepFailed
-from loopc.runtime.steps.common import (
-    SPLITS,
-    copy_bundle_files,
-    evaluation,
-    load_bundle,
-    read_json,
-    writing,
-)
+from loopc.runtime.steps.common import copy_bundle_files, evaluation, load_bundle
 from loopc.runtime.steps.features import PROFILE_POINTS
+from loopc.runtime.steps.files import read_json, writing
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, split_predictions
-from loopc.runtime.steps.split import open_split
+from loopc.runtime.steps.split_rows import open_split
 from loopc.runtime.steps.split_scores import score_every_split
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 

@@ -17,10 +17,11 @@ import pyarrow as pa
 
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.rows import batch_rows
+from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.features.transforms import FeatureError
-from loopc.runtime.steps.common import SPLITS, ModelBundle, gate_group_names, group_columns
-from loopc.runtime.steps.split import open_split, split_batches
+from loopc.runtime.steps.common import ModelBundle, gate_group_names, group_columns
+from loopc.runtime.steps.split_rows import open_split, split_batches
 from loopc.runtime.store.artifacts import local_artifact
 
 

@@ -16,11 +16,11 @@ from loopc.runtime.data.rows import (
     describe_table,
 )
 from loopc.runtime.data.snapshot import Snapshot, take_snapshot, verify_files
-from loopc.runtime.data.split_summary import SUMMARY
+from loopc.runtime.data.split_record import SUMMARY
 from loopc.runtime.execution import runs
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.execution.step import StepDoc
-from loopc.runtime.steps.common import read_json, writing
+from loopc.runtime.steps.files import read_json, writing
 from loopc.runtime.store.artifacts import atomic_write_json
 
 TABLE, SNAPSHOT = "table.parquet", "snapshot.json"

@@ -152,7 +152,8 @@ class NumericColumn:
 
     def __init__(self, quantiles: int = QUANTILES, psi_bins: int = PSI_BINS):
         self.quantiles, self.psi_bins = quantiles, psi_bins
-        self.moments, self.nulls, self.sample, self.counter = Moments(), 0, [], None
+        self.moments, self.nulls, self.sample = Moments(), 0, []
+        self.points = self.edges = self.grid = self.counter = None  # placed after the first pass, counter at the second
 
     def observe(self, values: np.ndarray, nulls: int, sampled: np.ndarray) -> None:
         """Finite values of a batch, its null (and non-finite) count, the finite values of its sampled rows."""
@@ -164,8 +165,10 @@ class NumericColumn:
         """The same finite values again (any batching and order)."""
         if not self.moments.count:
             return
-        if self.counter is None:
+        if self.points is None:
             self._place_points()
+        if self.counter is None:  # built here, not with the points: a sketch observed only (features) never counts
+            self.counter = PointCounts(self.grid, self.moments.low, self.moments.high)
         self.counter.add(values)
 
     def _place_points(self) -> None:
@@ -181,18 +184,17 @@ class NumericColumn:
         """Count at ``points`` (the quantile sketch) and ``edges`` (the PSI bins) from now on."""
         self.points, self.edges = points, edges
         self.grid = np.unique(np.concatenate([points, edges]))
-        self.counter = PointCounts(self.grid, self.moments.low, self.moments.high)
 
     def place_points(self) -> None:
         """Place the points from the sample (once; nothing to place without values)."""
-        if self.moments.count and self.counter is None:
+        if self.moments.count and self.points is None:
             self._place_points()
 
     def observed(self) -> dict:
         """The first pass's state with the points placed (JSON-able; floats round-trip exactly): what
         :meth:`from_observed` rebuilds a counter from, so a later process can ``count``."""
         self.place_points()
-        placed = self.counter is not None
+        placed = self.points is not None
         return {"kind": "numeric", "nulls": self.nulls, "moments": self.moments.to_dict(),
                 "points": self.points.tolist() if placed else [], "edges": self.edges.tolist() if placed else []}
 

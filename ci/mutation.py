@@ -67,6 +67,9 @@ MODULES: dict[str, list[str]] = {
     "runtime/steps/matrices.py": ["tests/test_matrices.py", "tests/test_data_path_budget.py"],
     "runtime/data/sketch.py": ["tests/test_features_fitting.py", "tests/test_mut_fitting.py",
                                "tests/test_spec_boundaries_profile.py"],
+    "runtime/data/split_record.py": ["tests/test_split_summary.py", "tests/test_data_split.py",
+                                     "tests/test_spec_boundaries_split.py", "tests/test_mut_split.py"],
+    "runtime/data/parallel.py": ["tests/test_parallel.py"],
 }
 
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.

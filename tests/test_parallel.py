@@ -32,6 +32,8 @@ def test_one_thread_maps_in_the_callers_thread_and_more_use_others():
     with column_pool(3) as mapped:
         used = set(mapped(thread_of, [0, 1, 2]))
     assert threading.get_ident() not in used and len(used) > 1
+    assert set(map_columns(thread_of, [0, 1, 2], threads=1)) == {threading.get_ident()}  # threads=1 asked: no pool
+    assert threading.get_ident() not in set(map_columns(thread_of, [0, 1], threads=2))
 
 
 def test_an_items_exception_reaches_the_caller():

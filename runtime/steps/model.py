@@ -94,11 +94,13 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
-    atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch})
+    atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch,
+                                                     "compile_seconds": result.compile_seconds})
     valid_metrics = {} if valid_pred is None else evaluate_predictions(model["task"], y_valid, valid_pred,
                                                                       num_classes=num_classes)
     val_losses = [h["val_loss"] for h in result.history if h.get("val_loss") is not None]
-    ctx.log.info("trained %d epochs (best %d), %.0f rows/s", result.epochs_run, result.best_epoch,
+    ctx.log.info("trained %d epochs (best %d) in %.2f s after compiling for %.2f s, %.0f rows/s", result.epochs_run,
+                 result.best_epoch, sum(h["seconds"] for h in result.history), result.compile_seconds,
                  result.rows_per_second)
     return {"model": model["name"], "trial": ctx.config.get("trial"), "sweep_point": ctx.config.get("sweep_point"),
             "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,

@@ -38,7 +38,7 @@ from loopc.runtime.data.formats import (
     file_format,
     hive_columns,
 )
-from loopc.runtime.data.parallel import column_pool
+from loopc.runtime.data.parallel import ColumnMap, column_pool
 from loopc.runtime.data.readahead import read_ahead
 from loopc.runtime.data.rows import ahead_rows, batch_rows, check_unchanged, open_parquet, row_group_batches
 from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
@@ -304,24 +304,7 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
         with digesting(files.snapshot, entry) as digested, column_pool() as mapped:
             for where, part, count, arrays in read_ahead(files.batches(index, groups, size)):
                 columns = groups[part]
-                absent = None if set(arrays) <= set(own) else np.ones(count, bool)
-
-                def checked(column: str, arrays=arrays, absent=absent) -> pa.Array:
-                    array = arrays[column]
-                    return array if column not in rules else rules[column].update(array, None if column in own else absent)
-
-                keys = [c for c in summary.key_columns if c in arrays] if summary is not None else []
-                arrays.update({c: checked(c) for c in keys})  # the keys first: they assign the rows
-                train = summary.start(f"file {index} {where}", part, count, {c: arrays[c] for c in keys}) \
-                    if summary is not None else None
-
-                def column_work(column: str, train=train) -> pa.Array:
-                    array = arrays[column] if column in keys else checked(column)
-                    if train is not None:
-                        train.add(column, array)
-                    return array
-
-                arrays = dict(zip(arrays, mapped(column_work, list(arrays))))  # each column its own rules and summary
+                arrays = _checked_batch(mapped, arrays, count, own, rules, summary, f"file {index} {where}", part)
                 if part == 0:
                     batch = pa.Table.from_arrays(list(arrays.values()), names=list(arrays)) if arrays else _rows(count)
                     for runner in runners:
@@ -336,6 +319,29 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
         raise DataError(f"{error}; it changed while it was read (the last batch read: {where}, columns "
                         f"{', '.join(columns)})") from None
     return digested[0], FilePart(files.snapshot.path(entry), rows, frozenset(own))
+
+
+def _checked_batch(mapped: ColumnMap, arrays: dict[str, pa.Array], count: int, own: list[str], rules: dict,
+                   summary: SplitSummary | None, where: str, part: int) -> dict[str, pa.Array]:
+    """A batch's columns cast and counted by their rules, and added to the split summary: the split's key
+    first (it assigns the rows), then every other column on the pool (each column its own rules and summary)."""
+    absent = None if set(arrays) <= set(own) else np.ones(count, bool)  # rows of a column this file lacks
+
+    def checked(column: str) -> pa.Array:
+        array = arrays[column]
+        return array if column not in rules else rules[column].update(array, None if column in own else absent)
+
+    keys = [c for c in summary.key_columns if c in arrays] if summary is not None else []
+    cast = {c: checked(c) for c in keys}
+    train = summary.start(where, part, count, cast) if summary is not None else None
+
+    def column(name: str) -> pa.Array:
+        array = cast[name] if name in cast else checked(name)
+        if train is not None:
+            train.add(name, array)
+        return array
+
+    return dict(zip(arrays, mapped(column, list(arrays))))
 
 
 def _rows(count: int) -> pa.Table:

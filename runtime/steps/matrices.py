@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopc.runtime.data.errors import DataError
+from loopc.runtime.data.parallel import ColumnMap, column_pool
 from loopc.runtime.data.rows import batch_rows, memory_budget
 from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepFailed
@@ -92,22 +93,23 @@ def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path,
     done = dict.fromkeys(splits, 0)  # the split's rows before this batch
     size = batch_rows(4 * (fitted.dim + len(needed)) + 8 * len(needed))
     try:
-        for offset, batch in rows.batches(needed, size):
-            part = np.asarray(assignment[offset:offset + batch.num_rows])
-            if hook is not None:
-                hook(batch, part)
-            batch_y = label_vector(batch.column(labels["label"]), labels["task"], labels["classes"])
-            by_row = None
-            for split, (lo, hi) in spans.items():
-                picked, first = np.flatnonzero(part == SPLITS.index(split)), done[split]
-                done[split] += len(picked)
-                if done[split] > counts[split]:
-                    raise _changed(done, counts)
-                y[split][first:first + len(picked)] = batch_y[picked]
-                wanted = picked[max(lo - first, 0):max(hi - first, 0)]
-                if len(wanted):
-                    by_row = fitted.apply_columns(batch, threads=None).T if by_row is None else by_row
-                    _gather(by_row, wanted, x[split], max(first, lo) - lo)
+        with column_pool() as mapped:  # gathering rows into the matrix, a block per thread
+            for offset, batch in rows.batches(needed, size):
+                part = np.asarray(assignment[offset:offset + batch.num_rows])
+                if hook is not None:
+                    hook(batch, part)
+                batch_y = label_vector(batch.column(labels["label"]), labels["task"], labels["classes"])
+                by_row = None
+                for split, (lo, hi) in spans.items():
+                    picked, first = np.flatnonzero(part == SPLITS.index(split)), done[split]
+                    done[split] += len(picked)
+                    if done[split] > counts[split]:
+                        raise _changed(done, counts)
+                    y[split][first:first + len(picked)] = batch_y[picked]
+                    wanted = picked[max(lo - first, 0):max(hi - first, 0)]
+                    if len(wanted):
+                        by_row = fitted.apply_columns(batch, threads=None).T if by_row is None else by_row
+                        _gather(by_row, wanted, x[split], max(first, lo) - lo, mapped)
     except FeatureError as exc:
         raise StepFailed(f"the features' fitted transform: {exc}") from None
     except DataError as exc:
@@ -117,11 +119,15 @@ def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path,
     return {s: SplitMatrix(x[s], y[s], spans[s][0]) for s in splits}
 
 
-def _gather(by_row: np.ndarray, rows: np.ndarray, out: np.ndarray, at: int) -> None:
-    """Rows ``rows`` of the batch's matrix into ``out[at:]``, a block at a time (a block stays in the cache)."""
-    for start in range(0, len(rows), BLOCK_ROWS):
-        block = rows[start:start + BLOCK_ROWS]
-        out[at + start:at + start + len(block)] = by_row[block]  # fancy indexing: np.take is 20x slower here
+def _gather(by_row: np.ndarray, rows: np.ndarray, out: np.ndarray, at: int, mapped: ColumnMap) -> None:
+    """Rows ``rows`` of the batch's matrix into ``out[at:]``, a block at a time (a block stays in the cache), the
+    blocks on ``mapped``'s threads (each writes its own rows; the copies and the fresh pages' faults overlap)."""
+
+    def block(start: int) -> None:
+        picked = rows[start:start + BLOCK_ROWS]
+        out[at + start:at + start + len(picked)] = by_row[picked]  # fancy indexing: np.take is 20x slower here
+
+    mapped(block, range(0, len(rows), BLOCK_ROWS))
 
 
 def split_predictions(source: MatrixSource, split: str, matrix: SplitMatrix, params: dict, architecture: dict,

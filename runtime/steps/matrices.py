@@ -23,7 +23,8 @@ from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.features.transforms import FeatureError, FittedFeatures
 from loopc.runtime.steps.common import label_vector
 from loopc.runtime.steps.files import read_json, writing
-from loopc.runtime.steps.split_rows import SPLIT_FILE, open_split, split_batches
+from loopc.runtime.steps.split import SPLIT_FILE
+from loopc.runtime.steps.split_rows import open_split, split_batches
 from loopc.runtime.store.artifacts import local_artifact
 
 BLOCK_ROWS = 8192  # matrix rows gathered at once: 2 MB at 64 features, within a core's L2 cache

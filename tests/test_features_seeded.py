@@ -61,7 +61,9 @@ def _summaries(tmp_path, table: pa.Table) -> dict[str, dict]:
     summary = SplitSummary(ALL_TRAIN, COLUMNS, table.num_rows)
     for start in range(0, table.num_rows, 1500):  # batches, as validate feeds them
         part = table.slice(start, 1500)
-        summary.feed(f"row group {start}", 0, part.num_rows, {n: part.column(n).combine_chunks() for n in COLUMNS})
+        train = summary.start(f"row group {start}", 0, part.num_rows, {})  # a random split: no key column
+        for name in COLUMNS:
+            train.add(name, part.column(name).combine_chunks())
     assert summary.write(tmp_path)
     record = read_summary(tmp_path, ALL_TRAIN)
     return {name: record.column(name) for name in COLUMNS}

@@ -221,11 +221,19 @@ def test_moments_centered_in_place_equal_moments_of_a_copy():
 ALL_TRAIN = {"method": "random", "seed": 0, "train": 1.0, "valid": 0.0, "test": 0.0}
 
 
+def _feed(summary: SplitSummary, where: str, arrays: dict[str, pa.Array]) -> None:
+    """One row group of a single column group into ``summary``, as validate feeds it."""
+    count = len(next(iter(arrays.values())))
+    train = summary.start(where, 0, count, {k: arrays[k] for k in summary.key_columns if k in arrays})
+    for name, array in arrays.items():
+        train.add(name, array)
+
+
 def _fed(split: dict, batches: list[pa.Array], rows: int | None = None) -> SplitSummary:
     summary = SplitSummary(split, {"s": {"type": "string"}, "x": {"type": "float"}},
                            sum(len(b) for b in batches) if rows is None else rows)
     for index, batch in enumerate(batches):
-        summary.feed(f"row group {index}", 0, len(batch), {"s": batch})
+        _feed(summary, f"row group {index}", {"s": batch})
     return summary
 
 
@@ -257,8 +265,8 @@ def test_a_summary_of_other_rows_than_the_footers_count_or_of_none_is_not_writte
 
 def test_a_column_with_infinities_but_no_nan_keeps_them_out_of_its_moments(tmp_path):
     summary = SplitSummary(ALL_TRAIN, {"x": {"type": "float"}}, 10)
-    summary.feed("row group 0", 0, 5, {"x": pa.array([1.0, 2.0, np.inf, 3.0, 4.0])})  # a finite min, an infinite max
-    summary.feed("row group 1", 0, 5, {"x": pa.array([-np.inf, 5.0, 6.0, 7.0, 8.0])})  # and the other way round
+    _feed(summary, "row group 0", {"x": pa.array([1.0, 2.0, np.inf, 3.0, 4.0])})  # a finite min, an infinite max
+    _feed(summary, "row group 1", {"x": pa.array([-np.inf, 5.0, 6.0, 7.0, 8.0])})  # and the other way round
     record = summary.numeric["x"].record()
     assert record["moments"]["count"] == 8 and (record["moments"]["low"], record["moments"]["high"]) == (1.0, 8.0)
     assert (record["nan"], record["nonfinite"]) == (0, 2)

@@ -139,8 +139,8 @@ class _Rows:
 
 
 class SplitSummary:
-    """Fed every batch validate reads, in the order it reads them (``start``, then each column's ``_Rows.add``;
-    or ``feed``); ``write`` publishes the result.
+    """Fed every batch validate reads, in the order it reads them (``start``, then each column's ``_Rows.add``);
+    ``write`` publishes the result.
 
     Parquet row groups come in column groups: the split's key is in the first (``key_columns``), whose
     batches assign the rows; later groups' batches of the same rows reuse that assignment.
@@ -162,14 +162,6 @@ class SplitSummary:
     @property
     def key_columns(self) -> list[str]:
         return [self.split["key"]] if self.split.get("method") == "hash" else []
-
-    def feed(self, where: str, part: int, count: int, arrays: dict[str, pa.Array]) -> None:
-        """One batch of ``count`` rows: ``arrays`` are its columns, cast to their declared types
-        (``start`` and ``_Rows.add`` in one call)."""
-        rows = self.start(where, part, count, {k: arrays[k] for k in self.key_columns if k in arrays})
-        if rows is not None:
-            for name, array in arrays.items():
-                rows.add(name, array)
 
     def start(self, where: str, part: int, count: int, keys: dict[str, pa.Array]) -> _Rows | None:
         """Assign a batch of ``count`` rows (the first column group's, by its ``keys`` columns cast to their

@@ -108,7 +108,8 @@ def test_model_sweep_expands_to_trials_and_select():
     assert all(s.config["model"]["sweep"] is None and s.array == "train.churn_classifier" for s in trials)
     assert [s.array_index for s in trials] == [0, 1]
     select = train.step("select.churn_classifier")
-    assert select.deps == tuple(s.id for s in trials) and select.config["trials"] == list(select.deps)
+    assert select.deps == ("features.churn_classifier", *(s.id for s in trials))
+    assert select.config["trials"] == [s.id for s in trials]
     assert train.step("evaluate.churn_classifier").deps == ("features.churn_classifier", "select.churn_classifier")
 
 

@@ -119,7 +119,8 @@ def train_steps(spec: Spec, cli_points: list[dict[str, Any]] | None, source: str
                                index, f"Train {model.name}, sweep trial {index}: {canonical}"))
     ids = [t.id for t in trials]
     select = StepSpec(f"select.{model.name}", "select", {"sweep": select_sweep(model, points), "trials": ids},
-                      tuple(ids), description=f"Pick the best of {len(ids)} trials of {model.name}")
+                      features + tuple(ids),  # features: select removes the matrices its trials shared
+                      description=f"Pick the best of {len(ids)} trials of {model.name}")
     return trials + [select]
 
 

@@ -79,15 +79,16 @@ def _changed(done: dict[str, int], counts: dict[str, int]) -> StepFailed:
 
 def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path, *,
                    keep: dict[str, tuple[int, int]] | None = None, hook: BatchHook | None = None,
-                   hook_columns: tuple[str, ...] = (), tag: str = "") -> dict[str, SplitMatrix]:
+                   hook_columns: tuple[str, ...] = (), tag: str = "", on_disk: bool = False) -> dict[str, SplitMatrix]:
     """Every split in ``splits``: its matrix (only rows ``keep[split]`` = ``(lo, hi)`` of it when given) and all
     its labels, from one pass over the rows. ``hook(batch, part)`` sees each batch (``hook_columns`` read too)
-    with its rows' split indices. Matrices that do not fit in memory go to ``scratch/x_<split><tag>.npy``."""
+    with its rows' split indices. Matrices that do not fit in memory, or all with ``on_disk``, go to
+    ``scratch/x_<split><tag>.npy``."""
     rows, assignment, record = open_split(source.state, local_artifact(source.state, source.split_artifact))
     fitted, labels = source.fitted(), source.labels()
     counts = record["counts"]
     spans = {s: (keep or {}).get(s, (0, counts[s])) for s in splits}
-    in_memory = held_in_memory(sum(hi - lo for lo, hi in spans.values()), fitted.dim)
+    in_memory = not on_disk and held_in_memory(sum(hi - lo for lo, hi in spans.values()), fitted.dim)
     x = {s: _empty_matrix(hi - lo, fitted.dim, in_memory, scratch / f"x_{s}{tag}.npy") for s, (lo, hi) in spans.items()}
     y = {s: np.empty(counts[s], np.float32) for s in splits}
     needed = sorted({c for c in fitted.input_columns if c in rows.names} | {labels["label"]} | set(hook_columns))

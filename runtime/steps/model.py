@@ -20,6 +20,7 @@ from loopc.runtime.steps.files import read_json, writing
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, split_predictions
 from loopc.runtime.steps.split_rows import open_split
 from loopc.runtime.steps.split_scores import score_every_split
+from loopc.runtime.steps.trial_matrices import remove_shared, shares, trial_matrices
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
 
 
@@ -63,7 +64,15 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     source = MatrixSource(ctx.state, features_record["outputs"]["split_artifact"], features_dir)
     first = jax.process_index() == 0
     sketch = _reference_sketch(features_dir) if first else None
-    train, valid = _train_matrices(ctx, source, sketch, jax.process_index(), jax.process_count())
+    counted = None  # the profile's counted columns, when a trial before this one counted them
+    if shares(ctx.config, ctx.store, jax.process_count()):
+        try:
+            train, valid, counted = trial_matrices(ctx.state, features_record["key"], source, sketch,
+                                                   _profile_counter(sketch), ctx.log)
+        except ProfileError as exc:
+            raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
+    else:
+        train, valid = _train_matrices(ctx, source, sketch, jax.process_index(), jax.process_count())
     (x_train, y_train), (x_valid, y_valid) = (train.x, train.y), (valid.x, valid.y)
     if jax.process_count() > 1:
         ctx.log.info("JAX process %d of %d: training rows [%d, %d) of %d", jax.process_index(), jax.process_count(),
@@ -87,7 +96,7 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     save_params(ctx.out_dir / "params.npz", result.params)
     train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
     try:
-        columns = sketch.sketches()
+        columns = counted if counted is not None else sketch.sketches()
     except ProfileError as exc:
         raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
     atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred))
@@ -130,21 +139,26 @@ def _reference_sketch(features_dir: Path):
     return ProfileSketch.from_observed(read_json(features_dir / PROFILE_POINTS))
 
 
-def _train_matrices(ctx: StepContext, source: MatrixSource, sketch, index: int, count: int):
-    """(train, valid) matrices; with several processes only this process's train rows. ``sketch`` (process 0's)
-    counts every train row's profiled numeric columns on the way."""
-    from loopc.runtime.train.distributed import row_range
-
-    shard = row_range(source.split_counts()["train"], index, count) if count > 1 else None
+def _profile_counter(sketch):
+    """The hook that counts ``sketch`` over every train row of the batches the matrices are built from."""
 
     def count_train_rows(batch: pa.Table, part: np.ndarray) -> None:
         train = part == 0
         if sketch.numeric and train.any():
             sketch.count(batch.select(sketch.numeric).filter(pa.array(train)))
 
+    return count_train_rows
+
+
+def _train_matrices(ctx: StepContext, source: MatrixSource, sketch, index: int, count: int):
+    """(train, valid) matrices; with several processes only this process's train rows. ``sketch`` (process 0's)
+    counts every train row's profiled numeric columns on the way."""
+    from loopc.runtime.train.distributed import row_range
+
+    shard = row_range(source.split_counts()["train"], index, count) if count > 1 else None
     built = build_matrices(source, ("train", "valid"), ctx.scratch_dir("matrices"),
                            keep=None if shard is None else {"train": shard},
-                           hook=None if sketch is None else count_train_rows,
+                           hook=None if sketch is None else _profile_counter(sketch),
                            hook_columns=() if sketch is None else tuple(sketch.numeric),
                            tag="" if count == 1 else f".{index}")
     return built["train"], built["valid"]
@@ -157,7 +171,10 @@ def _trial_value(record: dict[str, Any], metric: str) -> float | None:
 
 
 def run_select(ctx: StepContext) -> dict[str, Any]:
-    """The sweep trial with the best ``sweep.metric`` (ties: the earliest trial)."""
+    """The sweep trial with the best ``sweep.metric`` (ties: the earliest trial). Every trial has run, so the
+    matrices they shared (steps/trial_matrices) are removed first."""
+    for record in [r for r in ctx.upstream.values() if r.get("kind") == "features"]:
+        remove_shared(ctx.state, record["key"])  # every trial has run: the matrices they shared go
     sweep = ctx.config["sweep"]
     metric, maximize = sweep["metric"], sweep.get("direction", "minimize") == "maximize"
     values = {trial: _trial_value(ctx.upstream[trial], metric) for trial in ctx.config["trials"]}

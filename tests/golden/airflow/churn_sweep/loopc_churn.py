@@ -134,7 +134,7 @@ with DAG(
     split_customers >> features_churn_classifier
     features_churn_classifier >> train_churn_classifier_t0
     features_churn_classifier >> train_churn_classifier_t1
-    [train_churn_classifier_t0, train_churn_classifier_t1] >> select_churn_classifier
+    [features_churn_classifier, train_churn_classifier_t0, train_churn_classifier_t1] >> select_churn_classifier
     [features_churn_classifier, select_churn_classifier] >> evaluate_churn_classifier
     evaluate_churn_classifier >> gate_churn_classifier
     [gate_churn_classifier, evaluate_churn_classifier, features_churn_classifier, select_churn_classifier, validate_customers] >> register_churn_classifier

@@ -84,7 +84,7 @@ submit validate.customers
 submit split.customers validate.customers
 submit features.churn_classifier split.customers
 submit train.churn_classifier features.churn_classifier
-submit select.churn_classifier train.churn_classifier
+submit select.churn_classifier features.churn_classifier train.churn_classifier
 submit evaluate.churn_classifier features.churn_classifier select.churn_classifier
 submit gate.churn_classifier evaluate.churn_classifier
 submit register.churn_classifier evaluate.churn_classifier features.churn_classifier gate.churn_classifier select.churn_classifier validate.customers

@@ -70,6 +70,7 @@ MODULES: dict[str, list[str]] = {
     "runtime/data/split_record.py": ["tests/test_split_summary.py", "tests/test_data_split.py",
                                      "tests/test_spec_boundaries_split.py", "tests/test_mut_split.py"],
     "runtime/data/parallel.py": ["tests/test_parallel.py"],
+    "runtime/steps/trial_matrices.py": ["tests/test_trial_matrices.py"],
 }
 
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.
@@ -96,7 +97,7 @@ CHILD_PROCESS_TESTS: dict[str, tuple[dict[str, str], list[str]]] = {
 # JAX is not fork-safe: mutmut's default workers fork from a process that has initialised it and hang.
 # These modules' workers come from a fork server started before any test imports JAX.
 FORKSERVER = {"runtime/train/trainer.py", "runtime/train/epoch.py", "runtime/train/checkpoint.py",
-              "runtime/steps/matrices.py"}
+              "runtime/steps/matrices.py", "runtime/steps/trial_matrices.py"}
 
 
 def stage(module: str) -> Path:

@@ -68,8 +68,10 @@ def test_the_first_trial_builds_and_shares_and_the_next_maps_the_same(source, ex
     mapped = trial_matrices(tmp_path, "k", source, second, count, LOG)
     _equal(mapped, expected)
     assert second_calls == [] and isinstance(mapped[0].x, np.memmap)  # nothing read, nothing counted again
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
-        "matrices built and shared with the other trials", "matrices shared by an earlier trial"]
+    folder = tmp_path / "scratch" / "shared" / "matrices" / "k"  # where docs/internals.md says it is
+    assert shared_folder(tmp_path, "k") == folder
+    assert [r.getMessage() for r in caplog.records] == [
+        f"matrices built and shared with the other trials: {folder}", f"matrices shared by an earlier trial: {folder}"]
 
 
 def test_an_incomplete_copy_or_a_killed_builders_staging_is_built_again(source, expected, tmp_path):

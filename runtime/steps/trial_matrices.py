@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from loopc.runtime.monitor.profile import ProfileSketch
 
 COMPLETE, PROFILE = "complete.json", "profile_columns.json"
-SPLITS = ("train", "valid")
+MATRIX_SPLITS = ("train", "valid")  # the splits a train step builds matrices of
 
 
 def shares(config: dict, store: Any, processes: int) -> bool:
@@ -55,14 +55,14 @@ def trial_matrices(state: Path, features_key: str, source: MatrixSource, sketch:
         staging = folder.with_name(f"{features_key}.staging")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        built = build_matrices(source, SPLITS, staging, hook=count, hook_columns=tuple(sketch.numeric), on_disk=True)
+        built = build_matrices(source, MATRIX_SPLITS, staging, hook=count, hook_columns=tuple(sketch.numeric), on_disk=True)
         columns = sketch.sketches()
         with writing(staging):
-            for split in SPLITS:
+            for split in MATRIX_SPLITS:
                 np.save(staging / f"y_{split}.npy", built[split].y)
                 built[split].x.flush()
             atomic_write_json(staging / PROFILE, columns)
-            atomic_write_json(staging / COMPLETE, {s: len(built[s].y) for s in SPLITS})
+            atomic_write_json(staging / COMPLETE, {s: len(built[s].y) for s in MATRIX_SPLITS})
             staging.rename(folder)
         log.info("matrices built and shared with the other trials: %s", folder)
         return built["train"], built["valid"], columns
@@ -74,7 +74,7 @@ def _mapped(folder: Path) -> tuple[SplitMatrix, SplitMatrix, dict] | None:
         shutil.rmtree(folder, ignore_errors=True)
         return None
     train, valid = (SplitMatrix(np.load(folder / f"x_{s}.npy", mmap_mode="r"), np.load(folder / f"y_{s}.npy"))
-                    for s in SPLITS)
+                    for s in MATRIX_SPLITS)
     return train, valid, read_json(folder / PROFILE)
 
 

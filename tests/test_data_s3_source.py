@@ -1,6 +1,6 @@
-"""A dataset whose files are objects on a real S3-compatible endpoint (moto's server): validate digests the bytes
-it read (BLAKE3 of each object), split and features read no row, train and evaluate read the objects by ranges,
-register verifies them again; no local copy of the data exists."""
+"""A dataset whose files are objects on a real S3-compatible endpoint (moto's server): validate downloads each
+object once into its scratch folder, digests it on the way (BLAKE3) and parses that copy; split and features read
+no row, train and evaluate read the objects by ranges, register verifies them again."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pytest
 from test_data_path import random_table, run_until, write_project
 
 from loopc.compiler.cli.run import compile_local
+from loopc.runtime.data import snapshot as snap
+from loopc.runtime.data.errors import DataError
 from loopc.runtime.execution.runner import run_step
 from loopc.runtime.execution.step import load_step
 
@@ -76,3 +78,35 @@ def test_an_object_replaced_after_validate_stops_train_naming_it(s3_project, s3_
     assert record["status"] == "failed" and f"{bucket}/data/{name}" in record["message"]
     assert "changed" in record["message"] and "Traceback" not in record["message"]
     assert records["validate.rows"]["status"] == "done"
+
+
+def test_validate_downloads_each_object_once_and_keeps_no_copy(s3_project, monkeypatch):
+    root, _, objects = s3_project
+
+    def second_read(*args):
+        raise AssertionError("a remote object was read a second time to digest it")
+
+    monkeypatch.setattr(snap, "_hash_file", second_read)  # what a file read in place is digested by
+    records = run_until(root, "validate.rows")
+    assert records["validate.rows"]["outputs"]["rows"] == 4500
+    assert not [p for p in (root / ".loopc" / "scratch").rglob("spool-*")]  # each copy removed after its read
+
+
+def test_a_spooled_copy_is_the_files_bytes_and_goes_afterwards_even_on_error(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("id\n1\n2\n", encoding="utf-8")
+    snapshot = snap.take_snapshot({"path": "data/*.csv"}, tmp_path, content=False)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with snap.spooled(snapshot, snapshot.entries[0], spool) as read:
+        assert read.opener.open_input_file("ignored").read() == b"id\n1\n2\n"
+        assert read.entry.digest == blake3.blake3(b"id\n1\n2\n").hexdigest()
+    assert not list(spool.iterdir())
+    with pytest.raises(RuntimeError), snap.spooled(snapshot, snapshot.entries[0], spool):
+        raise RuntimeError("the parse failed")
+    assert not list(spool.iterdir())
+    (tmp_path / "data" / "a.csv").write_text("id\n1\n2\n3\n", encoding="utf-8")
+    with pytest.raises(DataError, match="a.csv' changed after the source's snapshot"), \
+            snap.spooled(snapshot, snapshot.entries[0], spool):
+        pass
+    assert not list(spool.iterdir())

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from loopc.runtime.data import checks
@@ -41,9 +42,10 @@ from loopc.runtime.data.formats import (
 from loopc.runtime.data.parallel import ColumnMap, column_pool
 from loopc.runtime.data.readahead import read_ahead
 from loopc.runtime.data.rows import ahead_rows, batch_rows, check_unchanged, open_parquet, row_group_batches
-from loopc.runtime.data.snapshot import FilePart, Snapshot, SourceFile, digesting
+from loopc.runtime.data.snapshot import FilePart, LocalCopy, Snapshot, SourceFile, digesting, spooled
 from loopc.runtime.data.split_summary import SplitSummary, summarised
 
+Opener = LocalCopy | pafs.FileSystem  # what a file is opened through: a local copy of it, or its filesystem
 COLUMN_GROUP = 8  # columns decoded together: few page buffers at a time, the batch stays in cache
 
 
@@ -67,15 +69,16 @@ class _Files:
     unified: pa.Schema
     text: CsvText = dataclasses.field(default_factory=dict)  # CSV columns read as text, then parsed as declared (csv_text_columns)
 
-    def batches(self, index: int, groups: list[list[str]],
-                size: int) -> Iterator[tuple[str, int, int, dict[str, pa.Array]]]:
+    def batches(self, index: int, groups: list[list[str]], size: int,
+                opener: Opener | None = None) -> Iterator[tuple[str, int, int, dict[str, pa.Array]]]:
         """(where, which group, rows, that group's columns as the unified schema types them) per batch
         of file ``index``: each group's batches in row order (Parquet: row group by row group, the
-        groups of one row group in turn; CSV reads one group only)."""
+        groups of one row group in turn; CSV reads one group only). The file is opened through ``opener``
+        (a local copy of a remote file: ``snapshot.spooled``), else the snapshot's filesystem."""
         entry, schema = self.snapshot.entries[index], self.schemas[index]
         path = self.snapshot.path(entry)
         own = [[c for c in group if c in schema.names] for group in groups]
-        for where, part, batch in _raw_batches(self.snapshot, entry, own, size, self.text):
+        for where, part, batch in _raw_batches(self.snapshot, entry, own, size, self.text, opener):
             yield where, part, batch.num_rows, {name: self._conform(batch, name, path, where) for name in groups[part]}
 
     def _conform(self, batch: pa.Table, name: str, path: str, where: str) -> pa.Array:
@@ -93,12 +96,12 @@ class _Files:
 
 @contextmanager
 def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None = None,
-                text: CsvText | None = None):
+                text: CsvText | None = None, opener: Opener | None = None):
     path = snapshot.path(entry)
     read, parse = csv_options(dict(snapshot.source.get("options") or {}))
     convert = csv_convert(columns, text or {})
     try:
-        stream = snapshot.files.filesystem.open_input_stream(path)
+        stream = (opener or snapshot.files.filesystem).open_input_stream(path)
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowException, OSError) as error:
         raise DataError(f"cannot read csv file '{path}': {error}") from None
@@ -107,14 +110,14 @@ def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None
 
 
 def _raw_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]], size: int,
-                 text: CsvText | None = None) -> Iterator[tuple[str, int, pa.Table]]:
+                 text: CsvText | None = None, opener: Opener | None = None) -> Iterator[tuple[str, int, pa.Table]]:
     """(where, which group, that group's columns as the file holds them, hive columns added) per batch."""
     hive = _hive_values(snapshot, entry)
     own = [[c for c in group if c not in hive] for group in groups]
     if _is_parquet(snapshot, entry):
-        batches = _parquet_batches(snapshot, entry, own, size)
+        batches = _parquet_batches(snapshot, entry, own, size, opener)
     else:
-        batches = _csv_batches(snapshot, entry, own, text or {})
+        batches = _csv_batches(snapshot, entry, own, text or {}, opener)
     for where, part, batch in batches:
         table = pa.Table.from_batches([batch]).select(own[part])
         for key in [c for c in groups[part] if c in hive]:
@@ -123,9 +126,9 @@ def _raw_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
 
 
 def _parquet_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
-                     size: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+                     size: int, opener: Opener | None = None) -> Iterator[tuple[str, int, pa.RecordBatch]]:
     path = snapshot.path(entry)
-    with open_parquet(snapshot.files.filesystem, path) as parquet:
+    with open_parquet(opener or snapshot.files.filesystem, path) as parquet:
         for group in range(parquet.num_row_groups):
             for part, columns in enumerate(groups):
                 for batch in row_group_batches(parquet, path, group, columns, size):
@@ -133,12 +136,12 @@ def _parquet_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[st
 
 
 def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
-                 text: CsvText) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+                 text: CsvText, opener: Opener | None = None) -> Iterator[tuple[str, int, pa.RecordBatch]]:
     """The CSV reader's blocks; one group. ``text`` columns come as text with null spellings made null;
     the others' types are inferred from the file's first block."""
     [columns] = groups
     path, block, rows = snapshot.path(entry), 0, 0
-    with _csv_reader(snapshot, entry, columns, text) as reader:
+    with _csv_reader(snapshot, entry, columns, text, opener) as reader:
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -237,11 +240,12 @@ class _TableWriter:
 
 
 def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime,
-                    table: Path | None = None) -> ValidatedSource:
+                    table: Path | None = None, spool: Path | None = None) -> ValidatedSource:
     """Read every file of ``snapshot`` once, batch by batch, and validate it against ``dataset``.
 
     With ``table``, the validated rows (declared columns cast, then the extra ones) are written
-    there as Parquet. A hash split, or a random split of rows counted before they are read (every file
+    there as Parquet. With ``spool``, a remote file is copied there once (and digested on the way) and
+    the copy read, not the object read twice. A hash split, or a random split of rows counted before they are read (every file
     Parquet), is assigned and its train rows summarised on the way (``ValidatedSource.summary``, see
     split_summary). DataError naming the file (and the row group or
     CSV block, and the column) for a file that cannot be read, does not fit the other files' schema or
@@ -270,7 +274,7 @@ def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.dateti
     entries, parts = [], []
     try:
         for index in range(len(snapshot.entries)):
-            entry, part = _feed_file(files, index, groups, size, rules, runners, writer, summary)
+            entry, part = _feed_file(files, index, groups, size, rules, runners, writer, summary, spool)
             entries.append(entry)
             parts.append(part)
     except BaseException:
@@ -294,15 +298,18 @@ def _column_groups(read: list[str], used: set[str]) -> list[list[str]]:
 
 
 def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, rules: dict, runners: list,
-               writer: _TableWriter | None, summary: SplitSummary | None) -> tuple[SourceFile, FilePart]:
+               writer: _TableWriter | None, summary: SplitSummary | None,
+               spool: Path | None = None) -> tuple[SourceFile, FilePart]:
     """Read file ``index`` once, batch by batch, into the column rules, the check runners (the first
     group's batches), the writer (given one group) and the split summary; its entry with the digest and its part.
     DataError naming the file, the batch and the columns when it cannot be read or changed meanwhile."""
     entry, own = files.snapshot.entries[index], files.schemas[index].names
     rows, where, columns, read_all = 0, "none", [], False
     try:
-        with digesting(files.snapshot, entry) as digested, column_pool() as mapped:
-            for where, part, count, arrays in read_ahead(files.batches(index, groups, size)):
+        remote = spool is not None and not isinstance(files.snapshot.files.filesystem, pafs.LocalFileSystem)
+        reading = spooled(files.snapshot, entry, spool) if remote else digesting(files.snapshot, entry)
+        with reading as read, column_pool() as mapped:
+            for where, part, count, arrays in read_ahead(files.batches(index, groups, size, read.opener)):
                 columns = groups[part]
                 arrays = _checked_batch(mapped, arrays, count, own, rules, summary, f"file {index} {where}", part)
                 if part == 0:
@@ -318,7 +325,7 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
             raise
         raise DataError(f"{error}; it changed while it was read (the last batch read: {where}, columns "
                         f"{', '.join(columns)})") from None
-    return digested[0], FilePart(files.snapshot.path(entry), rows, frozenset(own))
+    return read.entry, FilePart(files.snapshot.path(entry), rows, frozenset(own))
 
 
 def _checked_batch(mapped: ColumnMap, arrays: dict[str, pa.Array], count: int, own: list[str], rules: dict,

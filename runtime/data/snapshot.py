@@ -225,12 +225,63 @@ def read_snapshot(snapshot: Snapshot) -> SourceTable:
     return SourceTable(table, tuple(parts), tuple(entries))
 
 
+@dataclass
+class FileRead:
+    """What ``digesting`` and ``spooled`` yield: ``opener`` to open the file through (None: where it is; a
+    ``LocalCopy`` of a remote file), and ``entry``, the snapshot's entry with its content digest once known."""
+
+    opener: LocalCopy | None = None
+    entry: SourceFile | None = None
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """Stands in for a filesystem that holds one file: whatever path is asked for, the local copy is opened."""
+
+    path: Path
+
+    def open_input_file(self, _path: str) -> pa.NativeFile:
+        return pafs.LocalFileSystem().open_input_file(str(self.path))
+
+    open_input_stream = open_input_file
+
+
 @contextmanager
-def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile]]:
-    """Hash ``entry``'s file on a thread while the body reads it (the hash releases the GIL).
+def spooled(snapshot: Snapshot, entry: SourceFile, folder: Path) -> Iterator[FileRead]:
+    """Copy a remote file once into ``folder``, digesting it on the way; the body reads the copy (``opener``),
+    so the bytes parsed are the bytes digested and the object is downloaded once. The copy goes afterwards.
+
+    Size and mtime are checked against the snapshot before and after the copy; DataError naming the file as
+    ``digesting`` does.
+    """
+    path, filesystem = snapshot.path(entry), snapshot.files.filesystem
+    _expect(path, entry, _stat_entry(filesystem, path))
+    copy = Path(folder) / f"spool-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
+    hasher, size = content_hasher(), 0
+    try:
+        try:
+            with filesystem.open_input_stream(path) as stream, open(copy, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise DataError(f"cannot read '{path}' into {folder}: {error}") from None
+        _expect(path, entry, _stat_entry(filesystem, path))
+        digest = hasher.hexdigest()
+        if size != entry.size or (entry.digest and digest != entry.digest):
+            raise _changed(path, entry, size)
+        yield FileRead(LocalCopy(copy), SourceFile(entry.name, entry.size, entry.mtime_ns, digest))
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+@contextmanager
+def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[FileRead]:
+    """Hash ``entry``'s file on a thread while the body reads it where it is (the hash releases the GIL).
 
     Size and mtime are checked against the snapshot once before the read and once after it
-    (and after the hash); the yielded list then holds the entry with its content digest.
+    (and after the hash); the yielded ``FileRead.entry`` is then the entry with its content digest.
     DataError naming the file if it differs, was deleted, or its bytes differ from a content
     snapshot's digest.
     """
@@ -239,9 +290,9 @@ def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile
     hashed: list = []
     thread = threading.Thread(target=_hash_into, args=(filesystem, path, hashed), daemon=True)
     thread.start()
-    digested: list[SourceFile] = []
+    read = FileRead()
     try:
-        yield digested
+        yield read
     finally:
         thread.join()
     if isinstance(hashed[0], Exception):
@@ -250,7 +301,7 @@ def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[list[SourceFile
     _expect(path, entry, _stat_entry(filesystem, path))
     if size != entry.size or (entry.digest and digest != entry.digest):
         raise _changed(path, entry, size)
-    digested.append(SourceFile(entry.name, entry.size, entry.mtime_ns, digest))
+    read.entry = SourceFile(entry.name, entry.size, entry.mtime_ns, digest)
 
 
 def _hash_into(filesystem: pafs.FileSystem, path: str, out: list) -> None:

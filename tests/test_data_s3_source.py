@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 
 import blake3
 import pyarrow.fs as pafs
 import pytest
 from test_data_path import random_table, run_until, write_project
+from test_data_validate_step import _mount_tmpfs
 
 from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data import snapshot as snap
@@ -83,10 +85,14 @@ def test_an_object_replaced_after_validate_stops_train_naming_it(s3_project, s3_
 def test_validate_downloads_each_object_once_and_keeps_no_copy(s3_project, monkeypatch):
     root, _, objects = s3_project
 
-    def second_read(*args):
-        raise AssertionError("a remote object was read a second time to digest it")
+    real = snap._hash_file
 
-    monkeypatch.setattr(snap, "_hash_file", second_read)  # what a file read in place is digested by
+    def digest(filesystem, path, algorithm=snap.DIGEST, copy=None):
+        if copy is None:  # a digest that copies nothing is a second read of the object
+            raise AssertionError("a remote object was read a second time to digest it")
+        return real(filesystem, path, algorithm, copy)
+
+    monkeypatch.setattr(snap, "_hash_file", digest)
     records = run_until(root, "validate.rows")
     assert records["validate.rows"]["outputs"]["rows"] == 4500
     assert not [p for p in (root / ".loopc" / "scratch").rglob("spool-*")]  # each copy removed after its read
@@ -110,3 +116,18 @@ def test_a_spooled_copy_is_the_files_bytes_and_goes_afterwards_even_on_error(tmp
             snap.spooled(snapshot, snapshot.entries[0], spool):
         pass
     assert not list(spool.iterdir())
+
+
+def test_a_spooled_copy_that_does_not_fit_fails_naming_the_file_and_the_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big.csv").write_text("id\n" + "1\n" * 100_000, encoding="utf-8")  # 200 KB
+    snapshot = snap.take_snapshot({"path": "data/*.csv"}, tmp_path, content=False)
+    spool = tmp_path / "spool"
+    _mount_tmpfs(spool)  # 64 KB
+    try:
+        with pytest.raises(DataError, match=r"cannot copy '.*big\.csv' to '.*spool/spool-.*No space left.*free space"):
+            with snap.spooled(snapshot, snapshot.entries[0], spool):
+                pass
+        assert not list(spool.iterdir())
+    finally:
+        subprocess.run(["umount", str(spool)], check=False)

@@ -14,6 +14,7 @@ replaced or deleted). A file added after the snapshot is not read: the next snap
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterable, Iterator
@@ -137,17 +138,29 @@ def content_hasher(algorithm: str = DIGEST):
                         "validate the dataset again") from None
 
 
-def _hash_file(filesystem: pafs.FileSystem, path: str, algorithm: str = DIGEST) -> tuple[str, int]:
-    """(hex digest of ``algorithm``, byte count) of a file, streamed."""
+def _hash_file(filesystem: pafs.FileSystem, path: str, algorithm: str = DIGEST,
+               copy: Path | None = None) -> tuple[str, int]:
+    """(hex digest of ``algorithm``, byte count) of a file, streamed; with ``copy``, its bytes are written there
+    on the way (DataError naming the copy when it cannot be written: a full disk)."""
     digest, size = content_hasher(algorithm), 0
-    try:
-        with filesystem.open_input_stream(path) as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise DataError(f"cannot read '{path}': {error}") from None
+    with open(copy, "wb") if copy is not None else contextlib.nullcontext() as out:
+        try:
+            with filesystem.open_input_stream(path) as stream:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if out is not None:
+                        _write_copy(out, chunk, path)
+        except (OSError, pa.ArrowInvalid) as error:
+            raise DataError(f"cannot read '{path}': {error}") from None
     return digest.hexdigest(), size
+
+
+def _write_copy(out, chunk: bytes, path: str) -> None:
+    try:
+        out.write(chunk)
+    except OSError as error:
+        raise DataError(f"cannot copy '{path}' to '{out.name}': {error}; free space there") from None
 
 
 def _snapshot_file(files: SourceFiles, name: str, content: bool = True) -> SourceFile:
@@ -257,18 +270,9 @@ def spooled(snapshot: Snapshot, entry: SourceFile, folder: Path) -> Iterator[Fil
     path, filesystem = snapshot.path(entry), snapshot.files.filesystem
     _expect(path, entry, _stat_entry(filesystem, path))
     copy = Path(folder) / f"spool-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
-    hasher, size = content_hasher(), 0
     try:
-        try:
-            with filesystem.open_input_stream(path) as stream, open(copy, "wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-        except (pa.ArrowInvalid, OSError) as error:
-            raise DataError(f"cannot read '{path}' into {folder}: {error}") from None
+        digest, size = _hash_file(filesystem, path, copy=copy)
         _expect(path, entry, _stat_entry(filesystem, path))
-        digest = hasher.hexdigest()
         if size != entry.size or (entry.digest and digest != entry.digest):
             raise _changed(path, entry, size)
         yield FileRead(LocalCopy(copy), SourceFile(entry.name, entry.size, entry.mtime_ns, digest))

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from test_data_path import random_table, run_until, write_project
 
+from loopc.compiler.cli.run import compile_local
+from loopc.runtime.execution.runner import run_step
+from loopc.runtime.execution.step import load_step
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices
 from loopc.runtime.steps.model import _profile_counter, _reference_sketch
 from loopc.runtime.steps.trial_matrices import (
@@ -136,3 +139,23 @@ def test_a_sweep_shares_one_copy_and_its_select_removes_it(tmp_path):
     assert "matrices built and shared" in logs[0] and "matrices shared by an earlier trial" in logs[1]
     assert not shared_folder(tmp_path / ".loopc", records["features.m"]["key"]).exists()
     assert records["select.m"]["outputs"]["best_trial"] in ("train.m.t0", "train.m.t1")
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["one model", "a sweep trial"])
+def test_a_profile_the_rows_no_longer_match_fails_the_step_before_training(tmp_path, sweep):
+    write_project(tmp_path, [random_table(1500, 5)])
+    if sweep:
+        spec = tmp_path / "pipeline.yaml"
+        spec.write_text(spec.read_text(encoding="utf-8").replace("training:", SWEEP, 1), encoding="utf-8")
+    records = run_until(tmp_path, "features.m")
+    points = tmp_path / ".loopc" / records["features.m"]["artifact"] / "profile_points.json"
+    observed = json.loads(points.read_text(encoding="utf-8"))
+    observed["columns"]["a"]["moments"]["count"] += 1  # the first pass saw a row the count will not
+    points.write_text(json.dumps(observed), encoding="utf-8")
+    plan_file = compile_local(tmp_path / "pipeline.yaml")[0].train_plan
+    train = next(s for s in json.loads(plan_file.read_text(encoding="utf-8"))["steps"] if s["kind"] == "train")
+    record = run_step(load_step(plan_file.parent / train["file"]), tmp_path, "r1")
+    assert record["status"] == "failed"
+    assert record["message"].startswith("the reference profile of model 'm': a numeric sketch counted")
+    assert not list((tmp_path / ".loopc" / "scratch").rglob("checkpoint/*"))  # no epoch ran: failed before training
+    assert not shared_folder(tmp_path / ".loopc", records["features.m"]["key"]).exists()  # nothing half shared

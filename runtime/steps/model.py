@@ -64,15 +64,15 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     source = MatrixSource(ctx.state, features_record["outputs"]["split_artifact"], features_dir)
     first = jax.process_index() == 0
     sketch = _reference_sketch(features_dir) if first else None
-    counted = None  # the profile's counted columns, when a trial before this one counted them
-    if shares(ctx.config, ctx.store, jax.process_count()):
-        try:
-            train, valid, counted = trial_matrices(ctx.state, features_record["key"], source, sketch,
+    try:  # the profile is counted while the matrices are built: a profile that cannot be made fails before training
+        if shares(ctx.config, ctx.store, jax.process_count()):
+            train, valid, columns = trial_matrices(ctx.state, features_record["key"], source, sketch,
                                                    _profile_counter(sketch), ctx.log)
-        except ProfileError as exc:
-            raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
-    else:
-        train, valid = _train_matrices(ctx, source, sketch, jax.process_index(), jax.process_count())
+        else:
+            train, valid = _train_matrices(ctx, source, sketch, jax.process_index(), jax.process_count())
+            columns = sketch.sketches() if first else None
+    except ProfileError as exc:
+        raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
     (x_train, y_train), (x_valid, y_valid) = (train.x, train.y), (valid.x, valid.y)
     if jax.process_count() > 1:
         ctx.log.info("JAX process %d of %d: training rows [%d, %d) of %d", jax.process_index(), jax.process_count(),
@@ -95,10 +95,6 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
         return {}
     save_params(ctx.out_dir / "params.npz", result.params)
     train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
-    try:
-        columns = counted if counted is not None else sketch.sketches()
-    except ProfileError as exc:
-        raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
     atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred))
     _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)

@@ -1,7 +1,8 @@
 """Training inputs checked and shaped on the host: labels, features, row weights, target scaling.
 
-Feature matrices arrive as float32 (built by steps/matrices: in memory, or memory-mapped .npy files in
-the train step's scratch folder) and are checked chunk by chunk, never copied: the trainer hands them to the device as they are.
+Feature matrices arrive as float32 (built by steps/matrices: in memory, or memory-mapped .npy files in the
+train step's scratch folder or, for a sweep's trials, in their shared copy: steps/trial_matrices) and are checked
+chunk by chunk, never copied: the trainer hands them to the device as they are.
 """
 
 from __future__ import annotations

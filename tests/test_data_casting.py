@@ -211,3 +211,21 @@ def test_a_bad_time_in_the_last_row_of_a_batch_is_that_row_alone():
     cast, bad = cast_column(text, "timestamp")
     assert np.flatnonzero(bad).tolist() == [1023] and cast.null_count == 1
     assert examples(text, bad) == ["2026-04-31T00:00:00"]
+
+
+def test_text_infinities_are_read_as_a_float_column_reads_them_and_other_words_are_bad():
+    """A CSV written by Arrow or pandas spells infinities "inf" and "-inf"; a Parquet float column keeps them."""
+    text = pa.array(["inf", "-inf", "+Infinity", "INF", " -inf ", "1e3", "infx", "in", "-", "nan"])
+    cast, bad = cast_column(text, "float")
+    assert cast.to_pylist()[:6] == [math.inf, -math.inf, math.inf, math.inf, -math.inf, 1000.0]
+    assert bad.tolist() == [False] * 6 + [True] * 4  # "nan" is a null spelling of the CSV reader, not a value
+    assert cast_column(pa.array(["inf"]), "int")[1].tolist() == [True]
+
+
+def test_a_float_column_of_both_infinities_or_huge_values_is_cast_without_a_numpy_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would reach the step's log as noise
+        cast, bad = cast_column(pa.array([np.inf, -np.inf, 1e308, 1e308, 2.0]), "float")
+    assert cast.to_pylist() == [math.inf, -math.inf, 1e308, 1e308, 2.0] and not bad.any()

@@ -22,7 +22,7 @@ ARROW_TYPES = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "date": pa.date32(),
 }
-_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_NUMBER = r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:inf|infinity))\s*$"  # inf: how Arrow and pandas write it
 _INTEGER = r"^\s*[+-]?\d+\s*$"
 _HOUR, _SIXTY = r"([01]\d|2[0-3])", r"[0-5]\d"
 _OFFSET = rf"(Z|[+-]{_HOUR}:?{_SIXTY})"
@@ -172,7 +172,8 @@ def _may_hold_nan(values: pa.Array) -> bool:
     if not len(values):
         return False
     data = np.frombuffer(values.buffers()[1], np.float64, len(values), values.offset * 8)
-    return bool(np.isnan(np.add.reduce(data)))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, or a sum past the largest float: no warning
+        return bool(np.isnan(np.add.reduce(data)))
 
 
 def _cast_integer(array: pa.Array) -> tuple[pa.Array, np.ndarray]:

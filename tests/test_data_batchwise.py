@@ -246,9 +246,37 @@ def test_a_csv_block_that_does_not_parse_names_the_file_and_the_block(tmp_path, 
     path = tmp_path / "data" / "a.csv"
     path.write_text("c\n" + "1\n" * 700_000 + "x,y\n", encoding="utf-8")  # a row with two fields, blocks later
     dataset = {"source": {"path": "data/a.csv"}, "columns": {"c": {"type": "int"}}, "checks": []}
-    with pytest.raises(DataError, match=f"file '{path}' csv block [1-9][0-9]* \\(rows from [1-9]"):
+    with pytest.raises(DataError, match=f"file '{path}' csv block [1-9][0-9]* \\(rows from [1-9]") as error:
         batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, NOW,
                                   tmp_path / "out.parquet")
+    assert "another number of fields than the header: check the delimiter" in str(error.value)
+
+
+@pytest.mark.parametrize("data, told", [
+    (b"", "a CSV file needs at least its header row"),
+    (b"c,d\n\xe9t\xe9,1\n", "not UTF-8: name its encoding in the source's options (options: {encoding: latin1})"),
+    (b"c,d\n1,2,3\n", "another number of fields than the header"),
+    (b"c,c\n1,2\n", "has more than one column named 'c': give each column its own name"),
+])
+def test_a_csv_file_that_cannot_be_read_says_what_to_change(tmp_path, data, told):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_bytes(data)
+    dataset = {"source": {"path": "data/a.csv"}, "columns": {"c": {"type": "string"}}, "checks": []}
+    with pytest.raises(DataError, match="a.csv") as error:
+        batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, NOW,
+                                  tmp_path / "out.parquet")
+    assert told in str(error.value)
+
+
+def test_a_latin1_csv_reads_with_the_encoding_the_hint_names(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_bytes("c,d\nété,1\n".encode("latin1"))
+    dataset = {"source": {"path": "data/a.csv", "options": {"encoding": "latin1"}},
+               "columns": {"c": {"type": "string"}, "d": {"type": "int"}}, "checks": []}
+    result = batchwise.validate_source(take_snapshot(dataset["source"], tmp_path, content=False), "d", dataset, NOW,
+                                       tmp_path / "out.parquet")
+    assert result.report["passed"]
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == [{"c": "été", "d": 1}]
 
 
 def _rows_of(paths: list[Path]):

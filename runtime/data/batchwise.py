@@ -33,6 +33,7 @@ from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.formats import (
     CsvText,
     csv_convert,
+    csv_hint,
     csv_nulls,
     csv_options,
     csv_text_columns,
@@ -104,7 +105,7 @@ def _csv_reader(snapshot: Snapshot, entry: SourceFile, columns: list[str] | None
         stream = (opener or snapshot.files.filesystem).open_input_stream(path)
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"cannot read csv file '{path}': {error}") from None
+        raise DataError(f"cannot read csv file '{path}': {error}{csv_hint(error)}") from None
     with stream:
         yield reader
 
@@ -149,9 +150,7 @@ def _csv_batches(snapshot: Snapshot, entry: SourceFile, groups: list[list[str]],
                 return
             except (pa.ArrowException, OSError) as error:
                 raise DataError(f"file '{path}' csv block {block} (rows from {rows}, columns "
-                                f"{', '.join(columns)}) cannot be read: {error} (an undeclared column's type is "
-                                "inferred from the file's first rows; declare the column in the dataset's "
-                                "columns to have every row parsed as its type)") from None
+                                f"{', '.join(columns)}) cannot be read: {error}{csv_hint(error)}") from None
             for index, name in enumerate(batch.schema.names):
                 if name in text:
                     batch = batch.set_column(index, name, csv_nulls(batch.column(index), text[name]))
@@ -198,6 +197,10 @@ def _unify(snapshot: Snapshot, schemas: list[pa.Schema]) -> pa.Schema:
 def _clash(snapshot: Snapshot, schemas: list[pa.Schema]) -> str:
     seen: dict[str, pa.Field] = {}
     for entry, schema in zip(snapshot.entries, schemas):
+        twice = sorted({name for name in schema.names if schema.names.count(name) > 1})
+        if twice:
+            return (f"file '{snapshot.path(entry)}' has more than one column named "
+                    f"{', '.join(repr(n) for n in twice)}: give each column its own name; ")
         for field in schema:
             earlier = seen.setdefault(field.name, field)
             try:
@@ -235,8 +238,14 @@ class _TableWriter:
             self.sink.close()
 
     def abandon(self) -> None:
-        """Close the file without finishing it (the step failed: nothing of it is published)."""
-        self.sink.close()
+        """Close the file without its pending rows (the step failed: nothing of it is published); the writer is
+        closed too, or its finaliser would write a footer into the closed file."""
+        try:
+            self.writer.close()
+        except (OSError, pa.ArrowException):  # what failed the step (a full disk) may fail the footer too
+            pass
+        finally:
+            self.sink.close()
 
 
 def validate_source(snapshot: Snapshot, name: str, dataset: dict, now: dt.datetime,

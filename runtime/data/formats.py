@@ -142,6 +142,22 @@ def cast_declared(batch: pa.RecordBatch, types: dict[str, str],
     return batch, None
 
 
+def csv_hint(error: Exception) -> str:
+    """What to do about a CSV reader's ``error``, as a clause to append to the message ("" when nothing applies)."""
+    text = str(error)
+    if "Empty CSV file" in text:
+        return "; a CSV file needs at least its header row"
+    if "invalid UTF8" in text:
+        return "; the file is not UTF-8: name its encoding in the source's options (options: {encoding: latin1})"
+    if "Expected" in text and "columns, got" in text:
+        return ("; a row has another number of fields than the header: check the delimiter and the quoting "
+                "(options: {delimiter: ';', quote_char: '\"'})")
+    if "conversion error" in text:
+        return ("; an undeclared column's type is inferred from the file's first rows: declare the column in the "
+                "dataset's columns to have every row parsed as its type")
+    return ""
+
+
 def _read_csv(data: pa.Buffer, options: dict) -> pa.Table:
     read, parse = csv_options(options)
     return pacsv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse)
@@ -163,7 +179,7 @@ def parse_file(data: pa.Buffer, name: str, path: str, source: dict) -> pa.Table:
         else:
             table = _read_csv(data, dict(source.get("options") or {}))
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"cannot read {fmt} file '{path}': {error}") from None
+        raise DataError(f"cannot read {fmt} file '{path}': {error}{csv_hint(error) if fmt == 'csv' else ''}") from None
     if source.get("partitioning") == "hive":
         for key, value in hive_columns(name).items():
             if key not in table.column_names:

@@ -5,6 +5,7 @@ the old in-memory implementation gave (kept here, and only here, as the referenc
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -269,7 +270,7 @@ def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_pa
     """The whole loop on a Parquet source: gate, register and shadow read the test rows through the split."""
     write_project(tmp_path, [random_table(1500, 1)])
     pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
-    quiet = PlainProgress(Console(file=open(os.devnull, "w")))
+    quiet = PlainProgress(Console(file=io.StringIO()))
     first = run_plan(pipeline.train_plan, tmp_path, "one", jobs=1, progress=quiet)
     assert first.ok, first.records
     retrained = compile_local(tmp_path / "pipeline.yaml", ["model.training.seed=1"])[0]
@@ -291,7 +292,7 @@ def test_bytes_changed_under_the_same_size_and_mtime_are_not_registered(tmp_path
     path.write_bytes(bytes(data))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
-    quiet = PlainProgress(Console(file=open(os.devnull, "w")))
+    quiet = PlainProgress(Console(file=io.StringIO()))
     result = run_plan(pipeline.train_plan, tmp_path, "second", jobs=1, progress=quiet)
     statuses = result.statuses()
     assert statuses["validate.rows"] == statuses["features.m"] == "cached"  # the stale key was served

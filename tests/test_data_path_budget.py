@@ -4,8 +4,8 @@ batch by batch; what the batched readers give equals the whole-table computation
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ GATE = {"slices": [{"column": "region", "metric": "accuracy", "min": 0.0, "min_r
 
 
 def quiet() -> PlainProgress:
-    return PlainProgress(Console(file=open(os.devnull, "w")))
+    return PlainProgress(Console(file=io.StringIO()))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -33,7 +34,7 @@ TRAIN_STEPS = ("validate.customers", "split.customers", "features.churn_classifi
 
 
 def quiet() -> PlainProgress:
-    return PlainProgress(Console(file=open("/dev/null", "w")))
+    return PlainProgress(Console(file=io.StringIO()))
 
 
 def make_project(target: Path) -> Path:

@@ -164,7 +164,7 @@ def test_staging_of_a_killed_step_is_removed_and_a_live_one_is_kept(tmp_path):
     proc = start_plan(killed, tmp_path, "killed")
     wait_until((tmp_path / "k.started").exists, proc, what="the step to be killed started")
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)  # reaped, its pipes closed
     [dead] = _staging(state)
     live_plan = write_plan(tmp_path / "compiled" / "live", {"l": {"touch": "l.started", "wait_for": "go"}}, {},
                            name="live")

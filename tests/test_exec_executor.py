@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def write_plan(folder: Path, steps: dict[str, dict], deps: dict[str, list[str]],
 
 
 def quiet() -> PlainProgress:
-    return PlainProgress(Console(file=open("/dev/null", "w")))
+    return PlainProgress(Console(file=io.StringIO()))
 
 
 DIAMOND_DEPS = {"b": ["a"], "c": ["a"], "d": ["b", "c"]}

@@ -101,6 +101,7 @@ class Revision:
         if self._reader is not None:
             self._reader.stdin.close()  # type: ignore[union-attr]
             self._reader.wait()
+            self._reader.stdout.close()  # type: ignore[union-attr]
             self._reader = None
 
     def _relative(self, path: str) -> str | None:

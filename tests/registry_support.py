@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 
 import psycopg
 
 DB_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
+@contextmanager
 def raw_connection(url: str):
-    """An autocommit connection to the registry database at ``url`` whose ``execute`` takes ``%s``/``?`` SQL."""
+    """An autocommit connection to the registry database at ``url`` whose ``execute`` takes ``%s``/``?`` SQL,
+    closed when the block ends."""
     if url.startswith("sqlite:///"):
-        return sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
-    return psycopg.connect(url, autocommit=True)
+        conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+    else:
+        conn = psycopg.connect(url, autocommit=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def param(url: str) -> str:

@@ -49,11 +49,11 @@ def test_schema_is_idempotent_and_versioned(tmp_path):
 
 def test_newer_schema_is_refused(registry_url):
     open_registry(registry_url).close()
-    conn = raw_connection(registry_url)
-    conn.execute(f"INSERT INTO schema_version VALUES ({param(registry_url)}, 'later')", (SCHEMA_VERSION + 1,))
-    for read_only in (False, True):
-        with pytest.raises(RegistryError, match="newer than this loopc"):
-            open_registry(registry_url, read_only=read_only)
+    with raw_connection(registry_url) as conn:
+        conn.execute(f"INSERT INTO schema_version VALUES ({param(registry_url)}, 'later')", (SCHEMA_VERSION + 1,))
+        for read_only in (False, True):
+            with pytest.raises(RegistryError, match="newer than this loopc"):
+                open_registry(registry_url, read_only=read_only)
 
 
 def test_urls(tmp_path):
@@ -138,26 +138,26 @@ def test_audit_log_is_append_only(reg, registry_url):
     _register(reg)
     entry = reg.record_event("gate_override", "churn", 1, "alice", "business need", {"ticket": "OPS-1"})
     assert (entry.action, entry.details, entry.reason) == ("gate_override", {"ticket": "OPS-1"}, "business need")
-    conn = raw_connection(registry_url)
-    with pytest.raises(DB_ERRORS, match="append-only"):
-        conn.execute("UPDATE audit_log SET actor = 'mallory'")
-    with pytest.raises(DB_ERRORS, match="append-only"):
-        conn.execute("DELETE FROM audit_log")
-    if not registry_url.startswith("sqlite:"):
+    with raw_connection(registry_url) as conn:
         with pytest.raises(DB_ERRORS, match="append-only"):
-            conn.execute("TRUNCATE audit_log")
+            conn.execute("UPDATE audit_log SET actor = 'mallory'")
+        with pytest.raises(DB_ERRORS, match="append-only"):
+            conn.execute("DELETE FROM audit_log")
+        if not registry_url.startswith("sqlite:"):
+            with pytest.raises(DB_ERRORS, match="append-only"):
+                conn.execute("TRUNCATE audit_log")
     assert [e.actor for e in reg.audit_log()] == ["ci", "alice"]
 
 
 def test_versions_are_immutable_but_status(reg, registry_url):
     _register(reg)
-    conn = raw_connection(registry_url)
-    with pytest.raises(DB_ERRORS, match="immutable"):
-        conn.execute("UPDATE model_versions SET metrics = '{}'")
-    with pytest.raises(DB_ERRORS, match="immutable"):
-        conn.execute("UPDATE model_versions SET version = 9")
-    with pytest.raises(DB_ERRORS, match="cannot be deleted"):
-        conn.execute("DELETE FROM model_versions")
+    with raw_connection(registry_url) as conn:
+        with pytest.raises(DB_ERRORS, match="immutable"):
+            conn.execute("UPDATE model_versions SET metrics = '{}'")
+        with pytest.raises(DB_ERRORS, match="immutable"):
+            conn.execute("UPDATE model_versions SET version = 9")
+        with pytest.raises(DB_ERRORS, match="cannot be deleted"):
+            conn.execute("DELETE FROM model_versions")
     reg.set_alias("churn", "champion", 1, actor="ci", reason="first")
     assert reg.version("churn", 1).status == "champion" and reg.version("churn", 1).metrics == {"auc": 0.8}
 

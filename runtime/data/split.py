@@ -70,8 +70,13 @@ def _fnv1a_rows(data: np.ndarray, starts: np.ndarray, length: int, seed: np.uint
     (a (position, row) byte matrix of at most _BLOCK_BYTES, each position's row contiguous)."""
     hashes = np.full(len(starts), seed)  # uint64: seed is a np.uint64
     step = max(_BLOCK_BYTES // max(length, 1), 1)
+    packed = length and len(starts) and int(starts[-1] - starts[0]) == (len(starts) - 1) * length  # back to back
+    rows = data[int(starts[0]) : int(starts[0]) + len(starts) * length].reshape(-1, length) if packed else None
     for first in range(0, len(starts), step):
-        block = data[np.arange(length)[:, None] + starts[first : first + step]]
+        if rows is not None:  # a view of the bytes: nothing gathered
+            block = rows[first : first + step].T
+        else:
+            block = data[np.arange(length)[:, None] + starts[first : first + step]]
         part = hashes[first : first + step]
         for position in range(length):
             np.bitwise_xor(part, block[position], out=part)
@@ -103,8 +108,8 @@ def null_split_values(name: str, count: int) -> DataError:
 
 def _assign_by_unit(unit: np.ndarray, split: dict) -> np.ndarray:
     """0 train, 1 valid, 2 test from a number in [0, 1) per row."""
-    edges = np.array([split["train"], split["train"] + split["valid"]])
-    return np.searchsorted(edges, unit, side="right")
+    train, valid = split["train"], split["train"] + split["valid"]
+    return (unit >= train).view(np.uint8) + (unit >= valid).view(np.uint8)  # how many edges are <= unit
 
 
 def _assign_by_time(table: pa.Table, split: dict) -> np.ndarray:

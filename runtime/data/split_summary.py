@@ -133,7 +133,8 @@ class _Rows:
         if numeric is not None:
             values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
             scratch = self.summary.scratch(len(self.rows))
-            numeric.add(np.take(values, self.rows, out=scratch), self.sampled)  # centered in place there
+            # mode "wrap": the indices are the batch's own rows; the default ("raise") gathers into a temporary first
+            numeric.add(np.take(values, self.rows, out=scratch, mode="wrap"), self.sampled)  # centered in place there
         if counted is not None and counted.counts is not None:  # an id column is filtered once
             counted.add(array.filter(self.mask))
 

@@ -270,3 +270,25 @@ def test_a_column_with_infinities_but_no_nan_keeps_them_out_of_its_moments(tmp_p
     record = summary.numeric["x"].record()
     assert record["moments"]["count"] == 8 and (record["moments"]["low"], record["moments"]["high"]) == (1.0, 8.0)
     assert (record["nan"], record["nonfinite"]) == (0, 2)
+
+
+def test_a_summary_of_an_older_format_or_another_split_is_not_read(tmp_path, monkeypatch):
+    """An artifact validate wrote before the samples were one array (format 1, an .npz) reads as no summary: split
+    and features then read the rows, as for a split validate did not assign."""
+    written, out = _summarise(tmp_path, monkeypatch, _table(), HASH)
+    assert written and read_summary(out, HASH) is not None
+    assert read_summary(out, {**HASH, "seed": 4}) is None
+    record = json.loads((out / "split_summary.json").read_text(encoding="utf-8"))
+    (out / "split_summary.json").write_text(json.dumps({**record, "format": 1}), encoding="utf-8")
+    assert read_summary(out, HASH) is None
+    assert read_summary(tmp_path / "nothing", HASH) is None
+
+
+def test_the_samples_are_one_array_sliced_by_the_recorded_sizes(tmp_path, monkeypatch):
+    written, out = _summarise(tmp_path, monkeypatch, _table(), HASH)
+    summary = read_summary(out, HASH)
+    sizes = summary.record["sample_sizes"]
+    assert summary.record["sample_columns"] == sorted([*FLOATS, "n", "flag"]) and len(sizes) == len(FLOATS) + 2
+    stored = np.load(out / "split_sample.npy")
+    assert len(stored) == sum(sizes) and len(set(sizes)) > 1  # NaN and inf dropped: columns differ in size
+    assert np.array_equal(np.concatenate([summary.sample(n) for n in summary.record["sample_columns"]]), stored)

@@ -17,8 +17,8 @@ from typing import Any
 from loopc.runtime.data.errors import DataError
 
 SPLITS = ("train", "valid", "test")
-FORMAT = 1  # of split_summary.json
-ASSIGNMENT, SUMMARY, SAMPLE = "assignment.npy", "split_summary.json", "split_sample.npz"
+FORMAT = 2  # of split_summary.json (1: the samples in an .npz archive, read as no summary: features reads the rows)
+ASSIGNMENT, SUMMARY, SAMPLE = "assignment.npy", "split_summary.json", "split_sample.npy"
 
 
 def checked_counts(counts: Sequence[int], split: dict) -> dict[str, int]:
@@ -55,12 +55,12 @@ class TrainSummary:
 
     @cached_property
     def _samples(self) -> dict[str, Any]:
-        """Every column's sample, the archive read once."""
+        """Every column's sample: slices of the one array, read once."""
         import numpy as np  # here, not above: the split step reads the counts alone and starts without NumPy
 
-        names = self.record["sample_columns"]
-        with np.load(self.folder / SAMPLE) as archive:
-            return {name: archive[f"arr_{index}"] for index, name in enumerate(names)}
+        values = np.load(self.folder / SAMPLE)
+        bounds = np.cumsum([0, *self.record["sample_sizes"]])
+        return {name: values[bounds[i]:bounds[i + 1]] for i, name in enumerate(self.record["sample_columns"])}
 
 
 def read_summary(folder: Path, split: dict) -> TrainSummary | None:

@@ -16,7 +16,7 @@ Per declared column of the train rows:
   hold more than ``MAX_DISTINCT`` distinct values (then nothing is kept: an id column; its fits read rows).
 
 Files: ``assignment.npy`` (one byte a row: 0 train, 1 valid, 2 test), ``split_summary.json`` and
-``split_sample.npz`` in the validate artifact; ``split_record.read_summary`` reads them back.
+``split_sample.npy`` in the validate artifact; ``split_record.read_summary`` reads them back.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class SplitSummary:
         return assignment, (self.sampler.positions(trains) if self.sampler else np.zeros(0, np.int64))
 
     def write(self, out_dir: Path) -> bool:
-        """assignment.npy, split_summary.json, split_sample.npz into ``out_dir``; False (nothing written)
+        """assignment.npy, split_summary.json, split_sample.npy into ``out_dir``; False (nothing written)
         when the summary was abandoned or the rows read differ from the footers' count."""
         assignment = np.concatenate(self.parts) if self.parts else np.zeros(0, np.uint8)
         if self.abandoned or (self.rows is not None and len(assignment) != self.rows):
@@ -218,9 +218,9 @@ class SplitSummary:
         for name, counter in self.counted.items():
             columns.setdefault(name, {})["counts"] = counter.record()
         names = sorted(self.numeric)
+        samples = [np.concatenate([*self.numeric[n].sample, np.zeros(0)]) for n in names]
         record = {"format": FORMAT, "split": self.split, "counts": counts, "sample_stride": self.sampler.stride if self.sampler else None,
-                  "sample_columns": names, "columns": columns}
+                  "sample_columns": names, "sample_sizes": [len(s) for s in samples], "columns": columns}
         (out_dir / SUMMARY).write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
-        with open(out_dir / SAMPLE, "wb") as handle:
-            np.savez(handle, *[np.concatenate([*self.numeric[n].sample, np.zeros(0)]) for n in names])
+        np.save(out_dir / SAMPLE, np.concatenate([*samples, np.zeros(0)]))  # one array: one read, no archive
         return True

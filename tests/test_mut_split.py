@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from loopc.runtime.data.errors import DataError
 from loopc.runtime.data.split import (
+    assign_random,
     assign_splits,
     hash_unit,
     split_columns,
@@ -183,3 +184,11 @@ def test_split_column_errors_name_the_method_the_column_and_the_columns_there_ar
     with pytest.raises(DataError) as error:
         assign_splits(pa.table({"t": [1]}), {"method": "stratified"})
     assert str(error.value) == "unknown split method 'stratified'; use hash, time or random"
+
+
+def test_a_unit_exactly_on_an_edge_goes_to_the_later_split():
+    """A random split of 4 rows gives the units 1/8, 3/8, 5/8, 7/8: with edges at 3/8 and 5/8 (exact in binary),
+    the rows on the edges belong to valid and test, as a binary search's right side puts them."""
+    split = {"method": "random", "seed": 0, "train": 0.375, "valid": 0.25, "test": 0.375}
+    assert sorted(assign_random(4, split).tolist()) == [0, 1, 2, 2]
+    assert sorted(assign_random(2, {**split, "train": 0.25, "valid": 0.5, "test": 0.25}).tolist()) == [1, 2]

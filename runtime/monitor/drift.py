@@ -9,6 +9,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from loopc.runtime.data.parallel import map_columns
+from loopc.runtime.monitor.profile import PointCounts
 
 EPS = 1e-4  # proportions are floored here for PSI so empty bins stay finite (as Evidently does)
 
@@ -40,25 +41,50 @@ def ks_pvalue(statistic: np.ndarray, n_ref: np.ndarray, n_cur: np.ndarray) -> np
     return np.clip(stats.kstwo.sf(statistic, effective), 0.0, 1.0)
 
 
-def current_ecdf(item: tuple[dict, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts of current values <= and < each sketch point, and <= each PSI edge (one sort).
+class CurrentCounts:
+    """A current column's counts of values <= and < each of a reference sketch's points and <= each PSI edge,
+    added batch by batch (counts add up over batches).
 
-    Counts add up: the sums over batches of rows are the counts of all of them."""
+    ``PointCounts`` over the union of points and edges: a value is placed in a uniform grid of cells, and only
+    values that share a cell with a point are compared exactly (about ten times faster than sorting each
+    batch on the CPU, and the same counts)."""
+
+    def __init__(self, sketch: dict):
+        points = np.asarray(sketch["points"], np.float64)
+        edges = np.asarray(sketch["psi_edges"], np.float64)
+        grid = np.unique(np.concatenate([points, edges]))  # the reference's min and max are its first and last points
+        self.at_points, self.at_edges = np.searchsorted(grid, points), np.searchsorted(grid, edges)
+        self.counter = PointCounts(grid, grid[0], grid[-1]) if len(grid) else None  # None: an empty reference
+        self.size = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Finite float64 values of the current column."""
+        if self.counter is not None:
+            self.counter.add(values)
+        self.size += len(values)
+
+    def ecdf(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values <= each point, values < each point, values <= each PSI edge) so far."""
+        if self.counter is None:
+            none = np.zeros(0, np.int64)
+            return none, none, none
+        le, lt = self.counter.counts()
+        return le[self.at_points], lt[self.at_points], le[self.at_edges]
+
+
+def current_ecdf(item: tuple[dict, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``CurrentCounts.ecdf`` of one whole current column: ``item`` is (sketch, finite float64 values)."""
     sketch, values = item
-    ordered = np.sort(values)
-    points, edges = np.asarray(sketch["points"]), np.asarray(sketch["psi_edges"])
-    return (
-        np.searchsorted(ordered, points, side="right"),
-        np.searchsorted(ordered, points, side="left"),
-        np.searchsorted(ordered, edges, side="right"),
-    )
+    counts = CurrentCounts(sketch)
+    counts.add(values)
+    return counts.ecdf()
 
 
 def numeric_drift(sketches: list[dict], currents: list[np.ndarray], threads: int | None = None) -> list[dict]:
     """KS, PSI and JS of each current column against its sketch; None statistics where either side is empty.
 
-    Each current column is sorted once (NumPy's SIMD sort beats binning 1M values into 1,000
-    edges), then ``np.searchsorted`` of the sketch's points into it gives the current ECDF there.
+    Each current column is counted at the sketch's points and PSI edges (``CurrentCounts``): the current
+    ECDF there, exactly.
 
     KS: the two-sample statistic evaluated at the sketch points, both one-sided limits. Both
     ECDFs are exact there, so D_sketch <= D_exact <= D_sketch + ``ks_error``, where ``ks_error``

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pyarrow as pa
 
 from loopc.runtime.data.parallel import map_columns
-from loopc.runtime.monitor.drift import categorical_drift, current_ecdf, numeric_drift_counts
+from loopc.runtime.monitor.drift import CurrentCounts, categorical_drift, numeric_drift_counts
 from loopc.runtime.monitor.profile import ProfileError, category_counts, numeric_values
 
 
@@ -28,8 +27,7 @@ class LiveColumns:
         self.sketches, self.threads, self.rows = profile["columns"], threads, 0
         self.numeric = [n for n in names if self.sketches[n]["kind"] == "numeric"]
         self.categorical = [n for n in names if self.sketches[n]["kind"] == "categorical"]
-        self.ecdf = {n: None for n in self.numeric}
-        self.sizes = dict.fromkeys(self.numeric, 0)
+        self.current = {n: CurrentCounts(self.sketches[n]) for n in self.numeric}
         self.counts = {n: Counter() for n in self.categorical}
         self.nulls = dict.fromkeys(names, 0)
 
@@ -43,12 +41,9 @@ class LiveColumns:
             values = [numeric_values(table.column(n), n) for n in self.numeric]
         except ProfileError as error:
             raise MonitorError(f"live rows do not match the reference profile: {error}") from error
-        counted = map_columns(current_ecdf, [(self.sketches[n], v) for n, (v, _) in zip(self.numeric, values)],
-                              self.threads)
-        for name, (found, nulls), counts in zip(self.numeric, values, counted):
-            previous = self.ecdf[name]
-            self.ecdf[name] = counts if previous is None else tuple(a + b for a, b in zip(previous, counts))
-            self.sizes[name] += len(found)
+        map_columns(lambda item: item[0].add(item[1]),  # each column's own counts: one thread each
+                    [(self.current[n], found) for n, (found, _) in zip(self.numeric, values)], self.threads)
+        for name, (_, nulls) in zip(self.numeric, values):
             self.nulls[name] += nulls
         for name, (counts, nulls) in zip(self.categorical,
                                          map_columns(lambda n: category_counts(table.column(n)), self.categorical,
@@ -60,9 +55,8 @@ class LiveColumns:
     def statistics(self) -> dict[str, dict]:
         """Per column (sorted) its kind, null rates and drift statistics against the reference."""
         numeric = [self.sketches[n] for n in self.numeric]
-        empty = [current_ecdf((sketch, np.zeros(0))) for sketch in numeric]
-        counted = [self.ecdf[n] if self.ecdf[n] is not None else e for n, e in zip(self.numeric, empty)]
-        results = numeric_drift_counts(numeric, counted, [self.sizes[n] for n in self.numeric])
+        counted = [self.current[n].ecdf() for n in self.numeric]
+        results = numeric_drift_counts(numeric, counted, [self.current[n].size for n in self.numeric])
         results += categorical_drift([self.sketches[n] for n in self.categorical],
                                      [dict(self.counts[n]) for n in self.categorical])
         out = {}

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import mannwhitneyu
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import mannwhitneyu, rankdata
 
 from loopc.runtime.evaluate.evaluation import (
     METRICS,
@@ -112,3 +114,20 @@ def test_slice_metrics_per_group_flag_small_groups():
     assert slices["b"]["accuracy"] == pytest.approx(2 / 3)  # rows (1,0.8) (1,0.4) (1,0.9)
     assert slices["b"]["auc"] is None  # only positives in group b
     assert slices["a"]["accuracy"] == pytest.approx(0.5)
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, -0.0, 0.1, 0.25, 0.5, 0.9, 1.0])), min_size=1,
+                max_size=60), st.booleans())
+def test_auc_equals_the_rank_sum_formula_for_any_ties(rows, fine):
+    """The counts of each distinct score give the average-rank (Mann-Whitney) AUC exactly, ties and -0.0 included."""
+    y = np.array([label for label, _ in rows], dtype=np.float64)
+    p = np.array([score + (i * 1e-3 if fine else 0.0) for i, (_, score) in enumerate(rows)])
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    got = evaluate_predictions("binary_classification", y, p)["auc"]
+    if not positives or not negatives:
+        assert got is None
+        return
+    ranks = rankdata(p)
+    assert got == pytest.approx((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives),
+                                rel=1e-12)

@@ -7,7 +7,6 @@ target, anything on zero rows) is ``None``, never NaN; :func:`undefined_metrics`
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from loopc.runtime.evaluate.metrics import (  # noqa: F401  (the table lives apart so the compiler imports it cheaply)
     BINARY,
@@ -30,13 +29,23 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def binary_auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    """Mann-Whitney AUC with average ranks for ties; None unless both classes are present."""
+    """Mann-Whitney AUC of finite scores, a tie counting one half; None unless both classes are present.
+
+    From each distinct score's positives and negatives (one sort), in exact integer sums: the pairs a positive
+    scores above a negative, twice, plus the tied pairs. NumPy alone: ``scipy.stats`` (rankdata) took 0.6 s
+    to import in every step that evaluates.
+    """
     positives = int(y.sum())
     negatives = len(y) - positives
     if positives == 0 or negatives == 0:
         return None
-    ranks = rankdata(p)
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    order = np.argsort(p)
+    ordered = p[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))  # each distinct score's first
+    pos = np.add.reduceat(y[order].astype(np.int64), starts)
+    neg = np.diff(np.append(starts, len(p))) - pos
+    below = np.cumsum(neg) - neg  # negatives scored strictly lower
+    return (2 * int(pos @ below) + int(pos @ neg)) / (2 * positives * negatives)
 
 
 def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:

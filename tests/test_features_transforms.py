@@ -169,3 +169,17 @@ def test_from_json_rejects_other_formats():
         FittedFeatures.from_json('{"format": 99, "features": []}')
     with pytest.raises(FeatureError, match="not valid JSON"):
         FittedFeatures.from_json("{")
+
+
+def test_a_value_beyond_float32_after_its_transforms_is_named_not_turned_into_an_infinity():
+    """The model's inputs are float32: 1e300 through identity would be inf there (and training would blame
+    missing values); NaN and infinities of the data still become 0 with the missing indicator."""
+    huge = _table([0, 1, 2, 3, 4], [1.0, 2.0, 1e300, None, float("inf")], ["monthly"] * 5)
+    identity = _fit({"c": {"column": "charges", "transforms": ["identity"]}}, huge)
+    with pytest.raises(FeatureError, match=r"feature 'c' \(column 'charges'\): 1 value\(s\) beyond the float32 range"
+                                           r" of the model's inputs \(such as 1e\+300\).*standardize, log or clip"):
+        identity.apply(huge)
+    logged = _fit({"c": {"column": "charges", "transforms": [{"kind": "log", "offset": 1.0}]}}, huge)
+    out = logged.apply(huge)
+    assert np.isfinite(out).all() and out[2, 0] == pytest.approx(np.log(1e300 + 1.0), rel=1e-6)
+    assert out[3, 0] == 0.0 and out[4, 0] == 0.0

@@ -173,12 +173,16 @@ class FittedFeature:
         with np.errstate(all="ignore"):
             for state in self.steps:
                 values = _APPLY[state["kind"]](state, values)
-        if values.ndim == 2:
-            out[:] = values.T
-            return
-        out[0] = values
-        finite = np.isfinite(values)
+            if values.ndim == 2:
+                out[:] = values.T
+                return
+            out[0] = values  # a value beyond float32's range becomes inf here
+        finite = np.isfinite(out[0])
         if not finite.all():
+            huge = values[~finite & np.isfinite(values)]
+            if len(huge):
+                raise FeatureError(f"{self.where()}: {len(huge)} value(s) beyond the float32 range of the model's "
+                                   f"inputs (such as {huge[0]:.6g}) after its transforms; standardize, log or clip it")
             out[0, ~finite] = 0.0
         if self.missing_indicator:
             out[1] = missing

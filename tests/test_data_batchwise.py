@@ -257,6 +257,7 @@ def test_a_csv_block_that_does_not_parse_names_the_file_and_the_block(tmp_path, 
     (b"c,d\n\xe9t\xe9,1\n", "not UTF-8: name its encoding in the source's options (options: {encoding: latin1})"),
     (b"c,d\n1,2,3\n", "another number of fields than the header"),
     (b"c,c\n1,2\n", "has more than one column named 'c': give each column its own name"),
+    (b"c,d\n" + b"x,1\n" * 700_000 + b"x,abc\n", "an undeclared column's type is inferred from the file's first rows"),
 ])
 def test_a_csv_file_that_cannot_be_read_says_what_to_change(tmp_path, data, told):
     (tmp_path / "data").mkdir()

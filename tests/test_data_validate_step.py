@@ -103,6 +103,19 @@ def test_the_lineage_names_blake3_and_holds_each_files_blake3_from_the_validatin
     snap.verify_files(lineage)
 
 
+def test_a_local_source_is_read_where_it_is_never_copied_first(project, monkeypatch):
+    """Spooling (one download of a remote object) is for remote sources only: a local file is digested on a
+    thread while it is read in place, and the step makes no spool folder."""
+    def refuse(*_):
+        raise AssertionError("a local file was spooled")
+
+    monkeypatch.setattr(batchwise, "spooled", refuse)
+    monkeypatch.setattr("loopc.runtime.execution.runner.StepContext.scratch_dir",
+                        lambda self, name: refuse() if name == "spool" else None)
+    record = _run(project, "r1")
+    assert record["status"] == "done" and record["outputs"]["rows"] == 3
+
+
 def test_file_added_during_the_read_waits_for_the_next_run(project, monkeypatch):
     """Chosen behaviour: a file that lands after the snapshot is not in the rows nor the fingerprint."""
     _wrap_read(monkeypatch, lambda: _csv(project / "data" / "c.csv", [4]))

@@ -315,7 +315,7 @@ def _feed_file(files: _Files, index: int, groups: list[list[str]], size: int, ru
     entry, own = files.snapshot.entries[index], files.schemas[index].names
     rows, where, columns, read_all = 0, "none", [], False
     try:
-        remote = spool is not None and not isinstance(files.snapshot.files.filesystem, pafs.LocalFileSystem)
+        remote = spool is not None and not files.snapshot.local
         reading = spooled(files.snapshot, entry, spool) if remote else digesting(files.snapshot, entry)
         with reading as read, column_pool() as mapped:
             for where, part, count, arrays in read_ahead(files.batches(index, groups, size, read.opener)):

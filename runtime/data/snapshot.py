@@ -78,6 +78,11 @@ class Snapshot:
         """True when every file's content digest was recorded at listing time."""
         return all(entry.digest for entry in self.entries)
 
+    @property
+    def local(self) -> bool:
+        """True when the files are on this machine's filesystem (read where they are, never copied first)."""
+        return isinstance(self.files.filesystem, pafs.LocalFileSystem)
+
     def path(self, entry: SourceFile) -> str:
         return self.files.path(entry.name)
 
@@ -272,10 +277,7 @@ def spooled(snapshot: Snapshot, entry: SourceFile, folder: Path) -> Iterator[Fil
     copy = Path(folder) / f"spool-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
     try:
         digest, size = _hash_file(filesystem, path, copy=copy)
-        _expect(path, entry, _stat_entry(filesystem, path))
-        if size != entry.size or (entry.digest and digest != entry.digest):
-            raise _changed(path, entry, size)
-        yield FileRead(LocalCopy(copy), SourceFile(entry.name, entry.size, entry.mtime_ns, digest))
+        yield FileRead(LocalCopy(copy), _digested(filesystem, path, entry, digest, size))
     finally:
         copy.unlink(missing_ok=True)
 
@@ -301,11 +303,16 @@ def digesting(snapshot: Snapshot, entry: SourceFile) -> Iterator[FileRead]:
         thread.join()
     if isinstance(hashed[0], Exception):
         raise hashed[0]
-    digest, size = hashed[0]
+    read.entry = _digested(filesystem, path, entry, *hashed[0])
+
+
+def _digested(filesystem: pafs.FileSystem, path: str, entry: SourceFile, digest: str, size: int) -> SourceFile:
+    """``entry`` with the ``digest`` of the ``size`` bytes just read, once the file's size and mtime are still the
+    snapshot's and the bytes are its bytes (a content snapshot's digest); DataError naming the file otherwise."""
     _expect(path, entry, _stat_entry(filesystem, path))
     if size != entry.size or (entry.digest and digest != entry.digest):
         raise _changed(path, entry, size)
-    read.entry = SourceFile(entry.name, entry.size, entry.mtime_ns, digest)
+    return SourceFile(entry.name, entry.size, entry.mtime_ns, digest)
 
 
 def _hash_into(filesystem: pafs.FileSystem, path: str, out: list) -> None:

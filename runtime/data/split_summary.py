@@ -151,7 +151,7 @@ class SplitSummary:
         self.split, self.rows = split, rows
         self.numeric = {n: _Numeric() for n, spec in columns.items() if spec.get("type") in NUMERIC}
         self.counted = {n: _Counts() for n, spec in columns.items() if spec.get("type") in COUNTED}
-        self.whole = assign_random(rows, split).astype(np.uint8) if split.get("method", "random") == "random" else None
+        self.whole = assign_random(rows, split).astype(np.uint8, copy=False) if split.get("method", "random") == "random" else None
         expected = None if rows is None else int(round(rows * float(split["train"])))
         self.sampler = None if expected is None else SystematicSample(expected)
         self.parts: list[np.ndarray] = []  # the assignment, batch by batch of the first column group
@@ -200,7 +200,7 @@ class SplitSummary:
             assignment = self.whole[self.assigned:self.assigned + count]
         else:
             key = self.split["key"]
-            assignment = assign_splits(pa.table({key: arrays[key]}), self.split).astype(np.uint8)
+            assignment = assign_splits(pa.table({key: arrays[key]}), self.split).astype(np.uint8, copy=False)
         self.assigned += count
         self.parts.append(assignment)
         trains = int(np.count_nonzero(assignment == 0))

@@ -82,7 +82,7 @@ def _validate(ctx: StepContext, snapshot: Snapshot, in_place: bool) -> Validated
     """Every file read once, batch by batch; a source not read in place is written once as the cast table."""
     name, dataset = ctx.config["dataset_name"], ctx.config["dataset"]
     now = dt.datetime.now(dt.timezone.utc)
-    spool = ctx.scratch_dir("spool")  # a remote file's one download, read there (scratch: removed on publish)
+    spool = None if snapshot.local else ctx.scratch_dir("spool")  # a remote file's one download (removed on publish)
     if in_place:
         return validate_source(snapshot, name, dataset, now, spool=spool)
     with writing(ctx.out_dir / TABLE) as path:

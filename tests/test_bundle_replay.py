@@ -77,6 +77,29 @@ def test_features_replay_exactly_on_new_rows_with_unseen_values(tmp_path):
     np.testing.assert_allclose(model.features(as_lists), expected, atol=1e-6, rtol=0)
 
 
+def test_a_value_beyond_float32_after_its_transforms_is_refused_as_loopc_refuses_it(tmp_path):
+    from loopc.runtime.export.bundle_score import BundleError
+    from loopc.runtime.features.transforms import FeatureError
+
+    folder, fitted, _, _ = artifact(tmp_path / "a", "binary_classification", None)
+    model = load(write_bundle(folder, tmp_path / "bundle"))
+    fresh = table(50, 7)
+    income = fresh.column("income").to_pylist()
+    income[3] = 1e300  # minmax leaves it near 1e298: float32 would make it inf
+    fresh = fresh.set_column(1, "income", pa.array(income, pa.float64()))
+    with pytest.raises(FeatureError) as loopc_error:
+        fitted.apply(fresh.set_column(7, "zone", fresh.column("zone").cast(pa.string())))
+    with pytest.raises(BundleError) as bundle_error:
+        model.features(table_columns(fresh, model.schema))
+    assert str(bundle_error.value) == str(loopc_error.value)
+    assert "feature 'income' (column 'income'): 1 value(s) beyond the float32 range" in str(bundle_error.value)
+    income[3] = 3e38  # still within float32 after minmax: scored as loopc scores it
+    fresh = fresh.set_column(1, "income", pa.array(income, pa.float64()))
+    np.testing.assert_allclose(model.features(table_columns(fresh, model.schema)),
+                               fitted.apply(fresh.set_column(7, "zone", fresh.column("zone").cast(pa.string()))),
+                               atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("task, classes", [("binary_classification", None), ("regression", None),
                                            ("multiclass_classification", ["x", "y", "z"])])
 def test_exported_network_predicts_what_loopc_predicts(tmp_path, task, classes):

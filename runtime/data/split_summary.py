@@ -124,8 +124,10 @@ class _Rows:
 
     def __init__(self, summary: SplitSummary, train: np.ndarray, sampled: np.ndarray):
         self.summary, self.sampled = summary, sampled
-        self.rows = np.flatnonzero(train)  # gathering by index is about twice as fast as compress by the mask
-        self.mask = pa.array(train)
+        # gathering by index is about twice as fast as compress by the mask; each built only when a column needs it
+        self.rows = np.flatnonzero(train) if summary.numeric else None
+        counting = any(counted.counts is not None for counted in summary.counted.values())  # None stays None
+        self.mask = pa.array(train) if counting else None
 
     def add(self, name: str, array: pa.Array) -> None:
         """A column of the batch (cast to its declared type) into its summary; other columns are ignored."""

@@ -9,6 +9,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from loopc.runtime.data.memory_pool import prefer_jemalloc
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -96,6 +98,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_jemalloc()  # before anything loads Arrow
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

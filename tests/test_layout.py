@@ -36,7 +36,7 @@ RUNTIME_ALLOWED: dict[str, set[str]] = {
     "score": {"data", "export", "registry", "store"},  # data: the validate step's casting
     "execution": _RUNTIME_STAGES,
     "steps": _RUNTIME_STAGES | {"execution"},
-    "__main__": {"execution", "registry", "store"},
+    "__main__": {"data", "execution", "registry", "store"},  # data: the Arrow pool named before Arrow loads
 }
 # unit -> units of loopc.compiler it may import, and units of loopc.runtime it may import
 COMPILER_ALLOWED: dict[str, tuple[set[str], set[str]]] = {

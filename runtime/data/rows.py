@@ -31,7 +31,6 @@ from loopc.runtime.data.snapshot import source_filesystem
 
 ROWS_FILE, TABLE_FILE = "rows.json", "table.parquet"
 BUDGET_ENV = "LOOPC_MEMORY_BUDGET"
-POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 DEFAULT_BUDGET = "1G"
 MIN_BATCH, MAX_BATCH = 1024, 1 << 20
 PAGE_BUFFER = 1 << 20  # bytes read ahead per column: a row group is never held whole
@@ -46,22 +45,6 @@ def memory_budget() -> int:
     except ValueError as exc:
         raise DataError(f"${BUDGET_ENV}={text!r}: {exc}") from None
     return int(megabytes) << 20
-
-
-def choose_memory_pool() -> None:
-    """Arrow allocates from jemalloc (the C library's malloc where pyarrow lacks it) unless
-    ``$ARROW_DEFAULT_MEMORY_POOL`` names a pool.
-
-    The data steps take and free batch-sized buffers over and over. Measured at 1M and 8M rows x 64:
-    with malloc the split step's peak grew 1.8x (fragmentation), with jemalloc 1.2x at the same CPU
-    seconds; pyarrow's default, mimalloc, cost the features step about 1.3x the CPU seconds.
-    """
-    if os.environ.get(POOL_ENV):
-        return
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def batch_rows(row_bytes: int) -> int:

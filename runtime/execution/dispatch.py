@@ -37,7 +37,7 @@ def _resolve(reference: str):
     module, name = reference.split(":")
     function = getattr(importlib.import_module(module), name)
     if "pyarrow" in sys.modules:
-        from loopc.runtime.data.rows import choose_memory_pool
+        from loopc.runtime.data.memory_pool import choose_memory_pool
 
         choose_memory_pool()
     return function

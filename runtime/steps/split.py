@@ -44,7 +44,8 @@ def run_split(ctx: StepContext) -> dict[str, Any]:
 
 def _assign(validated: Path, split: dict, path: Path) -> dict[str, int]:
     """Read the split's column of the validated rows and write their assignment to ``path``; the rows per split."""
-    from loopc.runtime.data.rows import choose_memory_pool, open_rows  # the rows are read: NumPy and Arrow now
+    from loopc.runtime.data.memory_pool import choose_memory_pool
+    from loopc.runtime.data.rows import open_rows  # the rows are read: NumPy and Arrow now
     from loopc.runtime.steps.split_assign import write_assignment
 
     choose_memory_pool()

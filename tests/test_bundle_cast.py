@@ -24,7 +24,9 @@ from tests.test_bundle_replay import table as replay_table
 TYPES = sorted(ARROW_TYPES)
 SPACE = st.sampled_from(["", " ", "\t", "  "])
 NUMBER_TEXT = st.one_of(st.integers(-10**20, 10**20).map(str), st.floats(allow_nan=False).map(repr),
-                        st.from_regex(r"[+-]?(\d{1,4}\.?\d{0,3}|\.\d{1,3})([eE][+-]?\d{1,3})?", fullmatch=True))
+                        st.from_regex(r"[+-]?(\d{1,4}\.?\d{0,3}|\.\d{1,3})([eE][+-]?\d{1,3})?", fullmatch=True),
+                        st.sampled_from(["2.0", "+5", "-0.0", "7.", "1e3", "inf", "-Infinity", "1.00", "1e999",
+                                         "9223372036854775807", "9223372036854775808", "-9223372036854775808.0"]))
 BOOL_TEXT = st.sampled_from(["true", "FALSE", "Yes", "no", "t", "F", "1", "0", "2", "maybe"])
 ISO_TEXT = st.builds(
     lambda stamp, sep, precision, offset: stamp.isoformat(sep=sep, timespec=precision) + offset,

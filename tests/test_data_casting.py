@@ -229,3 +229,35 @@ def test_a_float_column_of_both_infinities_or_huge_values_is_cast_without_a_nump
         warnings.simplefilter("error")  # a warning would reach the step's log as noise
         cast, bad = cast_column(pa.array([np.inf, -np.inf, 1e308, 1e308, 2.0]), "float")
     assert cast.to_pylist() == [math.inf, -math.inf, 1e308, 1e308, 2.0] and not bad.any()
+
+
+def test_integer_text_is_read_as_int_with_a_sign_and_as_whole_decimals_as_a_float_column_is():
+    cast, bad = cast_column(pa.array(["2.0", "3.5", "1e3", "-0.0", "inf", "7.", "1.00", None, "+5", " 007 ", "x"]),
+                            "int")
+    assert cast.to_pylist() == [2, None, 1000, 0, None, 7, 1, None, 5, 7, None]
+    assert bad.tolist() == [False, True, False, False, True, False, False, False, False, False, True]
+    assert cast.type == pa.int64()
+
+
+def test_an_integer_beyond_int64_is_bad_alone_not_every_row_beside_it():
+    text = ["1", "99999999999999999999", "-3", "9223372036854775807", "-9223372036854775808.0", "9223372036854775808"]
+    cast, bad = cast_column(pa.array(text), "int")
+    assert cast.to_pylist() == [1, None, -3, 2**63 - 1, -2**63, None]
+    assert bad.tolist() == [False, True, False, False, False, True]
+
+
+def test_a_csv_int_column_with_gaps_as_pandas_writes_it_validates_clean(tmp_path):
+    import datetime as dt
+
+    from loopc.runtime.data import batchwise
+    from loopc.runtime.data.snapshot import take_snapshot
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "t.csv").write_text("n,k\n1.0,a\n,b\n-3.0,c\n+4,d\n")
+    dataset = {"source": {"path": "data/t.csv"}, "columns": {"n": {"type": "int"}, "k": {"type": "string"}}}
+    snapshot = take_snapshot(dataset["source"], tmp_path, content=False)
+    validated = batchwise.validate_source(snapshot, "d", dataset, dt.datetime(2026, 1, 1), table=tmp_path / "v.parquet")
+    assert validated.report["passed"] and not validated.report["errors"]
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "v.parquet").column("n").to_pylist() == [1, None, -3, 4]

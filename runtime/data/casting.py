@@ -23,7 +23,7 @@ ARROW_TYPES = {
     "date": pa.date32(),
 }
 _NUMBER = r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:inf|infinity))\s*$"  # inf: how Arrow and pandas write it
-_INTEGER = r"^\s*[+-]?\d+\s*$"
+_WHOLE = r"^[+-]?\d+(\.0*)?$"  # trimmed integer text, or a whole decimal (2.0: how pandas writes an int column with gaps)
 _HOUR, _SIXTY = r"([01]\d|2[0-3])", r"[0-5]\d"
 _OFFSET = rf"(Z|[+-]{_HOUR}:?{_SIXTY})"
 _ISO = rf"^\d{{4}}-\d\d-\d\d([T ]{_HOUR}:{_SIXTY}(:{_SIXTY}(\.\d{{1,6}})?)?)?"  # microseconds at most, as the bundle reads
@@ -86,11 +86,11 @@ def _valid(array: pa.Array) -> np.ndarray:
 def _parse_text(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     """Parse text into ``ctype``: the parsed array (bad values null) and the mask of bad values."""
     text = pc.utf8_trim_whitespace(array)
-    if ctype in ("int", "float"):
-        ok = pc.match_substring_regex(text, _INTEGER if ctype == "int" else _NUMBER)
-        good = pc.if_else(ok, text, pa.scalar(None, pa.string()))
-        target = pa.float64() if ctype == "float" else pa.int64()
-        parsed = pc.cast(good, target)
+    if ctype == "int":
+        parsed = _parse_int(text)
+    elif ctype == "float":
+        parsed = pc.cast(pc.if_else(pc.match_substring_regex(text, _NUMBER), text, pa.scalar(None, pa.string())),
+                         pa.float64())
     elif ctype == "bool":
         lowered = pc.utf8_lower(text)
         parsed = pc.is_in(lowered, value_set=pa.array(list(BOOLEAN_TEXT)))
@@ -99,6 +99,20 @@ def _parse_text(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
         parsed = _parse_times(text, ctype)
     bad = _valid(array) & ~_valid(parsed)
     return parsed, bad
+
+
+def _parse_int(text: pa.Array) -> pa.Array:
+    """Trimmed text to int64, as a float column is read as int: integer text (``-3``, ``+5``, ``007``) and whole
+    decimals (``2.0``) exactly, other numbers (``1e3``) when whole and below 2**62; anything else null, and a value
+    beyond int64 null without taking its batch with it."""
+    whole = pc.match_substring_regex(text, _WHOLE)
+    digits = pc.replace_substring_regex(pc.if_else(whole, text, pa.scalar(None, pa.string())), r"^\+|\.0*$", "")
+    parsed = _halving(digits, pa.int64())
+    other = pc.and_not(pc.match_substring_regex(text, _NUMBER), whole)
+    if pc.any(other).as_py():
+        numbers, _ = _cast_numeric(pc.cast(pc.if_else(other, text, pa.scalar(None, pa.string())), pa.float64()), "int")
+        parsed = pc.if_else(other, numbers, parsed)
+    return parsed
 
 
 def _parse_times(text: pa.Array, ctype: str) -> pa.Array:

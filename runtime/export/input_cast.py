@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import numpy as np
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-_INTEGER = re.compile(r"-?\d+", re.ASCII)  # pyarrow refuses '+5' as an int
+_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:inf|infinity))", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+(\.0*)?", re.ASCII)  # integer text, or a whole decimal (2.0), read exactly
 _BOOLEAN = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False, "yes": True, "no": False}
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?)?"
                   r"(Z|[+-]\d\d:?\d\d)?", re.ASCII)
@@ -193,7 +193,11 @@ def _parse(text: str, ctype: str) -> float | None:
     if ctype == "float":
         return float(text) if _NUMBER.fullmatch(text) else None
     if ctype == "int":
-        return float(int(text)) if _INTEGER.fullmatch(text) and -2**63 <= int(text) < 2**63 else None
+        if _WHOLE.fullmatch(text):
+            whole = int(text.split(".")[0])
+            return float(whole) if -2**63 <= whole < 2**63 else None
+        number = float(text) if _NUMBER.fullmatch(text) else math.nan  # 1e3: whole below 2**62, as a float column
+        return number if math.isfinite(number) and number == math.floor(number) and abs(number) < 2**62 else None
     if ctype == "bool":
         found = _BOOLEAN.get(text.lower())
         return None if found is None else float(found)

@@ -70,6 +70,7 @@ MODULES: dict[str, list[str]] = {
     "runtime/data/split_record.py": ["tests/test_split_summary.py", "tests/test_data_split.py",
                                      "tests/test_spec_boundaries_split.py", "tests/test_mut_split.py"],
     "runtime/data/parallel.py": ["tests/test_parallel.py"],
+    "runtime/data/casting.py": ["tests/test_data_casting.py"],
     "runtime/steps/trial_matrices.py": ["tests/test_trial_matrices.py"],
 }
 
@@ -79,6 +80,8 @@ FUNCTIONS: dict[str, list[str]] = {
     # early stopping and the loop's bookkeeping; the rest of the trainer is JAX plumbing tested end to end
     "runtime/train/trainer.py": ["_improved", "_run_epoch", "_final_params", "_best_epoch", "_loop"],
     "runtime/train/epoch.py": ["plan_epoch"],
+    # reading text and numbers as the declared types (the time zone and example plumbing is tested end to end)
+    "runtime/data/casting.py": ["_parse_text", "_parse_int", "_cast_numeric", "_halving", "_cast_integer"],
 }
 
 # Tests that reach a module's functions only in child processes (the registry killed by SIGKILL at a named point, the

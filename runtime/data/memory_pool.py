@@ -2,9 +2,10 @@
 
 The data steps take and free batch-sized buffers over and over. jemalloc keeps freed pages for the
 next batch; pyarrow's default, mimalloc, hands them back and takes fresh ones (a page fault each, about
-8 us here). Measured on validate at 4,000,000 rows x 64: 186,000 page faults and 3.6 CPU s with
-mimalloc, 123,000 and 3.4 CPU s with jemalloc. With the C library's malloc the split step's peak grew
-1.8x from 1M to 8M rows (fragmentation), with jemalloc 1.2x.
+8 us here). Measured on validate at 4,000,000 rows x 64: about 172,000 page faults and 3.44 CPU s with
+jemalloc as pyarrow's pool alone (the decoder still in mimalloc), 125,000 and 3.31 CPU s with Arrow's
+default pool jemalloc too. With the C library's malloc the split step's peak grew 1.8x from 1M to 8M
+rows (fragmentation), with jemalloc 1.2x.
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def apply_feature(feature: dict, values) -> np.ndarray:
     huge = values[np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)]
     if len(huge):  # float32 would make them inf: the features step refuses them too
         source = f"column '{feature['column']}'" if feature["column"] is not None else f"expr '{feature['expr']}'"
-        raise BundleError(f"feature '{feature['name']}' ({source}): {len(huge)} value(s) beyond the float32 range of "
+        raise BundleError(f"feature '{feature.get('name')}' ({source}): {len(huge)} value(s) beyond the float32 range of "
                           f"the model's inputs (such as {huge[0]:.6g}) after its transforms; standardize, log or clip it")
     out = np.where(np.isfinite(values), values, 0.0)[:, None]
     if feature["missing_indicator"]:

@@ -261,3 +261,57 @@ def test_a_csv_int_column_with_gaps_as_pandas_writes_it_validates_clean(tmp_path
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "v.parquet").column("n").to_pylist() == [1, None, -3, 4]
+
+
+def test_nan_in_a_float_column_is_null_and_only_there():
+    cast, bad = cast_column(pa.array([1.5, float("nan"), None, -0.0, float("inf")]), "float")
+    assert cast.to_pylist() == [1.5, None, None, -0.0, float("inf")] and not bad.any()
+    cast, bad = cast_column(pa.array([1, 2], pa.int32()), "float")
+    assert cast.to_pylist() == [1.0, 2.0] and cast.type == pa.float64() and not bad.any()
+
+
+def test_an_integer_beyond_float64_precision_is_read_as_the_nearest_float_not_bad():
+    cast, bad = cast_column(pa.array([2**53 + 1, -(2**60) - 1]), "float")
+    assert cast.to_pylist() == [float(2**53), -float(2**60)] and not bad.any()
+
+
+def test_numbers_read_as_bool_are_zero_and_one_only():
+    cast, bad = cast_column(pa.array([0.0, 1.0, 2.0, -0.0, None, 0.5]), "bool")
+    assert cast.to_pylist() == [False, True, None, False, None, None]
+    assert bad.tolist() == [False, False, True, False, False, True]
+
+
+def test_floats_read_as_int_are_whole_and_below_two_to_the_62():
+    values = [2.0**62 - 1024, 2.0**62, -(2.0**62), 3.0, 3.5, float("nan"), None, -0.0]
+    cast, bad = cast_column(pa.array(values), "int")
+    assert cast.to_pylist() == [2**62 - 1024, None, None, 3, None, None, None, 0]
+    assert bad.tolist() == [False, True, True, False, True, True, False, False]
+
+
+@pytest.mark.parametrize("type_", [pa.uint8(), pa.int8(), pa.int32(), pa.uint32()])
+def test_narrow_integers_are_read_as_int64_exactly(type_):
+    cast, bad = cast_column(pa.array([0, 7, None, 100], type_), "int")
+    assert cast.type == pa.int64() and cast.to_pylist() == [0, 7, None, 100] and not bad.any()
+    assert bad.dtype == np.bool_
+
+
+def test_uint64_beyond_int64_is_bad_alone():
+    cast, bad = cast_column(pa.array([0, 2**63 - 1, 2**63, None, 2**64 - 1], pa.uint64()), "int")
+    assert cast.to_pylist() == [0, 2**63 - 1, None, None, None]
+    assert bad.tolist() == [False, False, True, False, True] and bad.dtype == np.bool_
+
+
+def test_bool_text_is_read_in_any_case_and_other_words_are_bad():
+    text = ["true", "FALSE", " Yes ", "no", "t", "F", "1", "0", "2", "maybe", None]
+    cast, bad = cast_column(pa.array(text), "bool")
+    assert cast.to_pylist() == [True, False, True, False, True, False, True, False, None, None, None]
+    assert bad.tolist() == [False] * 8 + [True, True, False]
+
+
+def test_day_text_is_read_as_a_date_and_as_a_timestamp_at_midnight_utc():
+    import datetime as dt
+
+    cast, bad = cast_column(pa.array(["2026-01-02", "2026-01-02T23:59:59", None]), "date")
+    assert cast.type == pa.date32() and cast.to_pylist() == [dt.date(2026, 1, 2)] * 2 + [None] and not bad.any()
+    cast, bad = cast_column(pa.array(["2026-01-02"]), "timestamp")
+    assert cast.to_pylist() == [dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)] and not bad.any()

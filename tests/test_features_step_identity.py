@@ -18,17 +18,11 @@ STEP_FILES = {"features.m": ["columns.json", "labels.json", "profile_points.json
 
 
 def searchsorted_add(self: PointCounts, values: np.ndarray) -> None:
-    """PointCounts.add before the one-point cells were compared directly (kept here as the reference)."""
-    cells = self._cells(values)
-    self.by_cell += np.bincount(cells, minlength=self.cells)
+    """Every value counted by a search of the points (the reference the grid's counts must equal)."""
+    size = len(self.points) + 1
     self.total += len(values)
-    exact = values[np.take(self.marked, cells)]
-    if len(exact):
-        size = len(self.points) + 1
-        below = np.searchsorted(self.points, exact, side="left")
-        at = self.points[np.minimum(below, len(self.points) - 1)] == exact
-        self.below += np.bincount(below, minlength=size)
-        self.at_or_below += np.bincount(below + at, minlength=size)
+    self.below += np.bincount(np.searchsorted(self.points, values, side="left"), minlength=size)
+    self.at_or_below += np.bincount(np.searchsorted(self.points, values, side="right"), minlength=size)
 
 
 def step_files(project: Path) -> dict[str, str]:
@@ -68,3 +62,10 @@ def test_point_counts_compare_one_point_cells_directly_and_crowded_ones_by_searc
     ordered = np.sort(values)
     assert le.tolist() == np.searchsorted(ordered, points, side="right").tolist()
     assert lt.tolist() == np.searchsorted(ordered, points, side="left").tolist()
+
+
+def test_a_column_keeps_the_grid_tables_and_counts_by_rank_not_by_cell():
+    points = np.linspace(-3.0, 3.0, 1001)
+    counter = PointCounts(points, points[0], points[-1])
+    held = sum(v.nbytes for k, v in vars(counter).items() if isinstance(v, np.ndarray) and k != "points")
+    assert held < 300_000  # 65,536 cells: a 2-byte rank and two flags each, and three counts a point

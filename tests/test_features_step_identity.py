@@ -45,7 +45,7 @@ def test_train_writes_the_bytes_of_the_searchsorted_counts_and_whole_batch_gathe
     after = step_files(tmp_path / "after")
     assert after == before
     profile = (tmp_path / "after" / ".loopc").glob("artifacts/*/*/profile.json")
-    assert '"le": [' in next(profile).read_text(encoding="utf-8")  # numeric columns were counted
+    assert '"le":[' in next(profile).read_text(encoding="utf-8")  # numeric columns were counted
 
 
 @pytest.mark.parametrize("cells", [1, 4, 64, 1 << 16])
@@ -69,3 +69,10 @@ def test_a_column_keeps_the_grid_tables_and_counts_by_rank_not_by_cell():
     counter = PointCounts(points, points[0], points[-1])
     held = sum(v.nbytes for k, v in vars(counter).items() if isinstance(v, np.ndarray) and k != "points")
     assert held < 300_000  # 65,536 cells: a 2-byte rank and two flags each, and three counts a point
+
+
+def test_a_column_gets_a_grid_sized_to_its_values_up_to_65536_cells():
+    from loopc.runtime.monitor.profile import grid_cells
+
+    assert [grid_cells(n) for n in (0, 1, 1024, 1025, 14_000, 32_768, 32_769, 10**9)] == \
+        [1024, 1024, 1024, 2048, 16_384, 32_768, 65_536, 65_536]

@@ -158,7 +158,7 @@ def test_train_gives_the_params_and_the_profile_of_the_written_matrices(loop, tm
     sketch.count(train["table"].select(PROFILED))
     profile = complete_profile(sketch.sketches(), len(train["y"]), predict(params, model["architecture"],
                                                                            model["task"], train["x"]))
-    text = json.dumps(profile, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(profile, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"  # compact
     assert (artifact / "profile.json").read_text(encoding="utf-8") == text
 
 

@@ -29,6 +29,12 @@ def test_atomic_write_json_sorted_and_replaces(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
 
 
+def test_compact_json_is_the_c_encoders_sorted_text_without_whitespace(tmp_path):
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {"b": 1.5, "a": [1, "é"], "c": None}, compact=True)
+    assert target.read_text(encoding="utf-8") == '{"a":[1,"é"],"b":1.5,"c":null}\n'
+
+
 def test_failed_atomic_write_keeps_old_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "x.json"
     atomic_write_json(target, {"old": True})

@@ -85,7 +85,7 @@ class _Files:
     def _conform(self, batch: pa.Table, name: str, path: str, where: str) -> pa.Array:
         """One column as the unified schema types it (cast as a permissive concatenation casts), or nulls."""
         type_ = self.unified.field(name).type
-        if name not in batch.column_names:
+        if batch.schema.get_field_index(name) < 0:  # not `in column_names`: a list of every name, column by column
             return pa.nulls(batch.num_rows, type_)
         column = one_array(batch.column(name))
         try:

@@ -162,7 +162,7 @@ def _halving(text: pa.Array, target: pa.DataType) -> pa.Array:
 
 def _cast_numeric(array: pa.Array, ctype: str) -> tuple[pa.Array, np.ndarray]:
     """Numbers and booleans to int/float/bool; a float that is not whole is bad for int."""
-    values = pc.cast(array, pa.float64(), safe=False)
+    values = array if array.type == pa.float64() else pc.cast(array, pa.float64(), safe=False)  # a call a column
     if ctype == "float":
         if not _may_hold_nan(values):
             return values, nothing_bad(len(array))  # the same buffers

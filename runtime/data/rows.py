@@ -106,7 +106,8 @@ class ValidatedRows:
     def _file_batches(self, file: RowFile, columns: list[str], size: int) -> Iterator[pa.Table]:
         check_unchanged(self.filesystem, file.path, file.size, file.mtime_ns, "it was validated")
         with open_parquet(self.filesystem, file.path) as parquet:
-            present = [c for c in columns if c in parquet.schema_arrow.names]
+            names = set(parquet.schema_arrow.names)  # schema_arrow converts the schema on each call
+            present = [c for c in columns if c in names]
             for group in range(parquet.num_row_groups):
                 for batch in row_group_batches(parquet, file.path, group, present, size):
                     yield self._shape(pa.Table.from_batches([batch]), columns, file, group)
@@ -114,10 +115,10 @@ class ValidatedRows:
 
     def _shape(self, batch: pa.Table, columns: list[str], file: RowFile, group: int) -> pa.Table:
         """The batch's ``columns`` in order, absent ones null, declared ones cast to their types."""
-        arrays = []
+        arrays, present = [], set(batch.column_names)
         for name in columns:
             spec = self.columns.get(name)
-            if name not in batch.column_names:
+            if name not in present:
                 arrays.append(pa.nulls(batch.num_rows, ARROW_TYPES[spec["type"]] if spec else pa.null()))
             elif spec is None or not self.cast:
                 arrays.append(batch.column(name))

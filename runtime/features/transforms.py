@@ -44,14 +44,15 @@ class FeatureError(Exception):
 def _raw_values(table: pa.Table, column: str | None, expr: str | None, where: str):
     """Numeric float64 (NaN nulls) or a pyarrow string array, for a column or an expression."""
     if column is not None:
-        if column not in table.column_names:
+        if table.schema.get_field_index(column) < 0:  # not `in column_names`: a list of every name, feature by feature
             raise FeatureError(f"{where}: column '{column}' is missing (present: {', '.join(table.column_names)})")
         values = table.column(column)
         value_type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
             return pc.cast(values, pa.string()).combine_chunks()
         if pa.types.is_floating(value_type) or pa.types.is_integer(value_type) or pa.types.is_boolean(value_type):
-            return np.asarray(pc.cast(values, pa.float64()).to_numpy(), np.float64)  # no copy of a float64 chunk
+            numbers = values if values.type == pa.float64() else pc.cast(values, pa.float64())
+            return np.asarray(numbers.to_numpy(), np.float64)  # no copy of a float64 chunk
         return table_columns(table, [column])[column]
     try:
         used = expressions.columns_in(expr)
@@ -299,7 +300,7 @@ def _declared_text(table: pa.Table, features: dict, columns: dict) -> pa.Table:
     for feature in features.values():
         column = feature.get("column")
         declared = columns.get(column, {}).get("type")
-        if column in table.column_names and declared in TEXT_TYPES:
-            index = table.column_names.index(column)
+        index = table.schema.get_field_index(column) if column is not None else -1
+        if index >= 0 and declared in TEXT_TYPES:
             table = table.set_column(index, column, pc.cast(table.column(column), pa.string()))
     return table

@@ -33,7 +33,8 @@ class LiveColumns:
 
     def add(self, table: pa.Table) -> None:
         """Count one batch of live rows."""
-        missing = [n for n in self.nulls if n not in table.column_names]
+        present = set(table.column_names)
+        missing = [n for n in self.nulls if n not in present]
         if missing:
             raise MonitorError(f"columns {', '.join(missing)} of the reference profile are missing from the live rows; "
                             "the monitor source must carry every profiled column")

@@ -95,7 +95,7 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
         return {}
     save_params(ctx.out_dir / "params.npz", result.params)
     train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
-    atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred))
+    atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred), compact=True)
     _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)

@@ -43,7 +43,8 @@ def _live_batches(ctx: StepContext, monitor: dict[str, Any], now: float, columns
             source = read_snapshot(snapshot)  # a metadata snapshot: the read hashes each file once
             _every_file_carries({p.path: p.columns for p in source.parts}, required, ctx.config["columns"])
             table = source.table
-            raw = iter([table.select([c for c in columns if c in table.column_names])])
+            present = set(table.column_names)
+            raw = iter([table.select([c for c in columns if c in present])])
         for batch in raw:
             yield _window(_cast(ctx, batch), monitor, now)
     except DataError as exc:
@@ -85,7 +86,8 @@ def _source_rows(snapshot: Snapshot, columns: dict) -> tuple[ValidatedRows, dict
 
 
 def _cast(ctx: StepContext, batch: pa.Table) -> pa.Table:
-    declared = {c: s for c, s in ctx.config["columns"].items() if c in batch.column_names}
+    present = set(batch.column_names)
+    declared = {c: s for c, s in ctx.config["columns"].items() if c in present}
     return enforce_schema(batch, declared, ctx.config["monitor_name"])[0]
 
 

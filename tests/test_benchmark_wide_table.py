@@ -3,22 +3,13 @@ loop, the monitor and the scorer from their run records."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "wide_table.py"
-
-
-def benchmark():
-    spec = importlib.util.spec_from_file_location("wide_table_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_support import load_benchmark
 
 
 def test_the_loop_monitor_and_scorer_run_on_every_float_column_and_each_step_is_timed(tmp_path):
-    bench = benchmark()
+    bench = load_benchmark("wide_table")
     bench.write_table(tmp_path, rows=400, columns=12)
     _, steps = bench.run(tmp_path)
     assert set(steps) == {"validate.rows", "split.rows", "features.m", "train.m", "evaluate.m", "gate.m",

@@ -194,3 +194,38 @@ def test_the_validate_cache_sees_a_changed_data_file(tmp_path: Path, monkeypatch
     pq.write_table(cancer_table().drop(["malignant"]), project / "data" / "cancer.parquet")
     assert main(["validate", str(project), "--cache", "--format", "json"]) == 1
     assert '"LPC413"' in capsys.readouterr().out
+
+
+MONITOR = """monitors:
+  drift:
+    source: {path: data/cancer.parquet}
+    schedule: "0 * * * *"
+    data_drift: {columns: COLUMNS}
+"""
+
+
+def _with_monitor(project: Path, columns: str) -> Path:
+    spec = project / "pipeline.yaml"
+    spec.write_text(spec.read_text() + MONITOR.replace("COLUMNS", columns))
+    return spec
+
+
+def test_a_monitors_drift_columns_take_name_patterns_in_the_datasets_order_without_the_label(tmp_path: Path) -> None:
+    spec = _with_monitor(short_project(tmp_path / "p"), '["worst area", "mean *", "worst area"]')
+    (project,) = load_project(spec)
+    drift = project.spec.monitors["drift"].data_drift.columns
+    assert drift == ["worst area"] + [c for c in COLUMNS if c.startswith("mean ")]
+    spec = _with_monitor(short_project(tmp_path / "every"), '["*"]')
+    (project,) = load_project(spec)
+    assert project.spec.monitors["drift"].data_drift.columns == COLUMNS  # not the label, malignant
+
+
+@pytest.mark.parametrize("columns", ['["nope *"]', '["mean radius", "[xy]*"]', '["*malig*"]'])
+def test_a_drift_column_pattern_that_matches_nothing_is_an_error_at_its_line(tmp_path: Path, columns: str) -> None:
+    project = short_project(tmp_path / "p")
+    spec = _with_monitor(project, columns)
+    with pytest.raises(SpecErrors) as caught:
+        load_project(spec)
+    errors = [e for e in caught.value.errors if e.code == "LPC413"]
+    assert len(errors) == 1 and "matches no column of the model's dataset" in errors[0].message, caught.value.errors
+    assert errors[0].line == _line(project, "data_drift:")

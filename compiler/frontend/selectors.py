@@ -1,5 +1,6 @@
 """Expand selectors in a composed tree: a dataset's columns read from a Parquet schema, one feature per
-column matched by name pattern or type, and model features chosen by pattern or selector name.
+column matched by name pattern or type, model features chosen by pattern or selector name, and a monitor's
+data-drift columns by pattern.
 
 Every node a selector writes keeps the selector's position, so later errors point at the selector's line.
 """
@@ -40,6 +41,7 @@ def expand_selectors(tree: dict[str, Any], positions: dict[SpecPath, Position],
         return errors, inputs  # features select among the columns: not without them
     groups = _feature_selectors(tree, positions, errors) if isinstance(tree.get("features"), dict) else {}
     _model_features(tree, positions, groups, errors)
+    _drift_columns(tree, positions, errors)
     return errors, inputs
 
 
@@ -186,24 +188,53 @@ def _model_features(tree: dict[str, Any], positions: dict[SpecPath, Position], g
                                                for i in listed):
         return
     names = list(tree["features"]) if isinstance(tree.get("features"), dict) else []
+
+    def lookup(item: str) -> list[str] | None:
+        if item in groups:
+            return groups[item]
+        return [n for n in names if fnmatch.fnmatchcase(n, item)] if _GLOB.search(item) else None
+
+    model["features"] = _expand_list(listed, ("model", "features"), positions, errors, lookup,
+                                     "feature", f"features: {', '.join(names[:8])}")
+
+
+def _drift_columns(tree: dict[str, Any], positions: dict[SpecPath, Position], errors: list[SpecError]) -> None:
+    """Expand name patterns (``"mean *"``) in each monitor's ``data_drift.columns`` to the columns of the model's
+    dataset that match, in the dataset's order; the label is never matched, as in a feature selector."""
+    monitors, model, datasets = tree.get("monitors"), tree.get("model"), tree.get("datasets")
+    dataset = datasets.get(model.get("dataset")) if isinstance(model, dict) and isinstance(datasets, dict) else None
+    columns = dataset.get("columns") if isinstance(dataset, dict) else None
+    if not isinstance(monitors, dict) or not isinstance(columns, dict):
+        return
+    names = [c for c in columns if c != model.get("label")]
+    for name, monitor in monitors.items():
+        drift = monitor.get("data_drift") if isinstance(monitor, dict) else None
+        listed = drift.get("columns") if isinstance(drift, dict) else None
+        if isinstance(listed, list) and any(isinstance(i, str) and _GLOB.search(i) for i in listed):
+            drift["columns"] = _expand_list(listed, ("monitors", name, "data_drift", "columns"), positions, errors,
+                                            lambda item: [c for c in names if fnmatch.fnmatchcase(c, item)]
+                                            if _GLOB.search(item) else None,
+                                            "column of the model's dataset", f"columns: {', '.join(names[:8])}")
+
+
+def _expand_list(listed: list, here: SpecPath, positions: dict[SpecPath, Position], errors: list[SpecError],
+                 lookup, what: str, hint: str) -> list:
+    """``listed`` with each selector name or pattern replaced by what ``lookup`` finds (None: the item stays as it
+    is), once each and in order, the items' positions moved with them; an error at a pattern that finds nothing."""
     result, where_of = [], []
     for index, item in enumerate(listed):
-        where = positions.get(("model", "features", index), positions.get(("model", "features"), ("", 1, 1)))
-        if isinstance(item, str) and item in groups:
-            found = groups[item]
-        elif isinstance(item, str) and _GLOB.search(item):
-            found = [n for n in names if fnmatch.fnmatchcase(n, item)]
-            if not found:
-                errors.append(SpecError(*where, CODE, f"model.features.{index}", f"'{item}' matches no feature",
-                                        f"features: {', '.join(names[:8])}"))
-        else:
-            found = [item]
+        where = positions.get((*here, index), positions.get(here, ("", 1, 1)))
+        found = lookup(item) if isinstance(item, str) else None
+        found = [item] if found is None else found
+        if not found and _GLOB.search(item):
+            errors.append(SpecError(*where, CODE, ".".join(map(str, (*here, index))), f"'{item}' matches no {what}",
+                                    hint))
         for name in found:
             if name not in result:
                 result.append(name)
                 where_of.append(where)
     for index in range(len(listed)):
-        positions.pop(("model", "features", index), None)
+        positions.pop((*here, index), None)
     for index, where in enumerate(where_of):
-        positions[("model", "features", index)] = where
-    model["features"] = result
+        positions[(*here, index)] = where
+    return result

@@ -489,7 +489,8 @@ DriftMethod = Literal["psi", "ks", "chi2", "js"]
 
 
 class DataDrift(Strict):
-    columns: list[str] | None = Field(None, description="default: every column the model's features read")
+    columns: list[str] | None = Field(None, description="default: every column the model's features read; a name "
+                                       "with *, ? or [ is a pattern over the dataset's columns (the label aside)")
     methods: list[DriftMethod] = ["psi", "ks", "chi2"]
     psi_max: float = Field(0.2, gt=0)
     js_max: float = Field(0.1, gt=0, le=1)

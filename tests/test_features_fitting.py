@@ -41,7 +41,7 @@ def _oracle_state(spec: dict, values: np.ndarray) -> dict:
     finite, kind = values[np.isfinite(values)], spec["kind"]
     if kind == "standardize":
         std = float(finite.std()) if finite.size else 1.0
-        if 0 < std < 1e-9 * max(1.0, abs(float(finite.mean()))):
+        if finite.size and 0 < std < 1e-9 * max(1.0, abs(float(finite.mean()))):
             return {"error": DEGENERATE}  # a constant column's rounding noise: either side may call it 0
         return {"mean": float(finite.mean()) if finite.size else 0.0, "std": std if std > 0 else 1.0}
     if kind == "minmax":

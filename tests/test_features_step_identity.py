@@ -76,3 +76,24 @@ def test_a_column_gets_a_grid_sized_to_its_values_up_to_65536_cells():
 
     assert [grid_cells(n) for n in (0, 1, 1024, 1025, 14_000, 32_768, 32_769, 10**9)] == \
         [1024, 1024, 1024, 2048, 16_384, 32_768, 65_536, 65_536]
+
+
+@pytest.mark.parametrize("dist", ["lognormal", "pareto", "outlier", "ties"])
+def test_skewed_columns_are_counted_exactly_through_the_finer_grids_of_crowded_cells(dist):
+    rng = np.random.default_rng(7)
+    values = {"lognormal": rng.lognormal(0, 2, 40_000), "pareto": rng.pareto(1.2, 40_000),
+              "outlier": np.append(1e9, rng.normal(size=39_999)),  # in the sample: the grid spans it
+              "ties": np.round(rng.lognormal(0, 2, 40_000), 2)}[dist]
+    points = np.unique(np.quantile(values[:8192], np.linspace(0, 1, 1001)))
+    counter = PointCounts(points, points[0], points[-1])
+    assert counter.fine_start is not None and (counter.fine_start >= 0).any()  # some cell is crowded
+    near = np.concatenate([points, np.nextafter(points, -np.inf), np.nextafter(points, np.inf)])
+    outside = np.array([points[0] - 1.0, points[-1] * 2 + 1, -1e300, 1e300])  # live values beyond the reference
+    everything = np.concatenate([values, near, outside])
+    for part in np.array_split(rng.permutation(everything), 7):
+        counter.add(part)
+    le, lt = counter.counts()
+    ordered = np.sort(everything)
+    assert le.tolist() == np.searchsorted(ordered, points, side="right").tolist()
+    assert lt.tolist() == np.searchsorted(ordered, points, side="left").tolist()
+    assert counter.total == len(everything)

@@ -16,6 +16,7 @@ QUANTILES = 1001  # sketch resolution: the KS statistic is exact to within ~1/(Q
 PSI_BINS = 10
 MAX_CATEGORIES = 1000
 GRID_CELLS = 1 << 16  # about 4% of normal values share a cell with one of 1,001 points
+FINE_CELLS_PER_POINT = 64  # a crowded cell's finer grid: the power of two at or above 64 cells a point in it
 NUMERIC_TYPES = ("int", "float", "timestamp", "date")
 CATEGORICAL_TYPES = ("bool", "string", "category")
 
@@ -93,9 +94,11 @@ class PointCounts:
     A value's cell on a uniform grid of ``cells`` over [low, high] is monotone in the value, so a
     value alone in its cell (no point there) lies above every point of a lower cell and below every
     point of a higher one: its rank among the points is the cell's, looked up and counted by rank.
-    Only values sharing a cell with a point are compared exactly: with that point when it is the
-    cell's only one (for continuous data nearly always), else by ``np.searchsorted``. A column keeps
-    the grid's tables (about 0.25 MB) and counts by rank, not by cell.
+    A cell holding several points (a skewed column's crowded bulk: most of a lognormal's points share a few
+    cells of a uniform grid) has a finer uniform grid of its own, looked up the same way. Only values sharing
+    a (finer) cell with a point are compared exactly: with that point when it is the cell's only one, else by
+    ``np.searchsorted``. A column keeps the grids' tables (about 0.25 MB; twice that when some cell is
+    crowded) and counts by rank, not by cell.
     """
 
     def __init__(self, points: np.ndarray, low: float, high: float, cells: int = GRID_CELLS):
@@ -107,21 +110,58 @@ class PointCounts:
         self.marked[point_cells] = True
         first = np.zeros(cells + 1, np.intp)  # points below each cell
         np.cumsum(np.bincount(point_cells, minlength=cells), out=first[1:])
-        rank_type = np.int16 if len(points) < np.iinfo(np.int16).max else np.int32
-        self.rank, self.alone = first[:-1].astype(rank_type), np.diff(first) == 1  # a cell's first point; one point there
+        self.rank_type = np.int16 if len(points) < np.iinfo(np.int16).max else np.int32
+        self.rank, self.alone = first[:-1].astype(self.rank_type), np.diff(first) == 1  # a cell's first point; one there
+        self.fine_start = None  # per cell: where its finer grid starts in the fine_* tables, -1 for none
+        self._fine_grids(first)
         size = len(points) + 1
         self.ranked = np.zeros(size, np.int64)  # values of cells without a point, by how many points are below them
         self.below = np.zeros(size, np.int64)  # exactly compared values by how many points are < them
         self.at_or_below = np.zeros(size, np.int64)  # ... and by how many are <= them
         self.total = 0
 
-    def _cells(self, values: np.ndarray) -> np.ndarray:
+    def _fine_grids(self, first: np.ndarray) -> None:
+        """A grid of FINE_CELLS_PER_POINT cells a point (a power of two, at most GRID_CELLS) in each crowded cell."""
+        crowded = np.flatnonzero(np.diff(first) > 1)
+        if not len(crowded):
+            return
+        scaled = self._scaled(self.points)
+        self.fine_start = np.full(self.cells, -1, np.int32)
+        self.fine_size = np.zeros(self.cells, np.int32)
+        ranks, sizes = [], []
+        for cell in crowded:
+            lo, hi = first[cell], first[cell + 1]
+            size = int(min(GRID_CELLS, 1 << (FINE_CELLS_PER_POINT * int(hi - lo) - 1).bit_length()))
+            fine = self._fine_cells(scaled[lo:hi], np.full(hi - lo, cell), np.full(hi - lo, size))
+            below = np.zeros(size + 1, np.intp)
+            np.cumsum(np.bincount(fine, minlength=size), out=below[1:])
+            self.fine_start[cell], self.fine_size[cell] = sum(sizes), size
+            ranks.append(lo + below)
+            sizes.append(size)
+        self.fine_rank = np.concatenate([r[:-1] for r in ranks]).astype(self.rank_type)
+        counts = np.concatenate([np.diff(r) for r in ranks])
+        self.fine_marked, self.fine_alone = counts > 0, counts == 1
+
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
+        """The values on the grid's scale (cell c holds [c, c + 1)), not clipped: the one computation of it."""
         scaled = np.subtract(values, self.low)
         scaled *= self.scale
+        return scaled
+
+    def _cells(self, values: np.ndarray) -> np.ndarray:
+        scaled = self._scaled(values)
         np.clip(scaled, 0, self.cells - 1, out=scaled)
         cells = np.empty(len(values), np.intp)  # the index type: no copy where it indexes
         np.copyto(cells, scaled, casting="unsafe")  # truncates, like astype
         return cells
+
+    @staticmethod
+    def _fine_cells(scaled: np.ndarray, cells: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Each value's cell on its cell's finer grid of ``sizes`` cells: monotone in the value within a cell (a value
+        clipped into the first or last cell goes to the first or last finer cell)."""
+        fine = np.floor((scaled - cells) * sizes)
+        np.clip(fine, 0, sizes - 1, out=fine)
+        return fine.astype(np.intp)
 
     def add(self, values: np.ndarray) -> None:
         """Count finite float64 values."""
@@ -131,18 +171,40 @@ class PointCounts:
         self.ranked += np.bincount(ranks, minlength=size)  # every value, then the exactly compared ones back out
         self.total += len(values)
         exact = np.flatnonzero(np.take(self.marked, cells))
-        if len(exact):
-            ranks, cells = ranks.take(exact), cells.take(exact)
-            self.ranked -= np.bincount(ranks, minlength=size)
-            self._add_exact(values.take(exact), cells, ranks.astype(np.intp))
+        if not len(exact):
+            return
+        ranks, cells, values = ranks.take(exact), cells.take(exact), values.take(exact)
+        self.ranked -= np.bincount(ranks, minlength=size)
+        below, alone = ranks.astype(np.intp), np.take(self.alone, cells)
+        if self.fine_start is not None:
+            values, below, alone = self._refine(values, cells, below, alone)
+        self._add_exact(values, below, alone)
 
-    def _add_exact(self, values: np.ndarray, cells: np.ndarray, below: np.ndarray) -> None:
-        """Count values that share their cell with a point (``below``: the index of the cell's first point), by how
-        many points are below and at or below them."""
+    def _refine(self, values: np.ndarray, cells: np.ndarray, below: np.ndarray,
+                alone: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values of crowded cells placed on their cell's finer grid: those alone in a finer cell are counted by its
+        rank; the rest go on to be compared (``below``: their finer cell's first point, ``alone``: its only one)."""
+        starts = np.take(self.fine_start, cells)
+        deep = np.flatnonzero(starts >= 0)
+        if not len(deep):
+            return values, below, alone
+        fine = starts[deep] + self._fine_cells(self._scaled(values[deep]), cells[deep],
+                                               np.take(self.fine_size, cells[deep]))
+        ranks = np.take(self.fine_rank, fine)
+        marked = np.take(self.fine_marked, fine)
+        self.ranked += np.bincount(ranks[~marked], minlength=len(self.points) + 1)
+        below[deep], alone[deep] = ranks, np.take(self.fine_alone, fine)
+        keep = np.ones(len(values), bool)
+        keep[deep[~marked]] = False
+        return values[keep], below[keep], alone[keep]
+
+    def _add_exact(self, values: np.ndarray, below: np.ndarray, alone: np.ndarray) -> None:
+        """Count values that share their (finer) cell with a point (``below``: the index of the cell's first point;
+        ``alone``: it is the cell's only point), by how many points are below and at or below them."""
         nearest = self.points[below]
         at_or_below = below + (nearest <= values)
         below += nearest < values
-        crowded = ~self.alone[cells]
+        crowded = ~alone
         if crowded.any():
             below[crowded] = np.searchsorted(self.points, values[crowded], side="left")
             at_or_below[crowded] = np.searchsorted(self.points, values[crowded], side="right")

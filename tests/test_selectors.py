@@ -229,3 +229,13 @@ def test_a_drift_column_pattern_that_matches_nothing_is_an_error_at_its_line(tmp
     errors = [e for e in caught.value.errors if e.code == "LPC413"]
     assert len(errors) == 1 and "matches no column of the model's dataset" in errors[0].message, caught.value.errors
     assert errors[0].line == _line(project, "data_drift:")
+
+
+@pytest.mark.parametrize("dataset", ["[[1]]", "{zz: 1}", "nope"])
+def test_a_malformed_model_dataset_beside_drift_patterns_is_a_spec_error_not_a_crash(tmp_path: Path, dataset) -> None:
+    project = short_project(tmp_path / "p")
+    spec = _with_monitor(project, '["mean *"]')
+    spec.write_text(spec.read_text().replace("  dataset: cancer\n", f"  dataset: {dataset}\n"))
+    with pytest.raises(SpecErrors) as caught:
+        load_project(spec)
+    assert caught.value.errors and all(e.code.startswith("LPC") for e in caught.value.errors)

@@ -103,9 +103,12 @@ def _columns_from(tree: dict[str, Any], positions: dict[SpecPath, Position], at:
     tree["datasets"][at[1]]["columns"] = result
 
 
-def _model_dataset_columns(tree: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _model_dataset_columns(tree: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(the model's dataset's columns, the model's label); no columns where any of it is malformed (validation
+    names that at its line)."""
     model = tree.get("model") if isinstance(tree.get("model"), dict) else {}
-    dataset = (tree.get("datasets") or {}).get(model.get("dataset")) if isinstance(tree.get("datasets"), dict) else None
+    chosen, datasets = model.get("dataset"), tree.get("datasets")
+    dataset = datasets.get(chosen) if isinstance(chosen, str) and isinstance(datasets, dict) else None
     columns = dataset.get("columns") if isinstance(dataset, dict) else None
     return (columns if isinstance(columns, dict) else {}), model.get("label")
 
@@ -201,12 +204,11 @@ def _model_features(tree: dict[str, Any], positions: dict[SpecPath, Position], g
 def _drift_columns(tree: dict[str, Any], positions: dict[SpecPath, Position], errors: list[SpecError]) -> None:
     """Expand name patterns (``"mean *"``) in each monitor's ``data_drift.columns`` to the columns of the model's
     dataset that match, in the dataset's order; the label is never matched, as in a feature selector."""
-    monitors, model, datasets = tree.get("monitors"), tree.get("model"), tree.get("datasets")
-    dataset = datasets.get(model.get("dataset")) if isinstance(model, dict) and isinstance(datasets, dict) else None
-    columns = dataset.get("columns") if isinstance(dataset, dict) else None
-    if not isinstance(monitors, dict) or not isinstance(columns, dict):
+    monitors = tree.get("monitors")
+    columns, label = _model_dataset_columns(tree)
+    if not isinstance(monitors, dict) or not columns:
         return
-    names = [c for c in columns if c != model.get("label")]
+    names = [c for c in columns if c != label]
     for name, monitor in monitors.items():
         drift = monitor.get("data_drift") if isinstance(monitor, dict) else None
         listed = drift.get("columns") if isinstance(drift, dict) else None

@@ -10,7 +10,8 @@ from benchmark_support import load_benchmark
 
 def test_the_loop_monitor_and_scorer_run_on_every_float_column_and_each_step_is_timed(tmp_path):
     bench = load_benchmark("wide_table")
-    bench.write_table(tmp_path, rows=400, columns=12)
+    path = bench.write_table(tmp_path, rows=400, columns=12)
+    assert 0 < bench.read_floor(path, repeat=1) < 60
     _, steps = bench.run(tmp_path)
     assert set(steps) == {"validate.rows", "split.rows", "features.m", "train.m", "evaluate.m", "gate.m",
                           "register.m", "shadow.m", "promote.m"}

@@ -84,8 +84,16 @@ def category_counts(column: pa.ChunkedArray | pa.Array) -> tuple[dict[str, int],
 def grid_cells(values: int) -> int:
     """Cells of the counting grid of a column of ``values`` values: the power of two at or above, from 1,024 up to
     GRID_CELLS. The grid decides only how many values are compared one by one, never a count; a short column of a
-    wide table needs no 65,536 cells (its tables cost a column 0.4 ms to build)."""
+    wide table needs no 65,536 cells (0.55 ms a column to build, against 0.04 ms for 16,384)."""
     return int(min(GRID_CELLS, max(1 << 10, 1 << max(int(values) - 1, 0).bit_length())))
+
+
+def _points_below(point_cells: np.ndarray, cells: int) -> np.ndarray:
+    """For each of ``cells`` cells (and one past the last), how many points lie in lower cells (``point_cells``:
+    each point's cell): a cell's first point, and with the next cell's, how many it holds."""
+    below = np.zeros(cells + 1, np.intp)
+    np.cumsum(np.bincount(point_cells, minlength=cells), out=below[1:])
+    return below
 
 
 class PointCounts:
@@ -108,19 +116,18 @@ class PointCounts:
         point_cells = self._cells(points)
         self.marked = np.zeros(cells, bool)
         self.marked[point_cells] = True
-        first = np.zeros(cells + 1, np.intp)  # points below each cell
-        np.cumsum(np.bincount(point_cells, minlength=cells), out=first[1:])
-        self.rank_type = np.int16 if len(points) < np.iinfo(np.int16).max else np.int32
-        self.rank, self.alone = first[:-1].astype(self.rank_type), np.diff(first) == 1  # a cell's first point; one there
+        first = _points_below(point_cells, cells)
+        rank_type = np.int16 if len(points) < np.iinfo(np.int16).max else np.int32
+        self.rank, self.alone = first[:-1].astype(rank_type), np.diff(first) == 1  # a cell's first point; one there
         self.fine_start = None  # per cell: where its finer grid starts in the fine_* tables, -1 for none
-        self._fine_grids(first)
+        self._fine_grids(first, rank_type)
         size = len(points) + 1
         self.ranked = np.zeros(size, np.int64)  # values of cells without a point, by how many points are below them
         self.below = np.zeros(size, np.int64)  # exactly compared values by how many points are < them
         self.at_or_below = np.zeros(size, np.int64)  # ... and by how many are <= them
         self.total = 0
 
-    def _fine_grids(self, first: np.ndarray) -> None:
+    def _fine_grids(self, first: np.ndarray, rank_type: type) -> None:
         """A grid of FINE_CELLS_PER_POINT cells a point (a power of two, at most GRID_CELLS) in each crowded cell."""
         crowded = np.flatnonzero(np.diff(first) > 1)
         if not len(crowded):
@@ -128,17 +135,15 @@ class PointCounts:
         scaled = self._scaled(self.points)
         self.fine_start = np.full(self.cells, -1, np.int32)
         self.fine_size = np.zeros(self.cells, np.int32)
-        ranks, sizes = [], []
+        ranks, start = [], 0
         for cell in crowded:
             lo, hi = first[cell], first[cell + 1]
             size = int(min(GRID_CELLS, 1 << (FINE_CELLS_PER_POINT * int(hi - lo) - 1).bit_length()))
             fine = self._fine_cells(scaled[lo:hi], np.full(hi - lo, cell), np.full(hi - lo, size))
-            below = np.zeros(size + 1, np.intp)
-            np.cumsum(np.bincount(fine, minlength=size), out=below[1:])
-            self.fine_start[cell], self.fine_size[cell] = sum(sizes), size
-            ranks.append(lo + below)
-            sizes.append(size)
-        self.fine_rank = np.concatenate([r[:-1] for r in ranks]).astype(self.rank_type)
+            ranks.append(lo + _points_below(fine, size))
+            self.fine_start[cell], self.fine_size[cell] = start, size
+            start += size
+        self.fine_rank = np.concatenate([r[:-1] for r in ranks]).astype(rank_type)
         counts = np.concatenate([np.diff(r) for r in ranks])
         self.fine_marked, self.fine_alone = counts > 0, counts == 1
 

@@ -61,8 +61,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, compact: bool = False) -> None:
     """Write ``obj`` as JSON (sorted keys, a trailing newline; a two-space indent unless ``compact``) atomically.
 
-    ``compact`` (no whitespace) is what json's C encoder writes; an indent takes its Python encoder, about 10x
-    slower: 4.2 s for a 1,000-column table's 58 MB reference profile.
+    ``compact`` (no whitespace) is what json's C encoder writes; an indent takes its Python encoder: a 1,000-column
+    table's reference profile took 1.47 s (58 MB) indented, 0.65 s (31 MB) compact.
     """
     separators = {"separators": (",", ":")} if compact else {"indent": 2}
     text = json.dumps(obj, sort_keys=True, ensure_ascii=False, **separators) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,18 +210,20 @@ def _drift_columns(tree: dict[str, Any], positions: dict[SpecPath, Position], er
     if not isinstance(monitors, dict) or not columns:
         return
     names = [c for c in columns if c != label]
+
+    def lookup(item: str) -> list[str] | None:
+        return [c for c in names if fnmatch.fnmatchcase(c, item)] if _GLOB.search(item) else None
+
     for name, monitor in monitors.items():
         drift = monitor.get("data_drift") if isinstance(monitor, dict) else None
         listed = drift.get("columns") if isinstance(drift, dict) else None
         if isinstance(listed, list) and any(isinstance(i, str) and _GLOB.search(i) for i in listed):
             drift["columns"] = _expand_list(listed, ("monitors", name, "data_drift", "columns"), positions, errors,
-                                            lambda item: [c for c in names if fnmatch.fnmatchcase(c, item)]
-                                            if _GLOB.search(item) else None,
-                                            "column of the model's dataset", f"columns: {', '.join(names[:8])}")
+                                            lookup, "column of the model's dataset", f"columns: {', '.join(names[:8])}")
 
 
 def _expand_list(listed: list, here: SpecPath, positions: dict[SpecPath, Position], errors: list[SpecError],
-                 lookup, what: str, hint: str) -> list:
+                 lookup: Callable[[str], list[str] | None], what: str, hint: str) -> list:
     """``listed`` with each selector name or pattern replaced by what ``lookup`` finds (None: the item stays as it
     is), once each and in order, the items' positions moved with them; an error at a pattern that finds nothing."""
     result, where_of = [], []

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the input is invalid or the work failed, 2 usage error,
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -33,6 +34,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "state of a pipeline submitted to Slurm"),
     "cancel": ("cancel", "cancel a pipeline submitted to Slurm"),
 }
+
+
+# OS errors about a path the user named or the machine's state there, not about loopc: reported as errors
+PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+                         errno.ELOOP, errno.EEXIST, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE,
+                         errno.ENFILE, errno.EIO, errno.EBUSY, errno.EXDEV, errno.ENOTEMPTY})
+
+
+def path_error(exc: OSError) -> str | None:
+    """The message for an OS error about a path (what the user can fix), or None for any other error."""
+    if exc.errno not in PATH_ERRNOS or exc.filename is None:
+        return None
+    other = f" -> '{exc.filename2}'" if exc.filename2 is not None else ""
+    return f"'{exc.filename}'{other}: {exc.strerror}; check the path, its length and its permissions"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,15 +113,23 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
-        if os.environ.get("LOOPC_DEBUG"):
-            raise
-        print(
-            f"internal error (a bug in loopc, please report it; LOOPC_DEBUG=1 shows the traceback): "
-            f"{type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
+    except OSError as exc:
+        message = path_error(exc)
+        if message is None:
+            return _internal(exc)
+        print(f"error: {message}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> int:
+    """Report an unexpected exception as loopc's bug (its traceback with LOOPC_DEBUG=1)."""
+    if os.environ.get("LOOPC_DEBUG"):
+        raise exc
+    print(f"internal error (a bug in loopc, please report it; LOOPC_DEBUG=1 shows the traceback): "
+          f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

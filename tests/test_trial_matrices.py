@@ -142,6 +142,7 @@ def test_a_sweep_shares_one_copy_and_its_select_removes_it(tmp_path):
     for trial in ("train.m.t0", "train.m.t1"):  # what benchmarks/data_path.py reads to split a train step's time
         history = json.loads((tmp_path / ".loopc" / records[trial]["artifact"] / "history.json").read_text())
         assert history["compile_seconds"] > 0 and all(h["seconds"] > 0 for h in history["history"])
+        assert 0 < history["compiled_ahead_seconds"] <= history["compile_seconds"]  # while the matrices were built
 
 
 @pytest.mark.parametrize("sweep", [False, True], ids=["one model", "a sweep trial"])

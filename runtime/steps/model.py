@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     """
     from loopc.runtime.train.distributed import maybe_initialize_distributed
 
-    maybe_initialize_distributed()
+    several = maybe_initialize_distributed()
     import jax
 
     from loopc.runtime.evaluate.evaluation import evaluate_predictions
@@ -62,20 +64,26 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     classes = read_json(features_dir / "labels.json")["classes"]
     num_classes = len(classes) if classes is not None else None
     source = MatrixSource(ctx.state, features_record["outputs"]["split_artifact"], features_dir)
-    first = jax.process_index() == 0
+    # one process: JAX starts its backend and compiles on a thread while the matrices are built (no JAX call here
+    # before they are, which would start the backend on this thread)
+    index, count = (jax.process_index(), jax.process_count()) if several else (0, 1)
+    compiled_ahead = None if several else CompileAhead.start(source, model, num_classes, ctx.log)
+    first = index == 0
     sketch = _reference_sketch(features_dir) if first else None
     try:  # the profile is counted while the matrices are built: a profile that cannot be made fails before training
-        if shares(ctx.config, ctx.store, jax.process_count()):
+        if shares(ctx.config, ctx.store, count):
             train, valid, columns = trial_matrices(ctx.state, features_record["key"], source, sketch,
                                                    _profile_counter(sketch), ctx.log)
         else:
-            train, valid = _train_matrices(ctx, source, sketch, jax.process_index(), jax.process_count())
+            train, valid = _train_matrices(ctx, source, sketch, index, count)
             columns = sketch.sketches() if first else None
     except ProfileError as exc:
         raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
+    finally:
+        ahead_seconds = compiled_ahead.wait() if compiled_ahead is not None else 0.0
     (x_train, y_train), (x_valid, y_valid) = (train.x, train.y), (valid.x, valid.y)
-    if jax.process_count() > 1:
-        ctx.log.info("JAX process %d of %d: training rows [%d, %d) of %d", jax.process_index(), jax.process_count(),
+    if count > 1:
+        ctx.log.info("JAX process %d of %d: training rows [%d, %d) of %d", index, count,
                      train.start, train.start + len(x_train), len(y_train))
     try:
         result = train_model(x_train, y_train, x_valid, y_valid, task=model["task"], num_classes=num_classes,
@@ -99,18 +107,52 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
+    compile_seconds = ahead_seconds + result.compile_seconds
     atomic_write_json(ctx.out_dir / "history.json", {"history": result.history, "best_epoch": result.best_epoch,
-                                                     "compile_seconds": result.compile_seconds})
+                                                     "compile_seconds": compile_seconds,
+                                                     "compiled_ahead_seconds": ahead_seconds})
     valid_metrics = {} if valid_pred is None else evaluate_predictions(model["task"], y_valid, valid_pred,
                                                                       num_classes=num_classes)
     val_losses = [h["val_loss"] for h in result.history if h.get("val_loss") is not None]
-    ctx.log.info("trained %d epochs (best %d) in %.2f s after compiling for %.2f s, %.0f rows/s", result.epochs_run,
-                 result.best_epoch, sum(h["seconds"] for h in result.history), result.compile_seconds,
-                 result.rows_per_second)
+    ctx.log.info("trained %d epochs (best %d) in %.2f s after compiling for %.2f s (%.2f s of it while the matrices "
+                 "were built), %.0f rows/s", result.epochs_run, result.best_epoch,
+                 sum(h["seconds"] for h in result.history), compile_seconds, ahead_seconds, result.rows_per_second)
     return {"model": model["name"], "trial": ctx.config.get("trial"), "sweep_point": ctx.config.get("sweep_point"),
             "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
             "val_loss": _finite_or_none(min(val_losses)) if val_losses else None,
             "valid_metrics": valid_metrics}
+
+
+class CompileAhead:
+    """The model's training functions compiled on a thread (``trainer.compile_ahead``) for the shapes the
+    split's record and the fitted transform give, while this thread builds the matrices."""
+
+    def __init__(self, work: Callable[[], float], log):
+        self.seconds, self.log = 0.0, log
+        self.thread = threading.Thread(target=self._run, args=(work,), name="loopc-compile-ahead")
+
+    @classmethod
+    def start(cls, source: MatrixSource, model: dict[str, Any], num_classes: int | None, log) -> CompileAhead:
+        from loopc.runtime.train.trainer import compile_ahead
+
+        counts = source.split_counts()
+        ahead = cls(partial(compile_ahead, counts["train"], counts["valid"], source.fitted().dim, task=model["task"],
+                            num_classes=num_classes, architecture=model["architecture"],
+                            optimizer=model["optimizer"], schedule=model["schedule"], training=model["training"],
+                            precision=model["precision"], steps_per_call=_steps_per_call()), log)
+        ahead.thread.start()
+        return ahead
+
+    def _run(self, work: Callable[[], float]) -> None:
+        try:
+            self.seconds = work()
+        except Exception as exc:  # noqa: BLE001 - training compiles again and reports what is wrong there
+            self.log.info("compiling ahead did not work (%s: %s); training compiles itself", type(exc).__name__, exc)
+
+    def wait(self) -> float:
+        """The seconds spent compiling ahead, once done."""
+        self.thread.join()
+        return self.seconds
 
 
 def _write_predictions(out_dir: Path, predictions: dict[str, np.ndarray | None]) -> None:

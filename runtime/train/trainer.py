@@ -19,6 +19,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from loopc.runtime.train import checkpoint as ckpt
 from loopc.runtime.train import distributed as dist
@@ -43,7 +44,7 @@ from loopc.runtime.train.optim import build_optimizer
 from loopc.runtime.train.predict import predict
 from loopc.runtime.train.preempt import Preempted, StopSignals
 
-__all__ = ["TrainError", "TrainResult", "train_model", "predict", "save_params", "load_params"]
+__all__ = ["TrainError", "TrainResult", "compile_ahead", "train_model", "predict", "save_params", "load_params"]
 
 EVAL_CHUNK = 16384
 LOG = logging.getLogger("loopc.train")
@@ -190,8 +191,19 @@ def _compile(task, architecture, dtype, tx, tx_key, plan: EpochPlan, mesh, progr
 def _device_data(x, y, w, dtype, mesh, chunk: int | None = None) -> tuple:
     """Rows on the device(s), features already in the compute dtype; optionally padded to ``chunk``."""
     if chunk is not None:
-        x, y, w = pad_rows(x, y, w, min(chunk, max(len(y), 1)), dtype)
+        x, y, w = pad_rows(x, y, w, _pad_multiple(len(y), chunk), dtype)
     return tuple(put_replicated(a, mesh) for a in (x.astype(dtype, copy=False), y, w))
+
+
+def _pad_multiple(rows: int, chunk: int) -> int:
+    """What ``rows`` rows evaluated in chunks of ``chunk`` are padded to a multiple of."""
+    return min(chunk, max(rows, 1))
+
+
+def _padded(rows: int, chunk: int) -> int:
+    """``rows`` padded as :func:`_device_data` pads them for chunks of ``chunk``."""
+    multiple = _pad_multiple(rows, chunk)
+    return -(-rows // multiple) * multiple
 
 
 def _host_copy(tree):
@@ -329,12 +341,10 @@ def train_model(
     if early is not None and len(valid[1]) == 0:
         raise TrainError("early stopping needs validation rows, but the validation split is empty")
     mesh = dist.global_mesh() if processes > 1 else data_mesh()
-    plan = plan_epoch(rows, int(training.get("batch_size", 256)), 1 if mesh is None or processes > 1 else mesh.size)
-    epochs = int(training.get("epochs", 10))
-    tx = build_optimizer(optimizer, schedule, epochs * plan.batches)
-    init_key, loop_key = jax.random.split(jax.random.PRNGKey(int(training.get("seed", 0))))
-    params = init_params(architecture, train[0].shape[1], output_width(task, num_classes), init_key)
-    progress = _Progress(params=params, opt_state=tx.init(params))
+    job, progress, loop_key = _start(rows, train[0].shape[1], mesh, processes, task=task, num_classes=num_classes,
+                                     architecture=architecture, optimizer=optimizer, schedule=schedule,
+                                     training=training, precision=precision, device_data_budget=device_data_budget)
+    plan, epochs = job.plan, int(training.get("epochs", 10))
     fingerprint = _fingerprint(
         task=task, num_classes=num_classes, architecture=architecture, optimizer=optimizer, schedule=schedule,
         training={k: v for k, v in training.items() if k != "checkpoint_every"}, precision=precision,
@@ -344,8 +354,6 @@ def train_model(
     if checkpoint_dir is not None:
         progress = _resume(Path(checkpoint_dir), fingerprint, progress)
     resumed_at = None if progress is fresh else (progress.epoch, progress.step)
-    job = _Job(task, architecture, DTYPES[precision], tx, json.dumps([optimizer, schedule, epochs * plan.batches],
-               sort_keys=True), plan, mesh, _device_budget(device_data_budget))
     if processes > 1:
         setup = _global_setup(job, progress, train, valid, scaling, shard)
     else:
@@ -355,6 +363,54 @@ def train_model(
         control.signals = signals
         ran = _loop(setup, progress, loop_key, early, epochs, training, control, max_epochs_this_call)
     return replace(_result(progress, early, task, scaling, setup, plan, ran, mesh), resumed_at=resumed_at)
+
+
+def _start(rows: int, dim: int, mesh, processes: int, *, task: str, num_classes: int | None, architecture: dict,
+           optimizer: dict, schedule: dict, training: dict, precision: str,
+           device_data_budget: int | None) -> tuple[_Job, _Progress, object]:
+    """What a run on ``rows`` training rows of ``dim`` features fixes before it sees them: the settings its
+    compiled functions depend on, the fresh loop state (initial params) and the key that shuffles its epochs."""
+    plan = plan_epoch(rows, int(training.get("batch_size", 256)), 1 if mesh is None or processes > 1 else mesh.size)
+    steps = int(training.get("epochs", 10)) * plan.batches
+    tx = build_optimizer(optimizer, schedule, steps)
+    init_key, loop_key = jax.random.split(jax.random.PRNGKey(int(training.get("seed", 0))))
+    params = init_params(architecture, dim, output_width(task, num_classes), init_key)
+    job = _Job(task, architecture, DTYPES[precision], tx, json.dumps([optimizer, schedule, steps], sort_keys=True),
+               plan, mesh, _device_budget(device_data_budget))
+    return job, _Progress(params=params, opt_state=tx.init(params)), loop_key
+
+
+def compile_ahead(rows: int, valid_rows: int, dim: int, *, task: str, num_classes: int | None, architecture: dict,
+                  optimizer: dict, schedule: dict, training: dict, precision: str = "float32",
+                  steps_per_call: int = STEPS_PER_CALL, device_data_budget: int | None = None) -> float:
+    """Compile, before the data exists, what :func:`train_model` with a checkpoint folder compiles for data of
+    these shapes (one process, rows resident on the device); its own compile then finds the executables in this
+    process's cache. Returns the seconds spent (0 where nothing is compiled ahead). Row weights are taken to be
+    all ones unless ``training.class_weight`` is set: a wrong guess costs a second compile, never another model.
+    """
+    if precision not in DTYPES or jax.process_count() > 1:
+        return 0.0
+    started = time.perf_counter()
+    mesh = data_mesh()
+    job, progress, _ = _start(rows, dim, mesh, 1, task=task, num_classes=num_classes, architecture=architecture,
+                              optimizer=optimizer, schedule=schedule, training=training, precision=precision,
+                              device_data_budget=device_data_budget)
+    if not _resident(job, dim):
+        return 0.0
+    sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
+    label = np.int32 if task == "multiclass_classification" else np.float32
+
+    def shaped(n: int) -> tuple:  # (x, y, w) of n rows as _device_data places them
+        return (jax.ShapeDtypeStruct((n, dim), job.dtype, sharding=sharding),
+                jax.ShapeDtypeStruct((n,), label, sharding=sharding),
+                jax.ShapeDtypeStruct((n,), np.float32, sharding=sharding))
+
+    weighted = training.get("class_weight") is not None
+    valid = shaped(_padded(valid_rows, EVAL_CHUNK)) if valid_rows else None
+    _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan, job.mesh, progress, None, valid,
+             weighted)
+    _pieces(job, progress, shaped(rows), weighted, steps_per_call, False)
+    return time.perf_counter() - started
 
 
 class _NoSignals:
@@ -454,6 +510,16 @@ def _device_budget(override: int | None) -> int | None:
     return int(limit * 0.4) if limit else None
 
 
+def _row_bytes(job: _Job, dim: int) -> int:
+    """Bytes a training row takes on the device: its features in the compute dtype, its label and weight."""
+    return dim * np.dtype(job.dtype).itemsize + 8
+
+
+def _resident(job: _Job, dim: int) -> bool:
+    """Whether the training rows stay on the device (within its data budget) rather than stream from the host."""
+    return job.budget is None or _row_bytes(job, dim) * job.plan.rows <= job.budget
+
+
 def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> _Setup:
     """Place the data (resident or streamed) and compile; nothing to do when already finished.
 
@@ -463,8 +529,8 @@ def _setup(job: _Job, progress, train, valid, scaling, per_call: int | None) -> 
         return _Setup(None, None, (), None, scaling[1] ** 2, 0.0, False)
     weighted = not bool(np.all(train[2] == 1))
     valid_data = _device_data(*valid, job.dtype, job.mesh, chunk=EVAL_CHUNK) if len(valid[1]) else None
-    row_bytes = train[0].shape[1] * np.dtype(job.dtype).itemsize + 8
-    resident = job.budget is None or row_bytes * job.plan.rows <= job.budget
+    row_bytes = _row_bytes(job, train[0].shape[1])
+    resident = _resident(job, train[0].shape[1])
     common = {"rows": job.plan.rows, "mesh": job.mesh, "dtype": job.dtype}
     if per_call is not None:
         _, eval_fn, seconds = _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan,

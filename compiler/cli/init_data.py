@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
 
 from loopc.compiler.errors import UsageError
-from loopc.compiler.frontend.selectors import feature_name, parquet_columns
+from loopc.compiler.frontend.selectors import IDENTIFIER_LENGTH, feature_name, parquet_columns
 from loopc.compiler.spec.schema import SCHEMA_FILE, schema_text
 
 _TASKS = {"bool": "binary_classification", "float": "regression"}
@@ -26,7 +27,8 @@ def init_from_data(target: Path, data: Path, label: str | None) -> int:
     relative = Path(os.path.relpath(data.resolve(), target.resolve())).as_posix()
     (target / SCHEMA_FILE).write_text(schema_text(), encoding="utf-8", newline="\n")
     text = f"# yaml-language-server: $schema={SCHEMA_FILE}\n" + yaml.safe_dump(
-        _spec(target, data, relative, columns, label), sort_keys=False, default_flow_style=None, width=120)
+        _spec(target, data, relative, columns, label), sort_keys=False, default_flow_style=None, width=120,
+        allow_unicode=True)
     (target / "pipeline.yaml").write_text(text, encoding="utf-8", newline="\n")
     print(f"wrote {target / 'pipeline.yaml'}: {len(columns)} columns from {data}, label '{label}'")
     print(f"next: loopc validate {target}")
@@ -39,11 +41,19 @@ def _spec(target: Path, data: Path, relative: str, columns: dict, label: str) ->
     if not numeric:
         raise UsageError(f"{data} has no int or float column besides '{label}' to start features from")
     declared = {**columns, label: {**columns[label], "nullable": False}}
+    path = literal(relative)
     return {
         "loopc": 1,
         "pipeline": {"name": feature_name(target.resolve().name), "owner": None},
-        "datasets": {dataset: {"source": {"path": relative}, "columns": {"from": relative, **declared}}},
+        "datasets": {dataset: {"source": {"path": path}, "columns": {"from": path, **declared}}},
         "features": {"numeric": {"columns": {"type": ["int", "float"]}, "transform": "standardize"}},
-        "model": {"name": f"{dataset}_model", "task": _TASKS.get(columns[label]["type"], "multiclass_classification"),
-                  "dataset": dataset, "label": label, "features": ["numeric"]},
+        "model": {"name": feature_name(dataset[:IDENTIFIER_LENGTH - len("_model")] + "_model"),
+                  "task": _TASKS.get(columns[label]["type"], "multiclass_classification"),
+                  "dataset": dataset, "label": literal(label), "features": ["numeric"]},
     }
+
+
+def literal(text: str) -> str:
+    """``text`` as a spec value that composes to itself: each ``${`` escaped as ``\\${`` (with the backslashes
+    right before it doubled), so that no interpolation reads it; column names (mapping keys) need none."""
+    return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)

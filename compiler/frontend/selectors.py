@@ -8,6 +8,7 @@ Every node a selector writes keeps the selector's position, so later errors poin
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -127,9 +128,39 @@ def _matches(name: str, column: Any, selector: dict[str, Any]) -> bool:
             and not any(fnmatch.fnmatchcase(name, str(p)) for p in excluded))
 
 
+IDENTIFIER_LENGTH = 63  # the longest name compiler/spec/models.IDENT accepts
+
+
 def feature_name(column: str) -> str:
-    """The feature a selector makes of ``column``: lower case, runs of other characters as '_'."""
-    return re.sub(r"[^a-z0-9_]+", "_", column.lower()).strip("_") or "column"
+    """The feature a selector makes of ``column``, an identifier: lower case, runs of other characters as
+    '_', ``column_`` before a leading digit, cut to IDENTIFIER_LENGTH characters."""
+    name = re.sub(r"[^a-z0-9_]+", "_", column.lower()).strip("_") or "column"
+    name = f"column_{name}" if name[0].isdigit() else name
+    return name[:IDENTIFIER_LENGTH].rstrip("_")
+
+
+def selected_feature_names(columns: list[str]) -> list[str]:
+    """The features a selector makes of ``columns``, in order: :func:`feature_name` of each. Where several
+    columns get the same name, a column spelled as that name keeps it, the first of the others takes it if
+    it is still free, and the rest take the first of ``NAME_2``, ``NAME_3``, ... that neither another column
+    gets nor an earlier one took."""
+    names = [feature_name(c) for c in columns]
+    plain, taken = set(names), {n for c, n in zip(columns, names) if n == c}
+    made = []
+    for column, name in zip(columns, names):
+        if name == column or name not in taken:
+            made.append(name)
+        else:
+            made.append(next(n for n in (_suffixed(name, k) for k in itertools.count(2))
+                             if n not in taken and n not in plain))
+        taken.add(made[-1])
+    return made
+
+
+def _suffixed(name: str, k: int) -> str:
+    """``NAME_k``, ``name`` cut so that it stays an identifier."""
+    suffix = f"_{k}"
+    return name[:IDENTIFIER_LENGTH - len(suffix)].rstrip("_") + suffix
 
 
 def _feature_selectors(tree: dict[str, Any], positions: dict[SpecPath, Position],
@@ -169,8 +200,7 @@ def _expand_one(name: str, feature: dict[str, Any], chosen: list[str], features:
     where = positions.get((*here, "columns"), positions.get(here, ("", 1, 1)))
     rest = {k: v for k, v in feature.items() if k != "columns"}
     made = []
-    for column in chosen:
-        target = feature_name(column)
+    for column, target in zip(chosen, selected_feature_names(chosen)):
         if target in expanded or (target in features and target != name):
             errors.append(_error(positions, (*here, "columns"), f"selector '{name}' makes feature '{target}' "
                                  "(from column '" + column + "'), which already exists", "exclude that column"))

@@ -128,3 +128,29 @@ def test_two_local_devices_are_compiled_ahead_for_the_mesh():
                           cwd=os.path.dirname(os.path.dirname(__file__)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["devices"] == 2
+
+
+def test_a_damaged_transform_fails_the_train_step_with_the_transforms_own_message(tmp_path):
+    from test_data_path import random_table, run_until, write_project
+
+    from loopc.compiler.cli.run import compile_local
+    from loopc.runtime.execution.runner import run_step
+    from loopc.runtime.execution.step import load_step
+
+    write_project(tmp_path, [random_table(600, 1)])
+    records = run_until(tmp_path, "features.m")
+    (tmp_path / ".loopc" / records["features.m"]["artifact"] / "transform.json").write_text("{", encoding="utf-8")
+    plan_file = compile_local(tmp_path / "pipeline.yaml")[0].train_plan
+    record = run_step(load_step(plan_file.parent / "steps" / "train.m.json"), tmp_path, "r1")
+    assert record["status"] == "failed", record
+    assert record["message"].startswith("step 'train.m': fitted features are not valid JSON"), record["message"]
+
+
+def test_shapes_that_cannot_be_read_start_nothing(tmp_path):
+    import logging
+
+    from loopc.runtime.steps.matrices import MatrixSource
+    from loopc.runtime.steps.model import CompileAhead
+
+    missing = MatrixSource(tmp_path, "artifacts/no/split", tmp_path / "no-features")
+    assert CompileAhead.start(missing, {}, None, logging.getLogger("test")) is None

@@ -132,11 +132,15 @@ class CompileAhead:
         self.thread = threading.Thread(target=self._run, args=(work,), name="loopc-compile-ahead")
 
     @classmethod
-    def start(cls, source: MatrixSource, model: dict[str, Any], num_classes: int | None, log) -> CompileAhead:
+    def start(cls, source: MatrixSource, model: dict[str, Any], num_classes: int | None, log) -> CompileAhead | None:
+        """Started, or None where the shapes cannot be known yet (building the matrices says why)."""
         from loopc.runtime.train.trainer import compile_ahead
 
-        counts = source.split_counts()
-        ahead = cls(partial(compile_ahead, counts["train"], counts["valid"], source.fitted().dim, task=model["task"],
+        try:
+            counts, dim = source.split_counts(), source.fitted().dim
+        except Exception:  # noqa: BLE001 - the matrices' build reads both again and reports what is wrong
+            return None
+        ahead = cls(partial(compile_ahead, counts["train"], counts["valid"], dim, task=model["task"],
                             num_classes=num_classes, architecture=model["architecture"],
                             optimizer=model["optimizer"], schedule=model["schedule"], training=model["training"],
                             precision=model["precision"], steps_per_call=_steps_per_call()), log)

@@ -57,6 +57,7 @@ MODULES: dict[str, list[str]] = {
     "runtime/train/trainer.py": ["tests/test_spec_boundaries_train.py", "tests/test_mut_train.py",
                                  "tests/test_trainer_bookkeeping.py"],
     "runtime/train/epoch.py": ["tests/test_mut_train.py"],
+    "compiler/frontend/selectors.py": ["tests/test_selectors_odd_names.py", "tests/test_selectors.py"],
     "runtime/train/checkpoint.py": ["tests/test_trainer_checkpoint_files.py", "tests/test_train_checkpoint.py",
                                     "tests/test_trainer_bookkeeping.py"],
     "compiler/plan/fingerprint.py": ["tests/test_plan_fingerprint.py", "tests/test_spec_boundaries_cache.py",
@@ -76,6 +77,8 @@ MODULES: dict[str, list[str]] = {
 
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.
 FUNCTIONS: dict[str, list[str]] = {
+    # the names a selector makes (the rest of the file is the front end's wiring, tested through validate)
+    "compiler/frontend/selectors.py": ["feature_name", "selected_feature_names", "_suffixed"],
     "runtime/execution/runner.py": ["_sha256", "is_cacheable", "cache_key"],
     # early stopping and the loop's bookkeeping; the rest of the trainer is JAX plumbing tested end to end
     "runtime/train/trainer.py": ["_improved", "_run_epoch", "_final_params", "_best_epoch", "_loop"],

@@ -36,6 +36,9 @@ def test_a_leading_digit_and_a_long_name_still_make_identifiers() -> None:
     assert feature_name("1st") == "column_1st" and feature_name("") == "column" and feature_name("__") == "column"
     assert feature_name("L" * 80) == "l" * 63
     assert selected_feature_names(["L" * 80, "L" * 80 + "!"]) == ["l" * 63, "l" * 61 + "_2"]
+    # a cut that ends on '_' drops it, before a number too
+    assert feature_name("a" * 62 + " b") == "a" * 62
+    assert selected_feature_names(["a" * 60 + " b", "a" * 60 + ".b"]) == ["a" * 60 + "_b", "a" * 60 + "_2"]
 
 
 @settings(max_examples=300, deadline=None)

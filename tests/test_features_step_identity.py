@@ -85,7 +85,7 @@ def test_skewed_columns_are_counted_exactly_through_the_finer_grids_of_crowded_c
               "outlier": np.append(1e9, rng.normal(size=39_999)),  # in the sample: the grid spans it
               "ties": np.round(rng.lognormal(0, 2, 40_000), 2)}[dist]
     points = np.unique(np.quantile(values[:8192], np.linspace(0, 1, 1001)))
-    counter = PointCounts(points, points[0], points[-1])
+    counter = PointCounts(points, points[0], points[-1], by_bits=False)  # the values' grid: skew crowds its cells
     assert counter.fine_start is not None and (counter.fine_start >= 0).any()  # some cell is crowded
     near = np.concatenate([points, np.nextafter(points, -np.inf), np.nextafter(points, np.inf)])
     outside = np.array([points[0] - 1.0, points[-1] * 2 + 1, -1e300, 1e300])  # live values beyond the reference
@@ -97,3 +97,54 @@ def test_skewed_columns_are_counted_exactly_through_the_finer_grids_of_crowded_c
     assert le.tolist() == np.searchsorted(ordered, points, side="right").tolist()
     assert lt.tolist() == np.searchsorted(ordered, points, side="left").tolist()
     assert counter.total == len(everything)
+
+
+SHAPES = {"lognormal": lambda rng, n: rng.lognormal(0, 2, n), "pareto": lambda rng, n: rng.pareto(1.2, n),
+          "normal": lambda rng, n: rng.normal(size=n), "both tails": lambda rng, n: rng.standard_cauchy(n),
+          "negative lognormal": lambda rng, n: -rng.lognormal(0, 2, n),
+          "zeros and tiny": lambda rng, n: np.concatenate([np.zeros(n // 4), -np.zeros(n // 4), rng.normal(
+              0, 1e-300, n // 4), rng.lognormal(0, 3, n - 3 * (n // 4))]),
+          "ties": lambda rng, n: np.round(rng.lognormal(0, 2, n), 1)}
+
+
+@pytest.mark.parametrize("by_bits", [True, None], ids=["bits grid", "chosen grid"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_grid_in_the_values_bits_counts_exactly(shape, by_bits):
+    rng = np.random.default_rng(11)
+    values = SHAPES[shape](rng, 30_000)
+    points = np.unique(np.quantile(values[:8192], np.linspace(0, 1, 1001)))
+    points = np.unique(np.concatenate([points, [0.0]]))  # 0.0 a point: -0.0 must count as equal to it
+    counter = PointCounts(points, points[0], points[-1], by_bits=by_bits)
+    near = np.concatenate([points, np.nextafter(points, -np.inf), np.nextafter(points, np.inf), [-0.0, 5e-324]])
+    outside = np.array([points[0] - 1.0, points[-1] * 2 + 1, -1e300, 1e300, -np.finfo(float).max])
+    everything = np.concatenate([values, near, outside])
+    for part in np.array_split(rng.permutation(everything), 5):
+        counter.add(part)
+    le, lt = counter.counts()
+    ordered = np.sort(everything)
+    assert le.tolist() == np.searchsorted(ordered, points, side="right").tolist()
+    assert lt.tolist() == np.searchsorted(ordered, points, side="left").tolist()
+
+
+@pytest.mark.parametrize(("shape", "bits"), [("lognormal", True), ("pareto", True), ("negative lognormal", True),
+                                             ("normal", False)])
+def test_the_bits_grid_is_chosen_for_skewed_columns_only(shape, bits):
+    values = SHAPES[shape](np.random.default_rng(2), 8192)
+    points = np.unique(np.quantile(values, np.linspace(0, 1, 1001)))
+    counter = PointCounts(points, points[0], points[-1])
+    assert counter.by_bits is bits
+    cells = counter._cells(values)
+    assert np.take(counter.marked, cells).mean() < 0.1  # few values left to compare, either way
+
+
+def test_float_keys_never_decrease_and_treat_both_zeros_alike():
+    from loopc.runtime.monitor.profile import float_keys
+
+    rng = np.random.default_rng(4)
+    values = np.sort(np.concatenate([rng.standard_cauchy(5000) * 10.0 ** rng.integers(-300, 300, 5000),
+                                     [0.0, -0.0, 5e-324, -5e-324, np.finfo(float).max, -np.finfo(float).max]]))
+    keys = float_keys(values)
+    assert np.all(np.diff(keys) >= 0)
+    assert float_keys(np.array([-0.0]))[0] == float_keys(np.array([0.0]))[0] == 0.0
+    assert float_keys(np.array([1.0, 2.0, 4.0])).tolist() == [4607182418800017408.0, 4611686018427387904.0,
+                                                              4616189618054758400.0]  # a binade apart: 2**52 keys

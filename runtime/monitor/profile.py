@@ -17,6 +17,7 @@ PSI_BINS = 10
 MAX_CATEGORIES = 1000
 GRID_CELLS = 1 << 16  # about 4% of normal values share a cell with one of 1,001 points
 FINE_CELLS_PER_POINT = 64  # a crowded cell's finer grid: the power of two at or above 64 cells a point in it
+BITS_GAIN_NEEDED = 2.0  # a grid in the values' bits is taken when it leaves half as many values to compare, or fewer
 NUMERIC_TYPES = ("int", "float", "timestamp", "date")
 CATEGORICAL_TYPES = ("bool", "string", "category")
 
@@ -88,6 +89,21 @@ def grid_cells(values: int) -> int:
     return int(min(GRID_CELLS, max(1 << 10, 1 << max(int(values) - 1, 0).bit_length())))
 
 
+def float_keys(values: np.ndarray) -> np.ndarray:
+    """A float64 key of each finite float64 value, never decreasing as the value grows (-0.0 and 0.0 alike):
+    the magnitude's IEEE bits read as an integer, with the value's sign. Keys are close to uniform in
+    log |value|: a grid uniform in keys spreads a skewed column's quantiles over its cells."""
+    keys = np.abs(values).view(np.int64).astype(np.float64)
+    return np.copysign(keys, values, out=keys)
+
+
+def marked_share(point_cells: np.ndarray) -> float:
+    """About the share of a column's values that lie in cells holding a point, for points at its quantiles
+    placed in ``point_cells``: between two points k cells apart, the 2 of k + 1 cells that hold them."""
+    gaps = np.diff(point_cells)
+    return float(np.mean(np.minimum(1.0, 2.0 / (gaps + 1.0)))) if len(gaps) else 0.0
+
+
 def _points_below(point_cells: np.ndarray, cells: int) -> np.ndarray:
     """For each of ``cells`` cells (and one past the last), how many points lie in lower cells (``point_cells``:
     each point's cell): a cell's first point, and with the next cell's, how many it holds."""
@@ -102,6 +118,8 @@ class PointCounts:
     A value's cell on a uniform grid of ``cells`` over [low, high] is monotone in the value, so a
     value alone in its cell (no point there) lies above every point of a lower cell and below every
     point of a higher one: its rank among the points is the cell's, looked up and counted by rank.
+    The grid is uniform in the values, or in their bits (``float_keys``, close to log |value|, as monotone)
+    when that leaves at most half as many values sharing a cell with a point (``marked_share``): a lognormal's.
     A cell holding several points (a skewed column's crowded bulk: most of a lognormal's points share a few
     cells of a uniform grid) has a finer uniform grid of its own, looked up the same way. Only values sharing
     a (finer) cell with a point are compared exactly: with that point when it is the cell's only one, else by
@@ -109,10 +127,13 @@ class PointCounts:
     crowded) and counts by rank, not by cell.
     """
 
-    def __init__(self, points: np.ndarray, low: float, high: float, cells: int = GRID_CELLS):
-        self.points, self.low, self.cells = points, low, cells
-        scale = cells / (high - low) if high > low else 0.0
-        self.scale = scale if np.isfinite(scale) else 0.0
+    def __init__(self, points: np.ndarray, low: float, high: float, cells: int = GRID_CELLS,
+                 by_bits: bool | None = None):
+        self.points, self.cells = points, cells
+        linear = self._use(False, low, high)  # the values' own grid, unless their bits' leaves half as many to compare
+        if by_bits is None:
+            by_bits = len(points) > 2 and marked_share(self._use(True, low, high)) * BITS_GAIN_NEEDED < marked_share(linear)
+        self._use(by_bits, low, high)
         point_cells = self._cells(points)
         self.marked = np.zeros(cells, bool)
         self.marked[point_cells] = True
@@ -147,13 +168,30 @@ class PointCounts:
         counts = np.concatenate([np.diff(r) for r in ranks])
         self.fine_marked, self.fine_alone = counts > 0, counts == 1
 
+    def _use(self, by_bits: bool, low: float, high: float) -> np.ndarray:
+        """Place the grid over [low, high] in the values' space, or in their bits' (``float_keys``) over the inner
+        points (a zero or an outlier at either end would stretch it over empty binades: what lies beyond goes to
+        the end cells, which hold two points and are compared exactly); the points' cells."""
+        self.by_bits = by_bits
+        if by_bits:
+            inner = self.points[1:-1] if len(self.points) > 3 else np.array([low, high], np.float64)
+            low, high = (float(k) for k in float_keys(inner[[0, -1]]))
+        scale = self.cells / (high - low) if high > low else 0.0
+        self.low, self.scale = low, scale if np.isfinite(scale) else 0.0
+        return self._cells(self.points)
+
     def _scaled(self, values: np.ndarray) -> np.ndarray:
         """The values on the grid's scale (cell c holds [c, c + 1)), not clipped: the one computation of it."""
-        scaled = np.subtract(values, self.low)
-        scaled *= self.scale
+        with np.errstate(over="ignore"):  # a live value far beyond the reference: +-inf, clipped to an end cell
+            scaled = float_keys(values) if self.by_bits else np.subtract(values, self.low)
+            if self.by_bits:
+                scaled -= self.low
+            scaled *= self.scale
         return scaled
 
     def _cells(self, values: np.ndarray) -> np.ndarray:
+        if not self.scale:  # one cell's width holds everything (low == high): all in the first
+            return np.zeros(len(values), np.intp)
         scaled = self._scaled(values)
         np.clip(scaled, 0, self.cells - 1, out=scaled)
         cells = np.empty(len(values), np.intp)  # the index type: no copy where it indexes

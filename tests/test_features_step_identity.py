@@ -127,7 +127,7 @@ def test_a_grid_in_the_values_bits_counts_exactly(shape, by_bits):
 
 
 @pytest.mark.parametrize(("shape", "bits"), [("lognormal", True), ("pareto", True), ("negative lognormal", True),
-                                             ("normal", False)])
+                                             ("both tails", True), ("normal", False)])
 def test_the_bits_grid_is_chosen_for_skewed_columns_only(shape, bits):
     values = SHAPES[shape](np.random.default_rng(2), 8192)
     points = np.unique(np.quantile(values, np.linspace(0, 1, 1001)))
@@ -146,5 +146,8 @@ def test_float_keys_never_decrease_and_treat_both_zeros_alike():
     keys = float_keys(values)
     assert np.all(np.diff(keys) >= 0)
     assert float_keys(np.array([-0.0]))[0] == float_keys(np.array([0.0]))[0] == 0.0
+    floored = float_keys(values, floor=float(np.array([1e-3]).view(np.int64)[0]))
+    assert np.all(np.diff(floored) >= 0)
+    assert np.all(floored[np.abs(values) <= 1e-3] == 0) and np.all(floored[np.abs(values) > 1e-3] != 0)
     assert float_keys(np.array([1.0, 2.0, 4.0])).tolist() == [4607182418800017408.0, 4611686018427387904.0,
                                                               4616189618054758400.0]  # a binade apart: 2**52 keys

@@ -89,12 +89,22 @@ def grid_cells(values: int) -> int:
     return int(min(GRID_CELLS, max(1 << 10, 1 << max(int(values) - 1, 0).bit_length())))
 
 
-def float_keys(values: np.ndarray) -> np.ndarray:
+def float_keys(values: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """A float64 key of each finite float64 value, never decreasing as the value grows (-0.0 and 0.0 alike):
-    the magnitude's IEEE bits read as an integer, with the value's sign. Keys are close to uniform in
-    log |value|: a grid uniform in keys spreads a skewed column's quantiles over its cells."""
+    the magnitude's IEEE bits read as an integer, less ``floor`` (the bits of a magnitude below which every
+    value's key is 0), with the value's sign. Keys are close to uniform in log |value|: a grid uniform in keys
+    spreads a skewed column's quantiles over its cells, and the floor keeps the binades between a column's
+    smallest magnitude and zero out of it."""
     keys = np.abs(values).view(np.int64).astype(np.float64)
+    if floor:
+        keys -= floor
+        np.maximum(keys, 0.0, out=keys)
     return np.copysign(keys, values, out=keys)
+
+
+def _bits(value: float) -> float:
+    """The IEEE bits of a non-negative float64 read as an integer, as a float64."""
+    return float(np.array([value], np.float64).view(np.int64)[0])
 
 
 def marked_share(point_cells: np.ndarray) -> float:
@@ -169,13 +179,16 @@ class PointCounts:
         self.fine_marked, self.fine_alone = counts > 0, counts == 1
 
     def _use(self, by_bits: bool, low: float, high: float) -> np.ndarray:
-        """Place the grid over [low, high] in the values' space, or in their bits' (``float_keys``) over the inner
-        points (a zero or an outlier at either end would stretch it over empty binades: what lies beyond goes to
-        the end cells, which hold two points and are compared exactly); the points' cells."""
-        self.by_bits = by_bits
+        """Place the grid over [low, high] in the values' space, or in their bits' (``float_keys``, floored at the
+        smallest magnitude of a point) over the inner points (a zero or an outlier at either end would stretch it
+        over empty binades: what lies beyond goes to the end cells, which hold two points and are compared
+        exactly); the points' cells."""
+        self.by_bits, self.floor = by_bits, 0.0
         if by_bits:
+            if (self.points < 0).any() and (self.points > 0).any():  # one side's keys would leave a gap to the other
+                self.floor = _bits(float(np.abs(self.points[self.points != 0]).min()))  # that point's key is 0
             inner = self.points[1:-1] if len(self.points) > 3 else np.array([low, high], np.float64)
-            low, high = (float(k) for k in float_keys(inner[[0, -1]]))
+            low, high = (float(k) for k in float_keys(inner[[0, -1]], self.floor))
         scale = self.cells / (high - low) if high > low else 0.0
         self.low, self.scale = low, scale if np.isfinite(scale) else 0.0
         return self._cells(self.points)
@@ -183,7 +196,7 @@ class PointCounts:
     def _scaled(self, values: np.ndarray) -> np.ndarray:
         """The values on the grid's scale (cell c holds [c, c + 1)), not clipped: the one computation of it."""
         with np.errstate(over="ignore"):  # a live value far beyond the reference: +-inf, clipped to an end cell
-            scaled = float_keys(values) if self.by_bits else np.subtract(values, self.low)
+            scaled = float_keys(values, self.floor) if self.by_bits else np.subtract(values, self.low)
             if self.by_bits:
                 scaled -= self.low
             scaled *= self.scale

@@ -143,8 +143,7 @@ class PointCounts:
         linear = self._use(False, low, high)  # the values' own grid, unless their bits' leaves half as many to compare
         if by_bits is None:
             by_bits = len(points) > 2 and marked_share(self._use(True, low, high)) * BITS_GAIN_NEEDED < marked_share(linear)
-        self._use(by_bits, low, high)
-        point_cells = self._cells(points)
+        point_cells = self._use(by_bits, low, high)
         self.marked = np.zeros(cells, bool)
         self.marked[point_cells] = True
         first = _points_below(point_cells, cells)

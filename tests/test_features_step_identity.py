@@ -149,5 +149,7 @@ def test_float_keys_never_decrease_and_treat_both_zeros_alike():
     floored = float_keys(values, floor=float(np.array([1e-3]).view(np.int64)[0]))
     assert np.all(np.diff(floored) >= 0)
     assert np.all(floored[np.abs(values) <= 1e-3] == 0) and np.all(floored[np.abs(values) > 1e-3] != 0)
+    small = values[np.abs(values) < 1e30]
+    assert float_keys(small.astype(np.float32)).tolist() == float_keys(small.astype(np.float32).astype(float)).tolist()
     assert float_keys(np.array([1.0, 2.0, 4.0])).tolist() == [4607182418800017408.0, 4611686018427387904.0,
                                                               4616189618054758400.0]  # a binade apart: 2**52 keys

@@ -95,7 +95,7 @@ def float_keys(values: np.ndarray, floor: float = 0.0) -> np.ndarray:
     value's key is 0), with the value's sign. Keys are close to uniform in log |value|: a grid uniform in keys
     spreads a skewed column's quantiles over its cells, and the floor keeps the binades between a column's
     smallest magnitude and zero out of it."""
-    keys = np.abs(values).view(np.int64).astype(np.float64)
+    keys = np.abs(values, dtype=np.float64).view(np.int64).astype(np.float64)  # float64 bits whatever came in
     if floor:
         keys -= floor
         np.maximum(keys, 0.0, out=keys)

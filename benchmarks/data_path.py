@@ -12,7 +12,8 @@ artifact, and the ratio to the read floor measured in the same run: pyarrow read
 fresh process with a warm page cache. The table is generated in a child process, so the benchmark's
 own memory never shows in a step's peak (Linux children inherit their parent's maxrss).
 
-Run: ``python benchmarks/data_path.py [--rows N [N ...]] [--cols C] [--epochs E] [--keep DIR] [--json]``.
+Run: ``python benchmarks/data_path.py [--rows N [N ...]] [--cols C] [--epochs E] [--keep DIR] [--skewed] [--json]``
+(``--skewed``: lognormal columns, in a project folder of their own).
 With several sizes (``--rows 1000000 8000000``) each runs in its own project, then a Markdown table
 compares every step's peak memory across the sizes (goal: the largest run's peak at most 1.5x the
 smallest's), the bytes the data steps wrote over the input (goal at most 1.5x) and each size's ratio
@@ -41,8 +42,9 @@ DATA_STEPS = ("validate", "split", "features")
 _FLOOR = "import sys, pyarrow.parquet as pq; pq.read_table(sys.argv[1])"
 
 
-def write_table(path: Path, rows: int, cols: int, seed: int = 0, chunk: int = 500_000) -> None:
-    """ROWS x COLS normal floats, an id and a label that depends on a few columns; written in chunks."""
+def write_table(path: Path, rows: int, cols: int, seed: int = 0, chunk: int = 500_000, skewed: bool = False) -> None:
+    """ROWS x COLS normal floats (``skewed``: lognormal, exp of them), an id and a label that depends on a few
+    columns; written in chunks."""
     rng = np.random.default_rng(seed)
     weights = rng.normal(0, 1, cols) * (np.arange(cols) < 8)
     writer = None
@@ -50,6 +52,8 @@ def write_table(path: Path, rows: int, cols: int, seed: int = 0, chunk: int = 50
         n = min(chunk, rows - start)
         values = rng.normal(0, 1, (n, cols)).astype(np.float64)
         logits = values @ weights + rng.normal(0, 0.5, n)
+        if skewed:
+            np.exp(values, out=values)
         columns = {"id": pa.array([f"r{i}" for i in range(start, start + n)])}
         columns.update({f"f_{j:02d}": values[:, j] for j in range(cols)})
         columns["label"] = pa.array(logits > 0)
@@ -180,7 +184,7 @@ def measure(rows: int, args: argparse.Namespace, project: Path) -> dict:
     if not data.exists():
         data.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, __file__, "--rows", str(rows), "--cols", str(args.cols),
-                        "--write-only", str(data)], check=True)
+                        *(["--skewed"] if args.skewed else []), "--write-only", str(data)], check=True)
     (project / "pipeline.yaml").write_text(spec_text(args.cols, args.epochs, args.batch))
     env = {**os.environ, "LOOPC_ROOT": str(project)}
     compiled, retrained = compile_plans(project, env)
@@ -272,17 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="folder to create or reuse (one project per size)")
     parser.add_argument("--data-only", action="store_true", help="run only validate, split and features")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--skewed", action="store_true", help="lognormal columns instead of normal ones")
     parser.add_argument("--write-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.write_only is not None:
-        write_table(args.write_only, args.rows[0], args.cols)
+        write_table(args.write_only, args.rows[0], args.cols, skewed=args.skewed)
         return 0
 
     compile_bytecode()
     base = args.keep or Path(tempfile.mkdtemp(prefix="loopc-data-path-"))
     results = []
     for rows in sorted(args.rows):
-        results.append(measure(rows, args, base / f"rows-{rows}"))
+        results.append(measure(rows, args, base / (f"rows-{rows}" + ("-skewed" if args.skewed else ""))))
         if not args.json:
             print_run(results[-1])
             print()

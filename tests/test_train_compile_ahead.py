@@ -146,11 +146,16 @@ def test_a_damaged_transform_fails_the_train_step_with_the_transforms_own_messag
     assert record["message"].startswith("step 'train.m': fitted features are not valid JSON"), record["message"]
 
 
-def test_shapes_that_cannot_be_read_start_nothing(tmp_path):
+@pytest.mark.parametrize("record", [None, "{}", '{"counts": {"train": 5}}'], ids=["no split", "no counts", "no valid"])
+def test_shapes_that_cannot_be_read_start_nothing(tmp_path, record):
     import logging
 
     from loopc.runtime.steps.matrices import MatrixSource
     from loopc.runtime.steps.model import CompileAhead
+    from loopc.runtime.steps.split import SPLIT_FILE
 
-    missing = MatrixSource(tmp_path, "artifacts/no/split", tmp_path / "no-features")
-    assert CompileAhead.start(missing, {}, None, logging.getLogger("test")) is None
+    if record is not None:
+        (tmp_path / "artifacts" / "sp").mkdir(parents=True)
+        (tmp_path / "artifacts" / "sp" / SPLIT_FILE).write_text(record, encoding="utf-8")
+    source = MatrixSource(tmp_path, "artifacts/sp", tmp_path / "no-features")
+    assert CompileAhead.start(source, {}, None, logging.getLogger("test")) is None

@@ -137,10 +137,11 @@ class CompileAhead:
         from loopc.runtime.train.trainer import compile_ahead
 
         try:
-            counts, dim = source.split_counts(), source.fitted().dim
+            counts = source.split_counts()
+            rows, valid_rows, dim = counts["train"], counts["valid"], source.fitted().dim
         except Exception:  # noqa: BLE001 - the matrices' build reads both again and reports what is wrong
             return None
-        ahead = cls(partial(compile_ahead, counts["train"], counts["valid"], dim, task=model["task"],
+        ahead = cls(partial(compile_ahead, rows, valid_rows, dim, task=model["task"],
                             num_classes=num_classes, architecture=model["architecture"],
                             optimizer=model["optimizer"], schedule=model["schedule"], training=model["training"],
                             precision=model["precision"], steps_per_call=_steps_per_call()), log)

@@ -97,6 +97,13 @@ def test_unknown_model_and_version_errors(reg):
         reg.version("nope", 1)
     with pytest.raises(RegistryError, match="model 'churn' has no version 5; versions are 1..1"):
         reg.version("churn", 5)
+    for beyond in (2**63, 10**23, -(2**63) - 1):  # past the version column's range: no version, not a driver error
+        with pytest.raises(RegistryError, match=f"model 'churn' has no version {beyond}; versions are 1..1"):
+            reg.version("churn", beyond)
+    with pytest.raises(RegistryError, match="unknown model 'nope'"):
+        reg.version("nope", 10**23)
+    with pytest.raises(RegistryError, match=f"no version {10**23}"):
+        reg.set_alias("churn", "champion", 10**23, actor="me", reason="x")
     with pytest.raises(RegistryError, match="no version 9"):
         reg.set_alias("churn", "champion", 9, actor="me", reason="x")
     with pytest.raises(RegistryError, match="needs an actor"):

@@ -165,10 +165,12 @@ class SqlRegistry(Registry):
         return None if row is None else _model_version(row)
 
     def _version(self, conn, model: str, number: int) -> ModelVersion:
-        row = self._x(
-            conn, f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE model = ? AND version = ?",
-            (model, int(number)),
-        ).fetchone()
+        row = None
+        if -(2**63) <= int(number) < 2**63:  # a version column's range: a number beyond it names no version
+            row = self._x(
+                conn, f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE model = ? AND version = ?",
+                (model, int(number)),
+            ).fetchone()
         if row is not None:
             return _model_version(row)
         latest = self._x(conn, "SELECT MAX(version) FROM model_versions WHERE model = ?", (model,)).fetchone()[0]

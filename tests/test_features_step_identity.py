@@ -87,10 +87,17 @@ def test_skewed_columns_are_counted_exactly_through_the_finer_grids_of_crowded_c
     points = np.unique(np.quantile(values[:8192], np.linspace(0, 1, 1001)))
     counter = PointCounts(points, points[0], points[-1], by_bits=False)  # the values' grid: skew crowds its cells
     assert counter.fine_start is not None and (counter.fine_start >= 0).any()  # some cell is crowded
+    _assert_counted_exactly(counter, values, rng, parts=7)
+
+
+def _assert_counted_exactly(counter: PointCounts, values: np.ndarray, rng, parts: int, extra=()) -> None:
+    """Count ``values``, every point and its neighbours, and live values beyond the reference (``extra`` too) in
+    ``parts`` shuffled batches; the counts must equal a search of every value."""
+    points = counter.points
     near = np.concatenate([points, np.nextafter(points, -np.inf), np.nextafter(points, np.inf)])
     outside = np.array([points[0] - 1.0, points[-1] * 2 + 1, -1e300, 1e300])  # live values beyond the reference
-    everything = np.concatenate([values, near, outside])
-    for part in np.array_split(rng.permutation(everything), 7):
+    everything = np.concatenate([values, near, outside, np.asarray(extra, np.float64)])
+    for part in np.array_split(rng.permutation(everything), parts):
         counter.add(part)
     le, lt = counter.counts()
     ordered = np.sort(everything)
@@ -115,15 +122,7 @@ def test_a_grid_in_the_values_bits_counts_exactly(shape, by_bits):
     points = np.unique(np.quantile(values[:8192], np.linspace(0, 1, 1001)))
     points = np.unique(np.concatenate([points, [0.0]]))  # 0.0 a point: -0.0 must count as equal to it
     counter = PointCounts(points, points[0], points[-1], by_bits=by_bits)
-    near = np.concatenate([points, np.nextafter(points, -np.inf), np.nextafter(points, np.inf), [-0.0, 5e-324]])
-    outside = np.array([points[0] - 1.0, points[-1] * 2 + 1, -1e300, 1e300, -np.finfo(float).max])
-    everything = np.concatenate([values, near, outside])
-    for part in np.array_split(rng.permutation(everything), 5):
-        counter.add(part)
-    le, lt = counter.counts()
-    ordered = np.sort(everything)
-    assert le.tolist() == np.searchsorted(ordered, points, side="right").tolist()
-    assert lt.tolist() == np.searchsorted(ordered, points, side="left").tolist()
+    _assert_counted_exactly(counter, values, rng, parts=5, extra=[-0.0, 5e-324, -np.finfo(float).max])
 
 
 @pytest.mark.parametrize(("shape", "bits"), [("lognormal", True), ("pareto", True), ("negative lognormal", True),

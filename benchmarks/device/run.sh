@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # There, on a lent H200, as the `run` tool's command (carry [".whl"], timeout_s 480): install the wheels that
-# prepare.sh fetched and loopc itself, then issue 10's run at ROWS (4,000,000) rows x 64 floats, MLP 256-256,
+# prepare.sh fetched and loopc itself (or links to its packages where pip cannot build it), then issue 10's run at ROWS (4,000,000) rows x 64 floats, MLP 256-256,
 # batch 8192, EPOCHS (5) epochs:
 # - benchmarks/data_path.py cold and warm (each step its own process, as every target runs it);
 # - `loopc run` cold in a fresh project on the same file, then warm twice;
@@ -17,8 +17,10 @@ exec > >(tee "$out/device.log") 2>&1
 export PYTHONUNBUFFERED=1
 "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl \
     || { echo "the wheels did not install: run benchmarks/device/prepare.sh here and carry .whl"; exit 1; }
-"$python" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$site" . \
-    || { echo "loopc did not install"; exit 1; }
+if ! "$python" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$site" .; then
+    echo "pip could not build loopc here (no setuptools >= 68?): its packages are linked from this tree instead"
+    mkdir -p "$site/loopc" && for package in compiler runtime templates specs; do ln -sfn "$PWD/$package" "$site/loopc/$package"; done
+fi
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 echo "== machine"; nproc; free -g | head -2; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 "$python" -c "import sys, jax, optax, pyarrow, numpy; print(sys.version.split()[0], 'jax', jax.__version__, jax.devices(), \

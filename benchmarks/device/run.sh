@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # There, on a lent H200, as the `run` tool's command (carry [".whl"], timeout_s 480): install the wheels that
-# prepare.sh fetched and loopc itself (or links to its packages where pip cannot build it), then issue 10's run at ROWS (4,000,000) rows x 64 floats, MLP 256-256,
-# batch 8192, EPOCHS (5) epochs:
+# prepare.sh fetched and loopc itself (or link its packages where pip cannot build it), then issue 10's run at
+# ROWS (4,000,000) rows x 64 floats, MLP 256-256, batch 8192, EPOCHS (5) epochs:
 # - benchmarks/data_path.py cold and warm (each step its own process, as every target runs it);
 # - `loopc run` cold in a fresh project on the same file, then warm twice;
 # - the trainer against the hand-written loop (benchmarks/train_throughput.py).

@@ -36,18 +36,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-# OS errors about a path the user named or the machine's state there, not about loopc: reported as errors
-PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
-                         errno.ELOOP, errno.EEXIST, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE,
-                         errno.ENFILE, errno.EIO, errno.EBUSY, errno.EXDEV, errno.ENOTEMPTY})
+# OS errors about a path named on the command line (the machine's own faults, a full disk or a denied write,
+# are the runtime's environment_problem): reported as the user's errors
+PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EEXIST,
+                         errno.EBUSY, errno.EXDEV, errno.ENOTEMPTY})
 
 
 def path_error(exc: OSError) -> str | None:
-    """The message for an OS error about a path (what the user can fix), or None for any other error."""
-    if exc.errno not in PATH_ERRNOS or exc.filename is None:
-        return None
+    """The message for an OS error the user can fix (the machine's, or one about a path), or None for any other."""
+    from loopc.runtime.execution.runner import environment_problem
+
+    machine = environment_problem(exc)
+    if machine is not None or exc.errno not in PATH_ERRNOS or exc.filename is None:
+        return machine
     other = f" -> '{exc.filename2}'" if exc.filename2 is not None else ""
-    return f"'{exc.filename}'{other}: {exc.strerror}; check the path, its length and its permissions"
+    return f"'{exc.filename}'{other}: {exc.strerror}; check the path and its length"
 
 
 class _Parser(argparse.ArgumentParser):

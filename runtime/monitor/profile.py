@@ -102,11 +102,6 @@ def float_keys(values: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return np.copysign(keys, values, out=keys)
 
 
-def _bits(value: float) -> float:
-    """The IEEE bits of a non-negative float64 read as an integer, as a float64."""
-    return float(np.array([value], np.float64).view(np.int64)[0])
-
-
 def marked_share(point_cells: np.ndarray) -> float:
     """About the share of a column's values that lie in cells holding a point, for points at its quantiles
     placed in ``point_cells``: between two points k cells apart, the 2 of k + 1 cells that hold them."""
@@ -184,8 +179,9 @@ class PointCounts:
         exactly); the points' cells."""
         self.by_bits, self.floor = by_bits, 0.0
         if by_bits:
-            if (self.points < 0).any() and (self.points > 0).any():  # one side's keys would leave a gap to the other
-                self.floor = _bits(float(np.abs(self.points[self.points != 0]).min()))  # that point's key is 0
+            if (self.points < 0).any() and (self.points > 0).any():  # no gap of empty binades between the signs:
+                smallest = np.abs(self.points[self.points != 0]).min(keepdims=True)  # a point whose key is then 0
+                self.floor = float(float_keys(smallest)[0])
             inner = self.points[1:-1] if len(self.points) > 3 else np.array([low, high], np.float64)
             low, high = (float(k) for k in float_keys(inner[[0, -1]], self.floor))
         scale = self.cells / (high - low) if high > low else 0.0

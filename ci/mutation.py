@@ -78,7 +78,7 @@ MODULES: dict[str, list[str]] = {
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.
 FUNCTIONS: dict[str, list[str]] = {
     # the names a selector makes (the rest of the file is the front end's wiring, tested through validate)
-    "compiler/frontend/selectors.py": ["feature_name", "selected_feature_names", "_suffixed"],
+    "compiler/frontend/selectors.py": ["feature_name", "selected_feature_names", "suffixed"],
     "runtime/execution/runner.py": ["_sha256", "is_cacheable", "cache_key"],
     # early stopping and the loop's bookkeeping; the rest of the trainer is JAX plumbing tested end to end
     "runtime/train/trainer.py": ["_improved", "_run_epoch", "_final_params", "_best_epoch", "_loop"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from loopc.compiler.errors import UsageError
-from loopc.compiler.frontend.selectors import IDENTIFIER_LENGTH, feature_name, parquet_columns
+from loopc.compiler.frontend.selectors import feature_name, parquet_columns, suffixed
 from loopc.compiler.spec.schema import SCHEMA_FILE, schema_text
 
 _TASKS = {"bool": "binary_classification", "float": "regression"}
@@ -47,7 +47,7 @@ def _spec(target: Path, data: Path, relative: str, columns: dict, label: str) ->
         "pipeline": {"name": feature_name(target.resolve().name), "owner": None},
         "datasets": {dataset: {"source": {"path": path}, "columns": {"from": path, **declared}}},
         "features": {"numeric": {"columns": {"type": ["int", "float"]}, "transform": "standardize"}},
-        "model": {"name": feature_name(dataset[:IDENTIFIER_LENGTH - len("_model")] + "_model"),
+        "model": {"name": suffixed(dataset, "model"),
                   "task": _TASKS.get(columns[label]["type"], "multiclass_classification"),
                   "dataset": dataset, "label": literal(label), "features": ["numeric"]},
     }

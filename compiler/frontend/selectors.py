@@ -151,16 +151,15 @@ def selected_feature_names(columns: list[str]) -> list[str]:
         if name == column or name not in taken:
             made.append(name)
         else:
-            made.append(next(n for n in (_suffixed(name, k) for k in itertools.count(2))
+            made.append(next(n for n in (suffixed(name, str(k)) for k in itertools.count(2))
                              if n not in taken and n not in plain))
         taken.add(made[-1])
     return made
 
 
-def _suffixed(name: str, k: int) -> str:
-    """``NAME_k``, ``name`` cut so that it stays an identifier."""
-    suffix = f"_{k}"
-    return name[:IDENTIFIER_LENGTH - len(suffix)].rstrip("_") + suffix
+def suffixed(name: str, suffix: str) -> str:
+    """``NAME_SUFFIX``, ``name`` (an identifier) cut so that it stays one."""
+    return name[:IDENTIFIER_LENGTH - len(suffix) - 1].rstrip("_") + "_" + suffix
 
 
 def _feature_selectors(tree: dict[str, Any], positions: dict[SpecPath, Position],

@@ -385,12 +385,11 @@ def compile_ahead(rows: int, valid_rows: int, dim: int, *, task: str, num_classe
                   steps_per_call: int = STEPS_PER_CALL, device_data_budget: int | None = None) -> float:
     """Compile, before the data exists, what :func:`train_model` with a checkpoint folder compiles for data of
     these shapes (one process, rows resident on the device); its own compile then finds the executables in this
-    process's cache. Returns the seconds spent (0 where nothing is compiled ahead). Row weights are taken to be
+    process's cache. Returns the seconds spent compiling (0 where nothing is). Row weights are taken to be
     all ones unless ``training.class_weight`` is set: a wrong guess costs a second compile, never another model.
     """
     if precision not in DTYPES or jax.process_count() > 1:
         return 0.0
-    started = time.perf_counter()
     mesh = data_mesh()
     job, progress, _ = _start(rows, dim, mesh, 1, task=task, num_classes=num_classes, architecture=architecture,
                               optimizer=optimizer, schedule=schedule, training=training, precision=precision,
@@ -407,6 +406,7 @@ def compile_ahead(rows: int, valid_rows: int, dim: int, *, task: str, num_classe
 
     weighted = training.get("class_weight") is not None
     valid = shaped(_padded(valid_rows, EVAL_CHUNK)) if valid_rows else None
+    started = time.perf_counter()  # compiling only, as train_model counts it: not the backend's start
     _compile(job.task, job.architecture, job.dtype, job.tx, job.tx_key, job.plan, job.mesh, progress, None, valid,
              weighted)
     _pieces(job, progress, shaped(rows), weighted, steps_per_call, False)

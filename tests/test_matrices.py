@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_project
 
+from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
@@ -180,21 +183,23 @@ def test_evaluate_gives_the_metrics_and_predictions_of_the_written_matrices(loop
         assert np.array_equal(written.column("score").to_numpy(), scores), split
 
 
-def test_evaluate_takes_the_train_steps_predictions_of_train_and_valid_and_scores_only_the_rest(loop):
+def test_the_train_step_predicts_every_split_and_evaluate_takes_them_scoring_only_what_is_missing(loop):
     root, records, source, old = loop
     model_dir = root / ".loopc" / records["train.m"]["artifact"]
     bundle, stored = load_bundle(model_dir), stored_predictions(model_dir)
-    assert sorted(stored) == ["train", "valid"]
-    for split in ("train", "valid"):
+    assert sorted(stored) == sorted(SPLITS)
+    for split in SPLITS:
         assert np.array_equal(stored[split], predict(bundle.params, bundle.model["architecture"], bundle.task,
                                                      old[split]["x"])), split
     args = (source.state, source.split_artifact, bundle)
-    reused = score_every_split(*args, gate=GATE, group_split="test", keys=[], known=stored)
     scored = score_every_split(*args, gate=GATE, group_split="test", keys=[])
-    for split in SPLITS:
-        assert np.array_equal(reused.predictions[split], scored.predictions[split]), split
-        assert np.array_equal(reused.labels[split], scored.labels[split]), split
-    assert reused.groups.keys() == scored.groups.keys()
+    for known in (stored, {s: stored[s] for s in ("train", "valid")}):  # a model trained before it stored test's
+        reused = score_every_split(*args, gate=GATE, group_split="test", keys=[], known=known)
+        for split in SPLITS:
+            assert np.array_equal(reused.predictions[split], scored.predictions[split]), split
+            assert np.array_equal(reused.labels[split], scored.labels[split]), split
+        assert reused.groups.keys() == scored.groups.keys()
+        assert all(np.array_equal(reused.groups[n], scored.groups[n]) for n in scored.groups)
     with pytest.raises(StepFailed, match="stored predictions of the valid split hold 3 rows"):
         score_every_split(*args, gate=GATE, group_split="test", keys=[], known={"valid": stored["valid"][:3]})
 
@@ -247,3 +252,31 @@ def test_the_observed_profile_rebuilds_a_counter_that_sketches_as_the_one_proces
         rebuilt.count(part.select(rebuilt.numeric))
     assert json.dumps(rebuilt.sketches(), sort_keys=True) == json.dumps(alone.sketches(), sort_keys=True)
     assert rebuilt.sketches()["x"]["le"][-1] == int(np.isfinite(values).sum())
+
+
+EVALUATE_ALONE = """
+import runpy, sys
+sys.argv = ["loopc.runtime", "run-step", sys.argv[1], "--run-id", "r1", "--root", sys.argv[2]]
+try:
+    runpy.run_module("loopc.runtime", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(sorted({m.split(".")[0] for m in sys.modules} & {"jax", "jaxlib", "optax"}))
+"""
+
+
+def test_evaluate_of_a_model_holding_every_splits_predictions_imports_no_jax(loop, tmp_path):
+    root, records, _, _ = loop
+    project = tmp_path / "project"
+    shutil.copytree(root, project)
+    state = project / ".loopc"
+    shutil.rmtree(state / records["evaluate.m"]["artifact"])
+    (state / "runs" / "r1" / "evaluate.m.json").unlink()
+    plan_file = compile_local(project / "pipeline.yaml")[0].train_plan
+    step = next(s for s in json.loads(plan_file.read_text(encoding="utf-8"))["steps"] if s["id"] == "evaluate.m")
+    done = subprocess.run([sys.executable, "-c", EVALUATE_ALONE, str(plan_file.parent / step["file"]), str(project)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+    again = json.loads((state / "runs" / "r1" / "evaluate.m.json").read_text(encoding="utf-8"))
+    assert again["status"] == "done" and again["outputs"] == records["evaluate.m"]["outputs"]

@@ -159,7 +159,7 @@ def library_errors() -> tuple[type[BaseException], ...]:
     from loopc.runtime.monitor.verdict import MonitorError
     from loopc.runtime.registry.interface import RegistryError
     from loopc.runtime.store.artifacts import StoreError
-    from loopc.runtime.train.nets import TrainError
+    from loopc.runtime.train.errors import TrainError
 
     return (DataError, EvaluateError, ExpressionError, FeatureError, GateError, MonitorError, TrainError,
             ProfileError, RegistryError, ShadowError, StoreError)

@@ -74,8 +74,9 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
         if shares(ctx.config, ctx.store, count):
             train, valid, columns = trial_matrices(ctx.state, features_record["key"], source, sketch,
                                                    _profile_counter(sketch), ctx.log)
+            test = None  # only the selected trial is evaluated: it scores its test rows there
         else:
-            train, valid = _train_matrices(ctx, source, sketch, index, count)
+            train, valid, test = _train_matrices(ctx, source, sketch, index, count, test_too=first)
             columns = sketch.sketches() if first else None
     except ProfileError as exc:
         raise StepFailed(f"the reference profile of model '{model['name']}': {exc}") from None
@@ -104,7 +105,8 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     save_params(ctx.out_dir / "params.npz", result.params)
     train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
     atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred), compact=True)
-    _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred})
+    test_pred = None if test is None else predict(result.params, model["architecture"], model["task"], test.x)
+    _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred, "test": test_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
     compile_seconds = ahead_seconds + result.compile_seconds
@@ -161,8 +163,8 @@ class CompileAhead:
 
 
 def _write_predictions(out_dir: Path, predictions: dict[str, np.ndarray | None]) -> None:
-    """The model's predictions of its train and valid rows, in row order (``predictions_<split>.npy``): evaluate
-    takes them instead of scoring those rows again (a split without rows has none)."""
+    """The model's predictions of its rows by split, in row order (``predictions_<split>.npy``): evaluate takes
+    them instead of scoring those rows again (None: not predicted here; a split without rows has none)."""
     for split, values in predictions.items():
         if values is not None:
             with writing(out_dir / f"predictions_{split}.npy") as path:
@@ -193,18 +195,20 @@ def _profile_counter(sketch):
     return count_train_rows
 
 
-def _train_matrices(ctx: StepContext, source: MatrixSource, sketch, index: int, count: int):
-    """(train, valid) matrices; with several processes only this process's train rows. ``sketch`` (process 0's)
-    counts every train row's profiled numeric columns on the way."""
+def _train_matrices(ctx: StepContext, source: MatrixSource, sketch, index: int, count: int, *, test_too: bool):
+    """(train, valid, test or None) matrices; with several processes only this process's train rows. ``sketch``
+    (process 0's) counts every train row's profiled numeric columns on the way. The test matrix (``test_too``)
+    comes from the same pass: the trained model predicts it, so evaluate starts no JAX backend to score it."""
     from loopc.runtime.train.distributed import row_range
 
     shard = row_range(source.split_counts()["train"], index, count) if count > 1 else None
-    built = build_matrices(source, ("train", "valid"), ctx.scratch_dir("matrices"),
+    splits = ("train", "valid", "test") if test_too else ("train", "valid")
+    built = build_matrices(source, splits, ctx.scratch_dir("matrices"),
                            keep=None if shard is None else {"train": shard},
                            hook=None if sketch is None else _profile_counter(sketch),
                            hook_columns=() if sketch is None else tuple(sketch.numeric),
                            tag="" if count == 1 else f".{index}")
-    return built["train"], built["valid"]
+    return built["train"], built["valid"], built.get("test")
 
 
 def _trial_value(record: dict[str, Any], metric: str) -> float | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from loopc.runtime.store.artifacts import atomic_write_bytes, atomic_write_json
-from loopc.runtime.train.nets import TrainError
+from loopc.runtime.train.errors import TrainError
 
 CHECKPOINT_NAME = "checkpoint.json"  # the manifest
 KEEP = 2

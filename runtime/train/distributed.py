@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from loopc.runtime.train.nets import TrainError
+from loopc.runtime.train.errors import TrainError
 
 
 def spans_processes(environ: Mapping[str, str]) -> bool:

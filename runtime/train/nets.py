@@ -6,13 +6,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from loopc.runtime.train.errors import TrainError
+
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 ACTIVATIONS = {"relu": jax.nn.relu, "gelu": jax.nn.gelu, "tanh": jnp.tanh, "silu": jax.nn.silu}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-class TrainError(ValueError):
-    """Training cannot start or continue: the message says what is wrong and how to fix it."""
 
 
 def output_width(task: str, num_classes: int | None) -> int:

@@ -6,7 +6,7 @@ import inspect
 
 import optax
 
-from loopc.runtime.train.nets import TrainError
+from loopc.runtime.train.errors import TrainError
 
 OPTIMIZERS = {
     "sgd": optax.sgd,

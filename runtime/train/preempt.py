@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from loopc.runtime.train.nets import TrainError
+from loopc.runtime.train.errors import TrainError
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 

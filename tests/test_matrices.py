@@ -102,6 +102,21 @@ def test_matrices_beyond_their_share_of_the_budget_are_memory_mapped_in_the_scra
     assert Path(untagged.x.filename) == tmp_path / "x_valid.npy"
 
 
+def test_a_later_split_goes_to_disk_first_and_never_takes_memory_from_an_earlier_one(loop, tmp_path, monkeypatch):
+    _, _, source, old = loop
+    counts, dim = source.split_counts(), source.fitted().dim
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
+    for fits, on_disk in ((("train",), ("valid", "test")), (("train", "valid"), ("test",))):
+        held = sum(counts[s] for s in fits) * dim * 4  # the budget's share holds exactly these splits' matrices
+        monkeypatch.setattr(matrices, "MATRIX_SHARE", (held + 0.5) / (1 << 20))
+        (tmp_path / str(len(fits))).mkdir()
+        built = build_matrices(source, SPLITS, tmp_path / str(len(fits)))
+        assert [s for s in SPLITS if type(built[s].x) is np.ndarray] == list(fits)
+        assert [s for s in SPLITS if isinstance(built[s].x, np.memmap)] == list(on_disk)
+        for split in SPLITS:
+            assert np.array_equal(built[split].x, old[split]["x"]), split
+
+
 def test_a_matrix_is_held_in_memory_up_to_exactly_its_share_of_the_budget(monkeypatch):
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1M")
     share = int(matrices.MATRIX_SHARE * (1 << 20))

@@ -2,8 +2,8 @@
 
 One pass over the validated rows' record batches gives every requested split's float32 feature matrix and
 label vector, in row order: bit for bit ``FittedFeatures.apply`` of the split's rows. A matrix lives in
-memory when the matrices together fit ``MATRIX_SHARE`` of ``LOOPC_MEMORY_BUDGET``, else it is written to a
-.npy in the step's scratch folder and memory-mapped, so a dataset larger than the budget still trains.
+memory when it and the matrices before it fit ``MATRIX_SHARE`` of ``LOOPC_MEMORY_BUDGET``, else it is written
+to a .npy in the step's scratch folder and memory-mapped, so a dataset larger than the budget still trains.
 """
 
 from __future__ import annotations
@@ -82,14 +82,17 @@ def build_matrices(source: MatrixSource, splits: tuple[str, ...], scratch: Path,
                    hook_columns: tuple[str, ...] = (), tag: str = "", on_disk: bool = False) -> dict[str, SplitMatrix]:
     """Every split in ``splits``: its matrix (only rows ``keep[split]`` = ``(lo, hi)`` of it when given) and all
     its labels, from one pass over the rows. ``hook(batch, part)`` sees each batch (``hook_columns`` read too)
-    with its rows' split indices. Matrices that do not fit in memory, or all with ``on_disk``, go to
-    ``scratch/x_<split><tag>.npy``."""
+    with its rows' split indices. A matrix is held in memory when it and those of the splits before it in
+    ``splits`` fit; the others, or all with ``on_disk``, go to ``scratch/x_<split><tag>.npy``."""
     rows, assignment, record = open_split(source.state, local_artifact(source.state, source.split_artifact))
     fitted, labels = source.fitted(), source.labels()
     counts = record["counts"]
     spans = {s: (keep or {}).get(s, (0, counts[s])) for s in splits}
-    in_memory = not on_disk and held_in_memory(sum(hi - lo for lo, hi in spans.values()), fitted.dim)
-    x = {s: _empty_matrix(hi - lo, fitted.dim, in_memory, scratch / f"x_{s}{tag}.npy") for s, (lo, hi) in spans.items()}
+    x, held = {}, 0
+    for split, (lo, hi) in spans.items():  # in memory while the splits so far fit: a later split never evicts train
+        held += hi - lo
+        x[split] = _empty_matrix(hi - lo, fitted.dim, not on_disk and held_in_memory(held, fitted.dim),
+                                 scratch / f"x_{split}{tag}.npy")
     y = {s: np.empty(counts[s], np.float32) for s in splits}
     needed = sorted({c for c in fitted.input_columns if c in rows.names} | {labels["label"]} | set(hook_columns))
     done = dict.fromkeys(splits, 0)  # the split's rows before this batch

@@ -266,9 +266,19 @@ def test_a_file_changed_after_validation_fails_the_read_naming_it(tmp_path):
         rows.read(["v"])
 
 
-def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_path):
-    """The whole loop on a Parquet source: gate, register and shadow read the test rows through the split."""
+@pytest.mark.parametrize(("gate_split", "shadow_scores"), [("test", []), ("valid", ["champion"])])
+def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_path, gate_split, shadow_scores):
+    """The whole loop on a Parquet source: gate, register and shadow read the test rows through the split. The
+    shadow scores only what no earlier step scored on its rows (the train step: the challenger; the gate: the
+    champion, when it gates on the test split too), and compares what scoring both on the whole split gives."""
+    from loopc.runtime.gate.shadow import compare_shadow
+    from loopc.runtime.steps.common import load_bundle
+    from loopc.runtime.steps.split_rows import open_split
+
     write_project(tmp_path, [random_table(1500, 1)])
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("  split: test\n", f"  split: {gate_split}\n"),
+                    encoding="utf-8")
     pipeline = compile_local(tmp_path / "pipeline.yaml")[0]
     quiet = PlainProgress(Console(file=io.StringIO()))
     first = run_plan(pipeline.train_plan, tmp_path, "one", jobs=1, progress=quiet)
@@ -280,6 +290,16 @@ def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_pa
     assert gate["champion_version"] == 1 and gate["decision"]  # the champion was scored on the same rows
     profile = json.loads((tmp_path / ".loopc" / first.records["train.m"]["artifact"] / "profile.json").read_text())
     assert sorted(profile["columns"]) == PROFILED and profile["predictions"]["count"] > 0
+    assert second.records["shadow.m"]["outputs"]["scored"] == shadow_scores
+    state, features = tmp_path / ".loopc", second.records["features.m"]
+    rows, assignment, _ = open_split(state, state / features["outputs"]["split_artifact"])
+    whole, _ = enforce_schema(rows.read(list(rows.names), np.asarray(assignment) == 2), COLUMNS)
+    champion, challenger = (load_bundle(state / run.records["train.m"]["artifact"]) for run in (first, second))
+    step = json.loads((retrained.train_plan.parent / "steps" / "shadow.m.json").read_text(encoding="utf-8"))
+    expected = compare_shadow("binary_classification", champion.score(whole), challenger.score(whole),
+                              challenger.labels(whole), step["config"]["shadow"]).to_dict()
+    written = json.loads((state / second.records["shadow.m"]["artifact"] / "shadow.json").read_text(encoding="utf-8"))
+    assert {k: written[k] for k in expected} == json.loads(json.dumps(expected)) and written["rows"] == len(whole)
 
 
 def test_bytes_changed_under_the_same_size_and_mtime_are_not_registered(tmp_path):

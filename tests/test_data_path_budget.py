@@ -22,6 +22,7 @@ from loopc.runtime.data.rows import batch_rows
 from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.executor import run_plan
 from loopc.runtime.execution.progress import PlainProgress
+from loopc.runtime.gate.shadow import compare_shadow
 from loopc.runtime.registry.connect import open_registry
 from loopc.runtime.registry.interface import CHAMPION
 from loopc.runtime.steps.common import evaluation, group_columns, load_bundle
@@ -80,7 +81,9 @@ def test_the_whole_loop_completes_and_every_reader_used_many_batches(loop, monke
     assert gate["champion_version"] == 1  # the champion was scored on the test rows, batch by batch
     assert shadow.get("champion_version") == 1 and shadow["rows"] > 0
     expected = ROWS // batch_rows(8 * 3)  # at least this many (a few columns each), budget-sized batches
-    assert gate["batches"] >= expected and shadow["batches"] >= expected
+    assert gate["batches"] >= expected
+    assert shadow["scored"] == [] and shadow["batches"] >= ROWS // batch_rows(8)  # the label column: the gate
+    # scored the champion on these rows and the train step the challenger
     assert second.records["evaluate.m"]["outputs"]["batches"] >= ROWS // batch_rows(8)  # the key column
     keyed = pq.read_table(root / ".loopc" / second.records["evaluate.m"]["artifact"] / "predictions_test.parquet")
     assert keyed.column_names == ["id", "label", "score"] and keyed.num_rows == gate_rows(second)
@@ -167,3 +170,20 @@ def test_train_matrices_beyond_the_budget_are_memory_mapped_and_equal_the_in_mem
     for split in ("train", "valid"):
         assert isinstance(mapped[split].x, np.memmap) and type(held[split].x) is np.ndarray
         assert np.array_equal(mapped[split].x, held[split].x) and np.array_equal(mapped[split].y, held[split].y)
+
+
+def test_the_shadow_compares_what_both_models_give_on_the_whole_test_split(loop, monkeypatch):
+    """The shadow scored nothing (the gate's champion predictions, the train step's challenger ones): its
+    comparison is the one of both models scoring the whole test split."""
+    root, _, first, second, _ = loop
+    monkeypatch.setenv("LOOPC_MEMORY_BUDGET", BUDGET)
+    whole = _whole_split(root, second.records["features.m"], "test")
+    champion, challenger = (load_bundle(root / ".loopc" / run.records["train.m"]["artifact"]) for run in (first, second))
+    plan = compile_local(root / "pipeline.yaml", ["model.training.seed=1"])[0].train_plan
+    step = json.loads((plan.parent / "steps" / "shadow.m.json").read_text(encoding="utf-8"))
+    expected = compare_shadow("binary_classification", champion.score(whole), challenger.score(whole),
+                              challenger.labels(whole), step["config"]["shadow"]).to_dict()
+    written = json.loads((root / ".loopc" / second.records["shadow.m"]["artifact"] / "shadow.json").read_text(
+        encoding="utf-8"))
+    assert {k: written[k] for k in expected} == json.loads(json.dumps(expected))
+    assert written["rows"] == len(whole) > 0 and second.records["shadow.m"]["outputs"]["scored"] == []

@@ -24,7 +24,7 @@ from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numer
 from loopc.runtime.steps import matrices
 from loopc.runtime.steps.common import evaluation, group_columns, label_vector, load_bundle
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, held_in_memory, split_predictions
-from loopc.runtime.steps.model import KeySpill, stored_predictions
+from loopc.runtime.steps.model import KeySpill
 from loopc.runtime.steps.split_rows import open_split, split_batches
 from loopc.runtime.steps.split_scores import score_every_split
 from loopc.runtime.train.checkpoint import load_params
@@ -201,7 +201,8 @@ def test_evaluate_gives_the_metrics_and_predictions_of_the_written_matrices(loop
 def test_the_train_step_predicts_every_split_and_evaluate_takes_them_scoring_only_what_is_missing(loop):
     root, records, source, old = loop
     model_dir = root / ".loopc" / records["train.m"]["artifact"]
-    bundle, stored = load_bundle(model_dir), stored_predictions(model_dir)
+    bundle = load_bundle(model_dir)
+    stored = bundle.stored_predictions()
     assert sorted(stored) == sorted(SPLITS)
     for split in SPLITS:
         assert np.array_equal(stored[split], predict(bundle.params, bundle.model["architecture"], bundle.task,

@@ -172,7 +172,7 @@ def test_explain_after_a_run_caches_and_names_the_changed_field(churn, capsys):
     assert changed["split.customers"][0] == "cached" and changed["features.churn_classifier"][0] == "cached"
     assert changed["train.churn_classifier"] == ("run", "config changed: model.optimizer.lr")
     assert changed["gate.churn_classifier"] == ("run", "config changed: gate.thresholds[0].min")
-    assert changed["shadow.churn_classifier"] == ("run", "upstream changed: register.churn_classifier")
+    assert changed["shadow.churn_classifier"] == ("run", "upstream changed: register.churn_classifier, gate.churn_classifier")
 
 
 def test_explain_reruns_what_failed_last_time(churn, capsys):

@@ -145,7 +145,7 @@ def deploy_steps(spec: Spec, dumps: Dumps) -> list[StepSpec]:
     if spec.deploy.shadow.enabled:
         steps.append(StepSpec(f"shadow.{m}", "shadow",
                               {"model_name": m, "task": spec.model.task, "shadow": dumps(spec.deploy.shadow)},
-                              (f"register.{m}", f"features.{m}"),
+                              (f"register.{m}", f"features.{m}", f"gate.{m}"),  # gate: the champion's scores
                               description=f"Score the same rows with challenger and champion of {m}"))
     approval = spec.deploy.approval == "manual" or spec.pipeline.risk_class == "high"
     after = [steps[0].id] if steps else []

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopc.runtime.data.casting import cast_column, one_array
+from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.evaluate.metrics import BINARY, MULTICLASS
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.steps.files import read_json
@@ -80,6 +81,12 @@ class ModelBundle:
     def profile(self) -> dict[str, Any] | None:
         path = self.path / "profile.json"
         return read_json(path) if path.is_file() else None
+
+    def stored_predictions(self) -> dict[str, np.ndarray]:
+        """The train step's predictions of its split's rows, by split, in row order (``predictions_<split>.npy``;
+        none in artifacts written before them, no test in a sweep trial's)."""
+        return {split: np.load(self.path / f"predictions_{split}.npy") for split in SPLITS
+                if (self.path / f"predictions_{split}.npy").is_file()}
 
     def score(self, table: pa.Table) -> np.ndarray:
         """Predictions for raw (schema-enforced) rows through this model's own fitted transform."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from loopc.runtime.execution.runner import StepContext, StepFailed
 from loopc.runtime.registry.interface import (
     CHALLENGER,
@@ -18,7 +20,7 @@ from loopc.runtime.steps.common import (
     load_bundle,
     loopc_version,
 )
-from loopc.runtime.steps.files import read_json
+from loopc.runtime.steps.files import read_json, writing
 from loopc.runtime.steps.split_scores import score_split
 from loopc.runtime.steps.validate import verify_sources
 from loopc.runtime.store.artifacts import atomic_write_json, local_artifact
@@ -33,16 +35,34 @@ def _once(ctx: StepContext) -> str:
     return f"{ctx.run_id}/{ctx.doc.id}"
 
 
+CHAMPION_PREDICTIONS = "champion_predictions.npy"  # in a gate artifact: the champion's predictions of eval_rows
+
+
 def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict[str, Any]) -> tuple[dict, int]:
     """The champion scored on the SAME raw rows as the candidate, through its own fitted transform,
-    read by record batches: (its evaluation, the batches read)."""
+    read by record batches: (its evaluation, the batches read). Its predictions are kept in the gate's artifact
+    (``CHAMPION_PREDICTIONS``): shadow compares the champion on the same rows without scoring them again."""
     bundle = load_bundle(local_artifact(ctx.state, champion.artifact))
     scores = score_split(ctx.state, eval_rows["split_artifact"], eval_rows["split"], [bundle], labels_by=bundle,
                          gate=gate)
     if scores.labels is None:
         raise StepFailed(f"the {eval_rows['split']} rows lack the label column '{bundle.model['label']}'")
+    with writing(ctx.out_dir / CHAMPION_PREDICTIONS) as path:
+        np.save(path, scores.predictions[0])
     return evaluation(bundle.task, scores.labels, scores.predictions[0], scores.groups, gate,
                       bundle.num_classes), scores.batches
+
+
+def _gated_champion_predictions(ctx: StepContext, champion, split_artifact: str, split: str) -> np.ndarray | None:
+    """The gate's predictions of ``champion`` on ``split`` of ``split_artifact``, when it scored exactly those."""
+    gate_id, _ = ctx.upstream_of_kind("gate")
+    folder = ctx.artifact(gate_id)
+    if not (folder / "gate.json").is_file() or not (folder / CHAMPION_PREDICTIONS).is_file():
+        return None
+    scored = read_json(folder / "gate.json").get("champion_rows")
+    if scored != {"artifact": champion.artifact, "split_artifact": split_artifact, "split": split}:
+        return None
+    return np.load(folder / CHAMPION_PREDICTIONS)
 
 
 def run_gate(ctx: StepContext) -> dict[str, Any]:
@@ -64,8 +84,10 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
         decision = decide_gate(gate, task=ctx.config["task"], candidate=candidate, champion=champion_eval)
     except GateError as exc:
         raise StepFailed(f"gate of model '{name}': {exc}") from None
+    eval_rows = evaluated["outputs"]["eval_rows"]
     details = {**decision.to_dict(), "champion_version": champion.version if champion else None,
-               "candidate": candidate, "champion": champion_eval, "model_artifact": artifact}
+               "candidate": candidate, "champion": champion_eval, "model_artifact": artifact,
+               "champion_rows": None if champion is None else {"artifact": champion.artifact, **eval_rows}}
     atomic_write_json(ctx.out_dir / "gate.json", details)
     outputs = {"passed": decision.passed, "status": decision.status, "summary": decision.summary,
                "champion_version": champion.version if champion else None, "decision": decision.to_dict(),
@@ -167,10 +189,15 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
         why = "no champion yet" if champion is None else "the challenger is the champion"
         return {"passed": True, "rows": 0, "summary": f"{why}: nothing to compare"}
     _, features = ctx.upstream_of_kind("features")
+    split_artifact = features["outputs"]["split_artifact"]
     challenger = load_bundle(local_artifact(ctx.state, ctx.registry.version(name, number).artifact))
     incumbent = load_bundle(local_artifact(ctx.state, champion.artifact))
-    scores = score_split(ctx.state, features["outputs"]["split_artifact"], "test", [incumbent, challenger],
-                         labels_by=challenger)
+    # the gate scored the champion on these rows, and the challenger is this run's model (register's), whose train
+    # step predicted this split's test rows: neither is scored again
+    known = [_gated_champion_predictions(ctx, champion, split_artifact, "test"),
+             challenger.stored_predictions().get("test")]
+    scores = score_split(ctx.state, split_artifact, "test", [incumbent, challenger], labels_by=challenger,
+                         known=known)
     try:
         result = compare_shadow(task, *scores.predictions, scores.labels, shadow)
     except ShadowError as exc:
@@ -185,7 +212,7 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
                               event_key=_once(ctx))
     return {"passed": result.passed, "rows": result.rows, "agreement": result.agreement,
             "summary": result.summary + (f" ({short})" if short else ""), "champion_version": champion.version,
-            "batches": scores.batches}
+            "batches": scores.batches, "scored": [role for role, k in zip(("champion", "challenger"), known) if k is None]}
 
 
 def shadow_rows_warning(rows: int, shadow: dict[str, Any]) -> str:

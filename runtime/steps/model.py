@@ -171,12 +171,6 @@ def _write_predictions(out_dir: Path, predictions: dict[str, np.ndarray | None])
                 np.save(path, np.asarray(values))
 
 
-def stored_predictions(model_dir: Path) -> dict[str, np.ndarray]:
-    """The train step's predictions a model artifact holds, by split (none in artifacts written before them)."""
-    return {split: np.load(model_dir / f"predictions_{split}.npy") for split in SPLITS
-            if (model_dir / f"predictions_{split}.npy").is_file()}
-
-
 def _reference_sketch(features_dir: Path):
     """The features step's observed reference profile, ready to count the train rows."""
     from loopc.runtime.monitor.profile import ProfileSketch
@@ -257,7 +251,7 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     rows, _, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
     keys, spill = [k for k in dataset_keys(rows.columns) if k in rows.names], KeySpill(ctx.scratch_dir("keys"))
     scored = score_every_split(ctx.state, split_artifact, bundle, gate=gate, group_split=split, keys=keys,
-                               key_sink=spill.add, known=stored_predictions(bundle.path))
+                               key_sink=spill.add, known=bundle.stored_predictions())
     result = evaluation(bundle.task, scored.labels[split], scored.predictions[split], scored.groups, gate,
                         bundle.num_classes)
     result["split"] = split

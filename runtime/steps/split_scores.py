@@ -136,14 +136,19 @@ class SplitScores:
 
 
 def score_split(state: Path, split_artifact: str, split: str, bundles: list[ModelBundle], *,
-                labels_by: ModelBundle, gate: dict | None = None) -> SplitScores:
-    """Every bundle's predictions on ``split``'s rows, ``labels_by``'s labels and ``gate``'s group columns."""
+                labels_by: ModelBundle, gate: dict | None = None,
+                known: list[np.ndarray | None] | None = None) -> SplitScores:
+    """Every bundle's predictions on ``split``'s rows, ``labels_by``'s labels and ``gate``'s group columns.
+    A bundle whose ``known`` entry is not None (its predictions of these rows, computed by an earlier step) is not
+    scored again: with every entry known only labels and groups are read, and no JAX is imported."""
+    known = known or [None] * len(bundles)
     label, names = labels_by.model["label"], gate_group_names(gate or {})
-    wanted = sorted({c for b in bundles for c in b.fitted.input_columns} | {label} | set(names))
-    predictors = [ChunkedPredictor(b) for b in bundles]
-    labels, groups, batches, labelled = [], {n: [] for n in names}, 0, True
+    scored = [b for b, k in zip(bundles, known, strict=True) if k is None]
+    wanted = sorted({c for b in scored for c in b.fitted.input_columns} | {label} | set(names))
+    predictors = [ChunkedPredictor(b) for b in scored]
+    labels, groups, batches, labelled, rows = [], {n: [] for n in names}, 0, True, 0
     for batch in split_batches(state, split_artifact, split, wanted):
-        batches += 1
+        batches, rows = batches + 1, rows + batch.num_rows
         for predictor in predictors:
             predictor.add(batch)
         labelled = labelled and label in batch.column_names
@@ -151,6 +156,11 @@ def score_split(state: Path, split_artifact: str, split: str, bundles: list[Mode
             labels.append(labels_by.labels(batch))
         for name, values in group_columns(batch, gate or {}).items():
             groups[name].append(values)
+    for bundle, values in zip(bundles, known, strict=True):
+        if values is not None and len(values) != rows:
+            raise StepFailed(f"the stored predictions of model '{bundle.model['name']}' on the {split} split hold "
+                             f"{len(values)} rows, the split {rows}; run the step that wrote them again")
+    results = iter([p.result() for p in predictors])
     y = (np.concatenate(labels) if labels else np.zeros(0, np.float32)) if labelled else None
-    return SplitScores([p.result() for p in predictors], y, {n: np.concatenate(v) for n, v in groups.items() if v},
-                       batches)
+    return SplitScores([next(results) if k is None else k for k in known], y,
+                       {n: np.concatenate(v) for n, v in groups.items() if v}, batches)

@@ -138,5 +138,5 @@ with DAG(
     [features_churn_classifier, select_churn_classifier] >> evaluate_churn_classifier
     evaluate_churn_classifier >> gate_churn_classifier
     [gate_churn_classifier, evaluate_churn_classifier, features_churn_classifier, select_churn_classifier, validate_customers] >> register_churn_classifier
-    [register_churn_classifier, features_churn_classifier] >> shadow_churn_classifier
+    [register_churn_classifier, features_churn_classifier, gate_churn_classifier] >> shadow_churn_classifier
     [shadow_churn_classifier, gate_churn_classifier, register_churn_classifier] >> promote_churn_classifier

@@ -120,5 +120,5 @@ with DAG(
     [features_demand_forecast, train_demand_forecast] >> evaluate_demand_forecast
     evaluate_demand_forecast >> gate_demand_forecast
     [gate_demand_forecast, evaluate_demand_forecast, features_demand_forecast, train_demand_forecast, validate_store_sales] >> register_demand_forecast
-    [register_demand_forecast, features_demand_forecast] >> shadow_demand_forecast
+    [register_demand_forecast, features_demand_forecast, gate_demand_forecast] >> shadow_demand_forecast
     [shadow_demand_forecast, gate_demand_forecast, register_demand_forecast] >> promote_demand_forecast

@@ -88,7 +88,7 @@ submit select.churn_classifier features.churn_classifier train.churn_classifier
 submit evaluate.churn_classifier features.churn_classifier select.churn_classifier
 submit gate.churn_classifier evaluate.churn_classifier
 submit register.churn_classifier evaluate.churn_classifier features.churn_classifier gate.churn_classifier select.churn_classifier validate.customers
-submit shadow.churn_classifier features.churn_classifier register.churn_classifier
+submit shadow.churn_classifier features.churn_classifier gate.churn_classifier register.churn_classifier
 submit promote.churn_classifier gate.churn_classifier register.churn_classifier shadow.churn_classifier
 
 record=$LOOPC_PLAN_DIR/submitted/$LOOPC_RUN_ID.json

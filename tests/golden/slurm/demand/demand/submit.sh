@@ -87,7 +87,7 @@ submit train.demand_forecast features.demand_forecast
 submit evaluate.demand_forecast features.demand_forecast train.demand_forecast
 submit gate.demand_forecast evaluate.demand_forecast
 submit register.demand_forecast evaluate.demand_forecast features.demand_forecast gate.demand_forecast train.demand_forecast validate.store_sales
-submit shadow.demand_forecast features.demand_forecast register.demand_forecast
+submit shadow.demand_forecast features.demand_forecast gate.demand_forecast register.demand_forecast
 submit promote.demand_forecast gate.demand_forecast register.demand_forecast shadow.demand_forecast
 
 record=$LOOPC_PLAN_DIR/submitted/$LOOPC_RUN_ID.json

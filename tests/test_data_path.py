@@ -30,7 +30,7 @@ from loopc.runtime.execution.step import load_step
 from loopc.runtime.features.transforms import fit_features
 from loopc.runtime.monitor.profile import ProfileSketch, build_profile
 from loopc.runtime.registry.connect import open_registry
-from loopc.runtime.steps.common import label_classes, label_vector
+from loopc.runtime.steps.common import evaluation, group_columns, label_classes, label_vector
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices
 
 SPLITS = ("train", "valid", "test")
@@ -266,14 +266,17 @@ def test_a_file_changed_after_validation_fails_the_read_naming_it(tmp_path):
         rows.read(["v"])
 
 
-@pytest.mark.parametrize(("gate_split", "shadow_scores"), [("test", []), ("valid", ["champion"])])
-def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_path, gate_split, shadow_scores):
-    """The whole loop on a Parquet source: gate, register and shadow read the test rows through the split. The
-    shadow scores only what no earlier step scored on its rows (the train step: the challenger; the gate: the
-    champion, when it gates on the test split too), and compares what scoring both on the whole split gives."""
+@pytest.mark.parametrize(("gate_split", "new_rows", "gate_scores", "shadow_scores"), [
+    ("test", False, [], []), ("valid", False, [], []), ("test", True, ["champion"], []),
+    ("valid", True, ["champion"], ["champion"])])
+def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_path, gate_split, new_rows,
+                                                                          gate_scores, shadow_scores):
+    """The whole loop on a Parquet source: gate, register and shadow read the rows through the split. A model
+    is scored only where no earlier step predicted those rows: the train step predicted its own split (the
+    challenger's; the champion's too while the data is unchanged), the gate the champion's on gate.split. Either
+    way gate and shadow give what scoring the models on the whole split gives."""
     from loopc.runtime.gate.shadow import compare_shadow
     from loopc.runtime.steps.common import load_bundle
-    from loopc.runtime.steps.split_rows import open_split
 
     write_project(tmp_path, [random_table(1500, 1)])
     spec = tmp_path / "pipeline.yaml"
@@ -283,23 +286,38 @@ def test_a_split_of_rows_validate_never_copied_is_read_by_gate_and_shadow(tmp_pa
     quiet = PlainProgress(Console(file=io.StringIO()))
     first = run_plan(pipeline.train_plan, tmp_path, "one", jobs=1, progress=quiet)
     assert first.ok, first.records
+    if new_rows:
+        pq.write_table(random_table(600, 2), tmp_path / "data" / "part-1.parquet")
     retrained = compile_local(tmp_path / "pipeline.yaml", ["model.training.seed=1"])[0]
     second = run_plan(retrained.train_plan, tmp_path, "two", jobs=1, progress=quiet)
     assert second.ok, second.records
     gate = second.records["gate.m"]["outputs"]
-    assert gate["champion_version"] == 1 and gate["decision"]  # the champion was scored on the same rows
+    assert gate["champion_version"] == 1 and gate["decision"]  # the champion was judged on the same rows
     profile = json.loads((tmp_path / ".loopc" / first.records["train.m"]["artifact"] / "profile.json").read_text())
     assert sorted(profile["columns"]) == PROFILED and profile["predictions"]["count"] > 0
-    assert second.records["shadow.m"]["outputs"]["scored"] == shadow_scores
-    state, features = tmp_path / ".loopc", second.records["features.m"]
-    rows, assignment, _ = open_split(state, state / features["outputs"]["split_artifact"])
-    whole, _ = enforce_schema(rows.read(list(rows.names), np.asarray(assignment) == 2), COLUMNS)
+    assert gate["scored"] == gate_scores and second.records["shadow.m"]["outputs"]["scored"] == shadow_scores
+    state = tmp_path / ".loopc"
     champion, challenger = (load_bundle(state / run.records["train.m"]["artifact"]) for run in (first, second))
+    gated = json.loads((state / second.records["gate.m"]["artifact"] / "gate.json").read_text(encoding="utf-8"))
+    rows = _split_rows(state, second.records["features.m"], gate_split)
+    gate_config = {"slices": [{"column": "region", "metric": "accuracy", "min": 0.0, "min_rows": 1}]}
+    expected = evaluation("binary_classification", champion.labels(rows), champion.score(rows),
+                          group_columns(rows, gate_config), gate_config, None)
+    assert gated["champion"] == json.loads(json.dumps(expected))
+    whole = _split_rows(state, second.records["features.m"], "test")
     step = json.loads((retrained.train_plan.parent / "steps" / "shadow.m.json").read_text(encoding="utf-8"))
     expected = compare_shadow("binary_classification", champion.score(whole), challenger.score(whole),
                               challenger.labels(whole), step["config"]["shadow"]).to_dict()
     written = json.loads((state / second.records["shadow.m"]["artifact"] / "shadow.json").read_text(encoding="utf-8"))
     assert {k: written[k] for k in expected} == json.loads(json.dumps(expected)) and written["rows"] == len(whole)
+
+
+def _split_rows(state: Path, features: dict, split: str) -> pa.Table:
+    """Every row of ``split``, schema enforced, read whole."""
+    from loopc.runtime.steps.split_rows import open_split
+
+    rows, assignment, _ = open_split(state, state / features["outputs"]["split_artifact"])
+    return enforce_schema(rows.read(list(rows.names), np.asarray(assignment) == SPLITS.index(split)), COLUMNS)[0]
 
 
 def test_bytes_changed_under_the_same_size_and_mtime_are_not_registered(tmp_path):

@@ -202,8 +202,9 @@ def test_the_train_step_predicts_every_split_and_evaluate_takes_them_scoring_onl
     root, records, source, old = loop
     model_dir = root / ".loopc" / records["train.m"]["artifact"]
     bundle = load_bundle(model_dir)
-    stored = bundle.stored_predictions()
+    stored = bundle.stored_predictions(source.split_artifact)
     assert sorted(stored) == sorted(SPLITS)
+    assert bundle.stored_predictions(source.split_artifact + "0") == {}  # of other rows: none
     for split in SPLITS:
         assert np.array_equal(stored[split], predict(bundle.params, bundle.model["architecture"], bundle.task,
                                                      old[split]["x"])), split

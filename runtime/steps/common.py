@@ -60,6 +60,9 @@ def _binary_flags(column: pa.ChunkedArray) -> pa.Array:
     return flags
 
 
+PREDICTED_ROWS = "predicted_rows.json"  # in a model artifact: {"split_artifact"} its predictions_<split>.npy are of
+
+
 @dataclass(frozen=True)
 class ModelBundle:
     """Everything needed to score raw rows: params, architecture, fitted features, label classes."""
@@ -82,9 +85,13 @@ class ModelBundle:
         path = self.path / "profile.json"
         return read_json(path) if path.is_file() else None
 
-    def stored_predictions(self) -> dict[str, np.ndarray]:
-        """The train step's predictions of its split's rows, by split, in row order (``predictions_<split>.npy``;
-        none in artifacts written before them, no test in a sweep trial's)."""
+    def stored_predictions(self, split_artifact: str) -> dict[str, np.ndarray]:
+        """The train step's predictions of the rows of ``split_artifact``, by split, in row order
+        (``predictions_<split>.npy``); none when the model was trained on another split (``PREDICTED_ROWS``
+        names the one it predicted) or before it stored them, no test in a sweep trial's."""
+        record = self.path / PREDICTED_ROWS
+        if not record.is_file() or read_json(record).get("split_artifact") != split_artifact:
+            return {}
         return {split: np.load(self.path / f"predictions_{split}.npy") for split in SPLITS
                 if (self.path / f"predictions_{split}.npy").is_file()}
 

@@ -38,19 +38,22 @@ def _once(ctx: StepContext) -> str:
 CHAMPION_PREDICTIONS = "champion_predictions.npy"  # in a gate artifact: the champion's predictions of eval_rows
 
 
-def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict, gate: dict[str, Any]) -> tuple[dict, int]:
+def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict,
+                         gate: dict[str, Any]) -> tuple[dict, int, bool]:
     """The champion scored on the SAME raw rows as the candidate, through its own fitted transform,
-    read by record batches: (its evaluation, the batches read). Its predictions are kept in the gate's artifact
+    read by record batches: (its evaluation, the batches read, whether it was scored here). A champion trained on
+    these rows predicted them then (only labels and groups are read). Its predictions are kept in the gate's artifact
     (``CHAMPION_PREDICTIONS``): shadow compares the champion on the same rows without scoring them again."""
     bundle = load_bundle(local_artifact(ctx.state, champion.artifact))
+    stored = bundle.stored_predictions(eval_rows["split_artifact"]).get(eval_rows["split"])
     scores = score_split(ctx.state, eval_rows["split_artifact"], eval_rows["split"], [bundle], labels_by=bundle,
-                         gate=gate)
+                         gate=gate, known=[stored])
     if scores.labels is None:
         raise StepFailed(f"the {eval_rows['split']} rows lack the label column '{bundle.model['label']}'")
     with writing(ctx.out_dir / CHAMPION_PREDICTIONS) as path:
         np.save(path, scores.predictions[0])
     return evaluation(bundle.task, scores.labels, scores.predictions[0], scores.groups, gate,
-                      bundle.num_classes), scores.batches
+                      bundle.num_classes), scores.batches, stored is None
 
 
 def _gated_champion_predictions(ctx: StepContext, champion, split_artifact: str, split: str) -> np.ndarray | None:
@@ -78,7 +81,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
         message = f"this model is already the champion (version {champion.version}): nothing new to gate"
         return {"passed": True, "status": "champion", "summary": message, "champion_version": champion.version,
                 "stop": f"already the champion (version {champion.version})"}
-    champion_eval, batches = (None, 0) if champion is None else _champion_evaluation(
+    champion_eval, batches, scored = (None, 0, False) if champion is None else _champion_evaluation(
         ctx, champion, evaluated["outputs"]["eval_rows"], gate)
     try:
         decision = decide_gate(gate, task=ctx.config["task"], candidate=candidate, champion=champion_eval)
@@ -91,7 +94,7 @@ def run_gate(ctx: StepContext) -> dict[str, Any]:
     atomic_write_json(ctx.out_dir / "gate.json", details)
     outputs = {"passed": decision.passed, "status": decision.status, "summary": decision.summary,
                "champion_version": champion.version if champion else None, "decision": decision.to_dict(),
-               "batches": batches}
+               "batches": batches, "scored": ["champion"] if scored else []}
     if decision.status == "rejected":
         ctx.registry.record_event("gate_rejected", name, None, _actor(ctx), decision.summary,
                                   {"run_id": ctx.run_id, "artifact": artifact}, event_key=_once(ctx))
@@ -192,10 +195,11 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
     split_artifact = features["outputs"]["split_artifact"]
     challenger = load_bundle(local_artifact(ctx.state, ctx.registry.version(name, number).artifact))
     incumbent = load_bundle(local_artifact(ctx.state, champion.artifact))
-    # the gate scored the champion on these rows, and the challenger is this run's model (register's), whose train
-    # step predicted this split's test rows: neither is scored again
-    known = [_gated_champion_predictions(ctx, champion, split_artifact, "test"),
-             challenger.stored_predictions().get("test")]
+    # the gate scored the champion on these rows (or its train step did, on the same data), and the challenger's
+    # train step did: neither is scored again
+    gated = _gated_champion_predictions(ctx, champion, split_artifact, "test")
+    known = [incumbent.stored_predictions(split_artifact).get("test") if gated is None else gated,
+             challenger.stored_predictions(split_artifact).get("test")]
     scores = score_split(ctx.state, split_artifact, "test", [incumbent, challenger], labels_by=challenger,
                          known=known)
     try:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepContext, StepFailed
-from loopc.runtime.steps.common import copy_bundle_files, evaluation, load_bundle
+from loopc.runtime.steps.common import PREDICTED_ROWS, copy_bundle_files, evaluation, load_bundle
 from loopc.runtime.steps.features import PROFILE_POINTS
 from loopc.runtime.steps.files import read_json, writing
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, split_predictions
@@ -106,7 +106,8 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
     atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred), compact=True)
     test_pred = None if test is None else predict(result.params, model["architecture"], model["task"], test.x)
-    _write_predictions(ctx.out_dir, {"train": train_pred, "valid": valid_pred, "test": test_pred})
+    _write_predictions(ctx.out_dir, source.split_artifact, {"train": train_pred, "valid": valid_pred,
+                                                            "test": test_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)
     copy_bundle_files(features_dir, ctx.out_dir)
     compile_seconds = ahead_seconds + result.compile_seconds
@@ -162,13 +163,15 @@ class CompileAhead:
         return self.seconds
 
 
-def _write_predictions(out_dir: Path, predictions: dict[str, np.ndarray | None]) -> None:
-    """The model's predictions of its rows by split, in row order (``predictions_<split>.npy``): evaluate takes
-    them instead of scoring those rows again (None: not predicted here; a split without rows has none)."""
+def _write_predictions(out_dir: Path, split_artifact: str, predictions: dict[str, np.ndarray | None]) -> None:
+    """The model's predictions of the rows of ``split_artifact`` by split, in row order (``predictions_<split>.npy``,
+    the split named in ``PREDICTED_ROWS``): evaluate, gate and shadow take them instead of scoring those rows again
+    (None: not predicted here)."""
     for split, values in predictions.items():
         if values is not None:
             with writing(out_dir / f"predictions_{split}.npy") as path:
                 np.save(path, np.asarray(values))
+    atomic_write_json(out_dir / PREDICTED_ROWS, {"split_artifact": split_artifact})
 
 
 def _reference_sketch(features_dir: Path):
@@ -251,7 +254,7 @@ def run_evaluate(ctx: StepContext) -> dict[str, Any]:
     rows, _, _ = open_split(ctx.state, local_artifact(ctx.state, split_artifact))
     keys, spill = [k for k in dataset_keys(rows.columns) if k in rows.names], KeySpill(ctx.scratch_dir("keys"))
     scored = score_every_split(ctx.state, split_artifact, bundle, gate=gate, group_split=split, keys=keys,
-                               key_sink=spill.add, known=bundle.stored_predictions())
+                               key_sink=spill.add, known=bundle.stored_predictions(split_artifact))
     result = evaluation(bundle.task, scored.labels[split], scored.predictions[split], scored.groups, gate,
                         bundle.num_classes)
     result["split"] = split

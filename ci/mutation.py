@@ -73,6 +73,7 @@ MODULES: dict[str, list[str]] = {
     "runtime/data/parallel.py": ["tests/test_parallel.py"],
     "runtime/data/casting.py": ["tests/test_data_casting.py"],
     "runtime/steps/trial_matrices.py": ["tests/test_trial_matrices.py"],
+    "runtime/steps/split_scores.py": ["tests/test_matrices.py", "tests/test_data_path.py"],
 }
 
 # Modules whose core is a few functions of a larger file: only those functions' mutants are run and scored.
@@ -103,7 +104,7 @@ CHILD_PROCESS_TESTS: dict[str, tuple[dict[str, str], list[str]]] = {
 # JAX is not fork-safe: mutmut's default workers fork from a process that has initialised it and hang.
 # These modules' workers come from a fork server started before any test imports JAX.
 FORKSERVER = {"runtime/train/trainer.py", "runtime/train/epoch.py", "runtime/train/checkpoint.py",
-              "runtime/steps/matrices.py", "runtime/steps/trial_matrices.py"}
+              "runtime/steps/matrices.py", "runtime/steps/trial_matrices.py", "runtime/steps/split_scores.py"}
 
 
 def stage(module: str) -> Path:

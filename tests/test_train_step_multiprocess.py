@@ -52,7 +52,7 @@ def test_two_processes_train_from_their_rows_and_process_0_profiles_every_train_
     trained = state / read_record(state, "two", "train.m")["artifact"]
     bundle = load_bundle(trained)
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", "1G")
-    whole = build_matrices(source, ("train", "valid"), tmp_path)
+    whole = build_matrices(source, ("train", "valid", "test"), tmp_path)
     x_train, model = whole["train"].x, bundle.model
     alone = train_model(x_train, whole["train"].y, whole["valid"].x, whole["valid"].y, task=model["task"],
                         num_classes=None, architecture=model["architecture"], optimizer=model["optimizer"],
@@ -69,3 +69,8 @@ def test_two_processes_train_from_their_rows_and_process_0_profiles_every_train_
     expected = complete_profile(sketch.sketches(), train_rows, predictions)
     profile = json.loads((trained / "profile.json").read_text(encoding="utf-8"))
     assert profile == json.loads(json.dumps(expected))
+    stored = bundle.stored_predictions(source.split_artifact)  # process 0 predicted every split's rows
+    assert sorted(stored) == ["test", "train", "valid"]
+    for split in ("train", "valid", "test"):
+        expected = predict(bundle.params, bundle.model["architecture"], bundle.task, whole[split].x)
+        assert np.array_equal(stored[split], expected), split

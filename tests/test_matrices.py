@@ -5,6 +5,7 @@ features step's batches and counted over the train rows read whole)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_project
 
 from loopc.compiler.cli.run import compile_local
-from loopc.runtime.data.split_record import SPLITS
+from loopc.runtime.data.split_record import ASSIGNMENT, SPLITS
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
 from loopc.runtime.steps import matrices
@@ -26,7 +27,7 @@ from loopc.runtime.steps.common import evaluation, group_columns, label_vector, 
 from loopc.runtime.steps.matrices import MatrixSource, build_matrices, held_in_memory, split_predictions
 from loopc.runtime.steps.model import KeySpill
 from loopc.runtime.steps.split_rows import open_split, split_batches
-from loopc.runtime.steps.split_scores import score_every_split
+from loopc.runtime.steps.split_scores import score_every_split, score_split
 from loopc.runtime.train.checkpoint import load_params
 from loopc.runtime.train.inputs import prepare_training_data
 from loopc.runtime.train.predict import predict
@@ -297,3 +298,74 @@ def test_evaluate_of_a_model_holding_every_splits_predictions_imports_no_jax(loo
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
     again = json.loads((state / "runs" / "r1" / "evaluate.m.json").read_text(encoding="utf-8"))
     assert again["status"] == "done" and again["outputs"] == records["evaluate.m"]["outputs"]
+
+
+def _reassigned(source: MatrixSource, folder: Path, moves: dict[int, int]) -> str:
+    """A copy of the split artifact whose rows of split index ``a`` go to ``b`` for each ``a: b`` of ``moves``."""
+    shutil.copytree(source.state / source.split_artifact, folder)
+    _, assignment, record = open_split(source.state, source.state / source.split_artifact)
+    moved = np.asarray(assignment).copy()
+    for old_index, new_index in moves.items():
+        moved[np.asarray(assignment) == old_index] = new_index
+    np.save(folder / ASSIGNMENT, moved)
+    record.pop("assignment_artifact", None)  # the copy holds its own assignment
+    (folder / "split.json").write_text(json.dumps(record), encoding="utf-8")
+    return str(folder)
+
+
+def test_score_split_scores_only_unknown_models_and_counts_the_batches_it_read(loop):
+    root, records, source, old = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    stored = bundle.stored_predictions(source.split_artifact)["test"]
+    fresh = predict(bundle.params, bundle.model["architecture"], bundle.task, old["test"]["x"])
+    args = (source.state, source.split_artifact, "test")
+    mixed = score_split(*args, [bundle, bundle], labels_by=bundle, gate=GATE, known=[None, stored])
+    assert np.array_equal(mixed.predictions[0], fresh) and mixed.predictions[1] is stored
+    assert np.array_equal(mixed.labels, old["test"]["y"]) and np.array_equal(mixed.groups["region"], np.asarray(
+        old["test"]["table"].column("region").to_pylist(), dtype=object).astype(str))
+    wanted = sorted({*bundle.fitted.input_columns, "label", "region"})
+    assert mixed.batches == sum(1 for _ in split_batches(*args, wanted)) > 1
+    labels_only = score_split(*args, [bundle], labels_by=bundle, gate=GATE, known=[stored])
+    assert labels_only.predictions[0] is stored and np.array_equal(labels_only.labels, old["test"]["y"])
+    assert labels_only.batches == sum(1 for _ in split_batches(*args, ["label", "region"]))
+    with pytest.raises(StepFailed, match=rf"stored predictions of model 'm' on the test split hold {len(stored) - 1} "
+                                         rf"rows, the split {len(stored)}; run the step that wrote them again"):
+        score_split(*args, [bundle], labels_by=bundle, known=[stored[1:]])
+    with pytest.raises(ValueError):  # one known entry per model
+        score_split(*args, [bundle, bundle], labels_by=bundle, known=[stored])
+    unlabelled = dataclasses.replace(bundle, model={**bundle.model, "label": "no_such_column"})
+    assert score_split(*args, [bundle], labels_by=unlabelled, known=[stored]).labels is None
+
+
+def test_a_split_without_rows_scores_to_empty_float32_labels_and_predictions(loop, tmp_path):
+    root, records, source, old = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    no_test = _reassigned(source, tmp_path / "split", {2: 1})
+    scores = score_split(source.state, no_test, "test", [bundle], labels_by=bundle, gate=GATE)
+    assert scores.rows == 0 and scores.batches == 0 and scores.groups == {}
+    assert scores.labels.dtype == np.float32 and scores.labels.shape == (0,)
+    assert scores.predictions[0].shape == (0,)
+
+
+def test_every_split_is_scored_when_the_first_split_has_no_rows_and_keys_go_to_their_sink(loop, tmp_path):
+    root, records, source, old = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    no_train = _reassigned(source, tmp_path / "split", {0: 1})  # train's rows join valid
+    sunk = {s: [] for s in SPLITS}
+    scored = score_every_split(source.state, no_train, bundle, gate=GATE, group_split="test", keys=["id"],
+                               key_sink=lambda split, keys: sunk[split].append(keys))
+    assert scored.labels["train"].dtype == np.float32 and scored.labels["train"].shape == (0,)
+    assert scored.predictions["train"].shape == (0,) and sunk["train"] == []
+    valid = pa.concat_tables([old["train"]["table"], old["valid"]["table"]]).sort_by("id")  # rows in id order
+    got = pa.concat_tables(sunk["valid"]).column("id").to_pylist()
+    assert sorted(got) == valid.column("id").to_pylist() and len(scored.labels["valid"]) == len(got)
+    assert pa.concat_tables(sunk["test"]).column("id").to_pylist() == old["test"]["table"].column("id").to_pylist()
+    assert np.array_equal(scored.labels["test"], old["test"]["y"])
+    assert np.array_equal(scored.predictions["test"], predict(bundle.params, bundle.model["architecture"],
+                                                              bundle.task, old["test"]["x"]))
+    assert scored.batches == sum(1 for _ in open_split(source.state, Path(no_train))[0].batches(
+        sorted({*bundle.fitted.input_columns, "label", "region", "id"})))
+    quiet = {s: [] for s in SPLITS}
+    score_every_split(source.state, no_train, bundle, gate=GATE, group_split="test", keys=[],
+                      key_sink=lambda split, keys: quiet[split].append(keys))
+    assert quiet == {s: [] for s in SPLITS}  # no key columns: nothing to sink

@@ -146,12 +146,13 @@ def score_split(state: Path, split_artifact: str, split: str, bundles: list[Mode
     scored = [b for b, k in zip(bundles, known, strict=True) if k is None]
     wanted = sorted({c for b in scored for c in b.fitted.input_columns} | {label} | set(names))
     predictors = [ChunkedPredictor(b) for b in scored]
-    labels, groups, batches, labelled, rows = [], {n: [] for n in names}, 0, True, 0
+    every_row, _, record = open_split(state, local_artifact(state, split_artifact))
+    labelled, rows = label in every_row.names, record["counts"][split]
+    labels, groups, batches = [], {n: [] for n in names}, 0
     for batch in split_batches(state, split_artifact, split, wanted):
-        batches, rows = batches + 1, rows + batch.num_rows
+        batches += 1
         for predictor in predictors:
             predictor.add(batch)
-        labelled = labelled and label in batch.column_names
         if labelled:
             labels.append(labels_by.labels(batch))
         for name, values in group_columns(batch, gate or {}).items():

@@ -180,7 +180,8 @@ def test_the_shadow_compares_what_both_models_give_on_the_whole_test_split(loop,
     root, _, first, second, _ = loop
     monkeypatch.setenv("LOOPC_MEMORY_BUDGET", BUDGET)
     whole = _whole_split(root, second.records["features.m"], "test")
-    champion, challenger = (load_bundle(root / ".loopc" / run.records["train.m"]["artifact"]) for run in (first, second))
+    champion, challenger = (load_bundle(root / ".loopc" / run.records["train.m"]["artifact"])
+                            for run in (first, second))
     plan = compile_local(root / "pipeline.yaml", RETRAIN)[0].train_plan
     step = json.loads((plan.parent / "steps" / "shadow.m.json").read_text(encoding="utf-8"))
     expected = compare_shadow("binary_classification", champion.score(whole), challenger.score(whole),

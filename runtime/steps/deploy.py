@@ -216,7 +216,8 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
                               event_key=_once(ctx))
     return {"passed": result.passed, "rows": result.rows, "agreement": result.agreement,
             "summary": result.summary + (f" ({short})" if short else ""), "champion_version": champion.version,
-            "batches": scores.batches, "scored": [role for role, k in zip(("champion", "challenger"), known) if k is None]}
+            "batches": scores.batches,
+            "scored": [role for role, k in zip(("champion", "challenger"), known, strict=True) if k is None]}
 
 
 def shadow_rows_warning(rows: int, shadow: dict[str, Any]) -> str:

@@ -34,7 +34,6 @@ class ChunkedPredictor:
 
         self.bundle = bundle
         self.predictor = Predictor(bundle.params, bundle.model["architecture"], bundle.task)
-        self.chunk = self.predictor.chunk
 
     def add(self, table: pa.Table) -> None:
         """Score raw rows (through the bundle's fitted transform)."""

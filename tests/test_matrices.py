@@ -20,6 +20,7 @@ from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_pro
 
 from loopc.compiler.cli.run import compile_local
 from loopc.runtime.data.split_record import ASSIGNMENT, SPLITS
+from loopc.runtime.data.rows import ValidatedRows
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
 from loopc.runtime.steps import matrices
@@ -369,3 +370,22 @@ def test_every_split_is_scored_when_the_first_split_has_no_rows_and_keys_go_to_t
     score_every_split(source.state, no_train, bundle, gate=GATE, group_split="test", keys=[],
                       key_sink=lambda split, keys: quiet[split].append(keys))
     assert quiet == {s: [] for s in SPLITS}  # no key columns: nothing to sink
+
+
+def test_evaluate_s_pass_reads_only_labels_groups_and_keys_when_every_split_is_known(loop, monkeypatch):
+    root, records, source, old = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    stored = bundle.stored_predictions(source.split_artifact)
+    asked, batches = [], ValidatedRows.batches
+    monkeypatch.setattr(ValidatedRows, "batches", lambda rows, columns, size=None: (
+        asked.append(list(columns)), batches(rows, columns, size))[1])
+    args = (source.state, source.split_artifact, bundle)
+    known = score_every_split(*args, gate=GATE, group_split="test", keys=["id"], known=stored)
+    assert asked == [["id", "label", "region"]]
+    asked.clear()
+    scored = score_every_split(*args, gate=GATE, group_split="test", keys=["id"],
+                               known={s: stored[s] for s in ("train", "valid")})
+    assert asked == [sorted({*bundle.fitted.input_columns, "id", "label", "region"})]
+    for split in SPLITS:
+        assert np.array_equal(known.predictions[split], scored.predictions[split]), split
+        assert np.array_equal(known.labels[split], scored.labels[split]), split

@@ -67,16 +67,18 @@ def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, 
     """One pass over the rows: each batch through the bundle's fitted transform, its rows' predictions, labels
     (and ``keys`` columns, handed to ``key_sink``) routed to their split; the gate's groups of ``group_split``.
     Predictions are bit for bit one ``predict`` call over the split's feature matrix. Splits in ``known`` (the
-    train step's predictions of its train and valid rows) are not scored again: only their labels are read."""
+    train step's predictions of their rows) are not scored again: only their labels are read, and with every
+    split known the model's input columns are not read at all."""
     known = known or {}
     rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
     names = [n for n in gate_group_names(gate) if n in rows.names]
-    wanted = sorted({*bundle.fitted.input_columns, bundle.model["label"], *names, *keys} & set(rows.names))
     predictors = {s: ChunkedPredictor(bundle) for s in SPLITS if s not in known}
+    inputs, features = (bundle.fitted.input_columns, bundle.fitted.dim) if predictors else ((), 0)
+    wanted = sorted({*inputs, bundle.model["label"], *names, *keys} & set(rows.names))
     scored = np.array([s not in known for s in SPLITS])
     labels, groups, batches = {s: [] for s in SPLITS}, {n: [] for n in names}, 0
     try:
-        for offset, batch in rows.batches(wanted, batch_rows(4 * bundle.fitted.dim + 8 * len(wanted))):
+        for offset, batch in rows.batches(wanted, batch_rows(4 * features + 8 * len(wanted))):
             batches += 1
             part = np.asarray(assignment[offset:offset + batch.num_rows])
             x, x_part = _scored_rows(bundle, batch, part, scored)

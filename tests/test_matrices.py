@@ -19,8 +19,8 @@ import pytest
 from test_data_path import COLUMNS, PROFILED, random_table, run_until, write_project
 
 from loopc.compiler.cli.run import compile_local
-from loopc.runtime.data.split_record import ASSIGNMENT, SPLITS
 from loopc.runtime.data.rows import ValidatedRows
+from loopc.runtime.data.split_record import ASSIGNMENT, SPLITS
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.monitor.profile import ProfileSketch, complete_profile, numeric_values
 from loopc.runtime.steps import matrices

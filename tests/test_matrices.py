@@ -389,3 +389,18 @@ def test_evaluate_s_pass_reads_only_labels_groups_and_keys_when_every_split_is_k
     for split in SPLITS:
         assert np.array_equal(known.predictions[split], scored.predictions[split]), split
         assert np.array_equal(known.labels[split], scored.labels[split]), split
+
+
+def test_stored_predictions_of_the_wrong_length_fail_before_any_row_is_read(loop, monkeypatch):
+    root, records, source, _ = loop
+    bundle = load_bundle(root / ".loopc" / records["train.m"]["artifact"])
+    stored = bundle.stored_predictions(source.split_artifact)
+    assert sorted(bundle.stored_predictions(source.split_artifact, ("test",))) == ["test"]  # only what is asked
+    read = []
+    monkeypatch.setattr(ValidatedRows, "batches", lambda rows, columns, size=None: read.append(columns) or iter(()))
+    with pytest.raises(StepFailed, match="stored predictions of model 'm' on the test split hold"):
+        score_split(source.state, source.split_artifact, "test", [bundle], labels_by=bundle, known=[stored["test"][1:]])
+    with pytest.raises(StepFailed, match="stored predictions of the valid split hold"):
+        score_every_split(source.state, source.split_artifact, bundle, gate=GATE, group_split="test", keys=[],
+                          known={**stored, "valid": stored["valid"][:-1]})
+    assert read == []

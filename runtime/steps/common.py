@@ -85,14 +85,14 @@ class ModelBundle:
         path = self.path / "profile.json"
         return read_json(path) if path.is_file() else None
 
-    def stored_predictions(self, split_artifact: str) -> dict[str, np.ndarray]:
-        """The train step's predictions of the rows of ``split_artifact``, by split, in row order
-        (``predictions_<split>.npy``); none when the model was trained on another split (``PREDICTED_ROWS``
-        names the one it predicted) or before it stored them, no test in a sweep trial's."""
+    def stored_predictions(self, split_artifact: str, splits: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
+        """The train step's predictions of the rows of ``split_artifact``, by split (of ``splits``: only those are
+        read), in row order (``predictions_<split>.npy``); none when the model was trained on another split
+        (``PREDICTED_ROWS`` names the one it predicted) or before it stored them, no test in a sweep trial's."""
         record = self.path / PREDICTED_ROWS
         if not record.is_file() or read_json(record).get("split_artifact") != split_artifact:
             return {}
-        return {split: np.load(self.path / f"predictions_{split}.npy") for split in SPLITS
+        return {split: np.load(self.path / f"predictions_{split}.npy") for split in splits
                 if (self.path / f"predictions_{split}.npy").is_file()}
 
     def score(self, table: pa.Table) -> np.ndarray:

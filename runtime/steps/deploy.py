@@ -45,7 +45,8 @@ def _champion_evaluation(ctx: StepContext, champion, eval_rows: dict,
     these rows predicted them then (only labels and groups are read). Its predictions are kept in the gate's artifact
     (``CHAMPION_PREDICTIONS``): shadow compares the champion on the same rows without scoring them again."""
     bundle = load_bundle(local_artifact(ctx.state, champion.artifact))
-    stored = bundle.stored_predictions(eval_rows["split_artifact"]).get(eval_rows["split"])
+    split = eval_rows["split"]
+    stored = bundle.stored_predictions(eval_rows["split_artifact"], (split,)).get(split)
     scores = score_split(ctx.state, eval_rows["split_artifact"], eval_rows["split"], [bundle], labels_by=bundle,
                          gate=gate, known=[stored])
     if scores.labels is None:
@@ -198,8 +199,8 @@ def run_shadow(ctx: StepContext) -> dict[str, Any]:
     # the gate scored the champion on these rows (or its train step did, on the same data), and the challenger's
     # train step did: neither is scored again
     gated = _gated_champion_predictions(ctx, champion, split_artifact, "test")
-    known = [incumbent.stored_predictions(split_artifact).get("test") if gated is None else gated,
-             challenger.stored_predictions(split_artifact).get("test")]
+    known = [incumbent.stored_predictions(split_artifact, ("test",)).get("test") if gated is None else gated,
+             challenger.stored_predictions(split_artifact, ("test",)).get("test")]
     scores = score_split(ctx.state, split_artifact, "test", [incumbent, challenger], labels_by=challenger,
                          known=known)
     try:

@@ -93,6 +93,7 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
                              checkpoint_dir=ctx.scratch_dir("checkpoint"), steps_per_call=_steps_per_call())
         valid_pred = predict(result.params, model["architecture"], model["task"], x_valid) if first and len(y_valid) \
             else None
+        test_pred = None if test is None else predict(result.params, model["architecture"], model["task"], test.x)
     except TrainError as exc:
         raise StepFailed(f"training model '{model['name']}': {exc}") from None
     if result.resumed_at is not None:
@@ -105,7 +106,6 @@ def run_train(ctx: StepContext) -> dict[str, Any]:
     save_params(ctx.out_dir / "params.npz", result.params)
     train_pred = split_predictions(source, "train", train, result.params, model["architecture"], model["task"])
     atomic_write_json(ctx.out_dir / "profile.json", complete_profile(columns, sketch.rows, train_pred), compact=True)
-    test_pred = None if test is None else predict(result.params, model["architecture"], model["task"], test.x)
     _write_predictions(ctx.out_dir, source.split_artifact, {"train": train_pred, "valid": valid_pred,
                                                             "test": test_pred})
     atomic_write_json(ctx.out_dir / "model.json", model)

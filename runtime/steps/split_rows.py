@@ -28,6 +28,12 @@ def split_batches(state: Path, split_artifact: str, split: str, columns: list[st
     """``columns`` of one split's rows, record batch by record batch in row order (the batch size follows
     ``LOOPC_MEMORY_BUDGET``); columns the rows lack are left out. StepFailed names a file that cannot be read."""
     rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
+    return opened_split_batches(rows, assignment, split, columns)
+
+
+def opened_split_batches(rows: ValidatedRows, assignment: np.ndarray, split: str,
+                         columns: list[str]) -> Iterator[pa.Table]:
+    """:func:`split_batches` of a split already opened (``open_split``'s rows and assignment)."""
     index, present = SPLITS.index(split), [c for c in columns if c in rows.names]
     try:
         for offset, batch in rows.batches(present):

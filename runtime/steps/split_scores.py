@@ -21,7 +21,7 @@ from loopc.runtime.data.split_record import SPLITS
 from loopc.runtime.execution.runner import StepFailed
 from loopc.runtime.features.transforms import FeatureError
 from loopc.runtime.steps.common import ModelBundle, gate_group_names, group_columns
-from loopc.runtime.steps.split_rows import open_split, split_batches
+from loopc.runtime.steps.split_rows import open_split, opened_split_batches
 from loopc.runtime.store.artifacts import local_artifact
 
 
@@ -70,7 +70,11 @@ def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, 
     train step's predictions of their rows) are not scored again: only their labels are read, and with every
     split known the model's input columns are not read at all."""
     known = known or {}
-    rows, assignment, _ = open_split(state, local_artifact(state, split_artifact))
+    rows, assignment, record = open_split(state, local_artifact(state, split_artifact))
+    for split, predictions in known.items():  # before any row is read
+        if len(predictions) != record["counts"][split]:
+            raise StepFailed(f"the model's stored predictions of the {split} split hold {len(predictions)} rows, the "
+                             f"split {record['counts'][split]}; retrain the model on these rows")
     names = [n for n in gate_group_names(gate) if n in rows.names]
     predictors = {s: ChunkedPredictor(bundle) for s in SPLITS if s not in known}
     inputs, features = (bundle.fitted.input_columns, bundle.fitted.dim) if predictors else ((), 0)
@@ -102,10 +106,6 @@ def score_every_split(state: Path, split_artifact: str, bundle: ModelBundle, *, 
     except DataError as exc:
         raise StepFailed(str(exc)) from None
     y = {s: np.concatenate(v) if v else np.zeros(0, np.float32) for s, v in labels.items()}
-    for split, predictions in known.items():
-        if len(predictions) != len(y[split]):
-            raise StepFailed(f"the model's stored predictions of the {split} split hold {len(predictions)} rows, the "
-                             f"split {len(y[split])}; retrain the model on these rows")
     predictions = {s: known[s] if s in known else predictors[s].result() for s in SPLITS}
     return EverySplit(predictions, y, {n: np.concatenate(v) for n, v in groups.items() if v}, batches)
 
@@ -146,11 +146,15 @@ def score_split(state: Path, split_artifact: str, split: str, bundles: list[Mode
     label, names = labels_by.model["label"], gate_group_names(gate or {})
     scored = [b for b, k in zip(bundles, known, strict=True) if k is None]
     wanted = sorted({c for b in scored for c in b.fitted.input_columns} | {label} | set(names))
+    rows, assignment, record = open_split(state, local_artifact(state, split_artifact))
+    for bundle, values in zip(bundles, known, strict=True):  # before any row is read
+        if values is not None and len(values) != record["counts"][split]:
+            raise StepFailed(f"the stored predictions of model '{bundle.model['name']}' on the {split} split hold "
+                             f"{len(values)} rows, the split {record['counts'][split]}; run the step that wrote "
+                             "them again")
     predictors = [ChunkedPredictor(b) for b in scored]
-    every_row, _, record = open_split(state, local_artifact(state, split_artifact))
-    labelled, rows = label in every_row.names, record["counts"][split]
-    labels, groups, batches = [], {n: [] for n in names}, 0
-    for batch in split_batches(state, split_artifact, split, wanted):
+    labelled, labels, groups, batches = label in rows.names, [], {n: [] for n in names}, 0
+    for batch in opened_split_batches(rows, assignment, split, wanted):
         batches += 1
         for predictor in predictors:
             predictor.add(batch)
@@ -158,10 +162,6 @@ def score_split(state: Path, split_artifact: str, split: str, bundles: list[Mode
             labels.append(labels_by.labels(batch))
         for name, values in group_columns(batch, gate or {}).items():
             groups[name].append(values)
-    for bundle, values in zip(bundles, known, strict=True):
-        if values is not None and len(values) != rows:
-            raise StepFailed(f"the stored predictions of model '{bundle.model['name']}' on the {split} split hold "
-                             f"{len(values)} rows, the split {rows}; run the step that wrote them again")
     results = iter([p.result() for p in predictors])
     y = (np.concatenate(labels) if labels else np.zeros(0, np.float32)) if labelled else None
     return SplitScores([next(results) if k is None else k for k in known], y,
